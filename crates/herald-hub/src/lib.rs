@@ -1,5 +1,62 @@
 //! herald-hub: a Mercure-compatible Server-Sent Events hub, as a library.
+//!
+//! Backends publish updates with a form POST; browsers subscribe with a
+//! plain `EventSource`; the hub stores each update in history, fans it out
+//! to every matching subscriber, and replays what a reconnecting client
+//! missed from its `Last-Event-ID`. The protocol is Mercure draft-07.
+//!
+//! # Layout
+//!
+//! The publish path, in order: [`protocol`] parses and validates the form,
+//! [`auth`] checks the publisher's JWT, the `publisher` writer appends to
+//! [`history`] (one batch per commit) and then hands the stored entries to
+//! `fanout`, which queues each one (an `Arc`, encoded once) for every
+//! matching, authorized subscriber. The subscribe path: [`protocol`] parses
+//! the selectors, [`auth`] admits the subscriber, `fanout` registers it,
+//! `http` replays history after its `Last-Event-ID` and then streams live
+//! entries, with heartbeats. [`topic`] matches selectors (exact, `*`, URI
+//! templates) for both. [`metrics`] counts everything.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use herald_hub::{Hub, HubConfig};
+//!
+//! let hub = Hub::new(HubConfig { anonymous: true, ..HubConfig::default() })?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, hub.router())
+//!     .with_graceful_shutdown({
+//!         let hub = hub.clone();
+//!         async move {
+//!             let _ = tokio::signal::ctrl_c().await;
+//!             hub.shutdown(); // end every stream so the server can stop
+//!         }
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+mod config;
+mod fanout;
+pub mod history;
+mod http;
+mod hub;
+pub mod metrics;
+pub mod protocol;
+mod publisher;
 pub mod topic;
+
+pub use config::{HubConfig, JwtKey};
+pub use http::HUB_PATH;
+pub use hub::{BuildError, Hub, PublishError};
+
+impl Hub {
+    /// The hub's HTTP routes, ready for `axum::serve` or to be nested in an
+    /// application's router.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+}

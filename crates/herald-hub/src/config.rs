@@ -1,0 +1,73 @@
+//! The hub's configuration, as plain data.
+//!
+//! The binary fills a [`HubConfig`] from flags, `HERALD_*` variables and a
+//! TOML file; an application embedding the hub builds one in code. Defaults
+//! follow the reference Mercure hub wherever it has one.
+
+use std::time::Duration;
+
+use crate::protocol::ProtocolLimits;
+
+/// A JWT verification key and its algorithm.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwtKey {
+    /// The algorithm tokens must be signed with.
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// The HMAC secret for HS*, or a PEM public key for RS*, PS* and ES*.
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("JwtKey").field("algorithm", &self.algorithm).finish_non_exhaustive()
+    }
+}
+
+/// Everything the hub can be configured with.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Key for publishers' tokens. Without one, nobody can publish over HTTP.
+    pub publisher_key: Option<JwtKey>,
+    /// Key for subscribers' tokens. Without one, subscriber tokens are
+    /// refused and only anonymous subscriptions (if allowed) work.
+    pub subscriber_key: Option<JwtKey>,
+    /// Whether subscribers without a token may subscribe (to public updates).
+    pub anonymous: bool,
+    /// Origins allowed to subscribe and publish cross-origin, with
+    /// credentials. `*` allows any origin (echoed back, as credentials need).
+    pub cors_origins: Vec<String>,
+    /// Origins allowed to publish with the cookie (CSRF guard). `*` allows any.
+    pub publish_origins: Vec<String>,
+    /// Interval between heartbeat comments on idle streams; zero disables.
+    pub heartbeat: Duration,
+    /// Events kept in the in-memory history.
+    pub history_size: usize,
+    /// Largest publish body accepted, in bytes.
+    pub max_body: usize,
+    /// Topic, selector and length limits.
+    pub limits: ProtocolLimits,
+    /// Events a subscriber may have queued before it counts as slow and its
+    /// stream is closed.
+    pub queue_capacity: usize,
+    /// Compiled URI templates kept in the matcher cache.
+    pub matcher_cache: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            publisher_key: None,
+            subscriber_key: None,
+            anonymous: false,
+            cors_origins: Vec::new(),
+            publish_origins: Vec::new(),
+            heartbeat: Duration::from_secs(40),
+            history_size: 10_000,
+            max_body: 1 << 20,
+            limits: ProtocolLimits::default(),
+            queue_capacity: 1024,
+            matcher_cache: 10_000,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The in-memory backend: a bounded ring of entries with an id index.
+//!
+//! Replay from it is a slice of the ring, found in constant time from the
+//! sequence number; an id is resolved through a hash map. Nothing survives a
+//! restart: `--history memory` is for tests and for deployments that accept
+//! that.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry};
+
+/// A bounded in-memory history holding the most recent `capacity` events
+/// and at most `max_bytes` bytes of them.
+#[derive(Debug)]
+pub struct MemoryHistory {
+    capacity: usize,
+    max_bytes: u64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: VecDeque<Arc<Entry>>,
+    /// Id to the sequence number of its earliest held entry.
+    ids: HashMap<String, u64>,
+    next_seq: u64,
+    bytes: u64,
+}
+
+impl MemoryHistory {
+    /// A history keeping at most `capacity` events (0 keeps none: no replay).
+    pub fn new(capacity: usize) -> MemoryHistory {
+        MemoryHistory::with_max_bytes(capacity, u64::MAX)
+    }
+
+    /// A history keeping at most `capacity` events and `max_bytes` bytes.
+    pub fn with_max_bytes(capacity: usize, max_bytes: u64) -> MemoryHistory {
+        MemoryHistory {
+            capacity,
+            max_bytes,
+            state: Mutex::new(State {
+                next_seq: 1,
+                ..State::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves the ring itself
+        // consistent (each mutation is a single push or pop), so go on.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl State {
+    fn evict_front(&mut self) {
+        if let Some(old) = self.entries.pop_front() {
+            self.bytes -= old.size() as u64;
+            if self.ids.get(&old.id) == Some(&old.seq) {
+                self.ids.remove(&old.id);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl History for MemoryHistory {
+    async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let mut stored = Vec::with_capacity(batch.len());
+        for new in batch {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            let entry = Arc::new(Entry::new(seq, now, new));
+            stored.push(Arc::clone(&entry));
+            if self.capacity == 0 {
+                continue;
+            }
+            state.ids.entry(entry.id.clone()).or_insert(seq);
+            state.bytes += entry.size() as u64;
+            state.entries.push_back(entry);
+            while state.entries.len() > self.capacity || (state.bytes > self.max_bytes && state.entries.len() > 1) {
+                state.evict_front();
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
+        Ok(self.lock().ids.get(id).copied())
+    }
+
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {
+        let state = self.lock();
+        let Some(first) = state.entries.front().map(|e| e.seq) else {
+            return Ok(Vec::new());
+        };
+        let skip = after.saturating_sub(first - 1) as usize;
+        Ok(state.entries.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    fn stats(&self) -> HistoryStats {
+        let state = self.lock();
+        HistoryStats {
+            events: state.entries.len() as u64,
+            bytes: state.bytes,
+            last_seq: state.next_seq - 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn new_entry(id: &str) -> NewEntry {
+        NewEntry {
+            id: id.into(),
+            topics: vec!["t".into()],
+            private: false,
+            frame: Bytes::from(format!("id: {id}\ndata: x\n\n")),
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_ring_with_dense_sequence_numbers() {
+        let h = MemoryHistory::new(3);
+        let batch = (1..=5).map(|i| new_entry(&i.to_string())).collect();
+        let stored = h.append(batch).await.unwrap();
+        assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(h.stats().events, 3);
+        assert_eq!(h.seq_of("1").await.unwrap(), None, "evicted ids are forgotten");
+        assert_eq!(h.seq_of("4").await.unwrap(), Some(4));
+        let ids = |v: Vec<Arc<Entry>>| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(h.read_after(0, 10).await.unwrap()), vec!["3", "4", "5"]);
+        assert_eq!(ids(h.read_after(4, 10).await.unwrap()), vec!["5"]);
+        assert_eq!(ids(h.read_after(3, 1).await.unwrap()), vec!["4"]);
+        assert!(h.read_after(5, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn duplicate_ids_resolve_to_the_earliest() {
+        let h = MemoryHistory::new(10);
+        h.append(vec![new_entry("a"), new_entry("b"), new_entry("a")]).await.unwrap();
+        assert_eq!(h.seq_of("a").await.unwrap(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn byte_limit_evicts_oldest() {
+        let one = Entry::new(0, 0, new_entry("x")).size() as u64;
+        let h = MemoryHistory::with_max_bytes(100, one * 2);
+        h.append((0..5).map(|i| new_entry(&i.to_string())).collect()).await.unwrap();
+        assert_eq!(h.stats().events, 2);
+        assert!(h.stats().bytes <= one * 2);
+    }
+}

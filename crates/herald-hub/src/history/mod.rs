@@ -1,0 +1,124 @@
+//! History: the ordered log of published updates that replay reads from.
+//!
+//! On the publish path, every accepted update is appended here before it is
+//! fanned out (and, for a durable backend, before the publisher gets its
+//! 200). On the subscribe path, a `Last-Event-ID` is resolved to a position
+//! in this log and everything after it is replayed before the live stream
+//! takes over.
+//!
+//! Backends implement [`History`]: [`MemoryHistory`] (a bounded ring, the
+//! in-memory default here) and, in later work, redb and Redis Streams. Each
+//! entry gets a sequence number: dense, increasing, assigned by the backend.
+//! Fan-out and replay compare sequence numbers, never ids, which is what
+//! makes the switch from replay to live free of gaps and duplicates.
+
+mod memory;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use memory::MemoryHistory;
+
+/// An update ready to be stored: routing data plus its encoded SSE frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// The event id (client-given or hub-generated).
+    pub id: String,
+    /// The canonical topic first, then the alternates.
+    pub topics: Vec<String>,
+    /// Whether only authorized subscribers may receive it.
+    pub private: bool,
+    /// The SSE frame, encoded once, as sent to every subscriber.
+    pub frame: Bytes,
+}
+
+/// A stored update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Position in the log: dense and increasing, starting at 1.
+    pub seq: u64,
+    /// When the hub stored it, in milliseconds since the Unix epoch.
+    pub stored_at_ms: u64,
+    /// The event id.
+    pub id: String,
+    /// The canonical topic first, then the alternates.
+    pub topics: Vec<String>,
+    /// Whether only authorized subscribers may receive it.
+    pub private: bool,
+    /// The SSE frame.
+    pub frame: Bytes,
+}
+
+impl Entry {
+    /// Stores `new` at `seq`.
+    pub fn new(seq: u64, stored_at_ms: u64, new: NewEntry) -> Entry {
+        Entry {
+            seq,
+            stored_at_ms,
+            id: new.id,
+            topics: new.topics,
+            private: new.private,
+            frame: new.frame,
+        }
+    }
+
+    /// Approximate bytes this entry holds, for the size limit and metrics.
+    pub fn size(&self) -> usize {
+        self.frame.len() + self.id.len() + self.topics.iter().map(String::len).sum::<usize>() + 64
+    }
+}
+
+/// What history holds now, for metrics and the UI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Entries held.
+    pub events: u64,
+    /// Approximate bytes held.
+    pub bytes: u64,
+    /// Sequence number of the last entry appended (0 when none ever was).
+    pub last_seq: u64,
+}
+
+/// A history backend failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryError(pub String);
+
+impl std::fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "history: {}", self.0)
+    }
+}
+
+impl std::error::Error for HistoryError {}
+
+/// The ordered log of updates.
+///
+/// Implementations must assign dense, increasing sequence numbers in
+/// [`History::append`] and return only once the entries are stored as
+/// durably as the backend promises.
+#[async_trait]
+pub trait History: Send + Sync + std::fmt::Debug + 'static {
+    /// Appends a batch, in order; the returned entries carry their sequence
+    /// numbers. Batches come from the hub's single writer, so a backend can
+    /// commit each batch once (group commit).
+    async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError>;
+
+    /// The sequence number of the earliest held entry with this id.
+    async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError>;
+
+    /// Up to `limit` entries with a sequence number above `after`, oldest
+    /// first. `after = 0` reads from the oldest entry held.
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError>;
+
+    /// What the log holds now.
+    fn stats(&self) -> HistoryStats;
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,82 @@
+//! HTTP: the routes of a hub and how failures become responses.
+//!
+//! `/.well-known/mercure` takes `POST` (publish, [`publish`]) and `GET`
+//! (subscribe, [`subscribe`]); any other method gets `405` with `Allow`.
+//! `/healthz`, `/readyz` and `/metrics` are for operators. CORS wraps it all
+//! when origins are configured.
+
+mod publish;
+mod rejection;
+mod subscribe;
+
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::Hub;
+
+pub(crate) use rejection::Rejection;
+
+/// The path every Mercure client expects.
+pub const HUB_PATH: &str = "/.well-known/mercure";
+
+pub(crate) fn router(hub: Hub) -> Router {
+    let cors = cors_layer(&hub.shared.config.cors_origins);
+    let router = Router::new()
+        .route(HUB_PATH, get(subscribe::subscribe).post(publish::publish))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(hub);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+async fn readyz(axum::extract::State(hub): axum::extract::State<Hub>) -> impl IntoResponse {
+    if hub.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}
+
+async fn metrics(axum::extract::State(hub): axum::extract::State<Hub>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        hub.metrics().to_prometheus(),
+    )
+}
+
+/// CORS for the configured origins, with credentials (cookies) allowed.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    // Credentials forbid a literal `*`, so "any origin" echoes the request's.
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::mirror_request()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CACHE_CONTROL,
+                HeaderName::from_static("last-event-id"),
+                header::CONTENT_TYPE,
+            ])
+            .expose_headers([HeaderName::from_static("last-event-id")]),
+    )
+}

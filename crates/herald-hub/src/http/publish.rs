@@ -1,0 +1,104 @@
+//! `POST /.well-known/mercure`: the start of the publish path.
+//!
+//! Authenticate the publisher, read the form within the body limit,
+//! validate it, check every topic against the token's `mercure.publish`,
+//! then hand the update to the hub (history, then fan-out). Any refusal
+//! happens before anything is stored or dispatched.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::Rejection;
+use crate::auth::{extract_token, TokenSource};
+use crate::hub::PublishError;
+use crate::metrics::Metrics;
+use crate::protocol::parse_publish;
+use crate::Hub;
+
+pub(crate) async fn publish(State(hub): State<Hub>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+    match accept(&hub, query.as_deref(), &headers, body).await {
+        Ok(id) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], id).into_response(),
+        Err(rejection) => {
+            Metrics::inc(&hub.shared.metrics.publishes_rejected_total);
+            rejection.into_response()
+        }
+    }
+}
+
+async fn accept(hub: &Hub, query: Option<&str>, headers: &HeaderMap, body: Body) -> Result<String, Rejection> {
+    let shared = &hub.shared;
+    let (token, source) = extract_token(headers, query)
+        .map_err(|e| Rejection::Unauthorized(e.to_string()))?
+        .ok_or_else(|| Rejection::Unauthorized("publishing needs a JWT: send it as \"Authorization: Bearer <token>\"".into()))?;
+    if source == TokenSource::Cookie && !origin_allowed(headers, &shared.config.publish_origins) {
+        return Err(Rejection::Forbidden(
+            "publishing with the mercureAuthorization cookie is only allowed from the configured publish origins".into(),
+        ));
+    }
+    let verifier = shared
+        .publisher_jwt
+        .as_ref()
+        .ok_or_else(|| Rejection::Unauthorized("this hub has no publisher key configured".into()))?;
+    let claims = verifier.verify(&token).map_err(|e| Rejection::Unauthorized(e.to_string()))?;
+    let allowed = claims.publish.unwrap_or_default();
+    if allowed.is_empty() {
+        return Err(Rejection::Forbidden("the token has no \"mercure.publish\" claim".into()));
+    }
+
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let essence = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(Rejection::UnsupportedMediaType);
+        }
+    }
+    let limit = shared.config.max_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Rejection::TooLarge(limit));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(Rejection::TooLarge(limit)),
+        Err(e) => return Err(Rejection::BadRequest(format!("could not read the request body: {e}"))),
+    };
+    let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| Rejection::BadRequest(e.to_string()))?;
+    if let Some(topic) = form
+        .topics
+        .iter()
+        .find(|topic| !allowed.iter().any(|s| shared.matcher.matches(s, topic)))
+    {
+        return Err(Rejection::Forbidden(format!(
+            "the token's \"mercure.publish\" does not allow the topic {topic:?}"
+        )));
+    }
+    hub.publish(form).await.map_err(|e| match e {
+        PublishError::Invalid(m) => Rejection::BadRequest(m),
+        PublishError::History(e) => Rejection::Unavailable(format!("the update was not stored: {e}")),
+    })
+}
+
+/// The CSRF guard: a cookie-authenticated publish must come from an allowed
+/// origin (the `Origin` header, or else the origin of `Referer`).
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            let referer = headers.get(header::REFERER)?.to_str().ok()?;
+            let uri: axum::http::Uri = referer.parse().ok()?;
+            Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+        });
+    let Some(origin) = origin else {
+        return false;
+    };
+    allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+}

@@ -1,0 +1,191 @@
+//! The hub: one clonable handle over everything a running hub shares.
+//!
+//! [`Hub::new`] wires history, fan-out, the publish writer, auth and
+//! metrics together; [`Hub::router`] serves them over HTTP; [`Hub::publish`]
+//! lets an embedding application publish without HTTP; [`Hub::shutdown`]
+//! ends every stream so that a graceful server stop completes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::auth::{AuthError, JwtVerifier};
+use crate::config::HubConfig;
+use crate::fanout::Fanout;
+use crate::history::{History, HistoryError, MemoryHistory, NewEntry};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::protocol::PublishForm;
+use crate::publisher::Publisher;
+use crate::topic::TopicMatcher;
+
+/// The hub could not be built from its configuration.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A JWT key is unusable for its algorithm.
+    Key {
+        /// `publisher` or `subscriber`.
+        role: &'static str,
+        /// What is wrong with it.
+        error: AuthError,
+    },
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Key { role, error } => write!(f, "the {role} JWT key is unusable: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// A publish the hub refused.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The update's fields cannot be encoded (e.g. a line break in the id).
+    Invalid(String),
+    /// History could not store it; nothing was dispatched.
+    History(HistoryError),
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublishError::Invalid(m) => f.write_str(m),
+            PublishError::History(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+pub(crate) struct Shared {
+    pub(crate) config: HubConfig,
+    pub(crate) history: Arc<dyn History>,
+    pub(crate) fanout: Arc<Fanout>,
+    pub(crate) publisher: Publisher,
+    pub(crate) matcher: Arc<TopicMatcher>,
+    pub(crate) publisher_jwt: Option<JwtVerifier>,
+    pub(crate) subscriber_jwt: Option<JwtVerifier>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) shutting_down: AtomicBool,
+    /// The heartbeat frame, encoded once.
+    pub(crate) heartbeat: Bytes,
+}
+
+/// A running hub. Cheap to clone; every clone is the same hub.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use herald_hub::{Hub, HubConfig};
+///
+/// let hub = Hub::new(HubConfig { anonymous: true, ..HubConfig::default() })?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, hub.router()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("config", &self.shared.config).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub with the in-memory history sized by `config.history_size`.
+    /// Must be called within a tokio runtime.
+    pub fn new(config: HubConfig) -> Result<Hub, BuildError> {
+        let history = Arc::new(MemoryHistory::new(config.history_size));
+        Hub::with_history(config, history)
+    }
+
+    /// A hub storing its history in `history`. Must be called within a
+    /// tokio runtime.
+    pub fn with_history(config: HubConfig, history: Arc<dyn History>) -> Result<Hub, BuildError> {
+        let verifier = |role, key: &Option<crate::config::JwtKey>| {
+            key.as_ref()
+                .map(|k| JwtVerifier::new(k.algorithm, &k.key))
+                .transpose()
+                .map_err(|error| BuildError::Key { role, error })
+        };
+        let publisher_jwt = verifier("publisher", &config.publisher_key)?;
+        let subscriber_jwt = verifier("subscriber", &config.subscriber_key)?;
+        let matcher = Arc::new(TopicMatcher::new(config.matcher_cache));
+        let metrics = Arc::new(Metrics::default());
+        let fanout = Arc::new(Fanout::new(Arc::clone(&matcher), Arc::clone(&metrics), config.queue_capacity));
+        let publisher = Publisher::spawn(Arc::clone(&history), Arc::clone(&fanout));
+        Ok(Hub {
+            shared: Arc::new(Shared {
+                config,
+                history,
+                fanout,
+                publisher,
+                matcher,
+                publisher_jwt,
+                subscriber_jwt,
+                metrics,
+                shutting_down: AtomicBool::new(false),
+                heartbeat: herald_sse::comment(""),
+            }),
+        })
+    }
+
+    /// The configuration the hub runs with.
+    pub fn config(&self) -> &HubConfig {
+        &self.shared.config
+    }
+
+    /// Publishes an update without HTTP or authorization (the embedding
+    /// application is trusted). Returns the event id.
+    pub async fn publish(&self, form: PublishForm) -> Result<String, PublishError> {
+        let id = form.id.clone().unwrap_or_else(generate_id);
+        let mut frame = herald_sse::Frame::new().id(&id).data(&form.data);
+        if let Some(t) = &form.event_type {
+            frame = frame.event(t);
+        }
+        if let Some(ms) = form.retry {
+            frame = frame.retry(std::time::Duration::from_millis(ms));
+        }
+        let frame = frame.encode().map_err(|e| PublishError::Invalid(e.to_string()))?;
+        let entry = NewEntry {
+            id,
+            topics: form.topics,
+            private: form.private,
+            frame,
+        };
+        let stored = self.shared.publisher.publish(entry).await.map_err(PublishError::History)?;
+        Metrics::inc(&self.shared.metrics.publishes_total);
+        Ok(stored.id.clone())
+    }
+
+    /// The counters behind `/metrics`.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot(self.shared.history.stats())
+    }
+
+    /// Ends every subscriber's stream and refuses new subscriptions, so a
+    /// graceful server shutdown can complete. Publishes still work until
+    /// the hub is dropped.
+    pub fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::Release);
+        self.shared.fanout.close();
+    }
+
+    /// Whether [`Hub::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+/// A new hub-generated id: a time-ordered UUIDv7 as a URN.
+pub(crate) fn generate_id() -> String {
+    uuid::Uuid::now_v7().urn().to_string()
+}
