@@ -1,1 +1,105 @@
-//! herald-client: an async EventSource for Rust. Filled in by its own issue.
+//! An async EventSource for Rust that gets reconnection right.
+//!
+//! Server-Sent Events are a long-lived HTTP response in which a server
+//! writes events as they happen. The hard part of a client is not parsing
+//! them (that is [`herald_sse`]) but everything around it: which answers
+//! open the stream and which end it for good, when and how to reconnect,
+//! and which last event id to send so that nothing is lost. This crate does
+//! all of it as the WHATWG HTML standard says a browser does, on tokio,
+//! hyper 1 and rustls.
+//!
+//! # Brief overview
+//!
+//! * [`EventSource`] is the client: a [`Stream`](futures_core::Stream) of
+//!   `Result<`[`Item`]`, `[`Error`]`>`. [`Item::Open`] marks each
+//!   connection, [`Item::Event`] carries a [`herald_sse::Event`],
+//!   [`Item::Reconnecting`] says a connection ended and when the next attempt
+//!   comes, and [`Item::Comment`] (opt-in) surfaces heartbeats. An `Err` is
+//!   fatal: the stream ends after it. [`EventSource::events`] keeps just the
+//!   events.
+//! * [`Builder`] sets headers (and bearer tokens), method and body, the
+//!   initial last event id, the [`ReconnectPolicy`], a read timeout and the
+//!   redirect limit.
+//! * [`Error`] says what went wrong, with the status or content type when the
+//!   server refused the stream; [`Error::is_retryable`] tells the two kinds
+//!   apart.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use herald_client::{EventSource, Item};
+//!
+//! # async fn run() -> Result<(), herald_client::Error> {
+//! let mut source = EventSource::builder("http://localhost:8080/.well-known/mercure?topic=news")
+//!     .bearer_token("eyJhbGciOi...")
+//!     .build()?;
+//! while let Some(item) = source.next().await {
+//!     match item? {
+//!         Item::Open => eprintln!("connected"),
+//!         Item::Event(event) => println!("{}: {}", event.event_type(), event.data()),
+//!         Item::Reconnecting { error, delay } => eprintln!("{error}; retrying in {delay:?}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Or, when only the events matter:
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//!
+//! # async fn run() -> Result<(), herald_client::Error> {
+//! let mut events = herald_client::EventSource::new("http://localhost:8080/events")?.events();
+//! while let Some(event) = events.next().await {
+//!     println!("{}", event?.data());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behaviour
+//!
+//! * Every request sends `Accept: text/event-stream` and
+//!   `Cache-Control: no-cache`, and `Last-Event-ID` when the last event id is
+//!   not empty.
+//! * Only `200` with a `Content-Type` whose essence is `text/event-stream`
+//!   (parameters ignored) opens the stream. `204` and every other status,
+//!   and any other content type, end it with [`Error::Status`] or
+//!   [`Error::ContentType`]: no reconnection.
+//! * Redirects (301, 302, 303, 307, 308) are followed up to a limit; every
+//!   reconnection starts again from the original URL.
+//! * A network error, a [read timeout](Builder::read_timeout) or the body
+//!   ending normally leads to a reconnection after the server's `retry`, or
+//!   the policy's initial delay (3 s), with exponential backoff and jitter on
+//!   failures in a row, reset by a healthy connection. An optional maximum
+//!   number of attempts ends the stream with [`Error::AttemptsExhausted`].
+//! * The last event id survives reconnections, including over events that
+//!   carry no `id`; an empty `id` resets it. An event cut by a disconnection
+//!   is discarded, with any `id` inside it.
+//! * [`EventSource::close`], a [`CloseHandle`] or dropping the source stops it
+//!   at once; no item is delivered after that.
+//!
+//! # Layout
+//!
+//! * `event_source.rs`: [`EventSource`], [`Item`], [`Events`], the
+//!   reconnection loop.
+//! * `connect.rs`: one connection attempt: request, redirects, response
+//!   checks.
+//! * `builder.rs`: [`Builder`]. `policy.rs`: [`ReconnectPolicy`].
+//!   `error.rs`: [`Error`].
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod builder;
+mod connect;
+mod error;
+mod event_source;
+mod policy;
+
+pub use builder::Builder;
+pub use error::{BoxError, Error};
+pub use event_source::{CloseHandle, EventSource, Events, Item, ReadyState};
+pub use herald_sse::{Event, Limits, ParseError};
+pub use policy::ReconnectPolicy;

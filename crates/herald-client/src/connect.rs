@@ -1,0 +1,264 @@
+//! One connection attempt: build the request, follow redirects, check the
+//! response, and hand back the body to be parsed.
+//!
+//! This is the part of the EventSource algorithm that decides between
+//! "open", "reconnect later" and "fail for good": only a `200` with a
+//! `text/event-stream` content type opens the stream; a transport error is
+//! retryable; every other answer is fatal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE,
+    LOCATION,
+};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::builder::Config;
+use crate::error::Error;
+
+/// The HTTP client every connection of one source goes through.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An HTTP/1.1 and HTTP/2 client, TLS by rustls with the `ring` provider and
+/// the Mozilla root certificates.
+pub(crate) fn http_client() -> Result<HttpClient, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(provider)
+        .map_err(|e| Error::Connect(Box::new(e)))?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// The last `Last-Event-ID` header value to send, if any.
+fn last_event_id_header(id: &str) -> Option<HeaderValue> {
+    if id.is_empty() {
+        return None;
+    }
+    // Ids are UTF-8 without CR, LF or NUL; other control characters cannot
+    // travel in a header, and such an id is then not sent.
+    HeaderValue::from_bytes(id.as_bytes()).ok()
+}
+
+/// Connects to the configured URL, following redirects, and returns the body
+/// of a valid event stream.
+pub(crate) async fn open(
+    client: &HttpClient,
+    config: &Config,
+    last_event_id: &str,
+) -> Result<Incoming, Error> {
+    let mut url = config.url.clone();
+    let mut method = config.method.clone();
+    let mut body = config.body.clone();
+    let mut headers = config.headers.clone();
+    headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.remove("last-event-id");
+    if let Some(value) = last_event_id_header(last_event_id) {
+        headers.insert("last-event-id", value);
+    }
+    let mut redirects = 0;
+    loop {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(url.clone())
+            .body(Full::new(body.clone()))
+            .map_err(|e| Error::Connect(Box::new(e)))?;
+        *request.headers_mut() = headers.clone();
+        let pending = client.request(request);
+        let response = match config.read_timeout {
+            Some(limit) => match tokio::time::timeout(limit, pending).await {
+                Ok(response) => response,
+                Err(_) => return Err(Error::ReadTimeout(limit)),
+            },
+            None => pending.await,
+        }
+        .map_err(|e| Error::Connect(Box::new(e)))?;
+
+        let status = response.status();
+        if is_redirect(status) {
+            if redirects >= config.max_redirects {
+                return Err(Error::TooManyRedirects {
+                    limit: config.max_redirects,
+                });
+            }
+            redirects += 1;
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .ok_or_else(|| bad_redirect(status, "no Location header"))?
+                .to_str()
+                .map_err(|_| bad_redirect(status, "Location is not ASCII"))?;
+            let next = resolve(&url, location).map_err(|reason| bad_redirect(status, &reason))?;
+            let becomes_get = status == StatusCode::SEE_OTHER
+                || (method == Method::POST
+                    && (status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND));
+            if becomes_get && method != Method::HEAD {
+                method = Method::GET;
+                body = Bytes::new();
+                headers.remove(CONTENT_TYPE);
+                headers.remove(CONTENT_LENGTH);
+            }
+            if !same_origin(&url, &next) {
+                headers.remove(AUTHORIZATION);
+                headers.remove(COOKIE);
+            }
+            url = next;
+            continue;
+        }
+        if status != StatusCode::OK {
+            let body = snippet(response.into_body()).await;
+            return Err(Error::Status { status, body });
+        }
+        let content_type = response.headers().get(CONTENT_TYPE);
+        if !content_type.is_some_and(is_event_stream) {
+            return Err(Error::ContentType {
+                content_type: content_type
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            });
+        }
+        return Ok(response.into_body());
+    }
+}
+
+fn bad_redirect(status: StatusCode, reason: &str) -> Error {
+    Error::BadRedirect {
+        status,
+        reason: reason.to_owned(),
+    }
+}
+
+/// The statuses a browser follows as redirects.
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Whether the MIME type's essence is `text/event-stream`; parameters (and a
+/// bare trailing `;`) are ignored, and so is case.
+pub(crate) fn is_event_stream(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    let essence = bytes.split(|b| *b == b';').next().unwrap_or(bytes);
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"text/event-stream")
+}
+
+/// Reads up to 1 KiB of an error response, waiting at most a second: the
+/// server's explanation, for the error message.
+async fn snippet(mut body: Incoming) -> String {
+    const LIMIT: usize = 1024;
+    let mut out = Vec::new();
+    let read = async {
+        while out.len() < LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        out.extend_from_slice(&data);
+                    }
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), read).await;
+    out.truncate(LIMIT);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn same_origin(a: &Uri, b: &Uri) -> bool {
+    a.scheme() == b.scheme() && a.authority() == b.authority()
+}
+
+/// Resolves a `Location` value against the URL that answered with it.
+pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, String> {
+    let location = location.trim();
+    let location = location.split('#').next().unwrap_or(location);
+    if location.is_empty() {
+        return Err("empty Location".to_owned());
+    }
+    let scheme = base.scheme_str().unwrap_or("http");
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
+    let absolute = if location.contains("://") {
+        location.to_owned()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = base.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        let dir = if dir.is_empty() { "/" } else { dir };
+        if location.starts_with('?') {
+            format!("{scheme}://{authority}{path}{location}")
+        } else {
+            format!("{scheme}://{authority}{dir}{location}")
+        }
+    };
+    let uri: Uri = absolute
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| format!("Location {location:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") if uri.authority().is_some() => Ok(uri),
+        _ => Err(format!("Location {location:?} is not an http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mime_essence_ignores_parameters_and_case() {
+        for ok in [
+            "text/event-stream",
+            "text/event-stream;",
+            "text/event-stream; charset=utf-8",
+            "Text/Event-Stream ;x=y",
+            " text/event-stream ",
+        ] {
+            assert!(is_event_stream(&HeaderValue::from_static(ok)), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "text/event-streamx",
+            "text/event",
+            "",
+            "text/html;text/event-stream",
+        ] {
+            assert!(!is_event_stream(&HeaderValue::from_static(bad)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn locations_resolve_against_the_current_url() {
+        let base: Uri = "http://a.test:8080/dir/sse?x=1".parse().unwrap();
+        let cases = [
+            ("/other", "http://a.test:8080/other"),
+            ("next", "http://a.test:8080/dir/next"),
+            ("?y=2", "http://a.test:8080/dir/sse?y=2"),
+            ("//b.test/p", "http://b.test/p"),
+            ("https://c.test/q#frag", "https://c.test/q"),
+        ];
+        for (location, want) in cases {
+            assert_eq!(
+                resolve(&base, location).unwrap().to_string(),
+                want,
+                "{location}"
+            );
+        }
+        assert!(resolve(&base, "ftp://x/y").is_err());
+        assert!(resolve(&base, "").is_err());
+    }
+}

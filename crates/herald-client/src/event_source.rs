@@ -1,0 +1,410 @@
+//! The EventSource itself: a stream that connects, parses, and reconnects.
+//!
+//! A private `Driver` runs the loop (connect → read → parse → on failure wait
+//! and reconnect) as plain `async` code; [`EventSource`] wraps it as a
+//! [`Stream`] and adds what must work from outside the loop: closing at once,
+//! the ready state and the last event id. Nothing runs in the background:
+//! the connection makes progress only while the stream is polled, and
+//! dropping the source drops the connection.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::task::AtomicWaker;
+use herald_sse::{Event, ParseError, Parser};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::builder::{Builder, Config};
+use crate::connect::{self, HttpClient};
+use crate::error::Error;
+
+/// What an [`EventSource`] yields, besides a fatal `Err` that ends it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Item {
+    /// A connection opened: the server answered `200` with
+    /// `text/event-stream`. Comes before the events of each connection.
+    Open,
+    /// An event.
+    Event(Event),
+    /// A comment line (the text after `:`), only when the builder asked for
+    /// [`comments`](Builder::comments). Servers send them as heartbeats.
+    Comment(String),
+    /// The connection failed or ended; the source waits `delay`, then
+    /// reconnects (with `Last-Event-ID` when it knows one).
+    Reconnecting {
+        /// Why the connection ended. Always [retryable](Error::is_retryable).
+        error: Error,
+        /// How long the source waits before the next attempt.
+        delay: Duration,
+    },
+    /// Part of the stream went past the parser's [`Limits`](herald_sse::Limits)
+    /// and was skipped; the stream goes on.
+    Dropped(ParseError),
+}
+
+/// The state of a source, as in the browser's `EventSource.readyState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyState {
+    /// Connecting, or waiting to reconnect.
+    Connecting,
+    /// A connection is open.
+    Open,
+    /// Closed for good: by [`EventSource::close`], or after a fatal error.
+    Closed,
+}
+
+/// What the stream and its [`CloseHandle`]s share.
+#[derive(Debug)]
+struct Shared {
+    closed: AtomicBool,
+    /// Wakes the task polling the source when a handle closes it.
+    waker: AtomicWaker,
+    state: AtomicU8,
+    last_event_id: Mutex<String>,
+}
+
+impl Shared {
+    fn set_state(&self, state: ReadyState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    fn state(&self) -> ReadyState {
+        match self.state.load(Ordering::Acquire) {
+            0 => ReadyState::Connecting,
+            1 => ReadyState::Open,
+            _ => ReadyState::Closed,
+        }
+    }
+
+    fn set_last_event_id(&self, id: &str) {
+        if let Ok(mut current) = self.last_event_id.lock() {
+            if *current != id {
+                id.clone_into(&mut current);
+            }
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.set_state(ReadyState::Closed);
+        self.waker.wake();
+    }
+}
+
+/// An EventSource: follows a Server-Sent Events stream over HTTP, and
+/// reconnects the way the WHATWG standard says a browser does.
+///
+/// Consume it as a [`Stream`] of `Result<`[`Item`]`, `[`Error`]`>`: `Ok`
+/// items report connections opening, events, comments and reconnections;
+/// an `Err` is fatal and the stream ends after it. Use
+/// [`EventSource::events`] for just the events.
+///
+/// Nothing happens until the stream is polled. [`EventSource::close`], a
+/// [`CloseHandle`], or dropping the source stops it at once: no item is
+/// delivered after that.
+pub struct EventSource {
+    stream: Option<BoxStream>,
+    shared: Arc<Shared>,
+}
+
+/// The reconnection loop, boxed as a stream.
+type BoxStream = Pin<Box<dyn Stream<Item = Result<Item, Error>> + Send>>;
+
+impl std::fmt::Debug for EventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSource")
+            .field("ready_state", &self.ready_state())
+            .field("last_event_id", &self.last_event_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventSource {
+    /// A source for `url` with the default settings: `GET`, reconnect after
+    /// 3 s (or the server's `retry`) with backoff, forever.
+    ///
+    /// Fails with [`Error::InvalidUrl`] unless `url` is an absolute `http` or
+    /// `https` URL.
+    pub fn new(url: &str) -> Result<EventSource, Error> {
+        Builder::new(url).build()
+    }
+
+    /// A [`Builder`] for `url`, to set headers, method, body, reconnection
+    /// policy and more.
+    pub fn builder(url: &str) -> Builder {
+        Builder::new(url)
+    }
+
+    pub(crate) fn from_config(config: Arc<Config>) -> Result<EventSource, Error> {
+        let client = connect::http_client()?;
+        let parser = Parser::with_limits(config.limits)
+            .with_comments(config.comments)
+            .with_last_event_id(&config.last_event_id);
+        let shared = Arc::new(Shared {
+            closed: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            state: AtomicU8::new(ReadyState::Connecting as u8),
+            last_event_id: Mutex::new(config.last_event_id.clone()),
+        });
+        let driver = Driver {
+            client,
+            config,
+            parser,
+            shared: shared.clone(),
+            conn: None,
+            wait: None,
+            failures: 0,
+            done: false,
+        };
+        let stream = futures_util::stream::unfold(driver, |mut driver| async move {
+            let item = driver.next().await?;
+            Some((item, driver))
+        });
+        Ok(EventSource {
+            stream: Some(Box::pin(stream)),
+            shared,
+        })
+    }
+
+    /// Stops the source at once: the connection (or the wait before the
+    /// next one) is dropped, and the stream yields nothing more.
+    pub fn close(&mut self) {
+        self.shared.close();
+        self.stream = None;
+    }
+
+    /// A handle that closes this source from anywhere, e.g. another task.
+    pub fn close_handle(&self) -> CloseHandle {
+        CloseHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Connecting, open or closed.
+    pub fn ready_state(&self) -> ReadyState {
+        self.shared.state()
+    }
+
+    /// The last event id: what the next reconnection sends as
+    /// `Last-Event-ID` (empty for none). Save it to resume after a restart
+    /// with [`Builder::last_event_id`].
+    pub fn last_event_id(&self) -> String {
+        self.shared
+            .last_event_id
+            .lock()
+            .map(|id| id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Only the events: a stream of `Result<Event, Error>` that skips the
+    /// other items and ends after a fatal error.
+    pub fn events(self) -> Events {
+        Events { inner: self }
+    }
+}
+
+impl Stream for EventSource {
+    type Item = Result<Item, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.shared.waker.register(cx.waker());
+        if self.shared.closed.load(Ordering::Acquire) {
+            self.stream = None;
+            return Poll::Ready(None);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match stream.as_mut().poll_next(cx) {
+            Poll::Ready(None) => {
+                self.stream = None;
+                self.shared.set_state(ReadyState::Closed);
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Closes an [`EventSource`] from elsewhere (another task, a signal
+/// handler). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CloseHandle {
+    shared: Arc<Shared>,
+}
+
+impl CloseHandle {
+    /// Closes the source: its stream ends at its next poll (a pending poll
+    /// is woken), with no further item.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether the source was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+/// The events of an [`EventSource`], from [`EventSource::events`].
+#[derive(Debug)]
+pub struct Events {
+    inner: EventSource,
+}
+
+impl Events {
+    /// Closes the underlying source; see [`EventSource::close`].
+    pub fn close(&mut self) {
+        self.inner.close();
+    }
+
+    /// The underlying source.
+    pub fn source(&self) -> &EventSource {
+        &self.inner
+    }
+}
+
+impl Stream for Events {
+    type Item = Result<Event, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(Item::Event(event)))) => return Poll::Ready(Some(Ok(event))),
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// One open connection.
+struct Conn {
+    body: Incoming,
+    opened: Instant,
+    /// Whether it delivered an event, which makes it healthy.
+    delivered: bool,
+}
+
+/// The reconnection loop.
+struct Driver {
+    client: HttpClient,
+    config: Arc<Config>,
+    /// One parser for the whole life of the source: it carries the last
+    /// event id and the server's `retry` from one connection to the next.
+    parser: Parser,
+    shared: Arc<Shared>,
+    conn: Option<Conn>,
+    /// The delay to wait before the next connection attempt.
+    wait: Option<Duration>,
+    /// Reconnection attempts since the last healthy connection.
+    failures: u32,
+    done: bool,
+}
+
+impl Driver {
+    async fn next(&mut self) -> Option<Result<Item, Error>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                if let Some(delay) = self.wait.take() {
+                    tokio::time::sleep(delay).await;
+                }
+                self.shared.set_state(ReadyState::Connecting);
+                let opened =
+                    connect::open(&self.client, &self.config, self.parser.last_event_id()).await;
+                match opened {
+                    Ok(body) => {
+                        self.conn = Some(Conn {
+                            body,
+                            opened: Instant::now(),
+                            delivered: false,
+                        });
+                        self.shared.set_state(ReadyState::Open);
+                        return Some(Ok(Item::Open));
+                    }
+                    Err(e) => return Some(self.fail(e)),
+                }
+            };
+            match self.parser.next_item() {
+                Some(Ok(herald_sse::Item::Event(event))) => {
+                    conn.delivered = true;
+                    self.shared.set_last_event_id(event.last_event_id());
+                    return Some(Ok(Item::Event(event)));
+                }
+                Some(Ok(herald_sse::Item::Comment(text))) => {
+                    return Some(Ok(Item::Comment(text)));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Some(Ok(Item::Dropped(e))),
+                None => {}
+            }
+            // An id-only block moves the last event id without an event.
+            self.shared.set_last_event_id(self.parser.last_event_id());
+            let frame = match self.config.read_timeout {
+                Some(limit) => match tokio::time::timeout(limit, conn.body.frame()).await {
+                    Ok(frame) => frame,
+                    Err(_) => return Some(self.fail(Error::ReadTimeout(limit))),
+                },
+                None => conn.body.frame().await,
+            };
+            match frame {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.parser.feed(&data);
+                    }
+                }
+                Some(Err(e)) => return Some(self.fail(Error::Body(Box::new(e)))),
+                None => return Some(self.fail(Error::StreamEnded)),
+            }
+        }
+    }
+
+    /// Ends the current connection (if any) after `error`, and decides:
+    /// reconnect after a delay, or stop.
+    fn fail(&mut self, error: Error) -> Result<Item, Error> {
+        if let Some(conn) = self.conn.take() {
+            // A partial event (and any id inside it) dies with the connection.
+            self.parser.finish();
+            if conn.delivered || conn.opened.elapsed() >= self.config.healthy_after {
+                self.failures = 0;
+            }
+        }
+        if !error.is_retryable() {
+            self.stop();
+            return Err(error);
+        }
+        let policy = self.config.policy;
+        if let Some(max) = policy.get_max_attempts() {
+            if self.failures >= max {
+                self.stop();
+                return Err(Error::AttemptsExhausted {
+                    attempts: self.failures,
+                    last: Box::new(error),
+                });
+            }
+        }
+        let base = self.parser.retry().unwrap_or(policy.get_initial_delay());
+        let delay = policy.delay(base, self.failures, rand::random::<f64>());
+        self.failures = self.failures.saturating_add(1);
+        self.wait = Some(delay);
+        self.shared.set_state(ReadyState::Connecting);
+        Ok(Item::Reconnecting { error, delay })
+    }
+
+    fn stop(&mut self) {
+        self.done = true;
+        self.shared.set_state(ReadyState::Closed);
+    }
+}

@@ -1,0 +1,698 @@
+//! The client against a scripted server: each test reproduces one case of
+//! the EventSource behaviour (spec §3) and asserts it.
+
+mod fixture;
+
+use std::time::Duration;
+
+use fixture::{empty_response, hang_up, redirect, sleep_ms, write, Fixture, Step, SSE_HEAD};
+use futures_util::StreamExt;
+use herald_client::{Builder, Error, Event, EventSource, Item, ReadyState, ReconnectPolicy};
+use tokio::time::Instant;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A builder that reconnects after 20 ms, without jitter.
+fn fast(url: &str) -> Builder {
+    EventSource::builder(url)
+        .reconnect(ReconnectPolicy::default().initial_delay(ms(20)).jitter(0.0))
+}
+
+/// The next item; panics if the stream ends or nothing comes for 10 s.
+async fn next(source: &mut EventSource) -> Result<Item, Error> {
+    tokio::time::timeout(Duration::from_secs(10), source.next())
+        .await
+        .expect("no item within 10 s")
+        .expect("stream ended")
+}
+
+/// The next event, skipping opens and reconnections.
+async fn next_event(source: &mut EventSource) -> Event {
+    loop {
+        match next(source).await {
+            Ok(Item::Event(e)) => return e,
+            Ok(_) => continue,
+            Err(e) => panic!("fatal error: {e}"),
+        }
+    }
+}
+
+/// Asserts the next item is a reconnection, and returns its error and delay.
+async fn expect_reconnecting(source: &mut EventSource) -> (Error, Duration) {
+    match next(source).await {
+        Ok(Item::Reconnecting { error, delay }) => (error, delay),
+        other => panic!("expected Reconnecting, got {other:?}"),
+    }
+}
+
+async fn expect_open(source: &mut EventSource) {
+    match next(source).await {
+        Ok(Item::Open) => {}
+        other => panic!("expected Open, got {other:?}"),
+    }
+}
+
+/// Asserts the stream ends now (after a fatal error).
+async fn expect_end(source: &mut EventSource) {
+    let end = tokio::time::timeout(Duration::from_secs(5), source.next()).await;
+    assert!(
+        matches!(end, Ok(None)),
+        "expected the end of the stream, got {end:?}"
+    );
+}
+
+fn sse(body: &str) -> Vec<Step> {
+    vec![write(SSE_HEAD), write(body)]
+}
+
+#[tokio::test]
+async fn first_request_sends_sse_headers_and_no_last_event_id() {
+    let server = Fixture::start(|_, _| sse("data: hi\n\n")).await;
+    let mut source = fast(&server.url("/events?x=1"))
+        .header("X-Test", "yes")
+        .bearer_token("tok123")
+        .build()
+        .unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "hi");
+    let req = &server.requests()[0];
+    assert_eq!(req.method, "GET");
+    assert_eq!(req.path, "/events?x=1");
+    assert_eq!(req.header("accept"), Some("text/event-stream"));
+    assert_eq!(req.header("cache-control"), Some("no-cache"));
+    assert_eq!(req.header("last-event-id"), None);
+    assert_eq!(req.header("x-test"), Some("yes"));
+    assert_eq!(req.header("authorization"), Some("Bearer tok123"));
+}
+
+#[tokio::test]
+async fn post_sends_method_and_body_on_every_connection() {
+    let server = Fixture::start(|_, _| sse("data: answer\n\n")).await;
+    let mut source = fast(&server.url("/chat"))
+        .method(http::Method::POST)
+        .header("Content-Type", "application/json")
+        .body(r#"{"q":1}"#)
+        .build()
+        .unwrap();
+    next_event(&mut source).await;
+    next_event(&mut source).await;
+    for req in server.requests().iter().take(2) {
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.body, br#"{"q":1}"#);
+        assert_eq!(req.header("content-type"), Some("application/json"));
+    }
+}
+
+#[tokio::test]
+async fn initial_last_event_id_is_sent_on_the_first_request() {
+    let server = Fixture::start(|_, _| sse("data: x\n\n")).await;
+    let mut source = fast(&server.url("/"))
+        .last_event_id("saved-42")
+        .build()
+        .unwrap();
+    next_event(&mut source).await;
+    assert_eq!(
+        server.requests()[0].header("last-event-id"),
+        Some("saved-42")
+    );
+}
+
+#[tokio::test]
+async fn every_wpt_request_status_error_ends_the_client() {
+    for status in [
+        "204 No Content",
+        "205 Reset Content",
+        "210 Custom",
+        "299 Custom",
+        "404 Not Found",
+        "410 Gone",
+        "503 Service Unavailable",
+    ] {
+        let code: u16 = status[..3].parse().unwrap();
+        let server = Fixture::start(move |_, _| {
+            let head = if code == 204 || code == 205 {
+                empty_response(status, Some("text/event-stream"))
+            } else {
+                format!("HTTP/1.1 {status}\r\nContent-Type: text/event-stream\r\nContent-Length: 11\r\nConnection: close\r\n\r\ndata: no\n\n\n")
+            };
+            vec![write(&head)]
+        })
+        .await;
+        let mut source = fast(&server.url("/")).build().unwrap();
+        match next(&mut source).await {
+            Err(Error::Status { status, .. }) => assert_eq!(status.as_u16(), code),
+            other => panic!("{code}: expected a Status error, got {other:?}"),
+        }
+        expect_end(&mut source).await;
+        assert_eq!(source.ready_state(), ReadyState::Closed);
+        tokio::time::sleep(ms(100)).await;
+        assert_eq!(server.requests().len(), 1, "{code}: the client reconnected");
+    }
+}
+
+#[tokio::test]
+async fn error_status_carries_the_servers_explanation() {
+    let server = Fixture::start(|_, _| {
+        vec![write("HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nmissing token")]
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    let err = next(&mut source).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(401));
+    assert!(!err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        "server answered 401 Unauthorized: missing token"
+    );
+}
+
+#[tokio::test]
+async fn wrong_or_missing_content_type_ends_the_client() {
+    for ct in [
+        Some("text/plain"),
+        Some("text/html"),
+        Some("application/json"),
+        Some("text/event-streams"),
+        None,
+    ] {
+        let server = Fixture::start(move |_, _| {
+            let ct = ct
+                .map(|c| format!("Content-Type: {c}\r\n"))
+                .unwrap_or_default();
+            vec![write(&format!(
+                "HTTP/1.1 200 OK\r\n{ct}Connection: close\r\n\r\ndata: no\n\n"
+            ))]
+        })
+        .await;
+        let mut source = fast(&server.url("/")).build().unwrap();
+        match next(&mut source).await {
+            Err(Error::ContentType { content_type }) => assert_eq!(content_type.as_deref(), ct),
+            other => panic!("{ct:?}: expected a ContentType error, got {other:?}"),
+        }
+        expect_end(&mut source).await;
+        tokio::time::sleep(ms(100)).await;
+        assert_eq!(server.requests().len(), 1, "{ct:?}: the client reconnected");
+    }
+}
+
+#[tokio::test]
+async fn parameterised_mime_types_open_the_stream() {
+    for ct in [
+        "text/event-stream; charset=utf-8",
+        "text/event-stream;",
+        "Text/Event-Stream",
+        "text/event-stream ;foo=bar",
+    ] {
+        let server = Fixture::start(move |_, _| {
+            vec![write(&format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nConnection: close\r\n\r\ndata: ok\n\n"
+            ))]
+        })
+        .await;
+        let mut source = fast(&server.url("/")).build().unwrap();
+        expect_open(&mut source).await;
+        assert_eq!(next_event(&mut source).await.data(), "ok", "{ct}");
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_followed_and_reconnection_goes_to_the_original_url() {
+    for status in [
+        "301 Moved Permanently",
+        "302 Found",
+        "303 See Other",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let server = Fixture::start(move |_, req| {
+            if req.path == "/start" {
+                vec![write(&redirect(status, "/moved"))]
+            } else {
+                sse("id: 1\ndata: moved\n\n")
+            }
+        })
+        .await;
+        let mut source = fast(&server.url("/start")).build().unwrap();
+        expect_open(&mut source).await;
+        assert_eq!(next_event(&mut source).await.data(), "moved");
+        expect_reconnecting(&mut source).await;
+        expect_open(&mut source).await;
+        let paths: Vec<_> = server
+            .wait_requests(4)
+            .await
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(
+            paths[..4],
+            ["/start", "/moved", "/start", "/moved"],
+            "{status}"
+        );
+        assert_eq!(server.requests()[2].header("last-event-id"), Some("1"));
+    }
+}
+
+#[tokio::test]
+async fn redirect_303_turns_post_into_get_and_307_keeps_post() {
+    for (status, method, body) in [
+        ("303 See Other", "GET", ""),
+        ("307 Temporary Redirect", "POST", "payload"),
+    ] {
+        let server = Fixture::start(move |_, req| {
+            if req.path == "/start" {
+                vec![write(&redirect(status, "/moved"))]
+            } else {
+                sse("data: x\n\n")
+            }
+        })
+        .await;
+        let mut source = fast(&server.url("/start"))
+            .method(http::Method::POST)
+            .body("payload")
+            .build()
+            .unwrap();
+        next_event(&mut source).await;
+        let moved = &server.requests()[1];
+        assert_eq!(moved.method, method, "{status}");
+        assert_eq!(moved.body, body.as_bytes(), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn authorization_is_not_forwarded_to_another_origin() {
+    let other = Fixture::start(|_, _| sse("data: there\n\n")).await;
+    let target = other.url("/x");
+    let server = Fixture::start(move |_, _| vec![write(&redirect("302 Found", &target))]).await;
+    let mut source = fast(&server.url("/"))
+        .bearer_token("secret")
+        .build()
+        .unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "there");
+    assert_eq!(
+        server.requests()[0].header("authorization"),
+        Some("Bearer secret")
+    );
+    assert_eq!(other.requests()[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn too_many_redirects_end_the_client() {
+    let server = Fixture::start(|_, _| vec![write(&redirect("302 Found", "/again"))]).await;
+    let mut source = fast(&server.url("/")).max_redirects(3).build().unwrap();
+    match next(&mut source).await {
+        Err(Error::TooManyRedirects { limit: 3 }) => {}
+        other => panic!("expected TooManyRedirects, got {other:?}"),
+    }
+    expect_end(&mut source).await;
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn server_retry_is_honoured() {
+    let server = Fixture::start(|_, _| sse("retry: 400\ndata: a\n\n")).await;
+    // The default delay is 10 s: a reconnection within a second can only
+    // come from the server's retry.
+    let mut source = EventSource::builder(&server.url("/"))
+        .reconnect(ReconnectPolicy::default().initial_delay(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    next_event(&mut source).await;
+    let (error, delay) = expect_reconnecting(&mut source).await;
+    assert!(matches!(error, Error::StreamEnded), "{error:?}");
+    assert_eq!(delay, ms(400));
+    let ended = Instant::now();
+    expect_open(&mut source).await;
+    let reqs = server.requests();
+    let waited = reqs[1].at.duration_since(ended);
+    assert!(
+        waited >= ms(350) && waited < ms(2500),
+        "reconnected after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn bogus_retry_values_are_ignored() {
+    for bogus in [
+        "retry: 40x",
+        "retry: -5",
+        "retry: 1.5",
+        "retry:  300",
+        "retry: ",
+        "retry",
+        "Retry: 10",
+    ] {
+        let body = format!("{bogus}\ndata: a\n\n");
+        let server = Fixture::start(move |_, _| sse(&body)).await;
+        let mut source = EventSource::builder(&server.url("/"))
+            .reconnect(ReconnectPolicy::default().initial_delay(ms(250)))
+            .build()
+            .unwrap();
+        next_event(&mut source).await;
+        let (_, delay) = expect_reconnecting(&mut source).await;
+        assert_eq!(delay, ms(250), "{bogus:?} changed the delay");
+    }
+}
+
+#[tokio::test]
+async fn last_event_id_is_sent_persists_across_id_less_events_and_resets() {
+    let server = Fixture::start(|n, _| match n {
+        0 => sse("id: 1\ndata: a\n\ndata: b\n\n"),
+        1 => sse("data: c\n\n"),
+        2 => sse("id\ndata: d\n\n"),
+        _ => sse("id: 2\ndata: e\n\n"),
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    let datas: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(next_event(&mut source).await.data().to_owned());
+        }
+        v
+    };
+    assert_eq!(datas, ["a", "b", "c", "d", "e"]);
+    assert_eq!(source.last_event_id(), "2");
+    let reqs = server.requests();
+    let sent: Vec<_> = reqs.iter().map(|r| r.header("last-event-id")).collect();
+    assert_eq!(sent[..4], [None, Some("1"), Some("1"), None]);
+}
+
+#[tokio::test]
+async fn partial_event_is_discarded_on_disconnect() {
+    let server = Fixture::start(|n, _| match n {
+        0 => sse("data: whole\n\nid: 9\ndata: part"),
+        _ => sse("data: next\n\n"),
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "whole");
+    assert_eq!(next_event(&mut source).await.data(), "next");
+    // The id inside the cut block was never committed.
+    assert_eq!(server.requests()[1].header("last-event-id"), None);
+}
+
+#[tokio::test]
+async fn partial_event_is_discarded_when_a_chunked_body_breaks() {
+    let server = Fixture::start(|n, _| match n {
+        0 => vec![write(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n\
+             e\r\ndata: whole\n\n\r\n\
+             5\r\ndata:\r\n",
+        )],
+        _ => sse("data: next\n\n"),
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "whole");
+    let (error, _) = expect_reconnecting(&mut source).await;
+    assert!(matches!(error, Error::Body(_)), "{error:?}");
+    assert_eq!(next_event(&mut source).await.data(), "next");
+}
+
+#[tokio::test]
+async fn five_megabyte_event_arrives_whole() {
+    let big = "x".repeat(5 << 20);
+    let body = format!("data: {big}\n\ndata: after\n\n");
+    let server = Fixture::start(move |_, _| sse(&body)).await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    let event = next_event(&mut source).await;
+    assert_eq!(event.data().len(), 5 << 20);
+    assert!(event.data().bytes().all(|b| b == b'x'));
+    assert_eq!(next_event(&mut source).await.data(), "after");
+}
+
+#[tokio::test]
+async fn one_byte_chunks_parse_the_same() {
+    let body = "\u{feff}id: 1\r\nevent: greet\r\ndata: hé\r\ndata: llo\r\n\r\n: comment\rdata: two\r\rdata: three\n\n";
+    let server = Fixture::start(move |_, _| {
+        vec![
+            write(SSE_HEAD),
+            Step::Bytewise(body.as_bytes().to_vec()),
+            Step::Hang,
+        ]
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    let first = next_event(&mut source).await;
+    assert_eq!(
+        (first.event_type(), first.data(), first.last_event_id()),
+        ("greet", "hé\nllo", "1")
+    );
+    assert_eq!(next_event(&mut source).await.data(), "two");
+    let third = next_event(&mut source).await;
+    assert_eq!(
+        (third.event_type(), third.data(), third.last_event_id()),
+        ("message", "three", "1")
+    );
+}
+
+#[tokio::test]
+async fn read_timeout_reconnects_when_nothing_arrives() {
+    let server = Fixture::start(|n, _| match n {
+        0 => vec![write(SSE_HEAD), write("id: 5\ndata: a\n\n"), Step::Hang],
+        _ => vec![write(SSE_HEAD), write("data: b\n\n"), Step::Hang],
+    })
+    .await;
+    let mut source = fast(&server.url("/"))
+        .read_timeout(ms(300))
+        .build()
+        .unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "a");
+    let before = Instant::now();
+    let (error, _) = expect_reconnecting(&mut source).await;
+    assert!(
+        matches!(error, Error::ReadTimeout(d) if d == ms(300)),
+        "{error:?}"
+    );
+    assert!(
+        before.elapsed() >= ms(250),
+        "timed out after {:?}",
+        before.elapsed()
+    );
+    assert_eq!(next_event(&mut source).await.data(), "b");
+    assert_eq!(server.requests()[1].header("last-event-id"), Some("5"));
+}
+
+#[tokio::test]
+async fn heartbeat_comments_keep_the_connection_alive() {
+    let server = Fixture::start(|_, _| {
+        let mut steps = vec![write(SSE_HEAD)];
+        for _ in 0..8 {
+            steps.push(sleep_ms(100));
+            steps.push(write(":\n"));
+        }
+        steps.push(write("data: late\n\n"));
+        steps.push(Step::Hang);
+        steps
+    })
+    .await;
+    let mut source = fast(&server.url("/"))
+        .read_timeout(ms(400))
+        .build()
+        .unwrap();
+    expect_open(&mut source).await;
+    match next(&mut source).await {
+        Ok(Item::Event(e)) => assert_eq!(e.data(), "late"),
+        other => panic!("expected the event after 800 ms of heartbeats, got {other:?}"),
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn comments_are_yielded_only_when_asked() {
+    let server = Fixture::start(|_, _| sse(": hello\ndata: x\n\n")).await;
+    let mut source = fast(&server.url("/")).comments(true).build().unwrap();
+    expect_open(&mut source).await;
+    assert!(matches!(next(&mut source).await, Ok(Item::Comment(c)) if c == " hello"));
+    let mut plain = fast(&server.url("/")).build().unwrap();
+    expect_open(&mut plain).await;
+    assert!(matches!(next(&mut plain).await, Ok(Item::Event(_))));
+}
+
+#[tokio::test]
+async fn max_attempts_is_honoured() {
+    let server = Fixture::start(|_, _| hang_up()).await;
+    let mut source = EventSource::builder(&server.url("/"))
+        .reconnect(
+            ReconnectPolicy::default()
+                .initial_delay(ms(10))
+                .max_attempts(Some(3)),
+        )
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let (error, _) = expect_reconnecting(&mut source).await;
+        assert!(matches!(error, Error::Connect(_)), "{error:?}");
+    }
+    match next(&mut source).await {
+        Err(Error::AttemptsExhausted { attempts: 3, last }) => {
+            assert!(matches!(*last, Error::Connect(_)))
+        }
+        other => panic!("expected AttemptsExhausted, got {other:?}"),
+    }
+    expect_end(&mut source).await;
+    tokio::time::sleep(ms(100)).await;
+    assert_eq!(server.requests().len(), 4, "first connection + 3 attempts");
+}
+
+#[tokio::test]
+async fn backoff_grows_on_failures_and_resets_after_a_healthy_connection() {
+    let server = Fixture::start(|n, _| {
+        if n < 4 {
+            hang_up()
+        } else {
+            sse("data: ok\n\n")
+        }
+    })
+    .await;
+    let policy = ReconnectPolicy::default()
+        .initial_delay(ms(20))
+        .backoff_factor(2.0)
+        .jitter(0.0)
+        .max_delay(ms(80));
+    let mut source = EventSource::builder(&server.url("/"))
+        .reconnect(policy)
+        .build()
+        .unwrap();
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        delays.push(expect_reconnecting(&mut source).await.1);
+    }
+    assert_eq!(delays, [ms(20), ms(40), ms(80), ms(80)]);
+    expect_open(&mut source).await;
+    next_event(&mut source).await;
+    let (_, delay) = expect_reconnecting(&mut source).await;
+    assert_eq!(delay, ms(20), "a healthy connection resets the backoff");
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_retryable_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut source = EventSource::builder(&format!("http://{addr}/"))
+        .reconnect(ReconnectPolicy::default().max_attempts(Some(0)))
+        .build()
+        .unwrap();
+    match next(&mut source).await {
+        Err(Error::AttemptsExhausted { attempts: 0, last }) => assert!(last.is_retryable()),
+        other => panic!("expected AttemptsExhausted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_delivered_after_close() {
+    let server = Fixture::start(|_, _| {
+        vec![
+            write(SSE_HEAD),
+            write("data: a\n\n"),
+            sleep_ms(200),
+            write("data: b\n\n"),
+            Step::Hang,
+        ]
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "a");
+    source.close();
+    assert_eq!(source.ready_state(), ReadyState::Closed);
+    tokio::time::sleep(ms(300)).await;
+    assert!(source.next().await.is_none());
+}
+
+#[tokio::test]
+async fn close_handle_wakes_a_pending_poll_and_ends_the_stream() {
+    let server = Fixture::start(|_, _| {
+        vec![
+            write(SSE_HEAD),
+            write("data: a\n\n"),
+            sleep_ms(500),
+            write("data: b\n\n"),
+            Step::Hang,
+        ]
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "a");
+    let handle = source.close_handle();
+    tokio::spawn(async move {
+        tokio::time::sleep(ms(50)).await;
+        handle.close();
+    });
+    let start = Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(5), source.next())
+        .await
+        .unwrap();
+    assert!(got.is_none(), "delivered after close: {got:?}");
+    assert!(start.elapsed() < ms(450), "close waited for the server");
+}
+
+#[tokio::test]
+async fn close_during_the_reconnection_wait_stops_reconnecting() {
+    let server = Fixture::start(|_, _| sse("data: a\n\n")).await;
+    let mut source = EventSource::builder(&server.url("/"))
+        .reconnect(ReconnectPolicy::default().initial_delay(ms(200)))
+        .build()
+        .unwrap();
+    next_event(&mut source).await;
+    expect_reconnecting(&mut source).await;
+    source.close();
+    tokio::time::sleep(ms(400)).await;
+    assert!(source.next().await.is_none());
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn dropping_the_source_closes_the_connection() {
+    let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    let server = Fixture::start(move |_, _| {
+        vec![
+            write(SSE_HEAD),
+            write("data: a\n\n"),
+            Step::AwaitClientClose(tx.clone()),
+        ]
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    next_event(&mut source).await;
+    drop(source);
+    let seen = tokio::time::timeout(Duration::from_secs(5), closed.recv()).await;
+    assert!(
+        matches!(seen, Ok(Some(()))),
+        "the server never saw the connection close"
+    );
+}
+
+#[tokio::test]
+async fn events_adapter_yields_only_events() {
+    let server = Fixture::start(|n, _| match n {
+        0 => sse(": c\ndata: one\n\n"),
+        _ => sse("data: two\n\n"),
+    })
+    .await;
+    let mut events = fast(&server.url("/"))
+        .comments(true)
+        .build()
+        .unwrap()
+        .events();
+    let one = events.next().await.unwrap().unwrap();
+    let two = events.next().await.unwrap().unwrap();
+    assert_eq!((one.data(), two.data()), ("one", "two"));
+    events.close();
+    assert!(events.next().await.is_none());
+}
+
+#[tokio::test]
+async fn invalid_urls_and_headers_are_refused_at_build() {
+    for url in ["not a url", "ftp://host/x", "/relative"] {
+        assert!(
+            matches!(EventSource::new(url), Err(Error::InvalidUrl { .. })),
+            "{url}"
+        );
+    }
+    let err = EventSource::builder("http://127.0.0.1:1/")
+        .header("Bad Name", "v")
+        .build();
+    assert!(matches!(err, Err(Error::InvalidHeader { .. })));
+}
