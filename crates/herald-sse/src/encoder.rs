@@ -263,11 +263,21 @@ mod tests {
 
     #[test]
     fn bad_fields_are_rejected() {
-        assert_eq!(Frame::new().event("a\nb").encode(), Err(EncodeError::EventTypeHasLineBreak));
-        assert_eq!(Frame::new().id("a\rb").encode(), Err(EncodeError::IdHasLineBreak));
+        assert_eq!(
+            Frame::new().event("a\nb").encode(),
+            Err(EncodeError::EventTypeHasLineBreak)
+        );
+        assert_eq!(
+            Frame::new().id("a\rb").encode(),
+            Err(EncodeError::IdHasLineBreak)
+        );
         assert_eq!(Frame::new().id("a\0b").encode(), Err(EncodeError::IdHasNul));
         let mut out = BytesMut::new();
-        assert!(Frame::new().id("\n").data("x").encode_into(&mut out).is_err());
+        assert!(Frame::new()
+            .id("\n")
+            .data("x")
+            .encode_into(&mut out)
+            .is_err());
         assert!(out.is_empty());
     }
 }

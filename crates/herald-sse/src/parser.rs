@@ -46,10 +46,16 @@ impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ParseError::LineTooLong { limit } => {
-                write!(f, "SSE line longer than the limit of {limit} bytes; event dropped")
+                write!(
+                    f,
+                    "SSE line longer than the limit of {limit} bytes; event dropped"
+                )
             }
             ParseError::EventTooLarge { limit } => {
-                write!(f, "SSE event larger than the limit of {limit} bytes; event dropped")
+                write!(
+                    f,
+                    "SSE event larger than the limit of {limit} bytes; event dropped"
+                )
             }
         }
     }
@@ -367,21 +373,20 @@ impl Parser {
                 self.event_type.clear();
                 push_lossy(&mut self.event_type, value);
             }
-            b"id" => {
-                if memchr::memchr(0, value).is_none() {
-                    let mut id = self.pending_id.take().unwrap_or_default();
-                    id.clear();
-                    push_lossy(&mut id, value);
-                    self.pending_id = Some(id);
-                }
+            // An id containing NUL is ignored as a whole.
+            b"id" if memchr::memchr(0, value).is_none() => {
+                let mut id = self.pending_id.take().unwrap_or_default();
+                id.clear();
+                push_lossy(&mut id, value);
+                self.pending_id = Some(id);
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    let ms = value.iter().fold(0u64, |acc, d| {
-                        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                    });
-                    self.retry = Some(Duration::from_millis(ms));
-                }
+            // Digits only: no sign, no space, not empty; anything else is
+            // ignored.
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let ms = value.iter().fold(0u64, |acc, d| {
+                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
+                self.retry = Some(Duration::from_millis(ms));
             }
             _ => {}
         }
@@ -458,14 +463,20 @@ mod tests {
         assert_eq!(events.len(), 1);
         p.feed(b"\ndata: b\n\n");
         let events = all(&mut p);
-        assert_eq!(events, vec![Ok(Event::new(None, "b".into(), Arc::from("")))]);
+        assert_eq!(
+            events,
+            vec![Ok(Event::new(None, "b".into(), Arc::from("")))]
+        );
     }
 
     #[test]
     fn over_long_line_is_reported_once_and_parsing_resumes() {
         let mut p = Parser::with_limits(Limits::default().max_line(8));
         p.feed(b"data: 0123456789");
-        assert_eq!(p.next_event(), Some(Err(ParseError::LineTooLong { limit: 8 })));
+        assert_eq!(
+            p.next_event(),
+            Some(Err(ParseError::LineTooLong { limit: 8 }))
+        );
         p.feed(b"abcdef\ndata: x\n\ndata: ok\n\n");
         let events = all(&mut p);
         // The block that held the long line is dropped; the next one is fine.

@@ -88,7 +88,9 @@ where
             }
             match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => this.parser.feed(chunk.as_ref()),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(StreamError::Transport(e)))),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(StreamError::Transport(e))))
+                }
                 Poll::Ready(None) => {
                     this.parser.finish();
                     this.done = true;
