@@ -5,7 +5,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod publish;
 mod serve;
+mod sub;
+mod token;
 
 /// Herald: a Server-Sent Events hub speaking the Mercure protocol.
 #[derive(Debug, Parser)]
@@ -19,12 +22,21 @@ struct Cli {
 enum Command {
     /// Run the hub.
     Serve(Box<serve::ServeArgs>),
+    /// Follow an event stream (any SSE URL, or topics on a hub).
+    Sub(Box<sub::SubArgs>),
+    /// Publish an update to a hub.
+    Pub(Box<publish::PubArgs>),
+    /// Mint a JWT for publishers or subscribers.
+    Token(Box<token::TokenArgs>),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::Sub(args) => sub::run(*args),
+        Command::Pub(args) => publish::run(*args),
+        Command::Token(args) => token::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,301 @@
+//! `herald sub`: follows an event stream from a terminal.
+//!
+//! The end of the path subscribe → replay → live, for a person: it opens an
+//! `herald_client::EventSource` on any SSE URL (or on a Mercure hub for a set
+//! of topics), prints each event on stdout (readable, coloured on a
+//! terminal, or JSON lines with `--json`) and reports the connection's state
+//! on stderr. Reconnections carry the last event id, so nothing is missed.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use futures_util::StreamExt;
+use herald_client::{Error, Event, EventSource, Item, ReconnectPolicy};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::publish::hub_endpoint;
+
+const EXAMPLES: &str = "Examples:
+  # Follow any SSE stream:
+  herald sub https://example.com/events
+
+  # Follow topics on a Mercure hub (base URL or full endpoint):
+  herald sub --hub http://localhost:8080 --topic 'https://example.com/books/{id}' --topic news
+
+  # Private updates need a subscriber token; resume after id 42; stop after 10 events:
+  herald sub --hub http://localhost:8080 --topic news --token \"$TOKEN\" --last-event-id 42 --count 10
+
+  # JSON lines, for jq:
+  herald sub --json http://localhost:8080/.well-known/mercure?topic=news | jq .data
+
+Events go to stdout; connection state goes to stderr.";
+
+/// Options of `herald sub`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub(crate) struct SubArgs {
+    /// The event stream to follow (or use --hub with --topic).
+    #[arg(
+        value_name = "URL",
+        required_unless_present = "hub",
+        conflicts_with = "hub"
+    )]
+    url: Option<String>,
+    /// A Mercure hub: its endpoint or base URL. Needs --topic.
+    #[arg(long, value_name = "URL", requires = "topics")]
+    hub: Option<String>,
+    /// A topic selector to subscribe to on --hub; repeat for several.
+    #[arg(long = "topic", value_name = "SELECTOR", requires = "hub")]
+    topics: Vec<String>,
+    /// Print each event as one JSON object per line: {"id","type","data"}.
+    #[arg(long)]
+    json: bool,
+    /// Start after this event id (sent as Last-Event-ID).
+    #[arg(long, value_name = "ID")]
+    last_event_id: Option<String>,
+    /// An extra request header; repeat for several.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// A subscriber JWT, sent as `Authorization: Bearer`.
+    #[arg(long, value_name = "JWT")]
+    token: Option<String>,
+    /// Exit after this many events.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Reconnect when nothing (not even a heartbeat) arrives for this long,
+    /// e.g. 90s.
+    #[arg(long, value_name = "DURATION")]
+    read_timeout: Option<String>,
+    /// Give up after this many reconnection attempts in a row.
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<u32>,
+}
+
+/// Characters left as they are in a query value.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Runs `herald sub` until `--count` events, a fatal error or Ctrl-C.
+pub(crate) fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
+    let url = stream_url(&args)?;
+    let mut builder = EventSource::builder(&url);
+    for header in &args.headers {
+        let Some((name, value)) = header.split_once(':') else {
+            bail!("invalid --header {header:?}: write it as 'Name: value'");
+        };
+        builder = builder.header(name.trim(), value.trim());
+    }
+    if let Some(token) = &args.token {
+        builder = builder.bearer_token(token);
+    }
+    if let Some(id) = &args.last_event_id {
+        builder = builder.last_event_id(id);
+    }
+    if let Some(timeout) = &args.read_timeout {
+        let timeout = humantime::parse_duration(timeout)
+            .with_context(|| format!("invalid --read-timeout {timeout:?}: use e.g. 90s"))?;
+        builder = builder.read_timeout(timeout);
+    }
+    builder = builder.reconnect(ReconnectPolicy::default().max_attempts(args.max_attempts));
+    let source = builder
+        .build()
+        .map_err(|e| anyhow::anyhow!("{e}{}", hint(&e)))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let printer = Printer {
+        json: args.json,
+        color: !args.json
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none(),
+    };
+    runtime.block_on(follow(source, &url, printer, args.count))
+}
+
+/// The URL to open: the positional URL, or the hub endpoint with one
+/// `topic` parameter per selector.
+fn stream_url(args: &SubArgs) -> anyhow::Result<String> {
+    match (&args.url, &args.hub) {
+        (Some(url), _) => Ok(url.clone()),
+        (None, Some(hub)) => {
+            let mut url = hub_endpoint(hub)?;
+            for (i, topic) in args.topics.iter().enumerate() {
+                let sep = if i == 0 && !url.contains('?') {
+                    '?'
+                } else {
+                    '&'
+                };
+                url.push(sep);
+                url.push_str("topic=");
+                url.extend(utf8_percent_encode(topic, QUERY));
+            }
+            Ok(url)
+        }
+        (None, None) => bail!("give a URL, or --hub URL with --topic"),
+    }
+}
+
+async fn follow(
+    mut source: EventSource,
+    url: &str,
+    printer: Printer,
+    count: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    if count == Some(0) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut seen = 0u64;
+    let mut stdout = std::io::stdout();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let item = tokio::select! {
+            item = source.next() => item,
+            _ = &mut ctrl_c => {
+                source.close();
+                eprintln!("herald: closed");
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        let Some(item) = item else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        match item {
+            Ok(Item::Open) => eprintln!("herald: connected to {url}"),
+            Ok(Item::Event(event)) => {
+                if printer.print(&mut stdout, &event).is_err() {
+                    // stdout is gone (e.g. `| head`): stop quietly.
+                    return Ok(ExitCode::SUCCESS);
+                }
+                seen += 1;
+                if count.is_some_and(|n| seen >= n) {
+                    source.close();
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Ok(Item::Reconnecting { error, delay }) => {
+                let last = source.last_event_id();
+                let resume = if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(", resuming after id {last}")
+                };
+                eprintln!(
+                    "herald: {error}; reconnecting in {}{resume}",
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        delay.as_millis() as u64
+                    ))
+                );
+            }
+            Ok(Item::Dropped(e)) => eprintln!("herald: warning: {e}"),
+            Ok(_) => {}
+            Err(e) => bail!("{e}{}", hint(&e)),
+        }
+    }
+}
+
+/// What to do about a fatal error, as a suffix for its message.
+fn hint(error: &Error) -> &'static str {
+    match error {
+        Error::Status { status, .. } if status.as_u16() == 401 || status.as_u16() == 403 => {
+            "\nhint: pass a subscriber token with --token (see `herald token --subscribe`)"
+        }
+        Error::Status { status, .. } if status.as_u16() == 404 => {
+            "\nhint: check the URL; a Mercure hub's endpoint is /.well-known/mercure (or use --hub URL --topic T)"
+        }
+        Error::Status { status, .. } if status.as_u16() == 204 => "\nhint: the server asked the client to stop",
+        Error::ContentType { .. } => "\nhint: this URL does not serve an event stream (text/event-stream)",
+        Error::AttemptsExhausted { .. } => "\nhint: check that the server is up, or raise --max-attempts",
+        Error::InvalidUrl { .. } => "\nhint: give a full URL such as http://localhost:8080/events",
+        Error::InvalidHeader { .. } => "\nhint: write headers as --header 'Name: value'",
+        _ => "",
+    }
+}
+
+/// How events are written on stdout.
+struct Printer {
+    json: bool,
+    color: bool,
+}
+
+impl Printer {
+    fn print(&self, out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+        if self.json {
+            let line = serde_json::json!({
+                "id": event.last_event_id(),
+                "type": event.event_type(),
+                "data": event.data(),
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            let (dim, bold, reset) = if self.color {
+                ("\x1b[2m", "\x1b[1;36m", "\x1b[0m")
+            } else {
+                ("", "", "")
+            };
+            let id = event.last_event_id();
+            if id.is_empty() {
+                writeln!(
+                    out,
+                    "{dim}event:{reset} {bold}{}{reset}",
+                    event.event_type()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{dim}event:{reset} {bold}{}{reset}  {dim}id:{reset} {id}",
+                    event.event_type()
+                )?;
+            }
+            writeln!(out, "{}", event.data())?;
+            writeln!(out)?;
+        }
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, t: Option<&str>, data: &str) -> Event {
+        Event::new(t.map(str::to_owned), data.to_owned(), id.into())
+    }
+
+    #[test]
+    fn plain_output_is_readable_and_uncoloured() {
+        let mut out = Vec::new();
+        let p = Printer {
+            json: false,
+            color: false,
+        };
+        p.print(&mut out, &event("7", Some("price"), "a\nb"))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event: price  id: 7\na\nb\n\n"
+        );
+    }
+
+    #[test]
+    fn json_output_is_one_object_per_line() {
+        let mut out = Vec::new();
+        let p = Printer {
+            json: true,
+            color: false,
+        };
+        p.print(&mut out, &event("", None, "x\"y")).unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(line.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id": "", "type": "message", "data": "x\"y"})
+        );
+    }
+}
