@@ -1,0 +1,214 @@
+//! `herald pub`, the real binary, against a scripted hub that records the
+//! form it receives.
+
+#[path = "../../herald-client/tests/fixture/mod.rs"]
+mod fixture;
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use fixture::{write, Fixture, Step};
+use tokio::io::AsyncWriteExt;
+
+/// Runs `herald ARGS` with `stdin` as its standard input (at most 20 s).
+async fn herald(args: &[&str], stdin: &str) -> Output {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .env_remove("HERALD_JWT_KEY")
+        .env_remove("HERALD_HUB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run herald");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("herald did not finish within 20 s")
+        .unwrap()
+}
+
+/// A hub that answers every publish with `status` and `body`.
+async fn hub(status: &'static str, body: &'static str) -> Fixture {
+    Fixture::start(move |_, _| {
+        vec![write(&format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))]
+    })
+    .await
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn pub_posts_the_form_and_prints_the_id() {
+    let server = hub("200 OK", "urn:uuid:abc").await;
+    let base = format!("http://{}", server.addr);
+    let out = herald(
+        &[
+            "pub",
+            "--hub",
+            &base,
+            "--topic",
+            "a",
+            "--topic",
+            "b c",
+            "--data",
+            "x&y=z é",
+            "--id",
+            "7",
+            "--type",
+            "t",
+            "--retry",
+            "1500",
+            "--private",
+            "--token",
+            "TOK",
+        ],
+        "",
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "urn:uuid:abc\n");
+    let req = &server.requests()[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/.well-known/mercure");
+    assert_eq!(
+        req.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(req.header("authorization"), Some("Bearer TOK"));
+    assert_eq!(
+        String::from_utf8_lossy(&req.body),
+        "topic=a&topic=b%20c&data=x%26y%3Dz%20%C3%A9&id=7&type=t&retry=1500&private=on"
+    );
+}
+
+#[tokio::test]
+async fn pub_reads_the_data_from_stdin() {
+    for data_flag in [None, Some("-")] {
+        let server = hub("200 OK", "id-1").await;
+        let endpoint = server.url("/.well-known/mercure");
+        let mut args = vec!["pub", "--hub", &endpoint, "--topic", "t"];
+        if let Some(flag) = data_flag {
+            args.extend(["--data", flag]);
+        }
+        let out = herald(&args, "line1\nline2").await;
+        assert!(out.status.success(), "stderr: {}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&server.requests()[0].body),
+            "topic=t&data=line1%0Aline2"
+        );
+        assert_eq!(server.requests()[0].header("authorization"), None);
+    }
+}
+
+#[tokio::test]
+async fn pub_reports_the_hubs_status_and_message() {
+    let server = hub("403 Forbidden", "topic not allowed by the token").await;
+    let out = herald(
+        &[
+            "pub",
+            "--hub",
+            &server.url("/.well-known/mercure"),
+            "--topic",
+            "t",
+            "--data",
+            "d",
+            "--token",
+            "x",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("403 Forbidden: topic not allowed by the token"),
+        "{err}"
+    );
+    assert!(err.contains("mercure.publish"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn pub_to_an_unreachable_hub_says_so() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let out = herald(
+        &[
+            "pub",
+            "--hub",
+            &format!("http://{addr}"),
+            "--topic",
+            "t",
+            "--data",
+            "d",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot reach the hub"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn pub_requires_a_topic() {
+    let out = herald(&["pub", "--hub", "http://127.0.0.1:1", "--data", "d"], "").await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--topic"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
+async fn pub_with_a_key_signs_a_publisher_token_for_its_topics() {
+    let server = Fixture::start(|_, _| {
+        vec![
+            write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"),
+            Step::Sleep(Duration::ZERO),
+        ]
+    })
+    .await;
+    let out = herald(
+        &[
+            "pub",
+            "--hub",
+            &format!("http://{}", server.addr),
+            "--topic",
+            "a",
+            "--topic",
+            "b",
+            "--data",
+            "d",
+            "--key",
+            "s3cret",
+        ],
+        "",
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let auth = server.requests()[0]
+        .header("authorization")
+        .map(str::to_owned);
+    let token = auth
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .expect("a bearer token");
+    let verifier =
+        herald_hub::auth::JwtVerifier::new(jsonwebtoken::Algorithm::HS256, b"s3cret").unwrap();
+    let claims = verifier
+        .verify(token)
+        .expect("the token verifies with the hub's key");
+    assert_eq!(claims.publish, Some(vec!["a".to_owned(), "b".to_owned()]));
+}

@@ -1,0 +1,213 @@
+//! `herald sub`, the real binary, against a scripted SSE server.
+
+#[path = "../../herald-client/tests/fixture/mod.rs"]
+mod fixture;
+
+use std::process::Output;
+use std::time::Duration;
+
+use fixture::{write, Fixture, Step, SSE_HEAD};
+
+/// Runs `herald ARGS` to completion (at most 20 s).
+async fn herald(args: &[&str]) -> Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(20), child)
+        .await
+        .expect("herald did not finish within 20 s")
+        .expect("cannot run herald")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn sub_prints_json_lines_and_resumes_with_the_last_event_id() {
+    let server = Fixture::start(|n, _| match n {
+        0 => vec![write(SSE_HEAD), write("retry: 20\nid: 1\ndata: a\n\n")],
+        _ => vec![
+            write(SSE_HEAD),
+            write("event: note\ndata: b\n\n"),
+            Step::Hang,
+        ],
+    })
+    .await;
+    let url = server.url("/events");
+    let out = herald(&["sub", &url, "--json", "--count", "2"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"id": "1", "type": "message", "data": "a"}),
+            serde_json::json!({"id": "1", "type": "note", "data": "b"}),
+        ]
+    );
+    let requests = server.requests();
+    assert_eq!(requests[0].header("last-event-id"), None);
+    assert_eq!(requests[1].header("last-event-id"), Some("1"));
+    let err = stderr(&out);
+    assert!(err.contains("connected to"), "{err}");
+    assert!(
+        err.contains("reconnecting in 20ms, resuming after id 1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sub_prints_readable_text_without_colour_when_piped() {
+    let server = Fixture::start(|_, _| {
+        vec![
+            write(SSE_HEAD),
+            write("id: 7\nevent: price\ndata: hello\ndata: world\n\n"),
+            Step::Hang,
+        ]
+    })
+    .await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["sub", &server.url("/"), "--count", "1"])
+            .env_remove("NO_COLOR")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "event: price  id: 7\nhello\nworld\n\n");
+}
+
+#[tokio::test]
+async fn sub_builds_the_mercure_url_from_a_hub_base_url_and_topics() {
+    let server =
+        Fixture::start(|_, _| vec![write(SSE_HEAD), write("data: x\n\n"), Step::Hang]).await;
+    let hub = format!("http://{}", server.addr);
+    let out = herald(&[
+        "sub",
+        "--hub",
+        &hub,
+        "--topic",
+        "https://example.com/books/{id}",
+        "--topic",
+        "news",
+        "--count",
+        "1",
+    ])
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(
+        server.requests()[0].path,
+        "/.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D&topic=news"
+    );
+}
+
+#[tokio::test]
+async fn sub_accepts_the_full_hub_endpoint() {
+    let server =
+        Fixture::start(|_, _| vec![write(SSE_HEAD), write("data: x\n\n"), Step::Hang]).await;
+    let hub = server.url("/.well-known/mercure");
+    let out = herald(&["sub", "--hub", &hub, "--topic", "a", "--count", "1"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(server.requests()[0].path, "/.well-known/mercure?topic=a");
+}
+
+#[tokio::test]
+async fn sub_sends_token_headers_and_last_event_id() {
+    let server =
+        Fixture::start(|_, _| vec![write(SSE_HEAD), write("data: x\n\n"), Step::Hang]).await;
+    let out = herald(&[
+        "sub",
+        &server.url("/"),
+        "--token",
+        "jwt.for.me",
+        "--header",
+        "X-Trace: abc",
+        "-H",
+        "X-Other:2",
+        "--last-event-id",
+        "urn:uuid:42",
+        "--count",
+        "1",
+    ])
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let req = &server.requests()[0];
+    assert_eq!(req.header("authorization"), Some("Bearer jwt.for.me"));
+    assert_eq!(req.header("x-trace"), Some("abc"));
+    assert_eq!(req.header("x-other"), Some("2"));
+    assert_eq!(req.header("last-event-id"), Some("urn:uuid:42"));
+    assert_eq!(req.header("accept"), Some("text/event-stream"));
+}
+
+#[tokio::test]
+async fn sub_exits_non_zero_with_a_hint_on_401() {
+    let server = Fixture::start(|_, _| {
+        vec![write("HTTP/1.1 401 Unauthorized\r\nContent-Length: 13\r\nConnection: close\r\n\r\nmissing token")]
+    })
+    .await;
+    let out = herald(&["sub", &server.url("/")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("401 Unauthorized: missing token"), "{err}");
+    assert!(err.contains("--token"), "{err}");
+    assert_eq!(server.requests().len(), 1, "no reconnection after a 401");
+}
+
+#[tokio::test]
+async fn sub_exits_non_zero_on_a_wrong_content_type() {
+    let server = Fixture::start(|_, _| {
+        vec![write(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html>",
+        )]
+    })
+    .await;
+    let out = herald(&["sub", &server.url("/")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("text/html"), "{err}");
+    assert!(err.contains("does not serve an event stream"), "{err}");
+}
+
+#[tokio::test]
+async fn sub_gives_up_after_max_attempts() {
+    let server = Fixture::start(|_, _| fixture::hang_up()).await;
+    // The server hangs up without answering: a retryable failure, and with
+    // --max-attempts 0 the first one is final.
+    let out = herald(&["sub", &server.url("/"), "--max-attempts", "0"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("gave up after 0 reconnection attempts"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn sub_without_url_or_hub_explains_usage() {
+    let out = herald(&["sub"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("<URL>"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn sub_help_has_examples() {
+    let out = herald(&["sub", "--help"]).await;
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("Examples:"));
+    assert!(stdout(&out).contains("--hub http://localhost:8080"));
+}
