@@ -1,0 +1,222 @@
+//! `herald pub`, `herald sub` and `herald token` against the real hub
+//! (`herald serve`), all as child processes of the test.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const KEY: &str = "cli-hub-test-secret";
+
+fn herald() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+    for var in [
+        "HERALD_JWT_KEY",
+        "HERALD_CONFIG",
+        "HERALD_LISTEN",
+        "HERALD_HUB",
+        "HERALD_ANONYMOUS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1").kill_on_drop(true);
+    cmd
+}
+
+/// A hub on a free loopback port; killed when dropped.
+struct Hub {
+    _child: Child,
+    /// The hub endpoint, `http://127.0.0.1:PORT/.well-known/mercure`.
+    url: String,
+}
+
+async fn start_hub() -> Hub {
+    let mut child = herald()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-key",
+            KEY,
+            "--anonymous",
+            "--heartbeat",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run herald serve");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("http://") {
+                let url: String = line[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '\x1b')
+                    .collect();
+                return url;
+            }
+        }
+        panic!("herald serve exited without printing its address");
+    })
+    .await
+    .expect("herald serve did not start within 20 s");
+    // Keep draining the log so the hub never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Hub { _child: child, url }
+}
+
+async fn run(cmd: &mut Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(20), cmd.stdin(Stdio::null()).output())
+        .await
+        .expect("herald did not finish within 20 s")
+        .expect("cannot run herald")
+}
+
+async fn publish(hub: &Hub, topic: &str, data: &str, extra: &[&str]) -> String {
+    let out = run(herald()
+        .args([
+            "pub", "--hub", &hub.url, "--topic", topic, "--data", data, "--key", KEY,
+        ])
+        .args(extra))
+    .await;
+    assert!(
+        out.status.success(),
+        "pub failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
+async fn published_updates_replay_to_a_subscriber_from_earliest() {
+    let hub = start_hub().await;
+    let first = publish(&hub, "books/1", "one", &["--id", "b1"]).await;
+    let second = publish(&hub, "books/1", "two", &["--type", "update"]).await;
+    assert_eq!(first, "b1");
+    assert!(!second.is_empty());
+    let out = run(herald().args([
+        "sub",
+        "--hub",
+        &hub.url,
+        "--topic",
+        "books/{id}",
+        "--last-event-id",
+        "earliest",
+        "--json",
+        "--count",
+        "2",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "sub failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json_lines(&out),
+        [
+            serde_json::json!({"id": "b1", "type": "message", "data": "one"}),
+            serde_json::json!({"id": second, "type": "update", "data": "two"}),
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
+async fn a_live_subscriber_receives_what_is_published() {
+    let hub = start_hub().await;
+    let mut sub = herald()
+        .args([
+            "sub", "--hub", &hub.url, "--topic", "news", "--json", "--count", "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(sub.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = err.next_line().await {
+            if line.contains("connected to") {
+                return;
+            }
+        }
+        panic!("herald sub never connected");
+    })
+    .await
+    .unwrap();
+    let id = publish(&hub, "news", "breaking", &[]).await;
+    let out = tokio::time::timeout(Duration::from_secs(20), sub.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        json_lines(&out),
+        [serde_json::json!({"id": id, "type": "message", "data": "breaking"})]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
+async fn private_updates_need_a_subscriber_token_from_herald_token() {
+    let hub = start_hub().await;
+    publish(&hub, "secret", "public", &["--id", "p1"]).await;
+    publish(&hub, "secret", "private", &["--id", "p2", "--private"]).await;
+    publish(&hub, "secret", "end", &["--id", "p3"]).await;
+    let token = run(herald().args(["token", "--key", KEY, "--subscribe", "secret"])).await;
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+
+    let sub = |token: Option<&str>, count: &str| {
+        let mut cmd = herald();
+        cmd.args([
+            "sub",
+            "--hub",
+            &hub.url,
+            "--topic",
+            "secret",
+            "--last-event-id",
+            "earliest",
+            "--json",
+            "--count",
+            count,
+        ]);
+        if let Some(token) = token {
+            cmd.args(["--token", token]);
+        }
+        cmd
+    };
+    let anonymous = run(&mut sub(None, "2")).await;
+    let datas: Vec<_> = json_lines(&anonymous)
+        .iter()
+        .map(|v| v["data"].clone())
+        .collect();
+    assert_eq!(datas, ["public", "end"]);
+    let authorised = run(&mut sub(Some(&token), "3")).await;
+    let datas: Vec<_> = json_lines(&authorised)
+        .iter()
+        .map(|v| v["data"].clone())
+        .collect();
+    assert_eq!(datas, ["public", "private", "end"]);
+}
+
+#[tokio::test]
+async fn publishing_without_a_token_is_refused_with_a_hint() {
+    let hub = start_hub().await;
+    let out = run(herald().args(["pub", "--hub", &hub.url, "--topic", "t", "--data", "d"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("--token"), "{err}");
+}
