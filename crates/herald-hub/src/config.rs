@@ -20,7 +20,9 @@ pub struct JwtKey {
 impl std::fmt::Debug for JwtKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
-        f.debug_struct("JwtKey").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("JwtKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 

@@ -135,7 +135,11 @@ impl Drop for Registration {
 pub(crate) struct Closed;
 
 impl Fanout {
-    pub(crate) fn new(matcher: Arc<TopicMatcher>, metrics: Arc<Metrics>, queue_capacity: usize) -> Fanout {
+    pub(crate) fn new(
+        matcher: Arc<TopicMatcher>,
+        metrics: Arc<Metrics>,
+        queue_capacity: usize,
+    ) -> Fanout {
         Fanout {
             registry: RwLock::new(Registry::default()),
             matcher,
@@ -248,7 +252,10 @@ impl Fanout {
             for (id, slow) in dropped {
                 if registry.remove(id) && slow {
                     Metrics::inc(&self.metrics.slow_disconnects_total);
-                    tracing::info!(subscriber = id, "closing a slow subscriber: its queue is full; it will resume from history");
+                    tracing::info!(
+                        subscriber = id,
+                        "closing a slow subscriber: its queue is full; it will resume from history"
+                    );
                 }
             }
         }

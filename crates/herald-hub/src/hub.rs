@@ -95,7 +95,9 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,7 +122,11 @@ impl Hub {
         let subscriber_jwt = verifier("subscriber", &config.subscriber_key)?;
         let matcher = Arc::new(TopicMatcher::new(config.matcher_cache));
         let metrics = Arc::new(Metrics::default());
-        let fanout = Arc::new(Fanout::new(Arc::clone(&matcher), Arc::clone(&metrics), config.queue_capacity));
+        let fanout = Arc::new(Fanout::new(
+            Arc::clone(&matcher),
+            Arc::clone(&metrics),
+            config.queue_capacity,
+        ));
         let publisher = Publisher::spawn(Arc::clone(&history), Arc::clone(&fanout));
         Ok(Hub {
             shared: Arc::new(Shared {
@@ -154,14 +160,21 @@ impl Hub {
         if let Some(ms) = form.retry {
             frame = frame.retry(std::time::Duration::from_millis(ms));
         }
-        let frame = frame.encode().map_err(|e| PublishError::Invalid(e.to_string()))?;
+        let frame = frame
+            .encode()
+            .map_err(|e| PublishError::Invalid(e.to_string()))?;
         let entry = NewEntry {
             id,
             topics: form.topics,
             private: form.private,
             frame,
         };
-        let stored = self.shared.publisher.publish(entry).await.map_err(PublishError::History)?;
+        let stored = self
+            .shared
+            .publisher
+            .publish(entry)
+            .await
+            .map_err(PublishError::History)?;
         Metrics::inc(&self.shared.metrics.publishes_total);
         Ok(stored.id.clone())
     }

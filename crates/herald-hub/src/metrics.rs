@@ -71,19 +71,67 @@ impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
         let rows: [(&str, &str, &str, u64); 9] = [
-            ("herald_subscribers", "gauge", "Subscribers connected now.", self.subscribers),
-            ("herald_subscriptions_total", "counter", "Subscriptions opened since start.", self.subscriptions_total),
-            ("herald_publishes_total", "counter", "Updates accepted since start.", self.publishes_total),
-            ("herald_publishes_rejected_total", "counter", "Publish requests refused since start.", self.publishes_rejected_total),
-            ("herald_events_delivered_total", "counter", "Events queued to subscribers since start.", self.events_delivered_total),
-            ("herald_slow_subscriber_disconnects_total", "counter", "Subscribers closed because their queue overflowed.", self.slow_disconnects_total),
-            ("herald_history_events", "gauge", "Events held in history.", self.history.events),
-            ("herald_history_bytes", "gauge", "Approximate bytes held in history.", self.history.bytes),
-            ("herald_history_last_sequence", "gauge", "Sequence number of the last event stored.", self.history.last_seq),
+            (
+                "herald_subscribers",
+                "gauge",
+                "Subscribers connected now.",
+                self.subscribers,
+            ),
+            (
+                "herald_subscriptions_total",
+                "counter",
+                "Subscriptions opened since start.",
+                self.subscriptions_total,
+            ),
+            (
+                "herald_publishes_total",
+                "counter",
+                "Updates accepted since start.",
+                self.publishes_total,
+            ),
+            (
+                "herald_publishes_rejected_total",
+                "counter",
+                "Publish requests refused since start.",
+                self.publishes_rejected_total,
+            ),
+            (
+                "herald_events_delivered_total",
+                "counter",
+                "Events queued to subscribers since start.",
+                self.events_delivered_total,
+            ),
+            (
+                "herald_slow_subscriber_disconnects_total",
+                "counter",
+                "Subscribers closed because their queue overflowed.",
+                self.slow_disconnects_total,
+            ),
+            (
+                "herald_history_events",
+                "gauge",
+                "Events held in history.",
+                self.history.events,
+            ),
+            (
+                "herald_history_bytes",
+                "gauge",
+                "Approximate bytes held in history.",
+                self.history.bytes,
+            ),
+            (
+                "herald_history_last_sequence",
+                "gauge",
+                "Sequence number of the last event stored.",
+                self.history.last_seq,
+            ),
         ];
         let mut out = String::with_capacity(1024);
         for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }

@@ -105,6 +105,9 @@ pub fn parse_publish(body: &[u8], limits: &ProtocolLimits) -> Result<PublishForm
                     ));
                 }
                 check_selector_len("topic", &value, limits)?;
+                if value.is_empty() {
+                    return Err(ProtocolError::new("topic", "must not be empty"));
+                }
                 form.topics.push(value.into_owned());
             }
             "data" => form.data = value.into_owned(),
@@ -131,7 +134,10 @@ pub fn parse_publish(body: &[u8], limits: &ProtocolLimits) -> Result<PublishForm
             }
             "retry" => {
                 if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ProtocolError::new("retry", "must be a number of milliseconds"));
+                    return Err(ProtocolError::new(
+                        "retry",
+                        "must be a number of milliseconds",
+                    ));
                 }
                 let ms = value
                     .parse()
@@ -143,13 +149,19 @@ pub fn parse_publish(body: &[u8], limits: &ProtocolLimits) -> Result<PublishForm
         }
     }
     if form.topics.is_empty() {
-        return Err(ProtocolError::new("topic", "missing: give at least one topic"));
+        return Err(ProtocolError::new(
+            "topic",
+            "missing: give at least one topic",
+        ));
     }
     Ok(form)
 }
 
 /// Parses a subscribe query string (without the `?`).
-pub fn parse_subscribe(query: &str, limits: &ProtocolLimits) -> Result<SubscribeQuery, ProtocolError> {
+pub fn parse_subscribe(
+    query: &str,
+    limits: &ProtocolLimits,
+) -> Result<SubscribeQuery, ProtocolError> {
     let mut parsed = SubscribeQuery::default();
     for pair in form_pairs(query.as_bytes()) {
         let (name, value) = pair?;
@@ -158,10 +170,16 @@ pub fn parse_subscribe(query: &str, limits: &ProtocolLimits) -> Result<Subscribe
                 if parsed.selectors.len() == limits.max_selectors {
                     return Err(ProtocolError::new(
                         "topic",
-                        format!("at most {} selectors per subscription", limits.max_selectors),
+                        format!(
+                            "at most {} selectors per subscription",
+                            limits.max_selectors
+                        ),
                     ));
                 }
                 check_selector_len("topic", &value, limits)?;
+                if value.is_empty() {
+                    return Err(ProtocolError::new("topic", "a selector must not be empty"));
+                }
                 if !parsed.selectors.iter().any(|s| *s == *value) {
                     parsed.selectors.push(value.into_owned());
                 }
@@ -171,12 +189,19 @@ pub fn parse_subscribe(query: &str, limits: &ProtocolLimits) -> Result<Subscribe
         }
     }
     if parsed.selectors.is_empty() {
-        return Err(ProtocolError::new("topic", "missing: give at least one topic selector"));
+        return Err(ProtocolError::new(
+            "topic",
+            "missing: give at least one topic selector",
+        ));
     }
     Ok(parsed)
 }
 
-fn check_selector_len(field: &'static str, value: &str, limits: &ProtocolLimits) -> Result<(), ProtocolError> {
+fn check_selector_len(
+    field: &'static str,
+    value: &str,
+    limits: &ProtocolLimits,
+) -> Result<(), ProtocolError> {
     if value.chars().count() > limits.max_selector_len {
         return Err(ProtocolError::new(
             field,
@@ -188,7 +213,9 @@ fn check_selector_len(field: &'static str, value: &str, limits: &ProtocolLimits)
 
 /// The name/value pairs of a form body or query string, decoded strictly:
 /// `+` is a space, `%XX` a byte, and the result must be UTF-8.
-fn form_pairs(input: &[u8]) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), ProtocolError>> {
+fn form_pairs(
+    input: &[u8],
+) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), ProtocolError>> {
     input
         .split(|&b| b == b'&')
         .filter(|pair| !pair.is_empty())
@@ -197,8 +224,10 @@ fn form_pairs(input: &[u8]) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
-            let name = decode_component(name).map_err(|_| ProtocolError::new("form", "a field name is not valid UTF-8"))?;
-            let value = decode_component(value).map_err(|_| ProtocolError::new(field_name(&name), "not valid UTF-8"))?;
+            let name = decode_component(name)
+                .map_err(|e| ProtocolError::new("form", format!("a field name is {e}")))?;
+            let value = decode_component(value)
+                .map_err(|e| ProtocolError::new(field_name(&name), format!("value is {e}")))?;
             Ok((name, value))
         })
 }
@@ -221,9 +250,46 @@ fn field_name(name: &str) -> &'static str {
     }
 }
 
-fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, std::str::Utf8Error> {
+/// Why a form component could not be decoded.
+#[derive(Debug)]
+enum DecodeError {
+    Escape,
+    Utf8,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DecodeError::Escape => "malformed: '%' must be followed by two hex digits",
+            DecodeError::Utf8 => "not valid UTF-8",
+        })
+    }
+}
+
+impl From<std::str::Utf8Error> for DecodeError {
+    fn from(_: std::str::Utf8Error) -> Self {
+        DecodeError::Utf8
+    }
+}
+
+fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
+    let mut rest = raw;
+    while let Some(i) = rest.iter().position(|&b| b == b'%') {
+        let hex = rest.get(i + 1..i + 3).ok_or(DecodeError::Escape)?;
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return Err(DecodeError::Escape);
+        }
+        rest = &rest[i + 3..];
+    }
+    Ok(decode_utf8(raw)?)
+}
+
+fn decode_utf8(raw: &[u8]) -> Result<Cow<'_, str>, std::str::Utf8Error> {
     if raw.contains(&b'+') {
-        let spaced: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let spaced: Vec<u8> = raw
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
         let bytes: Vec<u8> = percent_decode(&spaced).collect();
         return String::from_utf8(bytes)
             .map(Cow::Owned)
@@ -231,7 +297,9 @@ fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, std::str::Utf8Error> {
     }
     match percent_decode(raw).into() {
         Cow::Borrowed(bytes) => std::str::from_utf8(bytes).map(Cow::Borrowed),
-        Cow::Owned(bytes) => String::from_utf8(bytes).map(Cow::Owned).map_err(|e| e.utf8_error()),
+        Cow::Owned(bytes) => String::from_utf8(bytes)
+            .map(Cow::Owned)
+            .map_err(|e| e.utf8_error()),
     }
 }
 
@@ -262,7 +330,12 @@ mod tests {
         assert_eq!(publish("topic=a&type=a%0Db").unwrap_err().field(), "type");
         assert_eq!(publish("topic=a&retry=-5").unwrap_err().field(), "retry");
         assert_eq!(publish("topic=a&retry=").unwrap_err().field(), "retry");
-        assert_eq!(publish("topic=a&retry=99999999999999999999999").unwrap_err().field(), "retry");
+        assert_eq!(
+            publish("topic=a&retry=99999999999999999999999")
+                .unwrap_err()
+                .field(),
+            "retry"
+        );
         assert_eq!(publish("topic=a&data=%FF").unwrap_err().field(), "data");
         let err = parse_publish(b"topic=\xff", &ProtocolLimits::default()).unwrap_err();
         assert_eq!(err.field(), "topic");
@@ -272,18 +345,36 @@ mod tests {
     fn limits_are_enforced() {
         let limits = ProtocolLimits::default();
         let many = "topic=a&".repeat(1001);
-        assert!(parse_publish(many.as_bytes(), &limits).unwrap_err().to_string().contains("1000"));
+        assert!(parse_publish(many.as_bytes(), &limits)
+            .unwrap_err()
+            .to_string()
+            .contains("1000"));
         let many: String = (0..101).map(|i| format!("topic=t{i}&")).collect();
-        assert!(parse_subscribe(&many, &limits).unwrap_err().to_string().contains("100"));
+        assert!(parse_subscribe(&many, &limits)
+            .unwrap_err()
+            .to_string()
+            .contains("100"));
         let long = format!("topic={}", "x".repeat(4097));
-        assert!(parse_subscribe(&long, &limits).unwrap_err().to_string().contains("4096"));
+        assert!(parse_subscribe(&long, &limits)
+            .unwrap_err()
+            .to_string()
+            .contains("4096"));
     }
 
     #[test]
     fn subscribe_query() {
-        let q = parse_subscribe("topic=a&topic=%7Bx%7D&topic=a&lastEventID=urn%3Auuid%3A1", &ProtocolLimits::default()).unwrap();
+        let q = parse_subscribe(
+            "topic=a&topic=%7Bx%7D&topic=a&lastEventID=urn%3Auuid%3A1",
+            &ProtocolLimits::default(),
+        )
+        .unwrap();
         assert_eq!(q.selectors, vec!["a", "{x}"]);
         assert_eq!(q.last_event_id.as_deref(), Some("urn:uuid:1"));
-        assert_eq!(parse_subscribe("", &ProtocolLimits::default()).unwrap_err().field(), "topic");
+        assert_eq!(
+            parse_subscribe("", &ProtocolLimits::default())
+                .unwrap_err()
+                .field(),
+            "topic"
+        );
     }
 }

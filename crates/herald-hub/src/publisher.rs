@@ -45,7 +45,11 @@ impl Publisher {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<(NewEntry, Ack)>, history: Arc<dyn History>, fanout: Arc<Fanout>) {
+async fn run(
+    mut rx: mpsc::Receiver<(NewEntry, Ack)>,
+    history: Arc<dyn History>,
+    fanout: Arc<Fanout>,
+) {
     let mut requests = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
         let (batch, acks): (Vec<NewEntry>, Vec<Ack>) = requests.drain(..).unzip();

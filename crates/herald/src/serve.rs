@@ -38,10 +38,20 @@ pub(crate) struct ServeArgs {
 
     /// JWT key for publishers and subscribers: the secret for HS*, a PEM
     /// public key for RS*/ES*.
-    #[arg(long, env = "HERALD_JWT_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HERALD_JWT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     jwt_key: Option<String>,
     /// File holding the JWT key (e.g. a PEM public key).
-    #[arg(long, env = "HERALD_JWT_KEY_FILE", value_name = "FILE", conflicts_with = "jwt_key")]
+    #[arg(
+        long,
+        env = "HERALD_JWT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "jwt_key"
+    )]
     jwt_key_file: Option<PathBuf>,
     /// JWT algorithm: HS256, HS384, HS512, RS256, RS384, RS512, PS256,
     /// PS384, PS512, ES256, ES384 [default: HS256].
@@ -49,20 +59,40 @@ pub(crate) struct ServeArgs {
     jwt_alg: Option<String>,
 
     /// Publishers' key, when it differs from --jwt-key.
-    #[arg(long, env = "HERALD_PUBLISHER_JWT_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HERALD_PUBLISHER_JWT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     publisher_jwt_key: Option<String>,
     /// File holding the publishers' key.
-    #[arg(long, env = "HERALD_PUBLISHER_JWT_KEY_FILE", value_name = "FILE", conflicts_with = "publisher_jwt_key")]
+    #[arg(
+        long,
+        env = "HERALD_PUBLISHER_JWT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "publisher_jwt_key"
+    )]
     publisher_jwt_key_file: Option<PathBuf>,
     /// Publishers' algorithm [default: --jwt-alg].
     #[arg(long, env = "HERALD_PUBLISHER_JWT_ALG", value_name = "ALG")]
     publisher_jwt_alg: Option<String>,
 
     /// Subscribers' key, when it differs from --jwt-key.
-    #[arg(long, env = "HERALD_SUBSCRIBER_JWT_KEY", value_name = "KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HERALD_SUBSCRIBER_JWT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
     subscriber_jwt_key: Option<String>,
     /// File holding the subscribers' key.
-    #[arg(long, env = "HERALD_SUBSCRIBER_JWT_KEY_FILE", value_name = "FILE", conflicts_with = "subscriber_jwt_key")]
+    #[arg(
+        long,
+        env = "HERALD_SUBSCRIBER_JWT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "subscriber_jwt_key"
+    )]
     subscriber_jwt_key_file: Option<PathBuf>,
     /// Subscribers' algorithm [default: --jwt-alg].
     #[arg(long, env = "HERALD_SUBSCRIBER_JWT_ALG", value_name = "ALG")]
@@ -76,12 +106,22 @@ pub(crate) struct ServeArgs {
     /// Origin allowed to subscribe and publish from a browser on another
     /// origin, with cookies; repeat or separate with commas; `*` for any
     /// [default: none; `*` in development mode].
-    #[arg(long = "cors-origin", env = "HERALD_CORS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "cors-origin",
+        env = "HERALD_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
     cors_origin: Option<Vec<String>>,
 
     /// Origin allowed to publish with the mercureAuthorization cookie (the
     /// CSRF guard); repeat or separate with commas [default: none].
-    #[arg(long = "publish-origin", env = "HERALD_PUBLISH_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    #[arg(
+        long = "publish-origin",
+        env = "HERALD_PUBLISH_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
     publish_origin: Option<Vec<String>>,
 
     /// Interval between heartbeat comments on idle streams, e.g. 40s or
@@ -135,15 +175,35 @@ impl ServeArgs {
         let Some(path) = self.config.clone() else {
             return Ok(self);
         };
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read the config file {}", path.display()))?;
-        let file: ServeArgs = toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let file: ServeArgs = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
         macro_rules! fill {
             ($($field:ident),*) => { $( if self.$field.is_none() { self.$field = file.$field; } )* };
         }
         fill!(
-            listen, jwt_key, jwt_key_file, jwt_alg, publisher_jwt_key, publisher_jwt_key_file, publisher_jwt_alg,
-            subscriber_jwt_key, subscriber_jwt_key_file, subscriber_jwt_alg, anonymous, cors_origin, publish_origin,
-            heartbeat, history_size, max_body, max_topics, max_selectors, max_selector_length, queue_size, log
+            listen,
+            jwt_key,
+            jwt_key_file,
+            jwt_alg,
+            publisher_jwt_key,
+            publisher_jwt_key_file,
+            publisher_jwt_alg,
+            subscriber_jwt_key,
+            subscriber_jwt_key_file,
+            subscriber_jwt_alg,
+            anonymous,
+            cors_origin,
+            publish_origin,
+            heartbeat,
+            history_size,
+            max_body,
+            max_topics,
+            max_selectors,
+            max_selector_length,
+            queue_size,
+            log
         );
         Ok(self)
     }
@@ -162,8 +222,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging(filter: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("invalid --log filter {filter:?}"))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid --log filter {filter:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     Ok(())
 }
 
@@ -216,10 +280,16 @@ struct DevMode {
 
 /// The hub configuration from the options; `Some(DevMode)` when no key is
 /// configured and the hub listens on loopback only.
-fn hub_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<(HubConfig, Option<DevMode>)> {
+fn hub_config(
+    args: &ServeArgs,
+    listen: SocketAddr,
+) -> anyhow::Result<(HubConfig, Option<DevMode>)> {
     let alg = parse_alg(args.jwt_alg.as_deref().unwrap_or("HS256"))?;
     let shared_key = read_key(args.jwt_key.as_deref(), args.jwt_key_file.as_deref())?;
-    let role_key = |key: &Option<String>, file: &Option<PathBuf>, role_alg: &Option<String>| -> anyhow::Result<Option<JwtKey>> {
+    let role_key = |key: &Option<String>,
+                    file: &Option<PathBuf>,
+                    role_alg: &Option<String>|
+     -> anyhow::Result<Option<JwtKey>> {
         let key = read_key(key.as_deref(), file.as_deref())?.or_else(|| shared_key.clone());
         let algorithm = match role_alg {
             Some(a) => parse_alg(a)?,
@@ -227,13 +297,22 @@ fn hub_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<(HubConfig
         };
         Ok(key.map(|key| JwtKey { algorithm, key }))
     };
-    let publisher_key = role_key(&args.publisher_jwt_key, &args.publisher_jwt_key_file, &args.publisher_jwt_alg)?;
-    let subscriber_key = role_key(&args.subscriber_jwt_key, &args.subscriber_jwt_key_file, &args.subscriber_jwt_alg)?;
+    let publisher_key = role_key(
+        &args.publisher_jwt_key,
+        &args.publisher_jwt_key_file,
+        &args.publisher_jwt_alg,
+    )?;
+    let subscriber_key = role_key(
+        &args.subscriber_jwt_key,
+        &args.subscriber_jwt_key_file,
+        &args.subscriber_jwt_alg,
+    )?;
 
     let heartbeat = match args.heartbeat.as_deref() {
         None => Duration::from_secs(40),
         Some("0") => Duration::ZERO,
-        Some(text) => humantime::parse_duration(text).with_context(|| format!("invalid --heartbeat {text:?}: use e.g. 40s, 500ms or 0"))?,
+        Some(text) => humantime::parse_duration(text)
+            .with_context(|| format!("invalid --heartbeat {text:?}: use e.g. 40s, 500ms or 0"))?,
     };
     let defaults = HubConfig::default();
     let config = HubConfig {
@@ -248,7 +327,9 @@ fn hub_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<(HubConfig
         limits: ProtocolLimits {
             max_topics: args.max_topics.unwrap_or(defaults.limits.max_topics),
             max_selectors: args.max_selectors.unwrap_or(defaults.limits.max_selectors),
-            max_selector_len: args.max_selector_length.unwrap_or(defaults.limits.max_selector_len),
+            max_selector_len: args
+                .max_selector_length
+                .unwrap_or(defaults.limits.max_selector_len),
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
         ..defaults
@@ -267,7 +348,10 @@ fn hub_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<(HubConfig
 }
 
 fn dev_mode() -> anyhow::Result<DevMode> {
-    let secret: String = rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect();
+    let secret: String = rand::random::<[u8; 32]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let key = JwtKey {
         algorithm: Algorithm::HS256,
         key: secret.into_bytes(),
@@ -339,7 +423,8 @@ fn read_key(key: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<Vec
     }
     match file {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read the JWT key file {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read the JWT key file {}", path.display()))?;
             Ok(Some(bytes))
         }
         None => Ok(None),

@@ -51,7 +51,9 @@ impl MemoryHistory {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock leaves the ring itself
         // consistent (each mutation is a single push or pop), so go on.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -83,7 +85,9 @@ impl History for MemoryHistory {
             state.ids.entry(entry.id.clone()).or_insert(seq);
             state.bytes += entry.size() as u64;
             state.entries.push_back(entry);
-            while state.entries.len() > self.capacity || (state.bytes > self.max_bytes && state.entries.len() > 1) {
+            while state.entries.len() > self.capacity
+                || (state.bytes > self.max_bytes && state.entries.len() > 1)
+            {
                 state.evict_front();
             }
         }
@@ -100,7 +104,13 @@ impl History for MemoryHistory {
             return Ok(Vec::new());
         };
         let skip = after.saturating_sub(first - 1) as usize;
-        Ok(state.entries.iter().skip(skip).take(limit).cloned().collect())
+        Ok(state
+            .entries
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn stats(&self) -> HistoryStats {
@@ -132,9 +142,16 @@ mod tests {
         let h = MemoryHistory::new(3);
         let batch = (1..=5).map(|i| new_entry(&i.to_string())).collect();
         let stored = h.append(batch).await.unwrap();
-        assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
         assert_eq!(h.stats().events, 3);
-        assert_eq!(h.seq_of("1").await.unwrap(), None, "evicted ids are forgotten");
+        assert_eq!(
+            h.seq_of("1").await.unwrap(),
+            None,
+            "evicted ids are forgotten"
+        );
         assert_eq!(h.seq_of("4").await.unwrap(), Some(4));
         let ids = |v: Vec<Arc<Entry>>| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(h.read_after(0, 10).await.unwrap()), vec!["3", "4", "5"]);
@@ -146,7 +163,9 @@ mod tests {
     #[tokio::test]
     async fn duplicate_ids_resolve_to_the_earliest() {
         let h = MemoryHistory::new(10);
-        h.append(vec![new_entry("a"), new_entry("b"), new_entry("a")]).await.unwrap();
+        h.append(vec![new_entry("a"), new_entry("b"), new_entry("a")])
+            .await
+            .unwrap();
         assert_eq!(h.seq_of("a").await.unwrap(), Some(1));
     }
 
@@ -154,7 +173,9 @@ mod tests {
     async fn byte_limit_evicts_oldest() {
         let one = Entry::new(0, 0, new_entry("x")).size() as u64;
         let h = MemoryHistory::with_max_bytes(100, one * 2);
-        h.append((0..5).map(|i| new_entry(&i.to_string())).collect()).await.unwrap();
+        h.append((0..5).map(|i| new_entry(&i.to_string())).collect())
+            .await
+            .unwrap();
         assert_eq!(h.stats().events, 2);
         assert!(h.stats().bytes <= one * 2);
     }

@@ -46,7 +46,10 @@ async fn readyz(axum::extract::State(hub): axum::extract::State<Hub>) -> impl In
 
 async fn metrics(axum::extract::State(hub): axum::extract::State<Hub>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         hub.metrics().to_prometheus(),
     )
 }

@@ -18,7 +18,12 @@ use crate::metrics::Metrics;
 use crate::protocol::parse_publish;
 use crate::Hub;
 
-pub(crate) async fn publish(State(hub): State<Hub>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn publish(
+    State(hub): State<Hub>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match accept(&hub, query.as_deref(), &headers, body).await {
         Ok(id) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], id).into_response(),
         Err(rejection) => {
@@ -28,28 +33,46 @@ pub(crate) async fn publish(State(hub): State<Hub>, RawQuery(query): RawQuery, h
     }
 }
 
-async fn accept(hub: &Hub, query: Option<&str>, headers: &HeaderMap, body: Body) -> Result<String, Rejection> {
+async fn accept(
+    hub: &Hub,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<String, Rejection> {
     let shared = &hub.shared;
     let (token, source) = extract_token(headers, query)
         .map_err(|e| Rejection::Unauthorized(e.to_string()))?
-        .ok_or_else(|| Rejection::Unauthorized("publishing needs a JWT: send it as \"Authorization: Bearer <token>\"".into()))?;
+        .ok_or_else(|| {
+            Rejection::Unauthorized(
+                "publishing needs a JWT: send it as \"Authorization: Bearer <token>\"".into(),
+            )
+        })?;
     if source == TokenSource::Cookie && !origin_allowed(headers, &shared.config.publish_origins) {
         return Err(Rejection::Forbidden(
             "publishing with the mercureAuthorization cookie is only allowed from the configured publish origins".into(),
         ));
     }
-    let verifier = shared
-        .publisher_jwt
-        .as_ref()
-        .ok_or_else(|| Rejection::Unauthorized("this hub has no publisher key configured".into()))?;
-    let claims = verifier.verify(&token).map_err(|e| Rejection::Unauthorized(e.to_string()))?;
+    let verifier = shared.publisher_jwt.as_ref().ok_or_else(|| {
+        Rejection::Unauthorized("this hub has no publisher key configured".into())
+    })?;
+    let claims = verifier
+        .verify(&token)
+        .map_err(|e| Rejection::Unauthorized(e.to_string()))?;
     let allowed = claims.publish.unwrap_or_default();
     if allowed.is_empty() {
-        return Err(Rejection::Forbidden("the token has no \"mercure.publish\" claim".into()));
+        return Err(Rejection::Forbidden(
+            "the token has no \"mercure.publish\" claim".into(),
+        ));
     }
 
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let essence = content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+        let essence = content_type
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
         if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             return Err(Rejection::UnsupportedMediaType);
         }
@@ -64,10 +87,17 @@ async fn accept(hub: &Hub, query: Option<&str>, headers: &HeaderMap, body: Body)
     }
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(Rejection::TooLarge(limit)),
-        Err(e) => return Err(Rejection::BadRequest(format!("could not read the request body: {e}"))),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(Rejection::TooLarge(limit))
+        }
+        Err(e) => {
+            return Err(Rejection::BadRequest(format!(
+                "could not read the request body: {e}"
+            )))
+        }
     };
-    let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| Rejection::BadRequest(e.to_string()))?;
+    let form = parse_publish(&bytes, &shared.config.limits)
+        .map_err(|e| Rejection::BadRequest(e.to_string()))?;
     if let Some(topic) = form
         .topics
         .iter()
@@ -79,7 +109,9 @@ async fn accept(hub: &Hub, query: Option<&str>, headers: &HeaderMap, body: Body)
     }
     hub.publish(form).await.map_err(|e| match e {
         PublishError::Invalid(m) => Rejection::BadRequest(m),
-        PublishError::History(e) => Rejection::Unavailable(format!("the update was not stored: {e}")),
+        PublishError::History(e) => {
+            Rejection::Unavailable(format!("the update was not stored: {e}"))
+        }
     })
 }
 

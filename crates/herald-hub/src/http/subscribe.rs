@@ -40,7 +40,11 @@ const EARLIEST: &str = "earliest";
 
 static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
-pub(crate) async fn subscribe(State(hub): State<Hub>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+pub(crate) async fn subscribe(
+    State(hub): State<Hub>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     match open(hub, query.as_deref(), &headers).await {
         Ok(response) => response,
         Err(rejection) => rejection.into_response(),
@@ -49,15 +53,22 @@ pub(crate) async fn subscribe(State(hub): State<Hub>, RawQuery(query): RawQuery,
 
 async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Response, Rejection> {
     if hub.is_shutting_down() {
-        return Err(Rejection::Unavailable("the hub is shutting down; reconnect to another node".into()));
+        return Err(Rejection::Unavailable(
+            "the hub is shutting down; reconnect to another node".into(),
+        ));
     }
     let shared = Arc::clone(&hub.shared);
-    let request = parse_subscribe(query.unwrap_or(""), &shared.config.limits).map_err(|e| Rejection::BadRequest(e.to_string()))?;
+    let request = parse_subscribe(query.unwrap_or(""), &shared.config.limits)
+        .map_err(|e| Rejection::BadRequest(e.to_string()))?;
     let claims = authenticate(&hub, headers, query)?;
     let last_event_id = match headers.get(&LAST_EVENT_ID) {
         Some(raw) => Some(
             std::str::from_utf8(raw.as_bytes())
-                .map_err(|_| Rejection::BadRequest("invalid \"Last-Event-ID\" header: not valid UTF-8".into()))?
+                .map_err(|_| {
+                    Rejection::BadRequest(
+                        "invalid \"Last-Event-ID\" header: not valid UTF-8".into(),
+                    )
+                })?
                 .to_owned(),
         ),
         None => request.last_event_id,
@@ -70,10 +81,9 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
 
     // Register for live entries before reading history: nothing stored
     // from here on can be missed.
-    let (registration, queue) = shared
-        .fanout
-        .register(Arc::clone(&interest))
-        .map_err(|_| Rejection::Unavailable("the hub is shutting down; reconnect to another node".into()))?;
+    let (registration, queue) = shared.fanout.register(Arc::clone(&interest)).map_err(|_| {
+        Rejection::Unavailable("the hub is shutting down; reconnect to another node".into())
+    })?;
 
     let mut resumed_from = None;
     let mut replay = None;
@@ -84,7 +94,11 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
             shared.history.seq_of(&id).await.map_err(unavailable)?
         };
         let after = found.unwrap_or(0);
-        let page = shared.history.read_after(after, REPLAY_PAGE).await.map_err(unavailable)?;
+        let page = shared
+            .history
+            .read_after(after, REPLAY_PAGE)
+            .await
+            .map_err(unavailable)?;
         // The id may have been evicted between the lookup and the read.
         let intact = found.is_some() && page.first().is_none_or(|e| e.seq == after + 1);
         resumed_from = Some(if intact { id } else { EARLIEST.to_owned() });
@@ -113,9 +127,18 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
 
     let mut response = Body::from_stream(stream).into_response();
     let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache, no-store"));
-    out.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache, no-store"),
+    );
+    out.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
     if let Some(id) = resumed_from {
         // Ids come from the publish form or the request and may hold bytes a
         // header cannot; such an id is still replayed from, just not echoed.
@@ -131,10 +154,16 @@ fn unavailable(e: crate::history::HistoryError) -> Rejection {
 }
 
 /// The subscriber's verified claims, `None` for an anonymous subscriber.
-fn authenticate(hub: &Hub, headers: &HeaderMap, query: Option<&str>) -> Result<Option<Claims>, Rejection> {
+fn authenticate(
+    hub: &Hub,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<Claims>, Rejection> {
     let shared = &hub.shared;
     let anonymous = shared.config.anonymous;
-    let Some((token, source)) = extract_token(headers, query).map_err(|e| Rejection::Unauthorized(e.to_string()))? else {
+    let Some((token, source)) =
+        extract_token(headers, query).map_err(|e| Rejection::Unauthorized(e.to_string()))?
+    else {
         return if anonymous {
             Ok(None)
         } else {
@@ -162,7 +191,9 @@ fn authenticate(hub: &Hub, headers: &HeaderMap, query: Option<&str>) -> Result<O
 
 /// The instant a token with `exp` (seconds since the epoch) runs out.
 fn deadline_of(exp: u64) -> Instant {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let left = Duration::from_secs(exp).saturating_sub(now);
     Instant::now() + left
 }
@@ -233,7 +264,9 @@ impl Subscription {
             match shared.history.read_after(self.last_seq, REPLAY_PAGE).await {
                 // Entries were evicted while we replayed: end the stream so
                 // the client reconnects and is told `earliest`.
-                Ok(page) if page.first().is_some_and(|e| e.seq != self.last_seq + 1) => return None,
+                Ok(page) if page.first().is_some_and(|e| e.seq != self.last_seq + 1) => {
+                    return None
+                }
                 Ok(page) => {
                     replay.exhausted = page.len() < REPLAY_PAGE;
                     replay.buffered = page.into();
@@ -250,7 +283,9 @@ impl Subscription {
         let interval = self.hub.shared.config.heartbeat;
         loop {
             if !interval.is_zero() && self.heartbeat.is_none() {
-                self.heartbeat = Some(Box::pin(tokio::time::sleep_until(self.last_write + interval)));
+                self.heartbeat = Some(Box::pin(tokio::time::sleep_until(
+                    self.last_write + interval,
+                )));
             }
             tokio::select! {
                 biased;

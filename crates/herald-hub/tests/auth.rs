@@ -1,0 +1,435 @@
+//! Authorization over HTTP: publisher and subscriber tokens, where tokens
+//! come from, private updates, token expiry, CSRF and CORS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::*;
+use herald_hub::auth::{mint, Claims};
+use herald_hub::HUB_PATH;
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
+use jsonwebtoken::Algorithm;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn signed(claims: &Claims, alg: Algorithm, key: &str) -> String {
+    mint(alg, key.as_bytes(), claims).unwrap()
+}
+
+/// The bad tokens every role must refuse with 401, by name.
+fn bad_tokens(publish: &[&str], subscribe: &[&str]) -> Vec<(&'static str, String)> {
+    let base = claims(publish, subscribe);
+    let expired = Claims {
+        exp: Some(now() - 60),
+        ..base.clone()
+    };
+    vec![
+        ("expired", signed(&expired, Algorithm::HS256, KEY)),
+        (
+            "wrong key",
+            signed(
+                &base,
+                Algorithm::HS256,
+                "another-secret-another-secret-another",
+            ),
+        ),
+        ("wrong algorithm", signed(&base, Algorithm::HS512, KEY)),
+        ("malformed", "not.a.jwt".to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn publisher_tokens_valid_expired_wrong_key_wrong_alg_missing_claim() {
+    let hub = start(config()).await;
+    let mut sub = subscribe(hub.addr, "topic=*", &[]).await;
+    sub.ready().await;
+
+    for (name, token) in bad_tokens(&["*"], &[]) {
+        let reply = publish_as(hub.addr, Some(&token), &[("topic", "a"), ("data", name)]).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}: {}",
+            reply.body
+        );
+    }
+    let reply = publish_as(hub.addr, None, &[("topic", "a"), ("data", "anonymous")]).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.headers["www-authenticate"], "Bearer");
+
+    let no_claim = token(&[], &["*"]);
+    let reply = publish_as(
+        hub.addr,
+        Some(&no_claim),
+        &[("topic", "a"), ("data", "no claim")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+
+    assert!(
+        sub.next_event_within(SHORT).await.is_none(),
+        "nothing refused was dispatched"
+    );
+    assert_eq!(
+        hub.hub.metrics().history.events,
+        0,
+        "nothing refused was stored"
+    );
+
+    let reply = publish_as(
+        hub.addr,
+        Some(&publisher()),
+        &[("topic", "a"), ("data", "valid")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "valid");
+}
+
+#[tokio::test]
+async fn publish_claim_must_match_every_topic() {
+    let hub = start(config()).await;
+    let mut sub = subscribe(hub.addr, "topic=*", &[]).await;
+    sub.ready().await;
+    let limited = token(&["https://ex.com/books/{id}"], &[]);
+    let reply = publish_as(
+        hub.addr,
+        Some(&limited),
+        &[
+            ("topic", "https://ex.com/books/1"),
+            ("topic", "https://ex.com/authors/1"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(reply.body.contains("authors"), "{}", reply.body);
+    assert!(sub.next_event_within(SHORT).await.is_none());
+    let reply = publish_as(
+        hub.addr,
+        Some(&limited),
+        &[("topic", "https://ex.com/books/1"), ("data", "ok")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "ok");
+}
+
+#[tokio::test]
+async fn subscriber_tokens_valid_expired_wrong_key_wrong_alg() {
+    let hub = start(config()).await;
+    for (name, token) in bad_tokens(&[], &["*"]) {
+        let sub = subscribe(
+            hub.addr,
+            "topic=a",
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+        .await;
+        assert_eq!(sub.status, StatusCode::UNAUTHORIZED, "{name}");
+    }
+    let valid = token(&[], &["a"]);
+    let mut sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("authorization", &format!("Bearer {valid}"))],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    publish(
+        hub.addr,
+        &[("topic", "a"), ("data", "secret"), ("private", "on")],
+    )
+    .await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "secret");
+}
+
+#[tokio::test]
+async fn a_subscriber_token_without_subscribe_claim_gets_public_updates_only() {
+    let hub = start(config()).await;
+    let token = token(&["*"], &[]);
+    let mut sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    publish(
+        hub.addr,
+        &[("topic", "a"), ("data", "secret"), ("private", "on")],
+    )
+    .await;
+    publish(hub.addr, &[("topic", "a"), ("data", "public")]).await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "public");
+}
+
+#[tokio::test]
+async fn anonymous_subscribers_only_when_configured() {
+    let mut cfg = config();
+    cfg.anonymous = false;
+    let hub = start(cfg).await;
+    let sub = subscribe(hub.addr, "topic=a", &[]).await;
+    assert_eq!(sub.status, StatusCode::UNAUTHORIZED);
+    let token = token(&[], &["a"]);
+    let sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn token_sources_header_then_query_then_cookie() {
+    let mut cfg = config();
+    cfg.anonymous = false;
+    let hub = start(cfg).await;
+    let good = token(&[], &["a"]);
+    let bad = "not.a.jwt";
+
+    let query_good = format!("topic=a&authorization={good}");
+    let query_bad = format!("topic=a&authorization={bad}");
+    let cookie_good = format!("theme=dark; mercureAuthorization={good}");
+    let cookie_bad = format!("mercureAuthorization={bad}");
+    let header_good = format!("Bearer {good}");
+    let header_bad = format!("Bearer {bad}");
+
+    // Each source alone works.
+    assert_eq!(
+        subscribe(hub.addr, "topic=a", &[("authorization", &header_good)])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        subscribe(hub.addr, &query_good, &[]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        subscribe(hub.addr, "topic=a", &[("cookie", &cookie_good)])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The header wins over the query, which wins over the cookie.
+    assert_eq!(
+        subscribe(hub.addr, &query_bad, &[("authorization", &header_good)])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        subscribe(hub.addr, &query_good, &[("authorization", &header_bad)])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        subscribe(hub.addr, &query_good, &[("cookie", &cookie_bad)])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        subscribe(hub.addr, &query_bad, &[("cookie", &cookie_good)])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_stale_cookie_does_not_lock_out_public_updates_when_anonymous_is_allowed() {
+    let hub = start(config()).await;
+    let mut sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("cookie", "mercureAuthorization=expired.or.garbage")],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    publish(
+        hub.addr,
+        &[("topic", "a"), ("data", "secret"), ("private", "on")],
+    )
+    .await;
+    publish(hub.addr, &[("topic", "a"), ("data", "public")]).await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "public");
+}
+
+#[tokio::test]
+async fn a_token_exp_closes_the_stream_at_that_moment() {
+    let hub = start(config()).await;
+    let expiring = Claims {
+        exp: Some(now() + 2),
+        ..claims(&[], &["a"])
+    };
+    let token = signed(&expiring, Algorithm::HS256, KEY);
+    let mut sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    assert!(
+        !sub.ends_within(Duration::from_millis(800)).await,
+        "open before exp"
+    );
+    assert!(
+        sub.ends_within(Duration::from_secs(4)).await,
+        "closed at exp"
+    );
+}
+
+#[tokio::test]
+async fn private_updates_reach_only_matching_subscribers_over_many_random_pairs() {
+    use rand::{Rng, SeedableRng};
+    let hub = start(config()).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let topics_pool = [
+        "https://ex.com/a/1",
+        "https://ex.com/a/2",
+        "https://ex.com/b/1",
+        "urn:x",
+    ];
+    let selectors_pool = [
+        "*",
+        "https://ex.com/a/1",
+        "https://ex.com/a/{id}",
+        "https://ex.com/{k}/1",
+        "urn:x",
+        "urn:y",
+    ];
+    let matcher = herald_hub::topic::TopicMatcher::new(100);
+    for round in 0..40 {
+        let topic = topics_pool[rng.random_range(0..topics_pool.len())];
+        let selector = selectors_pool[rng.random_range(0..selectors_pool.len())];
+        let granted = selectors_pool[rng.random_range(0..selectors_pool.len())];
+        let anonymous = rng.random_bool(0.3);
+        let auth = format!("Bearer {}", token(&[], &[granted]));
+        let headers: Vec<(&str, &str)> = if anonymous {
+            vec![]
+        } else {
+            vec![("authorization", &auth)]
+        };
+        // A public sentinel on a topic only the sentinel selector matches
+        // tells when the private update would have arrived.
+        let mut sub = subscribe(hub.addr, &topics(&[selector, "urn:sentinel"]), &headers).await;
+        sub.ready().await;
+        let marker = format!("private-{round}");
+        publish(
+            hub.addr,
+            &[("topic", topic), ("data", &marker), ("private", "on")],
+        )
+        .await;
+        publish(hub.addr, &[("topic", "urn:sentinel"), ("data", "end")]).await;
+        let expected =
+            matcher.matches(selector, topic) && !anonymous && matcher.matches(granted, topic);
+        let first = sub
+            .next_event_within(LONG)
+            .await
+            .expect("the sentinel at least");
+        assert_eq!(
+            first.data() == marker,
+            expected,
+            "round {round}: topic {topic}, selector {selector}, granted {granted}, anonymous {anonymous}"
+        );
+        if expected {
+            assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "end");
+        } else {
+            assert_eq!(first.data(), "end");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cookie_publishes_must_come_from_an_allowed_origin() {
+    let mut cfg = config();
+    cfg.publish_origins = vec!["https://app.example.com".into()];
+    let hub = start(cfg).await;
+    let cookie = format!("mercureAuthorization={}", publisher());
+    let send = |origin: Option<&'static str>| {
+        let mut req = Request::post(format!("http://{}{HUB_PATH}", hub.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie.clone());
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        request(req.body(Full::new(Bytes::from("topic=a&data=x"))).unwrap())
+    };
+    assert_eq!(send(None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(Some("https://evil.example")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(Some("https://app.example.com")).await.status,
+        StatusCode::OK
+    );
+    // A bearer header is not subject to the origin check.
+    let reply = publish_as(hub.addr, Some(&publisher()), &[("topic", "a")]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cors_allowlist_with_credentials_and_preflight_headers() {
+    let mut cfg = config();
+    cfg.cors_origins = vec!["https://app.example.com".into()];
+    let hub = start(cfg).await;
+    let preflight = |origin: &'static str| {
+        let req = Request::builder()
+            .method("OPTIONS")
+            .uri(format!("http://{}{HUB_PATH}", hub.addr))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header(
+                "access-control-request-headers",
+                "authorization, cache-control, last-event-id",
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        request(req)
+    };
+    let allowed = preflight("https://app.example.com").await;
+    assert!(allowed.status.is_success());
+    assert_eq!(
+        allowed.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(allowed.headers["access-control-allow-credentials"], "true");
+    let headers = allowed.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for h in ["authorization", "cache-control", "last-event-id"] {
+        assert!(headers.contains(h), "{h} missing from {headers}");
+    }
+    let refused = preflight("https://evil.example").await;
+    assert!(!refused.headers.contains_key("access-control-allow-origin"));
+
+    let sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("origin", "https://app.example.com")],
+    )
+    .await;
+    assert_eq!(
+        sub.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(sub.headers["access-control-allow-credentials"], "true");
+}

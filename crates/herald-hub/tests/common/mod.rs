@@ -1,0 +1,303 @@
+//! Test harness: a real hub on 127.0.0.1:0, a raw HTTP client, and an SSE
+//! reader built on herald-sse.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald_hub::auth::{mint, Claims};
+use herald_hub::{Hub, HubConfig, JwtKey, HUB_PATH};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::Algorithm;
+
+/// The HS256 secret every test hub uses.
+pub const KEY: &str = "test-secret-that-is-long-enough-for-hs256!";
+
+pub struct TestHub {
+    pub addr: SocketAddr,
+    pub hub: Hub,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        self.hub.shutdown();
+        self.server.abort();
+    }
+}
+
+/// The default test configuration: HS256 keys for both roles, anonymous
+/// subscribers allowed.
+pub fn config() -> HubConfig {
+    let key = JwtKey {
+        algorithm: Algorithm::HS256,
+        key: KEY.as_bytes().to_vec(),
+    };
+    HubConfig {
+        publisher_key: Some(key.clone()),
+        subscriber_key: Some(key),
+        anonymous: true,
+        ..HubConfig::default()
+    }
+}
+
+pub async fn start(config: HubConfig) -> TestHub {
+    let hub = Hub::new(config).expect("hub builds");
+    start_hub(hub).await
+}
+
+pub async fn start_hub(hub: Hub) -> TestHub {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = hub.router();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    TestHub { addr, hub, server }
+}
+
+pub fn claims(publish: &[&str], subscribe: &[&str]) -> Claims {
+    let list = |s: &[&str]| (!s.is_empty()).then(|| s.iter().map(|x| x.to_string()).collect());
+    Claims {
+        publish: list(publish),
+        subscribe: list(subscribe),
+        ..Claims::default()
+    }
+}
+
+/// An HS256 token signed with [`KEY`].
+pub fn token(publish: &[&str], subscribe: &[&str]) -> String {
+    mint(
+        Algorithm::HS256,
+        KEY.as_bytes(),
+        &claims(publish, subscribe),
+    )
+    .unwrap()
+}
+
+/// A publisher token for every topic.
+pub fn publisher() -> String {
+    token(&["*"], &[])
+}
+
+pub fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// Sends a request and reads the whole answer.
+pub async fn request(req: Request<Full<Bytes>>) -> Reply {
+    let res = client()
+        .request(req)
+        .await
+        .expect("request reaches the hub");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A form body from pairs, percent-encoded.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// POSTs a publish form with a bearer token.
+pub async fn publish_as(addr: SocketAddr, token: Option<&str>, pairs: &[(&str, &str)]) -> Reply {
+    publish_raw(addr, token, form(pairs).into_bytes()).await
+}
+
+pub async fn publish_raw(addr: SocketAddr, token: Option<&str>, body: Vec<u8>) -> Reply {
+    let mut req = Request::post(format!("http://{addr}{HUB_PATH}"))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    request(req.body(Full::new(Bytes::from(body))).unwrap()).await
+}
+
+/// Publishes with a full publisher token and expects 200; returns the id.
+pub async fn publish(addr: SocketAddr, pairs: &[(&str, &str)]) -> String {
+    let reply = publish_as(addr, Some(&publisher()), pairs).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "publish failed: {}",
+        reply.body
+    );
+    reply.body
+}
+
+/// An open SSE response, parsed with herald-sse.
+pub struct Stream {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: Incoming,
+    parser: herald_sse::Parser,
+    pub comments: usize,
+    pub ended: bool,
+    pending: std::collections::VecDeque<herald_sse::Event>,
+}
+
+/// Opens `GET /.well-known/mercure?{query}` with extra headers.
+pub async fn subscribe(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> Stream {
+    let mut req = Request::get(format!("http://{addr}{HUB_PATH}?{query}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = client()
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("subscribe reaches the hub");
+    let status = res.status();
+    let headers = res.headers().clone();
+    Stream {
+        status,
+        headers,
+        body: res.into_body(),
+        parser: herald_sse::Parser::new().with_comments(true),
+        comments: 0,
+        ended: false,
+        pending: Default::default(),
+    }
+}
+
+/// `topic=a&topic=b…` for the given selectors.
+pub fn topics(selectors: &[&str]) -> String {
+    selectors
+        .iter()
+        .map(|s| format!("topic={}", enc(s)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl Stream {
+    /// The latest `retry` the stream carried.
+    pub fn retry(&self) -> Option<Duration> {
+        self.parser.retry()
+    }
+
+    /// The next event within `wait`, `None` on timeout or end of stream.
+    pub async fn next_event_within(&mut self, wait: Duration) -> Option<herald_sse::Event> {
+        tokio::time::timeout(wait, self.next_event())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Moves parsed items out of the parser: events to `pending`, comments
+    /// counted.
+    fn drain_parser(&mut self) {
+        while let Some(item) = self.parser.next_item() {
+            match item.expect("hub output within parser limits") {
+                herald_sse::Item::Event(e) => self.pending.push_back(e),
+                herald_sse::Item::Comment(_) => self.comments += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads one more chunk of the body; false when the body ended.
+    async fn pump(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        match self.body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.parser.feed(data);
+                }
+            }
+            _ => {
+                self.parser.finish();
+                self.ended = true;
+            }
+        }
+        self.drain_parser();
+        true
+    }
+
+    /// The next event; `None` when the stream ends.
+    pub async fn next_event(&mut self) -> Option<herald_sse::Event> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            if !self.pump().await {
+                return None;
+            }
+        }
+    }
+
+    /// Reads until `n` events arrived (or `wait` passed).
+    pub async fn take(&mut self, n: usize, wait: Duration) -> Vec<herald_sse::Event> {
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        while events.len() < n {
+            match tokio::time::timeout_at(deadline, self.next_event()).await {
+                Ok(Some(e)) => events.push(e),
+                _ => break,
+            }
+        }
+        events
+    }
+
+    /// Whether the stream ends (the server closes it) within `wait`; events
+    /// read meanwhile are kept for `next_event`.
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if self.ended {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, self.pump())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Waits for the initial comment, i.e. until the subscription is
+    /// registered with the hub.
+    pub async fn ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.comments == 0 {
+            match tokio::time::timeout_at(deadline, self.pump()).await {
+                Ok(true) => {}
+                _ => panic!("no initial comment from the hub (status {})", self.status),
+            }
+        }
+    }
+}
+
+pub const SHORT: Duration = Duration::from_millis(300);
+pub const LONG: Duration = Duration::from_secs(10);

@@ -1,0 +1,200 @@
+//! History and replay: `Last-Event-ID` (header and query), `earliest`,
+//! unknown ids, and the replay-to-live hand-over under load.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use hyper::StatusCode;
+
+async fn publish_numbered(
+    addr: std::net::SocketAddr,
+    topic: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in range {
+        ids.push(publish(addr, &[("topic", topic), ("data", &i.to_string())]).await);
+    }
+    ids
+}
+
+fn data(events: &[herald_sse::Event]) -> Vec<String> {
+    events.iter().map(|e| e.data().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn last_event_id_header_replays_everything_after_it_and_is_echoed() {
+    let hub = start(config()).await;
+    let ids = publish_numbered(hub.addr, "a", 0..5).await;
+    let mut sub = subscribe(hub.addr, "topic=a", &[("last-event-id", &ids[1])]).await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert_eq!(sub.headers["last-event-id"].to_str().unwrap(), ids[1]);
+    let events = sub.take(3, LONG).await;
+    assert_eq!(data(&events), vec!["2", "3", "4"]);
+    assert_eq!(events[2].last_event_id(), ids[4]);
+    assert!(sub.next_event_within(SHORT).await.is_none());
+}
+
+#[tokio::test]
+async fn last_event_id_query_parameter_replays() {
+    let hub = start(config()).await;
+    let ids = publish_numbered(hub.addr, "a", 0..4).await;
+    let query = format!("topic=a&lastEventID={}", enc(&ids[2]));
+    let mut sub = subscribe(hub.addr, &query, &[]).await;
+    assert_eq!(sub.headers["last-event-id"].to_str().unwrap(), ids[2]);
+    assert_eq!(data(&sub.take(1, LONG).await), vec!["3"]);
+}
+
+#[tokio::test]
+async fn the_header_wins_over_the_query_parameter() {
+    let hub = start(config()).await;
+    let ids = publish_numbered(hub.addr, "a", 0..4).await;
+    let query = format!("topic=a&lastEventID={}", enc(&ids[0]));
+    let mut sub = subscribe(hub.addr, &query, &[("last-event-id", &ids[2])]).await;
+    assert_eq!(sub.headers["last-event-id"].to_str().unwrap(), ids[2]);
+    assert_eq!(data(&sub.take(1, LONG).await), vec!["3"]);
+    assert!(sub.next_event_within(SHORT).await.is_none());
+}
+
+#[tokio::test]
+async fn earliest_replays_all_history() {
+    let hub = start(config()).await;
+    publish_numbered(hub.addr, "a", 0..3).await;
+    let mut sub = subscribe(hub.addr, "topic=a", &[("last-event-id", "earliest")]).await;
+    assert_eq!(sub.headers["last-event-id"], "earliest");
+    assert_eq!(data(&sub.take(3, LONG).await), vec!["0", "1", "2"]);
+}
+
+#[tokio::test]
+async fn no_last_event_id_means_no_replay_and_no_header() {
+    let hub = start(config()).await;
+    publish_numbered(hub.addr, "a", 0..3).await;
+    let mut sub = subscribe(hub.addr, "topic=a", &[]).await;
+    assert!(!sub.headers.contains_key("last-event-id"));
+    sub.ready().await;
+    assert!(sub.next_event_within(SHORT).await.is_none());
+}
+
+#[tokio::test]
+async fn an_evicted_id_replays_from_the_oldest_held_and_says_earliest() {
+    let mut cfg = config();
+    cfg.history_size = 3;
+    let hub = start(cfg).await;
+    let ids = publish_numbered(hub.addr, "a", 0..6).await;
+    let mut sub = subscribe(hub.addr, "topic=a", &[("last-event-id", &ids[0])]).await;
+    assert_eq!(
+        sub.headers["last-event-id"], "earliest",
+        "the client must learn events may be lost"
+    );
+    assert_eq!(data(&sub.take(3, LONG).await), vec!["3", "4", "5"]);
+}
+
+#[tokio::test]
+async fn a_never_seen_id_replays_from_the_oldest_held_and_says_earliest() {
+    let hub = start(config()).await;
+    publish_numbered(hub.addr, "a", 0..2).await;
+    let mut sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("last-event-id", "urn:uuid:not-an-event")],
+    )
+    .await;
+    assert_eq!(sub.headers["last-event-id"], "earliest");
+    assert_eq!(data(&sub.take(2, LONG).await), vec!["0", "1"]);
+}
+
+#[tokio::test]
+async fn replay_honours_selectors_and_private_updates() {
+    let hub = start(config()).await;
+    publish(hub.addr, &[("topic", "a"), ("data", "public-a")]).await;
+    publish(hub.addr, &[("topic", "b"), ("data", "public-b")]).await;
+    publish(
+        hub.addr,
+        &[("topic", "a"), ("data", "private-a"), ("private", "on")],
+    )
+    .await;
+    let mut anonymous = subscribe(hub.addr, "topic=a", &[("last-event-id", "earliest")]).await;
+    assert_eq!(
+        data(&anonymous.take(2, Duration::from_millis(500)).await),
+        vec!["public-a"]
+    );
+    let token = token(&[], &["a"]);
+    let auth = format!("Bearer {token}");
+    let mut authorized = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("last-event-id", "earliest"), ("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(
+        data(&authorized.take(2, LONG).await),
+        vec!["public-a", "private-a"]
+    );
+}
+
+#[tokio::test]
+async fn replay_then_live_with_no_gap_and_no_duplicate_under_load() {
+    const TOTAL: usize = 1500;
+    let hub = start(config()).await;
+    let addr = hub.addr;
+    let done = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            for i in 0..TOTAL {
+                publish(addr, &[("topic", "load"), ("data", &i.to_string())]).await;
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+
+    let mut received: Vec<usize> = Vec::new();
+    let mut last_id: Option<String> = None;
+    let mut reconnects = 0;
+    let mut round = 0usize;
+    loop {
+        let headers: Vec<(&str, &str)> = match &last_id {
+            Some(id) => vec![("last-event-id", id.as_str())],
+            None => vec![("last-event-id", "earliest")],
+        };
+        let mut sub = subscribe(addr, "topic=load", &headers).await;
+        assert_eq!(sub.status, StatusCode::OK);
+        if last_id.is_some() {
+            assert_ne!(
+                sub.headers["last-event-id"], "earliest",
+                "a held id must resolve"
+            );
+        }
+        // Read a varying number of events, then drop the connection.
+        let want = 1 + (round * 37) % 60;
+        round += 1;
+        for _ in 0..want {
+            match sub.next_event_within(Duration::from_secs(5)).await {
+                Some(event) => {
+                    received.push(event.data().parse().unwrap());
+                    last_id = Some(event.last_event_id().to_owned());
+                }
+                None => break,
+            }
+        }
+        reconnects += 1;
+        drop(sub);
+        if received.len() >= TOTAL {
+            break;
+        }
+        assert!(reconnects < 10_000, "no progress");
+    }
+    publisher.await.unwrap();
+    assert!(done.load(Ordering::SeqCst));
+    assert!(reconnects >= 24, "only {reconnects} reconnects");
+    let expected: Vec<usize> = (0..TOTAL).collect();
+    assert_eq!(received, expected, "every event exactly once, in order");
+}

@@ -1,0 +1,237 @@
+//! Bad input, slow subscribers and operator endpoints: clear errors, no
+//! panic, bounded memory, and the hub keeps serving everyone else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use herald_hub::HUB_PATH;
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
+    let hub = start(config()).await;
+    let mut bystander = subscribe(hub.addr, "topic=ok", &[]).await;
+    bystander.ready().await;
+    let token = publisher();
+
+    // Malformed forms.
+    for body in [
+        &b"%%%"[..],
+        b"=&=&&",
+        b"topic",
+        b"topic=",
+        b"data=%ZZ&topic=a%",
+    ] {
+        let reply = publish_raw(hub.addr, Some(&token), body.to_vec()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{:?}: {}",
+            String::from_utf8_lossy(body),
+            reply.body
+        );
+    }
+    // Invalid UTF-8, raw and percent-encoded.
+    let reply = publish_raw(hub.addr, Some(&token), b"topic=a&data=\xff\xfe".to_vec()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body.contains("data") && reply.body.contains("UTF-8"),
+        "{}",
+        reply.body
+    );
+    let reply = publish_raw(hub.addr, Some(&token), b"topic=a%C3%28".to_vec()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("topic"), "{}", reply.body);
+
+    // Huge bodies, declared and chunked.
+    let huge = format!("topic=a&data={}", "x".repeat(2 << 20));
+    let reply = publish_raw(hub.addr, Some(&token), huge.clone().into_bytes()).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let chunked = format!(
+        "POST {HUB_PATH} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{huge}\r\n0\r\n\r\n",
+        huge.len()
+    );
+    let answer = raw_exchange(hub.addr, chunked.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+
+    // Wrong content type.
+    let req = Request::post(format!("http://{}{HUB_PATH}", hub.addr))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from("{\"topic\":\"a\"}")))
+        .unwrap();
+    assert_eq!(
+        request(req).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+
+    // 10k selectors.
+    let names: Vec<String> = (0..10_000).map(|i| format!("t{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let query = topics(&refs);
+    let answer = raw_exchange(
+        hub.addr,
+        format!("GET {HUB_PATH}?{query} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 4"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    // Within the URI limit, the selector limit answers.
+    let sub = subscribe(hub.addr, &topics(&refs[..2000]), &[]).await;
+    assert_eq!(sub.status, StatusCode::BAD_REQUEST);
+
+    // Garbage headers.
+    let sub = subscribe(
+        hub.addr,
+        "topic=a",
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::UNAUTHORIZED);
+    let answer = raw_exchange(
+        hub.addr,
+        &[
+            format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nhost: x\r\nlast-event-id: ").as_bytes(),
+            b"\xff\xfe\r\nconnection: close\r\n\r\n",
+        ]
+        .concat(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = raw_exchange(hub.addr, b"\x00\x01 garbage \r\n\r\n").await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+
+    // Nothing refused was stored, and everyone else is still served.
+    assert_eq!(hub.hub.metrics().history.events, 0);
+    publish(hub.addr, &[("topic", "ok"), ("data", "still here")]).await;
+    assert_eq!(
+        bystander.next_event_within(LONG).await.unwrap().data(),
+        "still here"
+    );
+    assert!(hub.hub.metrics().publishes_rejected_total >= 10);
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_is_closed_counted_and_others_are_unaffected() {
+    let mut cfg = config();
+    cfg.queue_capacity = 4;
+    let hub = start(cfg).await;
+    let mut slow = subscribe(hub.addr, "topic=a", &[]).await;
+    slow.ready().await;
+    let mut fast = subscribe(hub.addr, "topic=a", &[]).await;
+    fast.ready().await;
+
+    // 64 KiB events fill the socket buffers of the subscriber that does not
+    // read, then its queue.
+    let payload = "y".repeat(64 * 1024);
+    let mut published = 0;
+    while hub.hub.metrics().slow_disconnects_total == 0 {
+        publish(hub.addr, &[("topic", "a"), ("data", &payload)]).await;
+        published += 1;
+        assert_eq!(
+            fast.next_event_within(LONG).await.unwrap().data().len(),
+            payload.len()
+        );
+        assert!(published < 2000, "the slow subscriber was never closed");
+    }
+    assert_eq!(hub.hub.metrics().slow_disconnects_total, 1);
+    // The slow stream ends after what was queued: the client will resume.
+    assert!(slow.ends_within(LONG).await);
+    let metrics = request(
+        Request::get(format!("http://{}/metrics", hub.addr))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        metrics
+            .body
+            .contains("herald_slow_subscriber_disconnects_total 1"),
+        "{}",
+        metrics.body
+    );
+    publish(hub.addr, &[("topic", "a"), ("data", "after")]).await;
+    assert_eq!(fast.next_event_within(LONG).await.unwrap().data(), "after");
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let hub = start(config()).await;
+    let get = |path: &'static str| {
+        request(
+            Request::get(format!("http://{}{path}", hub.addr))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+    assert_eq!(get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(get("/readyz").await.status, StatusCode::OK);
+    let mut sub = subscribe(hub.addr, "topic=a", &[]).await;
+    sub.ready().await;
+    publish(hub.addr, &[("topic", "a"), ("data", "x")]).await;
+    sub.next_event_within(LONG).await.unwrap();
+    let _ = publish_as(hub.addr, None, &[("topic", "a")]).await;
+    let metrics = get("/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    for line in [
+        "herald_subscribers 1",
+        "herald_subscriptions_total 1",
+        "herald_publishes_total 1",
+        "herald_publishes_rejected_total 1",
+        "herald_events_delivered_total 1",
+        "herald_slow_subscriber_disconnects_total 0",
+        "herald_history_events 1",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "missing {line:?} in\n{}",
+            metrics.body
+        );
+    }
+    drop(sub);
+    hub.hub.shutdown();
+    assert_eq!(get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_stream() {
+    let hub = start(config()).await;
+    let mut a = subscribe(hub.addr, "topic=a", &[]).await;
+    let mut b = subscribe(hub.addr, "topic=*", &[("last-event-id", "earliest")]).await;
+    a.ready().await;
+    b.ready().await;
+    hub.hub.shutdown();
+    assert!(a.ends_within(LONG).await);
+    assert!(b.ends_within(LONG).await);
+    let refused = subscribe(hub.addr, "topic=a", &[]).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+}

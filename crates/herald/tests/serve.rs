@@ -1,0 +1,272 @@
+//! `herald serve` as a user runs it: the real binary, over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_herald");
+
+/// A `herald serve` child process, killed when dropped.
+struct Server {
+    child: Child,
+    stdout: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").args(args);
+    for key in [
+        "HERALD_JWT_KEY",
+        "HERALD_LISTEN",
+        "HERALD_ANONYMOUS",
+        "HERALD_CONFIG",
+    ] {
+        cmd.env_remove(key);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts the server and reads its stdout until a line containing `until`.
+fn start(mut cmd: Command, until: &str) -> Server {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no {until:?} line; stdout so far: {lines:#?}"));
+        let done = line.contains(until);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    Server {
+        child,
+        stdout: lines,
+    }
+}
+
+/// Sends a raw HTTP/1.1 request and returns the whole answer (the server
+/// closes the connection after it).
+fn exchange(addr: &str, request: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = tcp.read_to_string(&mut out);
+    out
+}
+
+fn publish_request(addr: &str, token: &str, body: &str) -> String {
+    format!(
+        "POST /.well-known/mercure HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Opens a subscription and returns the socket once the headers arrived.
+fn open_stream(addr: &str, query: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        tcp,
+        "GET /.well-known/mercure?{query} HTTP/1.1\r\nhost: {addr}\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed before headers");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    tcp
+}
+
+/// Reads from a stream until `needle` appears or it ends.
+fn read_until(tcp: &mut TcpStream, needle: &str) -> (bool, String) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if String::from_utf8_lossy(&seen).contains(needle) {
+            return (true, String::from_utf8_lossy(&seen).into_owned());
+        }
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => return (false, String::from_utf8_lossy(&seen).into_owned()),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {lines:#?}"))
+        .trim()
+}
+
+#[test]
+fn with_no_key_on_loopback_it_starts_a_working_development_hub() {
+    let server = start(serve(&["--listen", "127.0.0.1:0"], &[]), "Publisher token:");
+    let url = server.stdout[0]
+        .strip_prefix("Herald hub running at ")
+        .expect("the URL first");
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|u| u.strip_suffix("/.well-known/mercure"))
+        .unwrap()
+        .to_string();
+    let token = field(&server.stdout, "Publisher token:").to_string();
+    assert!(server.stdout.iter().any(|l| l.contains("DEVELOPMENT MODE")));
+
+    // Anonymous subscribers are admitted; the printed token publishes.
+    let mut stream = open_stream(&addr, "topic=https%3A%2F%2Fexample.com%2Fhello");
+    let answer = exchange(
+        &addr,
+        &publish_request(
+            &addr,
+            &token,
+            "topic=https%3A%2F%2Fexample.com%2Fhello&data=Hello",
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let id = answer.rsplit("\r\n\r\n").next().unwrap().trim().to_string();
+    assert!(id.starts_with("urn:uuid:"), "{id}");
+    let (found, seen) = read_until(&mut stream, "data: Hello");
+    assert!(found, "{seen}");
+    assert!(seen.contains(&format!("id: {id}")), "{seen}");
+}
+
+#[test]
+fn without_a_key_on_a_public_address_it_refuses_to_start_and_says_what_to_do() {
+    let output = serve(&["--listen", "0.0.0.0:0"], &[]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--jwt-key") && stderr.contains("HERALD_JWT_KEY"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_ends_streams_and_exits_zero() {
+    let mut cmd = serve(
+        &["--listen", "127.0.0.1:0", "--anonymous"],
+        &[("HERALD_JWT_KEY", "a-production-secret-of-enough-length")],
+    );
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The address is logged on stderr outside development mode.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("a log line").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let mut stream = open_stream(&addr, "topic=a");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (found, _) = read_until(&mut stream, "never-sent");
+    assert!(!found, "the stream ended");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+}
+
+#[test]
+fn options_come_from_a_toml_file_and_flags_win() {
+    let dir = std::env::temp_dir().join(format!("herald-serve-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("herald.toml");
+    std::fs::write(&file, "jwt-key = \"file-secret-file-secret-file-secret\"\nanonymous = true\nheartbeat = \"40s\"\n").unwrap();
+    let output = serve(
+        &["--config", file.to_str().unwrap(), "--heartbeat", "soon"],
+        &[],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("--heartbeat"),
+        "the flag overrode the file: {stderr}"
+    );
+
+    std::fs::write(&file, "jwt-key = \"x\"\nno-such-option = 1\n").unwrap();
+    let output = serve(&["--config", file.to_str().unwrap()], &[])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no-such-option"), "{stderr}");
+}
+
+#[test]
+fn help_explains_each_option_with_its_default() {
+    let output = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "--listen",
+        "127.0.0.1:8080",
+        "--jwt-key",
+        "HERALD_JWT_KEY",
+        "--heartbeat",
+        "40s",
+        "--history-size",
+        "--cors-origin",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from\n{help}");
+    }
+}
