@@ -54,6 +54,10 @@ pub struct HubConfig {
     pub queue_capacity: usize,
     /// Compiled URI templates kept in the matcher cache.
     pub matcher_cache: usize,
+    /// Whether to serve the web UI (`/`) and its live stats stream
+    /// (`/.well-known/herald/stats`). Turn it off in production if you do
+    /// not want them public.
+    pub ui: bool,
 }
 
 impl Default for HubConfig {
@@ -70,6 +74,7 @@ impl Default for HubConfig {
             limits: ProtocolLimits::default(),
             queue_capacity: 1024,
             matcher_cache: 10_000,
+            ui: true,
         }
     }
 }

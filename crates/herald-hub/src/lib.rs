@@ -15,7 +15,9 @@
 //! the selectors, [`auth`] admits the subscriber, `fanout` registers it,
 //! `http` replays history after its `Last-Event-ID` and then streams live
 //! entries, with heartbeats. [`topic`] matches selectors (exact, `*`, URI
-//! templates) for both. [`metrics`] counts everything.
+//! templates) for both. [`metrics`] counts everything. [`ui`] serves the
+//! web page and its live stats stream; [`server`] is the accept loop (plain
+//! HTTP or HTTPS, HTTP/1.1 and HTTP/2 on one listener, graceful shutdown).
 //!
 //! # Example
 //!
@@ -47,7 +49,9 @@ mod hub;
 pub mod metrics;
 pub mod protocol;
 mod publisher;
+pub mod server;
 pub mod topic;
+pub mod ui;
 
 pub use config::{HubConfig, JwtKey};
 pub use http::HUB_PATH;

@@ -2,8 +2,9 @@
 //!
 //! `/.well-known/mercure` takes `POST` (publish, [`publish`]) and `GET`
 //! (subscribe, [`subscribe`]); any other method gets `405` with `Allow`.
-//! `/healthz`, `/readyz` and `/metrics` are for operators. CORS wraps it all
-//! when origins are configured.
+//! `/healthz`, `/readyz` and `/metrics` are for operators; the web UI
+//! ([`crate::ui`]) is merged in when enabled. CORS wraps it all when origins
+//! are configured.
 
 mod publish;
 mod rejection;
@@ -24,12 +25,15 @@ pub const HUB_PATH: &str = "/.well-known/mercure";
 
 pub(crate) fn router(hub: Hub) -> Router {
     let cors = cors_layer(&hub.shared.config.cors_origins);
-    let router = Router::new()
+    let mut router = Router::new()
         .route(HUB_PATH, get(subscribe::subscribe).post(publish::publish))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(hub);
+        .route("/metrics", get(metrics));
+    if hub.shared.config.ui {
+        router = router.merge(crate::ui::routes());
+    }
+    let router = router.with_state(hub);
     match cors {
         Some(cors) => router.layer(cors),
         None => router,

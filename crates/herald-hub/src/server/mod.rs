@@ -1,0 +1,239 @@
+//! The accept loop: the socket end of both paths, for plain HTTP and HTTPS.
+//!
+//! [`Server`] takes a bound `TcpListener` and serves the hub's router on every
+//! connection with hyper's automatic connection builder, so one listener
+//! speaks HTTP/1.1 and HTTP/2. With a [`TlsConfig`] each connection first
+//! completes a TLS handshake offering ALPN `h2` and `http/1.1`; browsers only
+//! use HTTP/2 over TLS, and over HTTP/2 one connection carries up to
+//! [`Server::h2_max_concurrent_streams`] event streams instead of the six
+//! connections per origin a browser allows over HTTP/1.1. Each stream has
+//! its own HTTP/2 flow-control window, so a subscriber that stops reading
+//! holds only its own window; the others keep flowing (and the stalled one
+//! is closed as slow once its queue fills).
+//!
+//! When the shutdown future completes the server stops accepting, calls
+//! [`Hub::shutdown`] so every event stream ends, and waits (boundedly) for
+//! the open connections to finish.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use herald_hub::server::{Server, TlsConfig};
+//! use herald_hub::{Hub, HubConfig};
+//!
+//! let hub = Hub::new(HubConfig { anonymous: true, ..HubConfig::default() })?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! let tls = TlsConfig::self_signed(&["localhost".into(), "127.0.0.1".into()])?;
+//! Server::new(&hub)
+//!     .tls(&tls)?
+//!     .serve(listener, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::Hub;
+
+pub use tls::{TlsConfig, TlsError};
+
+/// The default limit of concurrent HTTP/2 streams per connection.
+pub const DEFAULT_H2_MAX_STREAMS: u32 = 256;
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for open connections once every stream is told
+/// to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves a hub over plain HTTP or HTTPS (HTTP/1.1 and HTTP/2 on one
+/// listener) until a shutdown future completes.
+pub struct Server {
+    hub: Hub,
+    router: Router,
+    /// `None` for plain HTTP.
+    tls: Option<Arc<rustls::ServerConfig>>,
+    h2_max_streams: u32,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("tls", &self.tls.is_some())
+            .field("h2_max_streams", &self.h2_max_streams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A plain-HTTP server for `hub`'s routes.
+    pub fn new(hub: &Hub) -> Server {
+        Server {
+            hub: hub.clone(),
+            router: hub.router(),
+            tls: None,
+            h2_max_streams: DEFAULT_H2_MAX_STREAMS,
+        }
+    }
+
+    /// Serves `router` instead of the hub's own routes (e.g. an application
+    /// router with the hub's nested in it). Shutdown still ends the hub's
+    /// streams.
+    pub fn router(mut self, router: Router) -> Server {
+        self.router = router;
+        self
+    }
+
+    /// Serves HTTPS with this certificate, offering ALPN `h2` and
+    /// `http/1.1`.
+    pub fn tls(mut self, tls: &TlsConfig) -> Result<Server, TlsError> {
+        self.tls = Some(tls.rustls_config()?);
+        Ok(self)
+    }
+
+    /// The most concurrent streams a client may open on one HTTP/2
+    /// connection (at least 1; default [`DEFAULT_H2_MAX_STREAMS`]).
+    pub fn h2_max_concurrent_streams(mut self, streams: u32) -> Server {
+        self.h2_max_streams = streams.max(1);
+        self
+    }
+
+    /// Accepts connections on `listener` until `shutdown` completes, then
+    /// ends every stream and waits up to ten seconds for open connections
+    /// to close. Errors on single connections are logged, never fatal.
+    pub async fn serve<F>(self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()>,
+    {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(self.h2_max_streams)
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let acceptor = self.tls.map(TlsAcceptor::from);
+        let service = TowerToHyperService::new(self.router);
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let builder = builder.clone();
+            let service = service.clone();
+            let acceptor = acceptor.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let result = match acceptor {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                        watcher.watch(conn).await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn).await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+
+        drop(listener);
+        self.hub.shutdown();
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections were still open after the shutdown grace period");
+        }
+        Ok(())
+    }
+}
+
+/// Serves `hub` on `listener`, over HTTPS when `tls` is given, until
+/// `shutdown` completes: [`Server`] with its defaults.
+pub async fn serve<F>(
+    listener: TcpListener,
+    hub: &Hub,
+    tls: Option<&TlsConfig>,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()>,
+{
+    let mut server = Server::new(hub);
+    if let Some(tls) = tls {
+        server = server.tls(tls).map_err(ServeError::Tls)?;
+    }
+    server
+        .serve(listener, shutdown)
+        .await
+        .map_err(ServeError::Io)
+}
+
+/// [`serve`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The TLS configuration is unusable.
+    Tls(TlsError),
+    /// The listener failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Tls(e) => e.fmt(f),
+            ServeError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}

@@ -1,0 +1,232 @@
+//! TLS for the server: a certificate chain and key, from PEM files or made
+//! at start for development, turned into a rustls configuration that offers
+//! ALPN `h2` and `http/1.1` (browsers only speak HTTP/2 over TLS).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// A TLS configuration could not be built.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A PEM file could not be read.
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The certificate PEM holds no usable certificate.
+    Certificate(String),
+    /// The key PEM holds no usable private key.
+    Key(String),
+    /// rustls refused the certificate and key together (e.g. they do not
+    /// match, or the key type is unsupported).
+    Rustls(rustls::Error),
+    /// The self-signed certificate could not be generated.
+    Generate(String),
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsError::Read { path, error } => write!(f, "cannot read {path}: {error}"),
+            TlsError::Certificate(m) => write!(f, "invalid TLS certificate: {m}"),
+            TlsError::Key(m) => write!(f, "invalid TLS private key: {m}"),
+            TlsError::Rustls(e) => write!(f, "unusable TLS certificate and key: {e}"),
+            TlsError::Generate(m) => write!(f, "cannot generate a self-signed certificate: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// A certificate chain and its private key, for serving HTTPS.
+///
+/// ```
+/// use herald_hub::server::TlsConfig;
+///
+/// let tls = TlsConfig::self_signed(&["localhost".into(), "127.0.0.1".into()])?;
+/// assert_eq!(tls.fingerprint().len(), 32 * 3 - 1); // AA:BB:...
+/// # Ok::<(), herald_hub::server::TlsError>(())
+/// ```
+pub struct TlsConfig {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("TlsConfig")
+            .field("fingerprint", &self.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for TlsConfig {
+    fn clone(&self) -> Self {
+        TlsConfig {
+            certs: self.certs.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// A chain and key from PEM text: the leaf certificate first, then any
+    /// intermediates; the key as PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsConfig, TlsError> {
+        let certs = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Certificate(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(TlsError::Certificate(
+                "no \"BEGIN CERTIFICATE\" block found".into(),
+            ));
+        }
+        let key =
+            PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Key(e.to_string()))?;
+        let tls = TlsConfig { certs, key };
+        // Fail now, at start, rather than on the first handshake.
+        tls.rustls_config()?;
+        Ok(tls)
+    }
+
+    /// A chain and key from PEM files.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<TlsConfig, TlsError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|error| TlsError::Read {
+                path: path.display().to_string(),
+                error,
+            })
+        };
+        TlsConfig::from_pem(&read(cert)?, &read(key)?)
+    }
+
+    /// A fresh self-signed certificate (ECDSA P-256) for `names` (DNS names
+    /// or IP addresses), for development only: browsers warn about it until
+    /// told to trust it.
+    pub fn self_signed(names: &[String]) -> Result<TlsConfig, TlsError> {
+        let made = rcgen::generate_simple_self_signed(names.to_vec())
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
+        let key = PrivateKeyDer::try_from(made.signing_key.serialize_der())
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
+        Ok(TlsConfig {
+            certs: vec![made.cert.der().clone()],
+            key,
+        })
+    }
+
+    /// The certificate chain, leaf first (e.g. for a test client to trust).
+    pub fn certificates(&self) -> &[CertificateDer<'static>] {
+        &self.certs
+    }
+
+    /// The leaf certificate as PEM.
+    pub fn certificate_pem(&self) -> String {
+        use std::fmt::Write;
+        let b64 = base64_encode(self.certs.first().map_or(&[][..], |c| c.as_ref()));
+        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            let _ = writeln!(out, "{}", String::from_utf8_lossy(line));
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+        out
+    }
+
+    /// The SHA-256 fingerprint of the leaf certificate, as colon-separated
+    /// upper-case hex (the form browsers show).
+    pub fn fingerprint(&self) -> String {
+        let der = self.certs.first().map_or(&[][..], |c| c.as_ref());
+        let digest = ring::digest::digest(&ring::digest::SHA256, der);
+        digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// The rustls server configuration: ALPN `h2` then `http/1.1`.
+    pub(crate) fn rustls_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Rustls)?
+            .with_no_client_auth()
+            .with_single_cert(self.certs.clone(), self.key.clone_key())
+            .map_err(TlsError::Rustls)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Standard base64 with padding (only for PEM output; no dependency needed).
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_known_vectors() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn self_signed_round_trips_through_pem() {
+        let made = TlsConfig::self_signed(&["localhost".into()]).unwrap();
+        let key_pem = {
+            // Re-encode the key as PKCS#8 PEM.
+            let der = match &made.key {
+                PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+                _ => panic!("rcgen makes PKCS#8 keys"),
+            };
+            let b64 = base64_encode(&der);
+            let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                pem.push_str(std::str::from_utf8(line).unwrap());
+                pem.push('\n');
+            }
+            pem.push_str("-----END PRIVATE KEY-----\n");
+            pem
+        };
+        let loaded =
+            TlsConfig::from_pem(made.certificate_pem().as_bytes(), key_pem.as_bytes()).unwrap();
+        assert_eq!(loaded.fingerprint(), made.fingerprint());
+        assert_eq!(loaded.certificates(), made.certificates());
+    }
+
+    #[test]
+    fn pem_without_a_certificate_is_refused() {
+        let err = TlsConfig::from_pem(b"nothing here", b"").unwrap_err();
+        assert!(matches!(err, TlsError::Certificate(_)), "{err}");
+    }
+}
