@@ -9,21 +9,25 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herald_hub::auth::{mint, Claims};
+use herald_hub::history::redb::{Durability, RedbOptions, Retention};
+use herald_hub::history::{History, MemoryHistory, RedbHistory};
 use herald_hub::protocol::ProtocolLimits;
+use herald_hub::server::{Server, TlsConfig, DEFAULT_H2_MAX_STREAMS};
 use herald_hub::{Hub, HubConfig, JwtKey, HUB_PATH};
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Options of `herald serve`. Each is also read from the environment
 /// variable named in its help, and from the `--config` file under the
 /// flag's name (e.g. `jwt-key = "..."`).
-#[derive(Debug, Default, clap::Args, Deserialize)]
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 #[command(after_help = SERVE_EXAMPLES)]
 pub(crate) struct ServeArgs {
@@ -129,9 +133,29 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HEARTBEAT", value_name = "DURATION")]
     heartbeat: Option<String>,
 
-    /// Events kept in history for replay [default: 10000].
+    /// Where history is kept: `redb` (durable, in --data-dir) or `memory`
+    /// (lost on restart) [default: redb].
+    #[arg(long, env = "HERALD_HISTORY", value_name = "BACKEND")]
+    history: Option<HistoryBackend>,
+    /// Directory of the durable history [default: ./herald-data].
+    #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Most events kept in history for replay [default: 100000].
     #[arg(long, env = "HERALD_HISTORY_SIZE", value_name = "EVENTS")]
-    history_size: Option<usize>,
+    history_size: Option<u64>,
+    /// Oldest event kept in history, e.g. 24h or 30m (redb only)
+    /// [default: no age limit].
+    #[arg(long, env = "HERALD_HISTORY_MAX_AGE", value_name = "DURATION")]
+    history_max_age: Option<String>,
+    /// Most bytes of events kept in history, e.g. 512MiB or 2GiB
+    /// [default: 1GiB].
+    #[arg(long, env = "HERALD_HISTORY_MAX_BYTES", value_name = "SIZE")]
+    history_max_bytes: Option<String>,
+    /// When a publish is acknowledged (redb only): `full` fsyncs before
+    /// every 200; `periodic` fsyncs every 200 ms, faster, but a crash can
+    /// lose the last 200 ms of acknowledged events [default: full].
+    #[arg(long, env = "HERALD_DURABILITY", value_name = "MODE")]
+    durability: Option<DurabilityMode>,
 
     /// Largest publish body, in bytes [default: 1048576].
     #[arg(long, env = "HERALD_MAX_BODY", value_name = "BYTES")]
@@ -150,11 +174,64 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_QUEUE_SIZE", value_name = "EVENTS")]
     queue_size: Option<usize>,
 
+    /// Serve the web UI at / and its live stats stream: on or off
+    /// [default: on].
+    #[arg(long, env = "HERALD_UI", value_name = "on|off")]
+    ui: Option<Switch>,
+    /// PEM certificate chain for HTTPS (leaf first); needs --tls-key.
+    /// HTTP/1.1 and HTTP/2 (ALPN h2) are then served on --listen.
+    #[arg(long, env = "HERALD_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "HERALD_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated at start, for development
+    /// (browsers warn about it; its fingerprint is printed).
+    #[arg(long, env = "HERALD_TLS_SELF_SIGNED", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    tls_self_signed: Option<bool>,
+    /// Most concurrent HTTP/2 streams (event streams) on one connection
+    /// [default: 256].
+    #[arg(long, env = "HERALD_H2_MAX_STREAMS", value_name = "N")]
+    h2_max_streams: Option<u32>,
+
     /// Log filter, e.g. `info`, `debug` (per request), or
     /// `herald_hub=debug,warn` [default: info].
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     log: Option<String>,
 }
+
+/// A feature switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// Where history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum HistoryBackend {
+    /// Durable, in a redb file under --data-dir.
+    Redb,
+    /// In memory, lost on restart.
+    Memory,
+}
+
+/// When a publish to the durable history is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DurabilityMode {
+    /// fsync before every 200.
+    Full,
+    /// fsync every 200 ms.
+    Periodic,
+}
+
+const DEFAULT_HISTORY_SIZE: u64 = 100_000;
+const DEFAULT_HISTORY_MAX_BYTES: u64 = 1 << 30;
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -171,41 +248,26 @@ Examples:
 impl ServeArgs {
     /// Fills every option not given on the command line or in the
     /// environment from the config file.
-    fn merge_file(mut self) -> anyhow::Result<ServeArgs> {
+    fn merge_file(self) -> anyhow::Result<ServeArgs> {
         let Some(path) = self.config.clone() else {
             return Ok(self);
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
-        let file: ServeArgs = toml::from_str(&text)
+        let file: toml::Table = toml::from_str(&text)
             .with_context(|| format!("invalid config file {}", path.display()))?;
-        macro_rules! fill {
-            ($($field:ident),*) => { $( if self.$field.is_none() { self.$field = file.$field; } )* };
-        }
-        fill!(
-            listen,
-            jwt_key,
-            jwt_key_file,
-            jwt_alg,
-            publisher_jwt_key,
-            publisher_jwt_key_file,
-            publisher_jwt_alg,
-            subscriber_jwt_key,
-            subscriber_jwt_key_file,
-            subscriber_jwt_alg,
-            anonymous,
-            cors_origin,
-            publish_origin,
-            heartbeat,
-            history_size,
-            max_body,
-            max_topics,
-            max_selectors,
-            max_selector_length,
-            queue_size,
-            log
-        );
-        Ok(self)
+        // Flags and environment variables win over the file: lay what was
+        // given on top of the file's table (unset options serialize to
+        // nothing), then read the result back, which also rejects unknown
+        // keys in the file.
+        let given = toml::Table::try_from(&self).context("cannot merge the options")?;
+        let mut merged = file;
+        merged.extend(given);
+        let mut args: ServeArgs = merged
+            .try_into()
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        args.config = Some(path);
+        Ok(args)
     }
 }
 
@@ -245,14 +307,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.publisher_key = Some(dev.key.clone());
         config.subscriber_key = Some(dev.key.clone());
     }
-    let hub = Hub::new(config).context("cannot start the hub")?;
+    let history = open_history(&args)?;
+    let tls = tls_config(&args, listen)?;
+    let hub = Hub::with_history(config, history).context("cannot start the hub")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (is another process using it? choose another with --listen)"))?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     match &dev {
-        Some(dev) => print_dev_banner(local, dev),
-        None => tracing::info!("Herald hub listening on http://{local}{HUB_PATH}"),
+        Some(dev) => print_dev_banner(scheme, local, dev, hub.config().ui),
+        None => tracing::info!("Herald hub listening on {scheme}://{local}{HUB_PATH}"),
+    }
+    if let Some(tls) = tls.as_ref().filter(|_| args.tls_self_signed == Some(true)) {
+        tracing::info!(
+            fingerprint = %tls.fingerprint(),
+            "serving HTTPS with a self-signed certificate made for this run (development only)"
+        );
     }
 
     let stop = {
@@ -263,12 +334,111 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             hub.shutdown();
         }
     };
-    axum::serve(listener, hub.router())
-        .with_graceful_shutdown(stop)
+    let mut server = Server::new(&hub)
+        .h2_max_concurrent_streams(args.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS));
+    if let Some(tls) = &tls {
+        server = server.tls(tls).context("cannot serve HTTPS")?;
+    }
+    server
+        .serve(listener, stop)
         .await
         .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The TLS certificate the options ask for, if any.
+fn tls_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<Option<TlsConfig>> {
+    let self_signed = args.tls_self_signed == Some(true);
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(_), Some(_)) | (None, None) => {}
+        _ => bail!("--tls-cert and --tls-key go together: give both, or --tls-self-signed"),
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        if self_signed {
+            bail!("--tls-self-signed and --tls-cert exclude each other: choose one");
+        }
+        return TlsConfig::from_pem_files(cert, key)
+            .map(Some)
+            .context("cannot load the TLS certificate");
+    }
+    if !self_signed {
+        return Ok(None);
+    }
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+        names.push(listen.ip().to_string());
+    }
+    TlsConfig::self_signed(&names)
+        .map(Some)
+        .context("cannot make a self-signed certificate")
+}
+
+/// The history backend the options ask for.
+fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>> {
+    let max_events = args.history_size.unwrap_or(DEFAULT_HISTORY_SIZE);
+    let max_bytes = match args.history_max_bytes.as_deref() {
+        Some(text) => parse_size(text).with_context(|| {
+            format!("invalid --history-max-bytes {text:?}: use e.g. 1048576, 512MiB or 2GiB")
+        })?,
+        None => DEFAULT_HISTORY_MAX_BYTES,
+    };
+    let max_age = args
+        .history_max_age
+        .as_deref()
+        .map(|text| {
+            humantime::parse_duration(text)
+                .with_context(|| format!("invalid --history-max-age {text:?}: use e.g. 24h or 30m"))
+        })
+        .transpose()?;
+    match args.history.unwrap_or(HistoryBackend::Redb) {
+        HistoryBackend::Memory => {
+            if max_age.is_some() {
+                bail!("--history-max-age needs the durable history (--history redb)");
+            }
+            let capacity = usize::try_from(max_events).unwrap_or(usize::MAX);
+            Ok(Arc::new(MemoryHistory::with_max_bytes(capacity, max_bytes)))
+        }
+        HistoryBackend::Redb => {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("herald-data"));
+            let options = RedbOptions {
+                retention: Retention {
+                    max_events: Some(max_events),
+                    max_age,
+                    max_bytes: Some(max_bytes),
+                },
+                durability: match args.durability.unwrap_or(DurabilityMode::Full) {
+                    DurabilityMode::Full => Durability::Full,
+                    DurabilityMode::Periodic => Durability::Periodic(Duration::from_millis(200)),
+                },
+                ..RedbOptions::default()
+            };
+            let history = RedbHistory::open(&dir, options)?;
+            tracing::info!(path = %history.path().display(), events = history.stats().events, "durable history opened");
+            Ok(Arc::new(history))
+        }
+    }
+}
+
+/// Parses a byte size: a plain number, or one with a KiB, MiB or GiB suffix.
+fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().context("expected a number")?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => bail!("unknown unit {other:?}"),
+    };
+    n.checked_mul(factor).context("the size is too large")
 }
 
 /// Development mode: a key made for this run, and the tokens signed with it.
@@ -322,7 +492,6 @@ fn hub_config(
         cors_origins: args.cors_origin.clone().unwrap_or_default(),
         publish_origins: args.publish_origin.clone().unwrap_or_default(),
         heartbeat,
-        history_size: args.history_size.unwrap_or(defaults.history_size),
         max_body: args.max_body.unwrap_or(defaults.max_body),
         limits: ProtocolLimits {
             max_topics: args.max_topics.unwrap_or(defaults.limits.max_topics),
@@ -332,6 +501,7 @@ fn hub_config(
                 .unwrap_or(defaults.limits.max_selector_len),
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
+        ui: args.ui != Some(Switch::Off),
         ..defaults
     };
 
@@ -382,14 +552,19 @@ fn dev_mode() -> anyhow::Result<DevMode> {
     })
 }
 
-fn print_dev_banner(local: SocketAddr, dev: &DevMode) {
-    let url = format!("http://{local}{HUB_PATH}");
+fn print_dev_banner(scheme: &str, local: SocketAddr, dev: &DevMode, ui: bool) {
+    let url = format!("{scheme}://{local}{HUB_PATH}");
     let topic = "https://example.com/hello";
     let secret = String::from_utf8_lossy(&dev.key.key);
+    let ui = if ui {
+        format!("\nWeb UI at {scheme}://{local}/ : paste the tokens below into its forms.\n")
+    } else {
+        String::new()
+    };
     println!(
         "\
 Herald hub running at {url}
-
+{ui}
 DEVELOPMENT MODE: no JWT key was configured, so this run made one, admits
 anonymous subscribers and allows any CORS origin. Set --jwt-key (or
 HERALD_JWT_KEY) for anything else.

@@ -42,6 +42,8 @@ async fn start_hub() -> Hub {
             "--anonymous",
             "--heartbeat",
             "1s",
+            "--history",
+            "memory",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -137,7 +137,21 @@ fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
 
 #[test]
 fn with_no_key_on_loopback_it_starts_a_working_development_hub() {
-    let server = start(serve(&["--listen", "127.0.0.1:0"], &[]), "Publisher token:");
+    // The README's command, with the default durable history in a scratch
+    // directory instead of ./herald-data.
+    let data_dir = std::env::temp_dir().join(format!("herald-dev-test-{}", std::process::id()));
+    let server = start(
+        serve(
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        "Publisher token:",
+    );
     let url = server.stdout[0]
         .strip_prefix("Herald hub running at ")
         .expect("the URL first");
@@ -165,6 +179,12 @@ fn with_no_key_on_loopback_it_starts_a_working_development_hub() {
     let (found, seen) = read_until(&mut stream, "data: Hello");
     assert!(found, "{seen}");
     assert!(seen.contains(&format!("id: {id}")), "{seen}");
+    assert!(
+        data_dir.join("history.redb").exists(),
+        "history is durable by default"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[test]
@@ -181,7 +201,13 @@ fn without_a_key_on_a_public_address_it_refuses_to_start_and_says_what_to_do() {
 #[test]
 fn sigterm_ends_streams_and_exits_zero() {
     let mut cmd = serve(
-        &["--listen", "127.0.0.1:0", "--anonymous"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--anonymous",
+            "--history",
+            "memory",
+        ],
         &[("HERALD_JWT_KEY", "a-production-secret-of-enough-length")],
     );
     let mut child = cmd

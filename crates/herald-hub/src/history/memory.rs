@@ -1,33 +1,26 @@
-//! The in-memory backend: a bounded ring of entries with an id index.
+//! The in-memory backend: a bounded ring, lost on restart.
 //!
-//! Replay from it is a slice of the ring, found in constant time from the
-//! sequence number; an id is resolved through a hash map. Nothing survives a
-//! restart: `--history memory` is for tests and for deployments that accept
-//! that.
+//! `--history memory` is for tests and for deployments that accept losing
+//! history with the process; the durable default is [`super::RedbHistory`].
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use super::ring::Ring;
 use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry};
 
 /// A bounded in-memory history holding the most recent `capacity` events
 /// and at most `max_bytes` bytes of them.
 #[derive(Debug)]
 pub struct MemoryHistory {
-    capacity: usize,
-    max_bytes: u64,
     state: Mutex<State>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    entries: VecDeque<Arc<Entry>>,
-    /// Id to the sequence number of its earliest held entry.
-    ids: HashMap<String, u64>,
+    ring: Ring,
     next_seq: u64,
-    bytes: u64,
 }
 
 impl MemoryHistory {
@@ -39,32 +32,19 @@ impl MemoryHistory {
     /// A history keeping at most `capacity` events and `max_bytes` bytes.
     pub fn with_max_bytes(capacity: usize, max_bytes: u64) -> MemoryHistory {
         MemoryHistory {
-            capacity,
-            max_bytes,
             state: Mutex::new(State {
+                ring: Ring::new(capacity, max_bytes),
                 next_seq: 1,
-                ..State::default()
             }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere while holding the lock leaves the ring itself
-        // consistent (each mutation is a single push or pop), so go on.
+        // Each mutation of the ring is a single push or pop, so a panic
+        // elsewhere while holding the lock cannot leave it inconsistent.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl State {
-    fn evict_front(&mut self) {
-        if let Some(old) = self.entries.pop_front() {
-            self.bytes -= old.size() as u64;
-            if self.ids.get(&old.id) == Some(&old.seq) {
-                self.ids.remove(&old.id);
-            }
-        }
     }
 }
 
@@ -75,49 +55,31 @@ impl History for MemoryHistory {
         let mut state = self.lock();
         let mut stored = Vec::with_capacity(batch.len());
         for new in batch {
-            let seq = state.next_seq;
+            let entry = Arc::new(Entry::new(state.next_seq, now, new));
             state.next_seq += 1;
-            let entry = Arc::new(Entry::new(seq, now, new));
-            stored.push(Arc::clone(&entry));
-            if self.capacity == 0 {
-                continue;
-            }
-            state.ids.entry(entry.id.clone()).or_insert(seq);
-            state.bytes += entry.size() as u64;
-            state.entries.push_back(entry);
-            while state.entries.len() > self.capacity
-                || (state.bytes > self.max_bytes && state.entries.len() > 1)
-            {
-                state.evict_front();
-            }
+            state.ring.push(Arc::clone(&entry));
+            stored.push(entry);
         }
         Ok(stored)
     }
 
     async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
-        Ok(self.lock().ids.get(id).copied())
+        Ok(self.lock().ring.seq_of(id))
     }
 
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {
         let state = self.lock();
-        let Some(first) = state.entries.front().map(|e| e.seq) else {
-            return Ok(Vec::new());
-        };
-        let skip = after.saturating_sub(first - 1) as usize;
         Ok(state
-            .entries
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .cloned()
-            .collect())
+            .ring
+            .read_after(after, limit)
+            .unwrap_or_else(|| state.ring.oldest(limit)))
     }
 
     fn stats(&self) -> HistoryStats {
         let state = self.lock();
         HistoryStats {
-            events: state.entries.len() as u64,
-            bytes: state.bytes,
+            events: state.ring.len() as u64,
+            bytes: state.ring.bytes(),
             last_seq: state.next_seq - 1,
         }
     }
@@ -155,6 +117,7 @@ mod tests {
         assert_eq!(h.seq_of("4").await.unwrap(), Some(4));
         let ids = |v: Vec<Arc<Entry>>| v.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
         assert_eq!(ids(h.read_after(0, 10).await.unwrap()), vec!["3", "4", "5"]);
+        assert_eq!(ids(h.read_after(1, 10).await.unwrap()), vec!["3", "4", "5"]);
         assert_eq!(ids(h.read_after(4, 10).await.unwrap()), vec!["5"]);
         assert_eq!(ids(h.read_after(3, 1).await.unwrap()), vec!["4"]);
         assert!(h.read_after(5, 10).await.unwrap().is_empty());

@@ -6,13 +6,16 @@
 //! in this log and everything after it is replayed before the live stream
 //! takes over.
 //!
-//! Backends implement [`History`]: [`MemoryHistory`] (a bounded ring, the
-//! in-memory default here) and, in later work, redb and Redis Streams. Each
+//! Backends implement [`History`]: [`RedbHistory`] (durable, in a redb
+//! file: the default of `herald serve`) and [`MemoryHistory`] (a bounded
+//! ring, lost on restart). A Redis Streams backend fits the same trait. Each
 //! entry gets a sequence number: dense, increasing, assigned by the backend.
 //! Fan-out and replay compare sequence numbers, never ids, which is what
 //! makes the switch from replay to live free of gaps and duplicates.
 
 mod memory;
+pub mod redb;
+mod ring;
 
 use std::sync::Arc;
 
@@ -20,6 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use memory::MemoryHistory;
+pub use redb::RedbHistory;
 
 /// An update ready to be stored: routing data plus its encoded SSE frame.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,604 @@
+//! The durable backend: history in a redb file, the default of `herald
+//! serve`.
+//!
+//! On the publish path, each batch from the hub's single writer is one
+//! write transaction, committed with fsync before any publisher in it gets
+//! its 200: publishes that arrive during a commit wait together for the
+//! next one (group commit), so durability costs one fsync per batch, not
+//! per event. Retention (events, bytes, age) is applied in the same
+//! transaction, and once a second for age, so the file stays bounded
+//! without ever pausing publishes for a sweep.
+//!
+//! On the subscribe path, an id is resolved through an id → sequence
+//! table, and replay reads a range of the sequence-keyed event table; the
+//! most recent entries are also kept in memory so that the common resume
+//! (a client that was gone a few seconds) never touches the disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::ring::Ring;
+use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry};
+
+/// Sequence number → encoded entry.
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Event id → sequence number of its earliest held entry.
+const IDS: TableDefinition<&str, u64> = TableDefinition::new("ids");
+/// Counters that must survive restarts.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META_LAST_SEQ: &str = "last_seq";
+const META_BYTES: &str = "bytes";
+
+/// The file inside the data directory.
+pub const FILE_NAME: &str = "history.redb";
+
+/// How much history to keep. Every limit is optional; all that are set
+/// apply together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Most events kept.
+    pub max_events: Option<u64>,
+    /// Oldest event kept, by the time it was stored.
+    pub max_age: Option<Duration>,
+    /// Most bytes of events kept (frames, ids and topics).
+    pub max_bytes: Option<u64>,
+}
+
+/// When a publish counts as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every batch is fsynced before its publishers get their 200: an
+    /// acknowledged event survives a crash or power loss.
+    #[default]
+    Full,
+    /// Batches are written at once but fsynced at most every `interval`:
+    /// faster, and a crash loses at most the last `interval` of
+    /// acknowledged events. The file stays consistent either way.
+    Periodic(Duration),
+}
+
+/// Options of [`RedbHistory::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedbOptions {
+    /// How much to keep.
+    pub retention: Retention,
+    /// When a publish counts as stored.
+    pub durability: Durability,
+    /// Recent events also kept in memory to serve replays.
+    pub cache_events: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            retention: Retention::default(),
+            durability: Durability::Full,
+            cache_events: 10_000,
+        }
+    }
+}
+
+/// The history file could not be opened. Each message says what to do;
+/// Herald never deletes or rewrites a file it cannot read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The directory could not be created or the file not opened.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Another process holds the file.
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not a history file Herald can read.
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What redb or the decoder reported.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Io { path, error } => write!(
+                f,
+                "cannot open the history at {}: {error}. Check that the directory exists or can be created and is writable, or choose another with --data-dir",
+                path.display()
+            ),
+            OpenError::InUse { path } => write!(
+                f,
+                "the history file {} is in use by another process (another herald serve?). Stop it, or give this hub its own --data-dir",
+                path.display()
+            ),
+            OpenError::Unreadable { path, reason } => write!(
+                f,
+                "the history file {} is unreadable ({reason}). Herald will not delete it: restore it from a backup, or move it aside to start with an empty history",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// History in a redb file. See the module documentation.
+#[derive(Debug)]
+pub struct RedbHistory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    options: RedbOptions,
+    writer: Mutex<Writer>,
+    cache: Mutex<Ring>,
+    events: AtomicU64,
+    bytes: AtomicU64,
+    last_seq: AtomicU64,
+}
+
+/// State only the (single) writer changes, under a lock held for the
+/// whole write transaction.
+#[derive(Debug)]
+struct Writer {
+    last_seq: u64,
+    events: u64,
+    bytes: u64,
+    /// Commits not yet fsynced (periodic durability).
+    unsynced: bool,
+    last_sync: Instant,
+}
+
+fn storage(path: &Path) -> impl Fn(redb::Error) -> HistoryError + '_ {
+    move |e| HistoryError(format!("{}: {e}", path.display()))
+}
+
+impl RedbHistory {
+    /// Opens (or creates) the history in `dir`. With an age limit or
+    /// periodic durability, and when called within a tokio runtime, it also
+    /// starts the once-a-second retention and sync task, which ends when the
+    /// history is dropped.
+    pub fn open(dir: &Path, options: RedbOptions) -> Result<RedbHistory, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|error| OpenError::Io {
+            path: dir.to_path_buf(),
+            error,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+        let unreadable = |reason: String| OpenError::Unreadable {
+            path: path.clone(),
+            reason,
+        };
+        let (last_seq, events, bytes) = (|| -> Result<(u64, u64, u64), redb::Error> {
+            let txn = db.begin_write()?;
+            let counters = {
+                txn.open_table(IDS)?;
+                let events = txn.open_table(EVENTS)?.len()?;
+                let meta = txn.open_table(META)?;
+                let last_seq = meta.get(META_LAST_SEQ)?.map_or(0, |v| v.value());
+                let bytes = meta.get(META_BYTES)?.map_or(0, |v| v.value());
+                (last_seq, events, bytes)
+            };
+            txn.commit()?;
+            Ok(counters)
+        })()
+        .map_err(|e| unreadable(e.to_string()))?;
+
+        let inner = Arc::new(Inner {
+            db,
+            path: path.clone(),
+            options,
+            writer: Mutex::new(Writer {
+                last_seq,
+                events,
+                bytes,
+                unsynced: false,
+                last_sync: Instant::now(),
+            }),
+            cache: Mutex::new(Ring::new(options.cache_events, u64::MAX)),
+            events: AtomicU64::new(events),
+            bytes: AtomicU64::new(bytes),
+            last_seq: AtomicU64::new(last_seq),
+        });
+        inner.warm_cache().map_err(|e| unreadable(e.0))?;
+        let needs_upkeep = options.retention.max_age.is_some()
+            || matches!(options.durability, Durability::Periodic(_));
+        if needs_upkeep && tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(maintain(Arc::downgrade(&inner)));
+        }
+        Ok(RedbHistory { inner })
+    }
+
+    /// The file this history lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs redb work on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, HistoryError> + Send + 'static,
+    ) -> Result<T, HistoryError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| HistoryError(format!("history task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Ring> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads the most recent entries into the in-memory cache.
+    fn warm_cache(&self) -> Result<(), HistoryError> {
+        let last = self.last_seq.load(Ordering::Acquire);
+        let from = last.saturating_sub(self.options.cache_events as u64);
+        let entries = self.read_from_disk(from, self.options.cache_events)?;
+        let mut cache = self.cache();
+        for entry in entries {
+            cache.push(entry);
+        }
+        Ok(())
+    }
+
+    /// Appends a batch in one transaction, applying retention.
+    fn append_blocking(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
+        let now = now_ms();
+        let mut writer = self.writer();
+        let fail = storage(&self.path);
+        let mut txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
+        let sync = match self.options.durability {
+            Durability::Full => true,
+            Durability::Periodic(every) => writer.last_sync.elapsed() >= every,
+        };
+        if !sync {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| HistoryError(e.to_string()))?;
+        }
+        let mut state = (writer.last_seq, writer.events, writer.bytes);
+        let mut stored = Vec::with_capacity(batch.len());
+        let first_kept = {
+            let mut events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
+            let mut ids = txn.open_table(IDS).map_err(|e| fail(e.into()))?;
+            let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+            for new in batch {
+                state.0 += 1;
+                let entry = Entry::new(state.0, now, new);
+                events
+                    .insert(entry.seq, encode(&entry).as_slice())
+                    .map_err(|e| fail(e.into()))?;
+                if ids
+                    .get(entry.id.as_str())
+                    .map_err(|e| fail(e.into()))?
+                    .is_none()
+                {
+                    ids.insert(entry.id.as_str(), entry.seq)
+                        .map_err(|e| fail(e.into()))?;
+                }
+                state.1 += 1;
+                state.2 += entry.size() as u64;
+                stored.push(Arc::new(entry));
+            }
+            let first_kept = self
+                .evict(&mut events, &mut ids, &mut state, now)
+                .map_err(&fail)?;
+            meta.insert(META_LAST_SEQ, state.0)
+                .map_err(|e| fail(e.into()))?;
+            meta.insert(META_BYTES, state.2)
+                .map_err(|e| fail(e.into()))?;
+            first_kept
+        };
+        txn.commit().map_err(|e| fail(e.into()))?;
+
+        (writer.last_seq, writer.events, writer.bytes) = state;
+        if sync {
+            writer.unsynced = false;
+            writer.last_sync = Instant::now();
+        } else {
+            writer.unsynced = true;
+        }
+        self.publish_stats(&writer);
+        drop(writer);
+        let mut cache = self.cache();
+        for entry in &stored {
+            cache.push(Arc::clone(entry));
+        }
+        if let Some(first) = first_kept {
+            cache.trim_before(first);
+        }
+        Ok(stored)
+    }
+
+    /// Removes entries beyond the retention limits from the front. Returns
+    /// the first sequence number kept when anything was removed.
+    fn evict(
+        &self,
+        events: &mut redb::Table<u64, &[u8]>,
+        ids: &mut redb::Table<&str, u64>,
+        state: &mut (u64, u64, u64),
+        now: u64,
+    ) -> Result<Option<u64>, redb::Error> {
+        let retention = self.options.retention;
+        let cutoff = retention
+            .max_age
+            .map(|age| now.saturating_sub(age.as_millis() as u64));
+        let mut removed = false;
+        loop {
+            let over_count = retention.max_events.is_some_and(|max| state.1 > max);
+            let over_bytes = retention
+                .max_bytes
+                .is_some_and(|max| state.2 > max && state.1 > 1);
+            let too_old = match (cutoff, events.first()?) {
+                (Some(cutoff), Some((_, value))) => {
+                    stored_at(value.value()).is_some_and(|at| at < cutoff)
+                }
+                _ => false,
+            };
+            if !(over_count || over_bytes || too_old) {
+                break;
+            }
+            let Some((seq, value)) = events.pop_first()? else {
+                break;
+            };
+            let seq = seq.value();
+            let old = decode(seq, value.value()).map_err(|e| redb::Error::Corrupted(e.0))?;
+            drop(value);
+            if ids.get(old.id.as_str())?.is_some_and(|v| v.value() == seq) {
+                ids.remove(old.id.as_str())?;
+            }
+            state.1 = state.1.saturating_sub(1);
+            state.2 = state.2.saturating_sub(old.size() as u64);
+            removed = true;
+        }
+        if !removed {
+            return Ok(None);
+        }
+        Ok(Some(
+            events.first()?.map_or(state.0 + 1, |(k, _)| k.value()),
+        ))
+    }
+
+    /// The once-a-second work: age retention, and the fsync that periodic
+    /// durability owes.
+    fn maintain_blocking(&self) -> Result<(), HistoryError> {
+        let needs_age =
+            self.options.retention.max_age.is_some() && self.events.load(Ordering::Acquire) > 0;
+        let needs_sync =
+            matches!(self.options.durability, Durability::Periodic(_)) && self.writer().unsynced;
+        if !needs_age && !needs_sync {
+            return Ok(());
+        }
+        let mut writer = self.writer();
+        let fail = storage(&self.path);
+        let txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
+        let mut state = (writer.last_seq, writer.events, writer.bytes);
+        let first_kept = {
+            let mut events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
+            let mut ids = txn.open_table(IDS).map_err(|e| fail(e.into()))?;
+            let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+            let first_kept = self
+                .evict(&mut events, &mut ids, &mut state, now_ms())
+                .map_err(&fail)?;
+            meta.insert(META_BYTES, state.2)
+                .map_err(|e| fail(e.into()))?;
+            first_kept
+        };
+        txn.commit().map_err(|e| fail(e.into()))?;
+        (writer.last_seq, writer.events, writer.bytes) = state;
+        writer.unsynced = false;
+        writer.last_sync = Instant::now();
+        self.publish_stats(&writer);
+        drop(writer);
+        if let Some(first) = first_kept {
+            self.cache().trim_before(first);
+        }
+        Ok(())
+    }
+
+    fn publish_stats(&self, writer: &Writer) {
+        self.events.store(writer.events, Ordering::Release);
+        self.bytes.store(writer.bytes, Ordering::Release);
+        self.last_seq.store(writer.last_seq, Ordering::Release);
+    }
+
+    fn read_from_disk(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {
+        let fail = storage(&self.path);
+        let txn = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in events
+            .range(after + 1..)
+            .map_err(|e| fail(e.into()))?
+            .take(limit)
+        {
+            let (seq, value) = item.map_err(|e| fail(e.into()))?;
+            out.push(Arc::new(decode(seq.value(), value.value())?));
+        }
+        Ok(out)
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
+            path: path.to_path_buf(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(error))
+            if error.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            OpenError::Unreadable {
+                path: path.to_path_buf(),
+                reason: error.to_string(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(error)) => OpenError::Io {
+            path: path.to_path_buf(),
+            error,
+        },
+        other => OpenError::Unreadable {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+async fn maintain(history: Weak<Inner>) {
+    let period = Duration::from_secs(1);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(history) = history.upgrade() else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || history.maintain_blocking()).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "history maintenance failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "history maintenance task failed"),
+        }
+    }
+}
+
+/// Each entry is stored as:
+/// `stored_at_ms: u64 | private: u8 | id_len: u32 | id | topic_count: u32 |
+/// (topic_len: u32 | topic)* | frame`, integers little-endian.
+fn encode(entry: &Entry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entry.size() + 32);
+    out.extend_from_slice(&entry.stored_at_ms.to_le_bytes());
+    out.push(u8::from(entry.private));
+    put_str(&mut out, &entry.id);
+    out.extend_from_slice(&(entry.topics.len() as u32).to_le_bytes());
+    for topic in &entry.topics {
+        put_str(&mut out, topic);
+    }
+    out.extend_from_slice(&entry.frame);
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn stored_at(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// Decodes a stored entry; a file is input like any other, so every
+/// length is checked.
+fn decode(seq: u64, bytes: &[u8]) -> Result<Entry, HistoryError> {
+    let corrupt = || HistoryError(format!("the stored event at sequence {seq} is corrupt"));
+    let mut reader = Reader { bytes };
+    let stored_at_ms = u64::from_le_bytes(
+        reader
+            .take(8)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    );
+    let private = reader.take(1).ok_or_else(corrupt)?[0] != 0;
+    let id = reader.string().ok_or_else(corrupt)?;
+    let count = reader.u32().ok_or_else(corrupt)? as usize;
+    let mut topics = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        topics.push(reader.string().ok_or_else(corrupt)?);
+    }
+    Ok(Entry {
+        seq,
+        stored_at_ms,
+        id,
+        topics,
+        private,
+        frame: Bytes::copy_from_slice(reader.bytes),
+    })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let len = self.u32()? as usize;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+}
+
+#[async_trait]
+impl History for RedbHistory {
+    async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
+        self.blocking(move |inner| inner.append_blocking(batch))
+            .await
+    }
+
+    async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
+        let id = id.to_owned();
+        self.blocking(move |inner| {
+            let fail = storage(&inner.path);
+            let txn = inner.db.begin_read().map_err(|e| fail(e.into()))?;
+            let ids = txn.open_table(IDS).map_err(|e| fail(e.into()))?;
+            let seq = ids
+                .get(id.as_str())
+                .map_err(|e| fail(e.into()))?
+                .map(|v| v.value());
+            Ok(seq)
+        })
+        .await
+    }
+
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {
+        // The cache holds the most recent entries, densely: when it covers
+        // `after`, it has everything the disk would return.
+        if self.inner.options.cache_events > 0 {
+            if let Some(hit) = self.inner.cache().read_after(after, limit) {
+                return Ok(hit);
+            }
+        }
+        self.blocking(move |inner| inner.read_from_disk(after, limit))
+            .await
+    }
+
+    fn stats(&self) -> HistoryStats {
+        let inner = &self.inner;
+        HistoryStats {
+            events: inner.events.load(Ordering::Acquire),
+            bytes: inner.bytes.load(Ordering::Acquire),
+            last_seq: inner.last_seq.load(Ordering::Acquire),
+        }
+    }
+}
