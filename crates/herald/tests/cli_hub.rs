@@ -100,7 +100,6 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 }
 
 #[tokio::test]
-#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
 async fn published_updates_replay_to_a_subscriber_from_earliest() {
     let hub = start_hub().await;
     let first = publish(&hub, "books/1", "one", &["--id", "b1"]).await;
@@ -135,7 +134,6 @@ async fn published_updates_replay_to_a_subscriber_from_earliest() {
 }
 
 #[tokio::test]
-#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
 async fn a_live_subscriber_receives_what_is_published() {
     let hub = start_hub().await;
     let mut sub = herald()
@@ -170,7 +168,6 @@ async fn a_live_subscriber_receives_what_is_published() {
 }
 
 #[tokio::test]
-#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
 async fn private_updates_need_a_subscriber_token_from_herald_token() {
     let hub = start_hub().await;
     publish(&hub, "secret", "public", &["--id", "p1"]).await;

@@ -171,7 +171,6 @@ async fn pub_requires_a_topic() {
 }
 
 #[tokio::test]
-#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
 async fn pub_with_a_key_signs_a_publisher_token_for_its_topics() {
     let server = Fixture::start(|_, _| {
         vec![

@@ -51,7 +51,6 @@ fn now() -> u64 {
 }
 
 #[test]
-#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
 fn hs256_token_verifies_with_the_hub_and_carries_the_claims() {
     let out = herald(
         &[
@@ -96,7 +95,6 @@ fn hs256_token_verifies_with_the_hub_and_carries_the_claims() {
 }
 
 #[test]
-#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
 fn key_comes_from_the_environment() {
     let token = token_of(&herald(&["token", "--publish", "a"], Some("envkey")));
     let claims = JwtVerifier::new(Algorithm::HS256, b"envkey")
@@ -108,7 +106,6 @@ fn key_comes_from_the_environment() {
 }
 
 #[test]
-#[ignore = "needs herald_hub::auth::{mint, JwtVerifier}, still a stub"]
 fn es256_token_is_signed_with_a_pem_key_file() {
     let dir = std::env::temp_dir().join(format!("herald-cli-token-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
