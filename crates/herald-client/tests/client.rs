@@ -696,3 +696,79 @@ async fn invalid_urls_and_headers_are_refused_at_build() {
         .build();
     assert!(matches!(err, Err(Error::InvalidHeader { .. })));
 }
+
+#[tokio::test]
+async fn a_connection_open_long_enough_is_healthy_even_without_events() {
+    let server = Fixture::start(|n, _| match n {
+        0 | 1 | 3 => hang_up(),
+        2 => vec![write(SSE_HEAD), sleep_ms(300)],
+        _ => vec![write(SSE_HEAD), Step::Hang],
+    })
+    .await;
+    let policy = ReconnectPolicy::default().initial_delay(ms(20)).jitter(0.0);
+    let mut source = EventSource::builder(&server.url("/"))
+        .reconnect(policy)
+        .healthy_after(ms(200))
+        .build()
+        .unwrap();
+    assert_eq!(expect_reconnecting(&mut source).await.1, ms(20));
+    assert_eq!(expect_reconnecting(&mut source).await.1, ms(40));
+    expect_open(&mut source).await;
+    let (error, delay) = expect_reconnecting(&mut source).await;
+    assert!(matches!(error, Error::StreamEnded), "{error:?}");
+    assert_eq!(
+        delay,
+        ms(20),
+        "300 ms open > healthy_after resets the backoff"
+    );
+    assert_eq!(expect_reconnecting(&mut source).await.1, ms(40));
+}
+
+#[tokio::test]
+async fn an_id_only_block_moves_the_last_event_id() {
+    let server = Fixture::start(|n, _| match n {
+        0 => sse("data: a\n\nid: 5\n\n"),
+        _ => vec![write(SSE_HEAD), Step::Hang],
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    next_event(&mut source).await;
+    expect_reconnecting(&mut source).await;
+    assert_eq!(source.last_event_id(), "5");
+    expect_open(&mut source).await;
+    assert_eq!(server.requests()[1].header("last-event-id"), Some("5"));
+}
+
+#[tokio::test]
+async fn an_event_over_the_limits_is_dropped_and_the_stream_goes_on() {
+    let body = format!("data: {}\n\ndata: small\n\n", "x".repeat(2048));
+    let server = Fixture::start(move |_, _| vec![write(SSE_HEAD), write(&body), Step::Hang]).await;
+    let mut source = fast(&server.url("/"))
+        .limits(herald_client::Limits::default().max_event(1024))
+        .build()
+        .unwrap();
+    expect_open(&mut source).await;
+    match next(&mut source).await {
+        Ok(Item::Dropped(_)) => {}
+        other => panic!("expected Dropped, got {other:?}"),
+    }
+    assert_eq!(next_event(&mut source).await.data(), "small");
+}
+
+#[tokio::test]
+async fn ready_state_follows_the_connection() {
+    let server = Fixture::start(|n, _| match n {
+        0 => sse("data: a\n\n"),
+        _ => vec![write(&empty_response("204 No Content", None))],
+    })
+    .await;
+    let mut source = fast(&server.url("/")).build().unwrap();
+    assert_eq!(source.ready_state(), ReadyState::Connecting);
+    expect_open(&mut source).await;
+    assert_eq!(source.ready_state(), ReadyState::Open);
+    next_event(&mut source).await;
+    expect_reconnecting(&mut source).await;
+    assert_eq!(source.ready_state(), ReadyState::Connecting);
+    assert!(next(&mut source).await.is_err());
+    assert_eq!(source.ready_state(), ReadyState::Closed);
+}
