@@ -48,7 +48,8 @@ pub(crate) struct PubArgs {
     /// Topic of the update; the first is canonical, the others alternates.
     #[arg(long = "topic", value_name = "TOPIC", required = true)]
     topics: Vec<String>,
-    /// The data; read from stdin when absent or `-`.
+    /// The data; read from stdin when absent or `-` (then one final newline
+    /// is removed, as `echo` adds one).
     #[arg(long, value_name = "DATA")]
     data: Option<String>,
     /// The update's id (the hub generates one when absent).
@@ -184,6 +185,12 @@ fn read_stdin() -> anyhow::Result<String> {
     stdin
         .read_to_string(&mut data)
         .context("cannot read the data from stdin (it must be UTF-8)")?;
+    if data.ends_with('\n') {
+        data.pop();
+        if data.ends_with('\r') {
+            data.pop();
+        }
+    }
     Ok(data)
 }
 

@@ -99,7 +99,7 @@ async fn pub_reads_the_data_from_stdin() {
         if let Some(flag) = data_flag {
             args.extend(["--data", flag]);
         }
-        let out = herald(&args, "line1\nline2").await;
+        let out = herald(&args, "line1\nline2\n").await;
         assert!(out.status.success(), "stderr: {}", stderr(&out));
         assert_eq!(
             String::from_utf8_lossy(&server.requests()[0].body),
