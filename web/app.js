@@ -65,10 +65,13 @@
   let eventCount = 0;
 
   function append(item) {
-    const stick = log.parentElement.scrollHeight - log.parentElement.scrollTop - log.parentElement.clientHeight < 40;
+    // Follow new events while the reader is at the bottom of the log (the
+    // log card scrolls on its own on wide screens).
+    const card = log.parentElement;
+    const atBottom = card.scrollHeight - card.scrollTop - card.clientHeight < 40;
     log.append(item);
     $('log-empty').hidden = true;
-    if (stick) item.scrollIntoView({ block: 'nearest' });
+    if (atBottom) card.scrollTop = card.scrollHeight;
   }
 
   function logEvent(e) {
