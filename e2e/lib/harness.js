@@ -26,10 +26,6 @@ export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 /** The HS256 key of every hub started with `key: true`. */
 export const KEY = 'e2e-secret-key-that-is-long-enough-for-hs256';
 
-const serveHelp = execFileSync(HERALD, ['serve', '--help'], { encoding: 'utf8' });
-/** Whether this build keeps history on disk across restarts (`--data-dir`). */
-export const DURABLE_HISTORY = serveHelp.includes('--data-dir');
-
 // ---------- small utilities ----------
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -84,13 +80,13 @@ export const SUBSCRIBER_TOKEN = mint({ mercure: { subscribe: ['*'] } });
  * options.port: a fixed port (default: a free one); options.tls: serve
  * HTTPS with a self-signed certificate; options.key: use KEY instead of
  * development mode; options.dataDir: history directory (default: fresh);
- * options.args: more flags.
+ * options.args: more flags. History is durable (redb) in the data directory.
  */
 export async function startHub(options = {}) {
   const port = options.port ?? await freePort();
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'herald-e2e-data-'));
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--log', 'warn'];
-  if (DURABLE_HISTORY) args.push('--data-dir', dataDir);
+  args.push('--data-dir', dataDir);
   if (options.tls) args.push('--tls-self-signed');
   if (options.key) args.push('--jwt-key', KEY, '--anonymous');
   args.push(...(options.args ?? []));
