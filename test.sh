@@ -28,4 +28,52 @@ say "cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+# ---- end-to-end: the hub in a real browser (e2e/) ----
+# Debian's Chromium driven by npm's playwright-core (never a downloaded
+# browser), run by node's built-in test runner.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    as_root apt-get update || die "apt-get update failed"
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
+    || die "could not install $* with apt-get"
+}
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Chromium (Debian's chromium package)"
+  apt_install chromium
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "installing Node.js and npm (Debian's packages)"
+  apt_install nodejs npm
+fi
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
+  || die "node $(node --version) is too old for the e2e suite: 18 or later is needed"
+if [ ! -d e2e/node_modules/playwright-core ]; then
+  say "npm ci (e2e)"
+  (cd e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) || die "npm ci failed in e2e/"
+fi
+
+say "e2e: building herald"
+cargo build -p herald
+target_dir=$(cargo metadata --format-version 1 --no-deps \
+  | node -e 'let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => console.log(JSON.parse(s).target_directory))')
+export HERALD_BIN="$target_dir/debug/herald"
+[ -x "$HERALD_BIN" ] || die "the herald binary is not at $HERALD_BIN"
+
+say "e2e: node --test (Chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'))"
+# One test file at a time: the timing-sensitive scenarios (reconnection,
+# the 6-connection limit) stay deterministic on small machines.
+concurrency=
+if node --test-concurrency=1 -e '' 2>/dev/null; then concurrency=--test-concurrency=1; fi
+(cd e2e && rm -rf artifacts && timeout 900 node --test $concurrency tests/*.test.js) \
+  || die "the end-to-end suite failed: see e2e/artifacts/ for screenshots and console logs"
+
 say "all tests passed"
