@@ -147,7 +147,7 @@ fn start(lib: Lib, url: &str, cfg: Cfg) -> Result<Run, String> {
                         item = source.next() => {
                             let obs = match item {
                                 None => { send(Obs::End); return; }
-                                Some(Ok(herald_client::Item::Open)) => Obs::Open,
+                                Some(Ok(herald_client::Item::Open(_))) => Obs::Open,
                                 Some(Ok(herald_client::Item::Event(e))) => Obs::Event { data: e.data().to_owned() },
                                 Some(Ok(herald_client::Item::Reconnecting { error, .. })) => Obs::Error(error.to_string()),
                                 Some(Ok(other)) => Obs::Error(format!("{other:?}")),

@@ -24,6 +24,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::builder::Config;
 use crate::error::Error;
+use crate::event_source::Opened;
 
 /// The HTTP client every connection of one source goes through.
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -53,12 +54,12 @@ fn last_event_id_header(id: &str) -> Option<HeaderValue> {
 }
 
 /// Connects to the configured URL, following redirects, and returns the body
-/// of a valid event stream.
+/// of a valid event stream with what the server said when it opened.
 pub(crate) async fn open(
     client: &HttpClient,
     config: &Config,
     last_event_id: &str,
-) -> Result<Incoming, Error> {
+) -> Result<(Incoming, Opened), Error> {
     let mut url = config.url.clone();
     let mut method = config.method.clone();
     let mut body = config.body.clone();
@@ -129,7 +130,13 @@ pub(crate) async fn open(
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
             });
         }
-        return Ok(response.into_body());
+        let (parts, body) = response.into_parts();
+        let opened = Opened {
+            url,
+            headers: parts.headers,
+            sent_last_event_id: last_event_id.to_owned(),
+        };
+        return Ok((body, opened));
     }
 }
 

@@ -30,7 +30,7 @@ use crate::error::Error;
 pub enum Item {
     /// A connection opened: the server answered `200` with
     /// `text/event-stream`. Comes before the events of each connection.
-    Open,
+    Open(Opened),
     /// An event.
     Event(Event),
     /// A comment line (the text after `:`), only when the builder asked for
@@ -47,6 +47,40 @@ pub enum Item {
     /// Part of the stream went past the parser's [`Limits`](herald_sse::Limits)
     /// and was skipped; the stream goes on.
     Dropped(ParseError),
+}
+
+/// What the server answered when a connection opened, from [`Item::Open`].
+///
+/// Its headers matter for resuming: a Mercure hub answers a request that
+/// carried `Last-Event-ID` with a `Last-Event-ID` header saying where its
+/// replay starts, `earliest` when it no longer knows the id sent (so events
+/// may have been missed). [`Opened::resume_lost`] checks exactly that.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Opened {
+    /// The URL that answered, after any redirects.
+    pub url: http::Uri,
+    /// The response headers.
+    pub headers: http::HeaderMap,
+    /// The `Last-Event-ID` the request sent (empty when none was sent).
+    pub sent_last_event_id: String,
+}
+
+impl Opened {
+    /// A response header as text, if present and visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the server said it could not resume from the id sent: the
+    /// request carried a `Last-Event-ID` other than `earliest`, and the
+    /// response's `Last-Event-ID` header is `earliest` (the Mercure
+    /// convention for "unknown id, replaying all I have").
+    pub fn resume_lost(&self) -> bool {
+        !self.sent_last_event_id.is_empty()
+            && self.sent_last_event_id != "earliest"
+            && self.header("last-event-id") == Some("earliest")
+    }
 }
 
 /// The state of a source, as in the browser's `EventSource.readyState`.
@@ -325,14 +359,14 @@ impl Driver {
                 let opened =
                     connect::open(&self.client, &self.config, self.parser.last_event_id()).await;
                 match opened {
-                    Ok(body) => {
+                    Ok((body, opened)) => {
                         self.conn = Some(Conn {
                             body,
                             opened: Instant::now(),
                             delivered: false,
                         });
                         self.shared.set_state(ReadyState::Open);
-                        return Some(Ok(Item::Open));
+                        return Some(Ok(Item::Open(opened)));
                     }
                     Err(e) => return Some(self.fail(e)),
                 }

@@ -12,7 +12,7 @@
 //!
 //! * [`EventSource`] is the client: a [`Stream`](futures_core::Stream) of
 //!   `Result<`[`Item`]`, `[`Error`]`>`. [`Item::Open`] marks each
-//!   connection, [`Item::Event`] carries a [`herald_sse::Event`],
+//!   connection (with the response headers, in [`Opened`]), [`Item::Event`] carries a [`herald_sse::Event`],
 //!   [`Item::Reconnecting`] says a connection ended and when the next attempt
 //!   comes, and [`Item::Comment`] (opt-in) surfaces heartbeats. An `Err` is
 //!   fatal: the stream ends after it. [`EventSource::events`] keeps just the
@@ -36,7 +36,8 @@
 //!     .build()?;
 //! while let Some(item) = source.next().await {
 //!     match item? {
-//!         Item::Open => eprintln!("connected"),
+//!         Item::Open(opened) if opened.resume_lost() => eprintln!("connected; events may be lost"),
+//!         Item::Open(_) => eprintln!("connected"),
 //!         Item::Event(event) => println!("{}: {}", event.event_type(), event.data()),
 //!         Item::Reconnecting { error, delay } => eprintln!("{error}; retrying in {delay:?}"),
 //!         _ => {}
@@ -100,6 +101,6 @@ mod policy;
 
 pub use builder::Builder;
 pub use error::{BoxError, Error};
-pub use event_source::{CloseHandle, EventSource, Events, Item, ReadyState};
+pub use event_source::{CloseHandle, EventSource, Events, Item, Opened, ReadyState};
 pub use herald_sse::{Event, Limits, ParseError};
 pub use policy::ReconnectPolicy;

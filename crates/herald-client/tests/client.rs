@@ -49,7 +49,7 @@ async fn expect_reconnecting(source: &mut EventSource) -> (Error, Duration) {
 
 async fn expect_open(source: &mut EventSource) {
     match next(source).await {
-        Ok(Item::Open) => {}
+        Ok(Item::Open(_)) => {}
         other => panic!("expected Open, got {other:?}"),
     }
 }
@@ -771,4 +771,38 @@ async fn ready_state_follows_the_connection() {
     assert_eq!(source.ready_state(), ReadyState::Connecting);
     assert!(next(&mut source).await.is_err());
     assert_eq!(source.ready_state(), ReadyState::Closed);
+}
+
+#[tokio::test]
+async fn open_reports_the_answering_url_headers_and_a_lost_resume() {
+    let server = Fixture::start(|_, req| {
+        if req.path == "/start" {
+            return vec![write(&redirect("307 Temporary Redirect", "/hub"))];
+        }
+        let resumed = match req.header("last-event-id") {
+            Some("known") => "known",
+            _ => "earliest",
+        };
+        vec![
+            write(&format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nLast-Event-ID: {resumed}\r\nConnection: close\r\n\r\n"
+            )),
+            Step::Hang,
+        ]
+    })
+    .await;
+    for (sent, lost) in [("gone", true), ("known", false), ("earliest", false)] {
+        let mut source = fast(&server.url("/start"))
+            .last_event_id(sent)
+            .build()
+            .unwrap();
+        match next(&mut source).await {
+            Ok(Item::Open(opened)) => {
+                assert_eq!(opened.url.path(), "/hub");
+                assert_eq!(opened.sent_last_event_id, sent);
+                assert_eq!(opened.resume_lost(), lost, "sent {sent}");
+            }
+            other => panic!("expected Open, got {other:?}"),
+        }
+    }
 }

@@ -166,7 +166,16 @@ async fn follow(
             return Ok(ExitCode::SUCCESS);
         };
         match item {
-            Ok(Item::Open) => eprintln!("herald: connected to {url}"),
+            Ok(Item::Open(opened)) => {
+                eprintln!("herald: connected to {url}");
+                if opened.resume_lost() {
+                    eprintln!(
+                        "herald: warning: the server no longer knows id {}: it replays all the history it holds, \
+                         and events older than that were missed",
+                        opened.sent_last_event_id
+                    );
+                }
+            }
             Ok(Item::Event(event)) => {
                 if printer.print(&mut stdout, &event).is_err() {
                     // stdout is gone (e.g. `| head`): stop quietly.

@@ -219,3 +219,33 @@ async fn publishing_without_a_token_is_refused_with_a_hint() {
     assert!(err.contains("401"), "{err}");
     assert!(err.contains("--token"), "{err}");
 }
+
+#[tokio::test]
+async fn sub_warns_when_the_hub_does_not_know_its_last_event_id() {
+    let hub = start_hub().await;
+    publish(&hub, "t", "kept", &["--id", "k1"]).await;
+    let out = run(herald().args([
+        "sub",
+        "--hub",
+        &hub.url,
+        "--topic",
+        "t",
+        "--last-event-id",
+        "never-published",
+        "--json",
+        "--count",
+        "1",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "sub failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no longer knows id never-published"), "{err}");
+    assert_eq!(
+        json_lines(&out),
+        [serde_json::json!({"id": "k1", "type": "message", "data": "kept"})]
+    );
+}

@@ -211,3 +211,27 @@ async fn sub_help_has_examples() {
     assert!(stdout(&out).contains("Examples:"));
     assert!(stdout(&out).contains("--hub http://localhost:8080"));
 }
+
+#[tokio::test]
+async fn sub_warns_when_the_hub_cannot_resume_from_the_id() {
+    let server = Fixture::start(|_, _| {
+        vec![
+            write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nLast-Event-ID: earliest\r\nConnection: close\r\n\r\n"),
+            write("id: 1\ndata: oldest kept\n\n"),
+            Step::Hang,
+        ]
+    })
+    .await;
+    let out = herald(&[
+        "sub",
+        &server.url("/"),
+        "--last-event-id",
+        "evicted-7",
+        "--count",
+        "1",
+    ])
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no longer knows id evicted-7"), "{err}");
+}
