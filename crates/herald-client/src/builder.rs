@@ -31,6 +31,8 @@ pub(crate) struct Config {
     /// A connection that stays open this long counts as healthy even if it
     /// delivered no event, and resets the backoff.
     pub(crate) healthy_after: Duration,
+    /// TLS settings replacing the default (Mozilla roots, ring provider).
+    pub(crate) tls: Option<rustls::ClientConfig>,
 }
 
 /// Builds an [`EventSource`] with custom headers, method, body, initial last
@@ -66,6 +68,7 @@ pub struct Builder {
     comments: bool,
     limits: Limits,
     healthy_after: Duration,
+    tls: Option<rustls::ClientConfig>,
 }
 
 impl Builder {
@@ -83,6 +86,7 @@ impl Builder {
             comments: false,
             limits: Limits::default(),
             healthy_after: Duration::from_secs(30),
+            tls: None,
         }
     }
 
@@ -203,6 +207,15 @@ impl Builder {
         self
     }
 
+    /// Uses this TLS configuration instead of the default one (the Mozilla
+    /// root certificates with rustls' `ring` provider): e.g. to trust a
+    /// private certificate authority, or to present a client certificate.
+    /// The ALPN protocols are set by the client (`h2`, then `http/1.1`).
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Builder {
+        self.tls = Some(config);
+        self
+    }
+
     /// Checks the configuration and creates the source. Nothing connects
     /// until the stream is first polled.
     pub fn build(self) -> Result<EventSource, Error> {
@@ -222,6 +235,7 @@ impl Builder {
             comments: self.comments,
             limits: self.limits,
             healthy_after: self.healthy_after,
+            tls: self.tls,
         };
         EventSource::from_config(Arc::new(config))
     }

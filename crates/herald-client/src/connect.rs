@@ -29,13 +29,20 @@ use crate::event_source::Opened;
 /// The HTTP client every connection of one source goes through.
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// An HTTP/1.1 and HTTP/2 client, TLS by rustls with the `ring` provider and
-/// the Mozilla root certificates.
-pub(crate) fn http_client() -> Result<HttpClient, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .map_err(|e| Error::Connect(Box::new(e)))?
+/// An HTTP/1.1 and HTTP/2 client, TLS by rustls: `tls` when given, else
+/// the `ring` provider and the Mozilla root certificates.
+pub(crate) fn http_client(tls: Option<rustls::ClientConfig>) -> Result<HttpClient, Error> {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match tls {
+        Some(config) => builder.with_tls_config(config),
+        None => {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            builder
+                .with_provider_and_webpki_roots(provider)
+                .map_err(|e| Error::Connect(Box::new(e)))?
+        }
+    };
+    let connector = builder
         .https_or_http()
         .enable_http1()
         .enable_http2()

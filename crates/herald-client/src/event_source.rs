@@ -177,7 +177,7 @@ impl EventSource {
     }
 
     pub(crate) fn from_config(config: Arc<Config>) -> Result<EventSource, Error> {
-        let client = connect::http_client()?;
+        let client = connect::http_client(config.tls.clone())?;
         let parser = Parser::with_limits(config.limits)
             .with_comments(config.comments)
             .with_last_event_id(&config.last_event_id);
