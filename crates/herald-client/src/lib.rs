@@ -18,8 +18,10 @@
 //!   fatal: the stream ends after it. [`EventSource::events`] keeps just the
 //!   events.
 //! * [`Builder`] sets headers (and bearer tokens), method and body, the
-//!   initial last event id, the [`ReconnectPolicy`], a read timeout and the
-//!   redirect limit.
+//!   initial last event id, the [`ReconnectPolicy`], a read timeout, the
+//!   redirect limit and, for private certificate authorities, the TLS
+//!   configuration. HTTPS uses rustls (`ring` provider, Mozilla roots by
+//!   default) and speaks HTTP/2 when the server offers it.
 //! * [`Error`] says what went wrong, with the status or content type when the
 //!   server refused the stream; [`Error::is_retryable`] tells the two kinds
 //!   apart.
