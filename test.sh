@@ -43,7 +43,7 @@ apt_install() {
     as_root apt-get update || die "apt-get update failed"
     apt_updated=1
   fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" \
     || die "could not install $* with apt-get"
 }
 if [ ! -x /usr/bin/chromium ]; then

@@ -324,6 +324,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             fingerprint = %tls.fingerprint(),
             "serving HTTPS with a self-signed certificate made for this run (development only)"
         );
+        if dev.is_some() {
+            println!(
+                "Self-signed certificate (SHA-256 {}): browsers warn once; use curl -k.\n",
+                tls.fingerprint()
+            );
+        }
     }
 
     let stop = {

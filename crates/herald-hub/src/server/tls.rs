@@ -126,16 +126,23 @@ impl TlsConfig {
         &self.certs
     }
 
-    /// The leaf certificate as PEM.
+    /// The certificate chain as PEM, leaf first (e.g. to save a
+    /// self-signed certificate for a client to trust).
     pub fn certificate_pem(&self) -> String {
-        use std::fmt::Write;
-        let b64 = base64_encode(self.certs.first().map_or(&[][..], |c| c.as_ref()));
-        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            let _ = writeln!(out, "{}", String::from_utf8_lossy(line));
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-        out
+        self.certs
+            .iter()
+            .map(|c| pem_block("CERTIFICATE", c.as_ref()))
+            .collect()
+    }
+
+    /// The private key as PEM. Keep it secret.
+    pub fn private_key_pem(&self) -> String {
+        let label = match &self.key {
+            PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+            PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+            _ => "PRIVATE KEY",
+        };
+        pem_block(label, self.key.secret_der())
     }
 
     /// The SHA-256 fingerprint of the leaf certificate, as colon-separated
@@ -163,6 +170,18 @@ impl TlsConfig {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// One PEM block.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    let b64 = base64_encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// Standard base64 with padding (only for PEM output; no dependency needed).
@@ -203,25 +222,27 @@ mod tests {
     #[test]
     fn self_signed_round_trips_through_pem() {
         let made = TlsConfig::self_signed(&["localhost".into()]).unwrap();
-        let key_pem = {
-            // Re-encode the key as PKCS#8 PEM.
-            let der = match &made.key {
-                PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
-                _ => panic!("rcgen makes PKCS#8 keys"),
-            };
-            let b64 = base64_encode(&der);
-            let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-            for line in b64.as_bytes().chunks(64) {
-                pem.push_str(std::str::from_utf8(line).unwrap());
-                pem.push('\n');
-            }
-            pem.push_str("-----END PRIVATE KEY-----\n");
-            pem
-        };
+        let key_pem = made.private_key_pem();
+        assert!(
+            key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+            "{key_pem}"
+        );
         let loaded =
             TlsConfig::from_pem(made.certificate_pem().as_bytes(), key_pem.as_bytes()).unwrap();
         assert_eq!(loaded.fingerprint(), made.fingerprint());
         assert_eq!(loaded.certificates(), made.certificates());
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_the_certificate_is_refused() {
+        let one = TlsConfig::self_signed(&["localhost".into()]).unwrap();
+        let other = TlsConfig::self_signed(&["localhost".into()]).unwrap();
+        let err = TlsConfig::from_pem(
+            one.certificate_pem().as_bytes(),
+            other.private_key_pem().as_bytes(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, TlsError::Rustls(_)), "{err}");
     }
 
     #[test]
