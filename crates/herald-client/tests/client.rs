@@ -806,3 +806,28 @@ async fn open_reports_the_answering_url_headers_and_a_lost_resume() {
         }
     }
 }
+
+#[tokio::test]
+async fn other_non_200_statuses_end_the_client_too() {
+    for status in [
+        "201 Created",
+        "300 Multiple Choices",
+        "304 Not Modified",
+        "401 Unauthorized",
+        "500 Internal Server Error",
+    ] {
+        let code: u16 = status[..3].parse().unwrap();
+        let server = Fixture::start(move |_, _| {
+            vec![write(&empty_response(status, Some("text/event-stream")))]
+        })
+        .await;
+        let mut source = fast(&server.url("/")).build().unwrap();
+        match next(&mut source).await {
+            Err(e) => assert_eq!(e.status().map(|s| s.as_u16()), Some(code), "{e}"),
+            other => panic!("{code}: expected a Status error, got {other:?}"),
+        }
+        expect_end(&mut source).await;
+        tokio::time::sleep(ms(50)).await;
+        assert_eq!(server.requests().len(), 1, "{code}: the client reconnected");
+    }
+}
