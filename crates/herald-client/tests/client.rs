@@ -831,3 +831,60 @@ async fn other_non_200_statuses_end_the_client_too() {
         assert_eq!(server.requests().len(), 1, "{code}: the client reconnected");
     }
 }
+
+/// Paused time: a 30 s `retry` is waited in full, without the test taking
+/// 30 s. No timer may run beside the client's (the paused clock would jump
+/// to it while the client waits for the socket), so the guard against a hang
+/// is a real-time watchdog on another thread.
+#[test]
+fn a_long_server_retry_is_waited_in_full() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(long_retry());
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung for 60 s"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("failed: see the panic above")
+        }
+    }
+}
+
+async fn long_retry() {
+    let server = Fixture::start(|n, _| match n {
+        0 => sse("retry: 30000\ndata: a\n\n"),
+        _ => sse("data: b\n\n"),
+    })
+    .await;
+    let mut source = EventSource::builder(&server.url("/")).build().unwrap();
+    let mut reconnecting_at = None;
+    let mut reopened_after = None;
+    while let Some(item) = source.next().await {
+        match item.unwrap() {
+            Item::Reconnecting { delay, .. } if reconnecting_at.is_none() => {
+                assert_eq!(delay, Duration::from_secs(30));
+                reconnecting_at = Some(Instant::now());
+            }
+            Item::Open(_) => {
+                if let Some(at) = reconnecting_at {
+                    reopened_after = Some(at.elapsed());
+                }
+            }
+            Item::Event(e) if e.data() == "b" => break,
+            _ => {}
+        }
+    }
+    let waited = reopened_after.expect("reconnected");
+    assert!(
+        waited >= Duration::from_secs(30),
+        "reconnected after {waited:?}"
+    );
+    assert_eq!(server.requests().len(), 2);
+}
