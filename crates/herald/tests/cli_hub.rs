@@ -11,14 +11,11 @@ const KEY: &str = "cli-hub-test-secret";
 
 fn herald() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    for var in [
-        "HERALD_JWT_KEY",
-        "HERALD_CONFIG",
-        "HERALD_LISTEN",
-        "HERALD_HUB",
-        "HERALD_ANONYMOUS",
-    ] {
-        cmd.env_remove(var);
+    // The hub and the CLI read HERALD_* variables: none may leak in.
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("HERALD_") {
+            cmd.env_remove(var);
+        }
     }
     cmd.env("NO_COLOR", "1").kill_on_drop(true);
     cmd
@@ -44,6 +41,8 @@ async fn start_hub() -> Hub {
             "1s",
             "--history",
             "memory",
+            "--log",
+            "info",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
