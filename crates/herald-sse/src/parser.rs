@@ -11,13 +11,18 @@
 //! completed. Lines are found with `memchr`, and a partial line is never
 //! rescanned, so the cost is linear in the input whatever the chunking.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event::Event;
+use crate::event::{Event, SmallStr};
 use crate::limits::Limits;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Event data at least this long is moved into the event rather than
+/// copied out of the parser's buffer.
+const TAKE_DATA_AT: usize = 4096;
 
 /// Why the parser dropped part of the stream.
 ///
@@ -114,11 +119,19 @@ pub struct Parser {
     skipping_event: bool,
     emit_comments: bool,
 
-    data: String,
-    event_type: String,
-    /// An `id` seen in the current block, not yet committed by a dispatch.
-    pending_id: Option<String>,
-    last_event_id: Arc<str>,
+    /// The data and event-type buffers hold raw bytes: UTF-8 decoding
+    /// (lossy, as the standard asks) happens once, at dispatch. Decoding per
+    /// line or per event gives the same text, since CR, LF and `:` are never
+    /// part of a multi-byte sequence.
+    data: Vec<u8>,
+    event_type: Vec<u8>,
+    /// The type of the last event dispatched (empty for `message`).
+    last_type: Shared,
+    /// An `id` seen in the current block, not yet committed by a dispatch
+    /// (valid when `id_pending`; the buffer is reused between blocks).
+    id_buf: Vec<u8>,
+    id_pending: bool,
+    last_event_id: Shared,
     retry: Option<Duration>,
 }
 
@@ -146,10 +159,12 @@ impl Parser {
             skipping_line: false,
             skipping_event: false,
             emit_comments: false,
-            data: String::new(),
-            event_type: String::new(),
-            pending_id: None,
-            last_event_id: Arc::from(""),
+            data: Vec::new(),
+            event_type: Vec::new(),
+            last_type: Shared::new(""),
+            id_buf: Vec::new(),
+            id_pending: false,
+            last_event_id: Shared::new(""),
             retry: None,
         }
     }
@@ -166,7 +181,7 @@ impl Parser {
     /// Starts from a known last event id, e.g. one a client persisted before
     /// a restart.
     pub fn with_last_event_id(mut self, id: &str) -> Parser {
-        self.last_event_id = Arc::from(id);
+        self.last_event_id = Shared::new(id);
         self
     }
 
@@ -177,6 +192,7 @@ impl Parser {
 
     /// Appends a chunk of the response body. Any split is fine: inside a
     /// CRLF, inside the BOM, inside a multi-byte UTF-8 character.
+    #[inline]
     pub fn feed(&mut self, chunk: &[u8]) {
         if chunk.is_empty() {
             return;
@@ -190,13 +206,19 @@ impl Parser {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.extend_from_slice(chunk);
+        match chunk {
+            // One byte at a time is common enough (and slow enough through
+            // `memcpy`) to deserve its own path.
+            [byte] => self.buf.push(*byte),
+            _ => self.buf.extend_from_slice(chunk),
+        }
     }
 
     /// The next complete event, if the bytes fed so far finish one.
     ///
     /// Returns `None` when more input is needed. An `Err` reports input that
     /// was dropped for exceeding the [`Limits`]; parsing continues after it.
+    #[inline]
     pub fn next_event(&mut self) -> Option<Result<Event, ParseError>> {
         loop {
             match self.next_item()? {
@@ -209,7 +231,30 @@ impl Parser {
 
     /// Like [`Parser::next_event`], but also yields comments when the parser
     /// was built [`with_comments`](Parser::with_comments).
+    #[inline]
     pub fn next_item(&mut self) -> Option<Result<Item, ParseError>> {
+        // The common state gets an inlined first step: scan the bytes not
+        // yet scanned for a line end. With small chunks most calls end here.
+        if self.at_start || self.skipping_line || self.skip_lf {
+            return self.next_item_slow();
+        }
+        let from = self.pos + self.scanned;
+        match find_line_end(&self.buf[from..]) {
+            Some(offset) => self.line_found(from + offset),
+            None => {
+                let partial = self.buf.len() - self.pos;
+                if partial > self.limits.max_line {
+                    return Some(Err(self.partial_line_too_long()));
+                }
+                self.scanned = partial;
+                None
+            }
+        }
+    }
+
+    /// The general loop of [`Parser::next_item`]: BOM, skipped lines, a CR
+    /// waiting for its LF, and every line after the first.
+    fn next_item_slow(&mut self) -> Option<Result<Item, ParseError>> {
         if self.at_start && !self.strip_bom() {
             return None;
         }
@@ -224,34 +269,54 @@ impl Parser {
                     self.pos += 1;
                 }
             }
-            let start = self.pos;
-            let from = start + self.scanned;
-            let Some(offset) = memchr::memchr2(b'\n', b'\r', &self.buf[from..]) else {
-                let partial = self.buf.len() - start;
+            let from = self.pos + self.scanned;
+            let Some(offset) = find_line_end(&self.buf[from..]) else {
+                let partial = self.buf.len() - self.pos;
                 if partial > self.limits.max_line {
-                    self.pos = self.buf.len();
-                    self.scanned = 0;
-                    self.skipping_line = true;
-                    return Some(Err(self.drop_event(ParseError::LineTooLong {
-                        limit: self.limits.max_line,
-                    })));
+                    return Some(Err(self.partial_line_too_long()));
                 }
                 self.scanned = partial;
                 return None;
             };
-            let end = from + offset;
-            self.skip_lf = self.buf[end] == b'\r';
-            self.pos = end + 1;
-            self.scanned = 0;
-            if end - start > self.limits.max_line {
-                return Some(Err(self.drop_event(ParseError::LineTooLong {
-                    limit: self.limits.max_line,
-                })));
-            }
-            if let Some(item) = self.process_line(start, end) {
+            if let Some(item) = self.take_line(from + offset) {
                 return Some(item);
             }
         }
+    }
+
+    /// A line ends at `end`: consume and process it, then carry on.
+    fn line_found(&mut self, end: usize) -> Option<Result<Item, ParseError>> {
+        match self.take_line(end) {
+            Some(item) => Some(item),
+            None => self.next_item_slow(),
+        }
+    }
+
+    /// Consumes the line from `pos` to the line ending at `end` and
+    /// processes it; `Some` when that produced an item.
+    fn take_line(&mut self, end: usize) -> Option<Result<Item, ParseError>> {
+        let start = self.pos;
+        self.skip_lf = self.buf[end] == b'\r';
+        self.pos = end + 1;
+        self.scanned = 0;
+        if end - start > self.limits.max_line {
+            return Some(Err(self.drop_event(ParseError::LineTooLong {
+                limit: self.limits.max_line,
+            })));
+        }
+        self.process_line(start, end)
+    }
+
+    /// The unfinished line at the end of the buffer is already past the
+    /// limit: drop it (and its event) and skip to its end.
+    #[cold]
+    fn partial_line_too_long(&mut self) -> ParseError {
+        self.pos = self.buf.len();
+        self.scanned = 0;
+        self.skipping_line = true;
+        self.drop_event(ParseError::LineTooLong {
+            limit: self.limits.max_line,
+        })
     }
 
     /// An iterator over the events available now; see [`Parser::next_event`].
@@ -277,7 +342,7 @@ impl Parser {
         self.skipping_event = false;
         self.data.clear();
         self.event_type.clear();
-        self.pending_id = None;
+        self.id_pending = false;
     }
 
     /// The last event id: what a reconnecting client sends as `Last-Event-ID`.
@@ -285,7 +350,7 @@ impl Parser {
     /// Updated at every dispatch point, including blocks that carry an `id`
     /// but no data; not reset between events.
     pub fn last_event_id(&self) -> &str {
-        &self.last_event_id
+        self.last_event_id.as_str()
     }
 
     /// The latest valid `retry` value, if the server sent one.
@@ -313,7 +378,7 @@ impl Parser {
     /// Consumes input up to and including the end of an over-long line.
     /// Returns `None` when the line has not ended yet.
     fn skip_rest_of_line(&mut self) -> Option<()> {
-        match memchr::memchr2(b'\n', b'\r', &self.buf[self.pos..]) {
+        match find_line_end(&self.buf[self.pos..]) {
             Some(offset) => {
                 let end = self.pos + offset;
                 self.skip_lf = self.buf[end] == b'\r';
@@ -351,7 +416,7 @@ impl Parser {
         if self.skipping_event {
             return None;
         }
-        let (name, value) = match memchr::memchr(b':', line) {
+        let (name, value) = match find_colon(line) {
             Some(colon) => {
                 let value = &line[colon + 1..];
                 let value = value.strip_prefix(b" ").unwrap_or(value);
@@ -359,30 +424,33 @@ impl Parser {
             }
             None => (line, &b""[..]),
         };
+        // Names compare case-sensitively. Array patterns compile to a length
+        // check and a few byte compares, not a call to `memcmp`.
         match name {
-            b"data" => {
+            [b'd', b'a', b't', b'a'] => {
                 if self.data.len() + value.len() + 1 > self.limits.max_event {
                     return Some(Err(self.drop_event(ParseError::EventTooLarge {
                         limit: self.limits.max_event,
                     })));
                 }
-                push_lossy(&mut self.data, value);
-                self.data.push('\n');
+                self.data.extend_from_slice(value);
+                self.data.push(b'\n');
             }
-            b"event" => {
+            [b'e', b'v', b'e', b'n', b't'] => {
                 self.event_type.clear();
-                push_lossy(&mut self.event_type, value);
+                self.event_type.extend_from_slice(value);
             }
             // An id containing NUL is ignored as a whole.
-            b"id" if memchr::memchr(0, value).is_none() => {
-                let mut id = self.pending_id.take().unwrap_or_default();
-                id.clear();
-                push_lossy(&mut id, value);
-                self.pending_id = Some(id);
+            [b'i', b'd'] if !has_nul(value) => {
+                self.id_buf.clear();
+                self.id_buf.extend_from_slice(value);
+                self.id_pending = true;
             }
             // Digits only: no sign, no space, not empty; anything else is
             // ignored.
-            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+            [b'r', b'e', b't', b'r', b'y']
+                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) =>
+            {
                 let ms = value.iter().fold(0u64, |acc, d| {
                     acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
                 });
@@ -395,10 +463,9 @@ impl Parser {
 
     /// The dispatch step, on an empty line.
     fn dispatch(&mut self) -> Option<Result<Item, ParseError>> {
-        if let Some(id) = self.pending_id.take() {
-            if *self.last_event_id != *id {
-                self.last_event_id = Arc::from(id);
-            }
+        if self.id_pending {
+            self.id_pending = false;
+            self.last_event_id.set(&self.id_buf);
         }
         if self.skipping_event {
             self.skipping_event = false;
@@ -409,25 +476,129 @@ impl Parser {
             return None;
         }
         self.data.pop();
-        let data = std::mem::take(&mut self.data);
-        let event_type = if self.event_type.is_empty() {
-            None
+        // Small data is copied out at its exact size and the buffer kept for
+        // the next event; large data is handed over without a copy.
+        let data = if self.data.len() >= TAKE_DATA_AT {
+            match String::from_utf8(std::mem::take(&mut self.data)) {
+                Ok(data) => data,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }
         } else {
-            Some(std::mem::take(&mut self.event_type))
+            let data = decode(&self.data).into_owned();
+            self.data.clear();
+            data
         };
-        Some(Ok(Item::Event(Event::new(
+        self.last_type.set(&self.event_type);
+        self.event_type.clear();
+        let event_type = self.last_type.share();
+        Some(Ok(Item::Event(Event::from_parts(
             event_type,
             data,
-            Arc::clone(&self.last_event_id),
+            self.last_event_id.share(),
         ))))
     }
 }
 
-/// Appends bytes decoded as UTF-8, with U+FFFD for invalid sequences.
-fn push_lossy(out: &mut String, bytes: &[u8]) {
+/// A string the parser hands to many events: the last event id, the event
+/// type.
+///
+/// Short values are copied into each event (see [`SmallStr`]). A long one
+/// becomes an `Arc<str>`, made only when needed: when every event carries a
+/// new id, sharing buys nothing and costs atomic operations, so the first
+/// event that gets a value gets a fresh `Arc` of its own; only from the
+/// second on is one `Arc` kept and cloned.
+#[derive(Debug)]
+struct Shared {
+    text: String,
+    arc: Option<Arc<str>>,
+    handed_out: bool,
+}
+
+impl Shared {
+    fn new(text: &str) -> Shared {
+        Shared {
+            text: text.to_owned(),
+            arc: None,
+            handed_out: false,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Sets the value from raw bytes (decoded lossily); a repeated value is
+    /// recognised from its bytes without decoding.
+    fn set(&mut self, bytes: &[u8]) {
+        if self.text.as_bytes() == bytes {
+            return;
+        }
+        self.text.clear();
+        self.text.push_str(&decode(bytes));
+        self.arc = None;
+        self.handed_out = false;
+    }
+
+    /// The value for one more event.
+    fn share(&mut self) -> SmallStr {
+        if let Some(small) = SmallStr::inline(&self.text) {
+            return small;
+        }
+        if let Some(arc) = &self.arc {
+            return SmallStr::Shared(Arc::clone(arc));
+        }
+        let arc: Arc<str> = Arc::from(self.text.as_str());
+        if self.handed_out {
+            self.arc = Some(Arc::clone(&arc));
+        }
+        self.handed_out = true;
+        SmallStr::Shared(arc)
+    }
+}
+
+/// Bytes decoded as UTF-8, with U+FFFD for invalid sequences. Valid input
+/// (the common case) takes `from_utf8`'s fast ASCII path, which
+/// `from_utf8_lossy` does not.
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(s) => out.push_str(s),
-        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// Below this many bytes a plain loop beats `memchr`'s SIMD set-up; this
+/// is what a client fed one byte (or a few) at a time hits on every call.
+const SHORT: usize = 16;
+
+/// The offset of the first CR or LF.
+#[inline]
+fn find_line_end(hay: &[u8]) -> Option<usize> {
+    if hay.len() < SHORT {
+        hay.iter().position(|&b| b == b'\n' || b == b'\r')
+    } else {
+        memchr::memchr2(b'\n', b'\r', hay)
+    }
+}
+
+/// Whether `value` contains NUL (ids are short: a plain loop, no call).
+#[inline]
+fn has_nul(value: &[u8]) -> bool {
+    if value.len() < SHORT {
+        value.iter().any(|&b| b == 0)
+    } else {
+        memchr::memchr(0, value).is_some()
+    }
+}
+
+/// The offset of the first colon. Field names are short, so the colon is
+/// usually found by the plain loop over the first bytes.
+#[inline]
+fn find_colon(line: &[u8]) -> Option<usize> {
+    let head = &line[..line.len().min(SHORT)];
+    match head.iter().position(|&b| b == b':') {
+        Some(i) => Some(i),
+        None if line.len() > SHORT => memchr::memchr(b':', &line[SHORT..]).map(|i| i + SHORT),
+        None => None,
     }
 }
 
