@@ -580,8 +580,10 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
     }
 }
 
-/// Whether `value` contains NUL (ids are short: a plain loop, no call).
+/// Whether `value` contains NUL (ids are short: a plain loop, no call;
+/// `contains` would call `memchr` for a handful of bytes).
 #[inline]
+#[allow(clippy::manual_contains)]
 fn has_nul(value: &[u8]) -> bool {
     if value.len() < SHORT {
         value.iter().any(|&b| b == 0)
