@@ -1,10 +1,12 @@
 //! `herald`: run a Server-Sent Events hub, and talk to one from a terminal.
 //!
 //! Each subcommand lives in its own module: `serve` runs the hub, `publish`
-//! and `sub` are a publisher and a subscriber, `token` mints JWTs.
+//! and `sub` are a publisher and a subscriber, `token` mints JWTs, `bench`
+//! loads a hub and measures it.
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod publish;
 mod serve;
 mod sub;
@@ -28,6 +30,9 @@ enum Command {
     Pub(Box<publish::PubArgs>),
     /// Mint a JWT for publishers or subscribers.
     Token(Box<token::TokenArgs>),
+    /// Load a hub (or any SSE server) with subscribers and publishes, and
+    /// measure delivery, latency and memory.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Sub(args) => sub::run(*args),
         Command::Pub(args) => publish::run(*args),
         Command::Token(args) => token::run(*args),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(code) => code,

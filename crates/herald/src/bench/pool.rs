@@ -1,0 +1,792 @@
+//! The subscriber side: a pool of SSE connections that reads and accounts
+//! for every event.
+//!
+//! A pool runs on a few OS threads, each with a single-threaded tokio
+//! runtime that owns its share of the connections and their accounting
+//! outright (no locks, no atomics per event). Each connection is one task:
+//! connect from a 127.0.0.x source address, send a GET, decode the chunked
+//! body, feed a `herald_sse::Parser`, and record each event's latency and
+//! sequence number. A controller task per thread obeys the run's commands
+//! (start a phase, drop every connection and resume, finish).
+
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+use super::http::{self, Chunked, Framing, Url};
+use super::stats::{parse_event_data, unix_ns, Phase, PhaseWire, SeqTracker, Totals};
+
+/// Bytes read from a socket at a time.
+const READ_BUF: usize = 4096;
+
+/// What a pool (or a worker process) is asked to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PoolConfig {
+    /// Subscribe URL template, `{topic}` replaced (percent-encoded).
+    pub(crate) sub_url: String,
+    /// Topic names are this prefix followed by the topic index.
+    pub(crate) topic_prefix: String,
+    /// Index of this pool's first subscriber among all of the run's.
+    pub(crate) first: usize,
+    /// Subscribers in this pool.
+    pub(crate) count: usize,
+    /// Topics in the run; subscriber `i` follows topic `i % topics`.
+    pub(crate) topics: usize,
+    /// Source addresses to spread over: 127.0.0.1 ..= 127.0.0.N.
+    pub(crate) source_ips: usize,
+    /// OS threads reading the connections.
+    pub(crate) threads: usize,
+    /// Connections being opened at once (per pool).
+    pub(crate) connect_concurrency: usize,
+    /// Reconnect (with `Last-Event-ID`) when a stream ends on its own.
+    pub(crate) reconnect: bool,
+}
+
+/// A command of the run to every subscriber thread.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Command {
+    /// Close the current phase and start recording into a new one.
+    Phase(String),
+    /// Drop every connection now, wait `gap_ms`, reconnect with
+    /// `Last-Event-ID`; report once each has caught up to `targets`
+    /// (published count per topic when the storm began).
+    Storm { gap_ms: u64, targets: Vec<u64> },
+    /// Wait until every subscriber has `published[topic]` events (or
+    /// `drain_ms` passed), then report and close.
+    Finish { published: Vec<u64>, drain_ms: u64 },
+}
+
+/// How the connect phase went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct ConnectReport {
+    pub(crate) connected: u64,
+    pub(crate) errors: u64,
+    /// Seconds from the first attempt until every attempt ended.
+    pub(crate) seconds: f64,
+    /// First connect error, to tell the user why.
+    pub(crate) first_error: Option<String>,
+}
+
+impl ConnectReport {
+    pub(crate) fn add(&mut self, other: &ConnectReport) {
+        self.connected += other.connected;
+        self.errors += other.errors;
+        self.seconds = self.seconds.max(other.seconds);
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
+}
+
+/// How a reconnect storm went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct StormReport {
+    /// Subscribers dropped.
+    pub(crate) dropped: u64,
+    /// Subscribers whose stream reopened.
+    pub(crate) reconnected: u64,
+    /// Subscribers that received every event published before the drop.
+    pub(crate) caught_up: u64,
+    /// Seconds from the drop until the last stream reopened.
+    pub(crate) reconnect_seconds: f64,
+    /// Seconds from the drop until the last subscriber caught up.
+    pub(crate) caught_up_seconds: f64,
+}
+
+impl StormReport {
+    pub(crate) fn add(&mut self, other: &StormReport) {
+        self.dropped += other.dropped;
+        self.reconnected += other.reconnected;
+        self.caught_up += other.caught_up;
+        self.reconnect_seconds = self.reconnect_seconds.max(other.reconnect_seconds);
+        self.caught_up_seconds = self.caught_up_seconds.max(other.caught_up_seconds);
+    }
+}
+
+/// Everything a pool measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct PoolReport {
+    pub(crate) totals: Totals,
+    pub(crate) phases: Vec<PhaseWire>,
+}
+
+/// Live counters for the progress line.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) connected: AtomicU64,
+    pub(crate) deliveries: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.connected.load(Ordering::Relaxed),
+            self.deliveries.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+enum ThreadCmd {
+    Phase(String),
+    Storm {
+        gap: Duration,
+        targets: Arc<Vec<u64>>,
+        reply: oneshot::Sender<StormReport>,
+    },
+    Finish {
+        published: Arc<Vec<u64>>,
+        drain: Duration,
+        reply: oneshot::Sender<PoolReport>,
+    },
+}
+
+struct ThreadHandle {
+    commands: mpsc::UnboundedSender<ThreadCmd>,
+    connected: Option<oneshot::Receiver<ConnectReport>>,
+    join: std::thread::JoinHandle<()>,
+}
+
+/// Subscribers run by threads of this process.
+pub(crate) struct LocalPool {
+    threads: Vec<ThreadHandle>,
+    counters: Arc<Counters>,
+}
+
+impl LocalPool {
+    /// Starts the threads; they begin connecting at once.
+    pub(crate) fn start(config: &PoolConfig, counters: Arc<Counters>) -> anyhow::Result<LocalPool> {
+        let url = config.sub_url.clone();
+        // Fail early on a bad template.
+        Url::parse(&http::fill(&url, "t", "", true))?;
+        let threads = config.threads.clamp(1, 64).min(config.count.max(1));
+        let per_thread_connects = (config.connect_concurrency / threads).max(1);
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let (commands, rx) = mpsc::unbounded_channel();
+            let (connected_tx, connected_rx) = oneshot::channel();
+            let indices: Vec<usize> = (config.first..config.first + config.count)
+                .filter(|i| i % threads == t)
+                .collect();
+            let config = config.clone();
+            let counters = Arc::clone(&counters);
+            let join = std::thread::Builder::new()
+                .name(format!("bench-sub-{t}"))
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("herald bench: cannot start a runtime: {e}");
+                            return;
+                        }
+                    };
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(
+                        &runtime,
+                        run_thread(
+                            config,
+                            indices,
+                            per_thread_connects,
+                            counters,
+                            rx,
+                            connected_tx,
+                        ),
+                    );
+                })
+                .context("cannot start a subscriber thread")?;
+            handles.push(ThreadHandle {
+                commands,
+                connected: Some(connected_rx),
+                join,
+            });
+        }
+        Ok(LocalPool {
+            threads: handles,
+            counters,
+        })
+    }
+
+    /// The live counters.
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Waits until every subscriber's first connection attempt ended.
+    pub(crate) async fn connected(&mut self) -> ConnectReport {
+        let mut report = ConnectReport::default();
+        for t in &mut self.threads {
+            if let Some(rx) = t.connected.take() {
+                if let Ok(r) = rx.await {
+                    report.add(&r);
+                }
+            }
+        }
+        report
+    }
+
+    /// Starts a new phase.
+    pub(crate) fn phase(&self, name: &str) {
+        for t in &self.threads {
+            let _ = t.commands.send(ThreadCmd::Phase(name.to_owned()));
+        }
+    }
+
+    /// Runs a reconnect storm and waits for its outcome.
+    pub(crate) async fn storm(&self, gap: Duration, targets: Vec<u64>) -> StormReport {
+        let targets = Arc::new(targets);
+        let mut waits = Vec::new();
+        for t in &self.threads {
+            let (reply, rx) = oneshot::channel();
+            let _ = t.commands.send(ThreadCmd::Storm {
+                gap,
+                targets: Arc::clone(&targets),
+                reply,
+            });
+            waits.push(rx);
+        }
+        let mut report = StormReport::default();
+        for rx in waits {
+            if let Ok(r) = rx.await {
+                report.add(&r);
+            }
+        }
+        report
+    }
+
+    /// Drains, collects every thread's report and stops the threads.
+    pub(crate) async fn finish(self, published: Vec<u64>, drain: Duration) -> PoolReport {
+        let published = Arc::new(published);
+        let mut waits = Vec::new();
+        for t in &self.threads {
+            let (reply, rx) = oneshot::channel();
+            let _ = t.commands.send(ThreadCmd::Finish {
+                published: Arc::clone(&published),
+                drain,
+                reply,
+            });
+            waits.push(rx);
+        }
+        let mut totals = Totals::default();
+        let mut phases = Vec::new();
+        for rx in waits {
+            if let Ok(r) = rx.await {
+                totals.add(&r.totals);
+                phases.extend(r.phases.iter().map(Phase::from_wire));
+            }
+        }
+        for t in self.threads {
+            drop(t.commands);
+            let _ = tokio::task::spawn_blocking(move || t.join.join()).await;
+        }
+        PoolReport {
+            totals,
+            phases: super::stats::merge_phases(phases)
+                .iter()
+                .map(Phase::to_wire)
+                .collect(),
+        }
+    }
+}
+
+/// One subscriber's accounting.
+#[derive(Debug, Default)]
+struct Sub {
+    topic: usize,
+    tracker: SeqTracker,
+    /// The last event id seen, sent as `Last-Event-ID` on reconnect.
+    last_id: Option<Rc<str>>,
+    /// The stream opened at least once: its losses count.
+    opened: bool,
+    /// Reopened after the current storm's drop.
+    reconnected_at: Option<Instant>,
+    caught_up_at: Option<Instant>,
+}
+
+/// A storm in progress.
+struct Storm {
+    at: Instant,
+    gap: Duration,
+    targets: Arc<Vec<u64>>,
+}
+
+/// The state a thread's tasks share.
+#[derive(Default)]
+struct State {
+    subs: Vec<Sub>,
+    phase: Phase,
+    phase_started: Option<Instant>,
+    done_phases: Vec<Phase>,
+    totals: Totals,
+    storm: Option<Storm>,
+    finishing: bool,
+    first_error: Option<String>,
+    /// First connection attempts that ended.
+    attempted: usize,
+    connect_started: Option<Instant>,
+    connect_ended: Option<Instant>,
+}
+
+impl State {
+    fn close_phase(&mut self, next: &str) {
+        let now = Instant::now();
+        if let Some(started) = self.phase_started {
+            self.phase.seconds = now.duration_since(started).as_secs_f64();
+        }
+        let done = std::mem::replace(&mut self.phase, Phase::named(next));
+        if !done.name.is_empty() || done.deliveries > 0 {
+            self.done_phases.push(done);
+        }
+        self.phase_started = Some(now);
+    }
+
+    fn storm_report(&self) -> Option<StormReport> {
+        let storm = self.storm.as_ref()?;
+        let mut report = StormReport::default();
+        for sub in self.subs.iter().filter(|s| s.opened) {
+            report.dropped += 1;
+            if let Some(at) = sub.reconnected_at {
+                report.reconnected += 1;
+                report.reconnect_seconds = report
+                    .reconnect_seconds
+                    .max(at.duration_since(storm.at).as_secs_f64());
+            }
+            if let Some(at) = sub.caught_up_at {
+                report.caught_up += 1;
+                report.caught_up_seconds = report
+                    .caught_up_seconds
+                    .max(at.duration_since(storm.at).as_secs_f64());
+            }
+        }
+        Some(report)
+    }
+
+    fn all_caught_up(&self, published: &[u64]) -> bool {
+        self.subs
+            .iter()
+            .filter(|s| s.opened)
+            .all(|s| s.tracker.max_seen >= published.get(s.topic).copied().unwrap_or(0))
+    }
+}
+
+async fn run_thread(
+    config: PoolConfig,
+    indices: Vec<usize>,
+    connects: usize,
+    counters: Arc<Counters>,
+    mut commands: mpsc::UnboundedReceiver<ThreadCmd>,
+    connected: oneshot::Sender<ConnectReport>,
+) {
+    let topics = config.topics.max(1);
+    let state = Rc::new(RefCell::new(State {
+        subs: indices
+            .iter()
+            .map(|i| Sub {
+                topic: i % topics,
+                ..Sub::default()
+            })
+            .collect(),
+        phase: Phase::named("connect"),
+        phase_started: Some(Instant::now()),
+        connect_started: Some(Instant::now()),
+        ..State::default()
+    }));
+    let (storm_tx, storm_rx) = watch::channel(0u64);
+    let permits = Rc::new(Semaphore::new(connects));
+    let total = indices.len();
+    let config = Rc::new(config);
+    for (local, &global) in indices.iter().enumerate() {
+        let conn = Conn {
+            local,
+            global,
+            config: Rc::clone(&config),
+            state: Rc::clone(&state),
+            counters: Arc::clone(&counters),
+            storm: storm_rx.clone(),
+            permits: Rc::clone(&permits),
+        };
+        tokio::task::spawn_local(conn.run());
+    }
+
+    // Report the connect phase when every first attempt ended.
+    let mut connected = Some(connected);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if connected.is_some() => {
+                let s = state.borrow();
+                if s.attempted >= total {
+                    let started = s.connect_started.unwrap_or_else(Instant::now);
+                    let report = ConnectReport {
+                        connected: s.subs.iter().filter(|x| x.opened).count() as u64,
+                        errors: s.totals.connect_errors,
+                        seconds: s.connect_ended.unwrap_or_else(Instant::now).duration_since(started).as_secs_f64(),
+                        first_error: s.first_error.clone(),
+                    };
+                    if let Some(tx) = connected.take() {
+                        let _ = tx.send(report);
+                    }
+                }
+            }
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { return };
+                match cmd {
+                    ThreadCmd::Phase(name) => state.borrow_mut().close_phase(&name),
+                    ThreadCmd::Storm { gap, targets, reply } => {
+                        {
+                            let mut s = state.borrow_mut();
+                            for sub in &mut s.subs {
+                                sub.reconnected_at = None;
+                                sub.caught_up_at = None;
+                            }
+                            s.storm = Some(Storm { at: Instant::now(), gap, targets });
+                        }
+                        storm_tx.send_modify(|g| *g += 1);
+                        let s = Rc::clone(&state);
+                        tokio::task::spawn_local(async move {
+                            let deadline = Instant::now() + gap + Duration::from_secs(60);
+                            loop {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                let done = {
+                                    let st = s.borrow();
+                                    st.subs.iter().filter(|x| x.opened).all(|x| x.caught_up_at.is_some())
+                                };
+                                if done || Instant::now() > deadline {
+                                    break;
+                                }
+                            }
+                            let report = s.borrow().storm_report().unwrap_or_default();
+                            s.borrow_mut().storm = None;
+                            let _ = reply.send(report);
+                        });
+                    }
+                    ThreadCmd::Finish { published, drain, reply } => {
+                        state.borrow_mut().finishing = true;
+                        let deadline = Instant::now() + drain;
+                        while Instant::now() < deadline && !state.borrow().all_caught_up(&published) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        let mut s = state.borrow_mut();
+                        s.close_phase("");
+                        let mut totals = s.totals.clone();
+                        for sub in s.subs.iter().filter(|x| x.opened) {
+                            let p = published.get(sub.topic).copied().unwrap_or(0);
+                            totals.lost += sub.tracker.lost(p);
+                            totals.duplicates += sub.tracker.duplicates;
+                            totals.received += sub.tracker.received;
+                            if sub.tracker.max_seen < p {
+                                totals.behind += 1;
+                            }
+                        }
+                        totals.connected = s.subs.iter().filter(|x| x.opened).count() as u64;
+                        let phases = s.done_phases.iter().map(Phase::to_wire).collect();
+                        let _ = reply.send(PoolReport { totals, phases });
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One subscriber connection, reconnecting as the run asks.
+struct Conn {
+    local: usize,
+    global: usize,
+    config: Rc<PoolConfig>,
+    state: Rc<RefCell<State>>,
+    counters: Arc<Counters>,
+    storm: watch::Receiver<u64>,
+    permits: Rc<Semaphore>,
+}
+
+/// Why a stream stopped.
+enum Ended {
+    /// The run asked for a drop (storm).
+    Storm,
+    /// The server ended it or the connection failed.
+    Closed(anyhow::Error),
+}
+
+impl Conn {
+    async fn run(mut self) {
+        let topic = self.state.borrow().subs[self.local].topic;
+        let topic_name = format!("{}{}", self.config.topic_prefix, topic);
+        let url = match Url::parse(&http::fill(&self.config.sub_url, &topic_name, "", true)) {
+            Ok(u) => u,
+            Err(e) => {
+                self.first_attempt(Err(e));
+                return;
+            }
+        };
+        let mut first = true;
+        loop {
+            let last_id = self.state.borrow().subs[self.local].last_id.clone();
+            let opened = {
+                let _permit = self.permits.acquire().await;
+                self.open(&url, last_id.as_deref()).await
+            };
+            let (stream, rest, framing) = match opened {
+                Ok(o) => o,
+                Err(e) => {
+                    if first {
+                        self.first_attempt(Err(e));
+                        return;
+                    }
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    if self.state.borrow().finishing {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if first {
+                first = false;
+                self.first_attempt(Ok(()));
+            } else {
+                let mut s = self.state.borrow_mut();
+                s.totals.reconnects += 1;
+                if s.storm.is_some() {
+                    let now = Instant::now();
+                    s.subs[self.local].reconnected_at = Some(now);
+                }
+                drop(s);
+                self.check_caught_up();
+            }
+            self.storm.mark_unchanged();
+            let ended = self.read(stream, rest, framing).await;
+            match ended {
+                Ended::Storm => {
+                    // Stay away for the gap the storm asked for, counted
+                    // from the drop, so every connection returns at once.
+                    let back = self.state.borrow().storm.as_ref().map(|st| st.at + st.gap);
+                    if let Some(back) = back {
+                        tokio::time::sleep_until(back.into()).await;
+                    }
+                }
+                Ended::Closed(why) => {
+                    let stop = {
+                        let mut s = self.state.borrow_mut();
+                        s.totals.disconnects += 1;
+                        if s.totals.first_disconnect.is_none() {
+                            s.totals.first_disconnect = Some(format!("{why:#}"));
+                        }
+                        s.finishing || !self.config.reconnect
+                    };
+                    if stop {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn first_attempt(&self, result: anyhow::Result<()>) {
+        let mut s = self.state.borrow_mut();
+        s.attempted += 1;
+        match result {
+            Ok(()) => {
+                s.subs[self.local].opened = true;
+                self.counters.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                s.totals.connect_errors += 1;
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                if s.first_error.is_none() {
+                    s.first_error = Some(format!("{e:#}"));
+                }
+            }
+        }
+        if s.attempted >= s.subs.len() {
+            s.connect_ended = Some(Instant::now());
+        }
+    }
+
+    /// Connects from this subscriber's source address and reads the head.
+    async fn open(
+        &self,
+        url: &Url,
+        last_id: Option<&str>,
+    ) -> anyhow::Result<(TcpStream, Vec<u8>, Framing)> {
+        let socket = match url.addr {
+            SocketAddr::V4(_) => {
+                let socket = TcpSocket::new_v4()?;
+                let n = self.config.source_ips.clamp(1, 250);
+                let ip = Ipv4Addr::new(127, 0, 0, 1 + (self.global % n) as u8);
+                socket
+                    .bind(SocketAddr::new(IpAddr::V4(ip), 0))
+                    .with_context(|| format!("cannot bind to {ip}"))?;
+                socket
+            }
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        let mut stream = socket
+            .connect(url.addr)
+            .await
+            .with_context(|| format!("cannot connect to {}", url.addr))?;
+        stream.set_nodelay(true)?;
+        let mut request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
+            url.target, url.host
+        );
+        if let Some(id) = last_id {
+            request.push_str("Last-Event-ID: ");
+            request.push_str(id);
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("the server closed the connection before answering");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(head) = http::parse_head(&buf)? {
+                if head.status != 200 {
+                    bail!("the server answered {} to the subscription", head.status);
+                }
+                let rest = buf.split_off(head.len);
+                return Ok((stream, rest, head.framing));
+            }
+        }
+    }
+
+    /// Reads events until the stream ends or a storm drops it.
+    async fn read(&mut self, mut stream: TcpStream, rest: Vec<u8>, framing: Framing) -> Ended {
+        let mut parser = herald_sse::Parser::new();
+        let mut chunked = Chunked::default();
+        let mut left = match framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let mut buf = vec![0u8; READ_BUF];
+        let mut pending = rest;
+        loop {
+            if !pending.is_empty() {
+                let input = std::mem::take(&mut pending);
+                let result = match framing {
+                    Framing::Chunked => chunked
+                        .decode(&input, |piece| parser.feed(piece))
+                        .map(|_| ()),
+                    _ => {
+                        let take = left.map_or(input.len(), |l| (l as usize).min(input.len()));
+                        parser.feed(&input[..take]);
+                        if let Some(l) = left.as_mut() {
+                            *l -= take as u64;
+                        }
+                        Ok(())
+                    }
+                };
+                if let Err(e) = result {
+                    return Ended::Closed(e);
+                }
+                self.drain_events(&mut parser);
+                if chunked.is_done() || left == Some(0) {
+                    return Ended::Closed(anyhow::anyhow!("the stream ended"));
+                }
+                pending = input;
+                pending.clear();
+            }
+            let read = tokio::select! {
+                biased;
+                changed = self.storm.changed() => {
+                    if changed.is_ok() {
+                        return Ended::Storm;
+                    }
+                    // The controller is gone: the run is over.
+                    return Ended::Closed(anyhow::anyhow!("the run ended"));
+                }
+                read = stream.read(&mut buf) => read,
+            };
+            match read {
+                Ok(0) => return Ended::Closed(anyhow::anyhow!("the server closed the stream")),
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                }
+                Err(e) => return Ended::Closed(e.into()),
+            }
+        }
+    }
+
+    fn drain_events(&self, parser: &mut herald_sse::Parser) {
+        let now = unix_ns();
+        let mut s = self.state.borrow_mut();
+        let s = &mut *s;
+        let mut delivered = 0u64;
+        while let Some(event) = parser.next_event() {
+            let Ok(event) = event else {
+                s.totals.malformed += 1;
+                continue;
+            };
+            let Some((seq, topic, sent)) = parse_event_data(event.data()) else {
+                s.totals.malformed += 1;
+                continue;
+            };
+            let sub = &mut s.subs[self.local];
+            if topic != sub.topic {
+                s.totals.malformed += 1;
+                continue;
+            }
+            sub.tracker.record(seq);
+            if !event.last_event_id().is_empty()
+                && sub.last_id.as_deref() != Some(event.last_event_id())
+            {
+                sub.last_id = Some(Rc::from(event.last_event_id()));
+            }
+            delivered += 1;
+            s.phase.deliveries += 1;
+            let latency_us = (now.saturating_sub(sent) / 1000) as u64;
+            s.phase.latency.record(latency_us);
+            if let Some(storm) = &s.storm {
+                let sub = &mut s.subs[self.local];
+                let target = storm.targets.get(sub.topic).copied().unwrap_or(0);
+                if sub.caught_up_at.is_none()
+                    && sub.reconnected_at.is_some()
+                    && sub.tracker.max_seen >= target
+                {
+                    sub.caught_up_at = Some(Instant::now());
+                }
+            }
+        }
+        if delivered > 0 {
+            self.counters
+                .deliveries
+                .fetch_add(delivered, Ordering::Relaxed);
+        }
+    }
+
+    /// After a storm reconnect: a subscriber that had everything already
+    /// is caught up as soon as its stream reopens.
+    fn check_caught_up(&self) {
+        let mut s = self.state.borrow_mut();
+        let Some(target) = s.storm.as_ref().map(|st| {
+            st.targets
+                .get(s.subs[self.local].topic)
+                .copied()
+                .unwrap_or(0)
+        }) else {
+            return;
+        };
+        let sub = &mut s.subs[self.local];
+        if sub.caught_up_at.is_none() && sub.tracker.max_seen >= target {
+            sub.caught_up_at = sub.reconnected_at;
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The publisher side: events with a sequence number and a send time, at a
+//! fixed rate or as fast as acknowledgements allow.
+//!
+//! Each publishing connection owns a fixed share of the topics, so a
+//! topic's events leave in order on one connection, and HTTP/1.1
+//! pipelining (a window of requests in flight, answered in order) keeps
+//! one connection fast even when the hub takes a while to acknowledge.
+//! The writer half sends on schedule; the reader half matches each answer
+//! to its request, in order, and records the acknowledgement latency.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
+
+use super::http::{self, Chunked, Framing, Url};
+use super::stats::{event_data, unix_ns, Latency, LatencySummary};
+
+/// How to publish to the target.
+#[derive(Debug, Clone)]
+pub(crate) struct PubConfig {
+    /// URL template; `{topic}` replaced (percent-encoded).
+    pub(crate) url: String,
+    pub(crate) method: String,
+    /// Body template: `{topic}` (percent-encoded) and `{data}`.
+    pub(crate) body: String,
+    pub(crate) content_type: String,
+    /// Extra request headers (e.g. `Authorization`).
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) topic_prefix: String,
+    pub(crate) topics: usize,
+    /// Publishing connections.
+    pub(crate) connections: usize,
+    /// Requests in flight per connection.
+    pub(crate) window: usize,
+    /// Minimum length of each event's data.
+    pub(crate) payload: usize,
+}
+
+/// Events published so far, per topic: what subscribers should receive.
+#[derive(Debug)]
+pub(crate) struct Published {
+    per_topic: Vec<AtomicU64>,
+    /// Publish requests answered with an error (their events may be missing).
+    pub(crate) failed: AtomicU64,
+    /// Requests sent, for the progress line.
+    pub(crate) sent: AtomicU64,
+}
+
+impl Published {
+    pub(crate) fn new(topics: usize) -> Published {
+        Published {
+            per_topic: (0..topics.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            failed: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+        }
+    }
+
+    /// The count per topic now.
+    pub(crate) fn snapshot(&self) -> Vec<u64> {
+        self.per_topic
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .collect()
+    }
+}
+
+/// What one publishing period achieved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct PubStats {
+    /// Requests sent.
+    pub(crate) sent: u64,
+    /// Answered with a 2xx.
+    pub(crate) acked: u64,
+    /// Answered otherwise, or lost with their connection.
+    pub(crate) errors: u64,
+    /// Seconds the period lasted.
+    pub(crate) seconds: f64,
+    /// Acknowledgement latency (request written → answer read).
+    pub(crate) ack_latency: LatencySummary,
+    /// First error, to tell the user why.
+    pub(crate) first_error: Option<String>,
+}
+
+impl PubStats {
+    /// Acknowledged publishes per second.
+    pub(crate) fn acks_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.acked as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Default)]
+struct ConnStats {
+    sent: u64,
+    acked: u64,
+    errors: u64,
+    latency: Latency,
+    first_error: Option<String>,
+}
+
+/// Publishes at `rate` events/s in total (`None`: as fast as answers come)
+/// until `stop` turns true.
+pub(crate) async fn publish(
+    config: Arc<PubConfig>,
+    published: Arc<Published>,
+    rate: Option<f64>,
+    stop: watch::Receiver<bool>,
+) -> PubStats {
+    let started = Instant::now();
+    let connections = config.connections.clamp(1, config.topics.max(1));
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let owned: Vec<usize> = (0..config.topics.max(1))
+            .filter(|t| t % connections == c)
+            .collect();
+        let per_conn = rate.map(|r| r / connections as f64);
+        tasks.push(tokio::spawn(run_conn(
+            Arc::clone(&config),
+            Arc::clone(&published),
+            owned,
+            per_conn,
+            stop.clone(),
+        )));
+    }
+    let mut stats = PubStats::default();
+    let mut latency = Latency::new();
+    for task in tasks {
+        if let Ok(c) = task.await {
+            stats.sent += c.sent;
+            stats.acked += c.acked;
+            stats.errors += c.errors;
+            latency.merge(&c.latency);
+            if stats.first_error.is_none() {
+                stats.first_error = c.first_error;
+            }
+        }
+    }
+    stats.seconds = started.elapsed().as_secs_f64();
+    stats.ack_latency = latency.summary();
+    stats
+}
+
+async fn run_conn(
+    config: Arc<PubConfig>,
+    published: Arc<Published>,
+    topics: Vec<usize>,
+    rate: Option<f64>,
+    stop: watch::Receiver<bool>,
+) -> ConnStats {
+    let stats = Arc::new(Mutex::new(ConnStats::default()));
+    let started = Instant::now();
+    let mut scheduled = 0u64;
+    while !*stop.borrow() {
+        let result = session(
+            &config,
+            &published,
+            &topics,
+            rate,
+            started,
+            &mut scheduled,
+            stop.clone(),
+            &stats,
+        )
+        .await;
+        if let Err(e) = result {
+            {
+                let mut s = lock(&stats);
+                s.errors += 1;
+                if s.first_error.is_none() {
+                    s.first_error = Some(format!("{e:#}"));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut s = lock(&stats);
+    std::mem::take(&mut *s)
+}
+
+fn lock(stats: &Mutex<ConnStats>) -> std::sync::MutexGuard<'_, ConnStats> {
+    stats.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One connection's life: pipelined requests until `stop` or an error.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    config: &PubConfig,
+    published: &Published,
+    topics: &[usize],
+    rate: Option<f64>,
+    started: Instant,
+    scheduled: &mut u64,
+    mut stop: watch::Receiver<bool>,
+    stats: &Arc<Mutex<ConnStats>>,
+) -> anyhow::Result<()> {
+    let first_url = Url::parse(&http::fill(
+        &config.url,
+        &topic_name(config, topics[0]),
+        "",
+        true,
+    ))?;
+    let stream = TcpStream::connect(first_url.addr)
+        .await
+        .with_context(|| format!("cannot connect to the publish URL {}", first_url.addr))?;
+    stream.set_nodelay(true)?;
+    let (mut reader, mut writer) = stream.into_split();
+    let window = Arc::new(Semaphore::new(config.window.max(1)));
+    let in_flight: Arc<Mutex<VecDeque<(Instant, usize, u64)>>> = Arc::default();
+
+    // Reader: answers in order.
+    let read_task = {
+        let window = Arc::clone(&window);
+        let in_flight = Arc::clone(&in_flight);
+        let stats = Arc::clone(stats);
+        async move {
+            let mut buf = Vec::with_capacity(8192);
+            let mut chunk = vec![0u8; 8192];
+            loop {
+                // One response head.
+                let head = loop {
+                    if let Some(head) = http::parse_head(&buf)? {
+                        break head;
+                    }
+                    let n = reader.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Ok::<(), anyhow::Error>(());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                };
+                buf.drain(..head.len);
+                // Its body, skipped.
+                match head.framing {
+                    Framing::Length(n) => {
+                        let n = usize::try_from(n).unwrap_or(usize::MAX);
+                        while buf.len() < n {
+                            let r = reader.read(&mut chunk).await?;
+                            if r == 0 {
+                                bail!("the publish answer was cut short");
+                            }
+                            buf.extend_from_slice(&chunk[..r]);
+                        }
+                        buf.drain(..n);
+                    }
+                    Framing::Chunked => {
+                        let mut decoder = Chunked::default();
+                        loop {
+                            let used = decoder.decode(&buf, |_| {})?;
+                            buf.drain(..used);
+                            if decoder.is_done() {
+                                break;
+                            }
+                            let r = reader.read(&mut chunk).await?;
+                            if r == 0 {
+                                bail!("the publish answer was cut short");
+                            }
+                            buf.extend_from_slice(&chunk[..r]);
+                        }
+                    }
+                    Framing::Close => bail!("the publish answer has no length"),
+                }
+                let sent = in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop_front();
+                {
+                    let mut s = lock(&stats);
+                    if (200..300).contains(&head.status) {
+                        s.acked += 1;
+                        if let Some((at, _, _)) = sent {
+                            s.latency.record(at.elapsed().as_micros() as u64);
+                        }
+                    } else {
+                        s.errors += 1;
+                        published.failed.fetch_add(1, Ordering::Relaxed);
+                        if s.first_error.is_none() {
+                            s.first_error =
+                                Some(format!("the publish was answered {}", head.status));
+                        }
+                    }
+                }
+                window.add_permits(1);
+                if head.close {
+                    bail!("the server closed the publishing connection");
+                }
+            }
+        }
+    };
+
+    // Writer: on schedule, batching whatever is due.
+    let write_task = async {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(topics[0] as u64);
+        let mut out = Vec::with_capacity(16 * 1024);
+        let per_topic_url: Vec<Url> = topics
+            .iter()
+            .map(|&t| Url::parse(&http::fill(&config.url, &topic_name(config, t), "", true)))
+            .collect::<anyhow::Result<_>>()?;
+        let mut turn = 0usize;
+        loop {
+            if *stop.borrow() {
+                return Ok::<(), anyhow::Error>(());
+            }
+            // How many are due now.
+            let due = match rate {
+                Some(r) if r > 0.0 => {
+                    let should = (started.elapsed().as_secs_f64() * r) as u64;
+                    if should <= *scheduled {
+                        let next = started + Duration::from_secs_f64((*scheduled + 1) as f64 / r);
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(next.into()) => {}
+                            _ = stop.changed() => {}
+                        }
+                        continue;
+                    }
+                    // Never burst more than a second's worth after a stall.
+                    let behind = should - *scheduled;
+                    if behind as f64 > r {
+                        *scheduled = should - r as u64;
+                    }
+                    (should - *scheduled) as usize
+                }
+                Some(_) => {
+                    let _ = stop.changed().await;
+                    continue;
+                }
+                None => 64,
+            };
+            // Wait for room in the window.
+            let permit = tokio::select! {
+                p = window.acquire() => p?,
+                _ = stop.changed() => continue,
+            };
+            permit.forget();
+            let mut batch = 1 + window.available_permits().min(due.saturating_sub(1));
+            if batch > 1 {
+                if let Ok(more) = window.try_acquire_many((batch - 1) as u32) {
+                    more.forget();
+                } else {
+                    batch = 1;
+                }
+            }
+            out.clear();
+            let now = Instant::now();
+            let mut queued = Vec::with_capacity(batch);
+            for _ in 0..batch {
+                let i = if topics.len() == 1 {
+                    0
+                } else if rate.is_some() {
+                    rng.random_range(0..topics.len())
+                } else {
+                    turn = (turn + 1) % topics.len();
+                    turn
+                };
+                let topic = topics[i];
+                let seq = published.per_topic[topic].load(Ordering::Relaxed) + 1;
+                let data = event_data(seq, topic, unix_ns(), config.payload);
+                let url = &per_topic_url[i];
+                let body = http::fill(&config.body, &topic_name(config, topic), &data, true);
+                out.extend_from_slice(
+                    format!(
+                        "{} {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+                        config.method,
+                        url.target,
+                        url.host,
+                        config.content_type,
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                for (name, value) in &config.headers {
+                    out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(body.as_bytes());
+                published.per_topic[topic].store(seq, Ordering::Release);
+                queued.push((now, topic, seq));
+            }
+            *scheduled += batch as u64;
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(queued);
+            writer.write_all(&out).await?;
+            published.sent.fetch_add(batch as u64, Ordering::Relaxed);
+            lock(stats).sent += batch as u64;
+        }
+    };
+
+    tokio::pin!(read_task);
+    tokio::select! {
+        r = &mut read_task => {
+            r?;
+            bail!("the server closed the publishing connection");
+        }
+        w = write_task => w?,
+    }
+    // Stopped: wait (briefly) for the answers still in flight.
+    let deadline = tokio::time::sleep(Duration::from_secs(10));
+    tokio::pin!(deadline);
+    loop {
+        if window.available_permits() >= config.window.max(1) {
+            return Ok(());
+        }
+        tokio::select! {
+            r = &mut read_task => {
+                r?;
+                return Ok(());
+            }
+            _ = &mut deadline => {
+                bail!("publish answers still missing 10 s after the end");
+            }
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+}
+
+/// The name of topic `t`.
+pub(crate) fn topic_name(config: &PubConfig, t: usize) -> String {
+    format!("{}{}", config.topic_prefix, t)
+}

@@ -1,0 +1,300 @@
+//! The outcome of a run: a JSON document and the table printed for people,
+//! plus the memory readings they need (the hub's RSS from /proc, and the
+//! kernel's socket memory from /proc/net/sockstat).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::pool::{ConnectReport, StormReport};
+use super::publisher::PubStats;
+use super::stats::{LatencySummary, Totals};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Report {
+    /// Scenario name.
+    pub(crate) scenario: String,
+    /// What was measured (`--name`).
+    pub(crate) target: String,
+    /// Seconds since the Unix epoch when the run started.
+    pub(crate) started_unix: u64,
+    pub(crate) subscribers: usize,
+    pub(crate) topics: usize,
+    /// Worker processes used (0: all subscribers in this process).
+    pub(crate) workers: usize,
+    pub(crate) connect: ConnectReport,
+    pub(crate) connects_per_second: f64,
+    /// One per publishing step (or one for a fixed rate).
+    pub(crate) steps: Vec<Step>,
+    /// Highest deliveries/s of any step.
+    pub(crate) peak_deliveries_per_second: f64,
+    pub(crate) storm: Option<StormReport>,
+    pub(crate) totals: Totals,
+    /// Events published (sequence numbers handed out), all topics.
+    pub(crate) published: u64,
+    /// Publish requests answered with an error.
+    pub(crate) publish_errors: u64,
+    pub(crate) first_publish_error: Option<String>,
+    pub(crate) memory: Option<Memory>,
+}
+
+/// One phase of publishing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Step {
+    pub(crate) name: String,
+    /// Events/s asked of the publisher (`None`: as fast as possible).
+    pub(crate) offered_events_per_second: Option<f64>,
+    /// Publishes acknowledged per second.
+    pub(crate) acked_per_second: f64,
+    pub(crate) publish: PubStats,
+    /// Events received by subscribers during the step.
+    pub(crate) deliveries: u64,
+    pub(crate) deliveries_per_second: f64,
+    /// Publish-to-receive latency of those deliveries.
+    pub(crate) latency: LatencySummary,
+}
+
+/// Memory readings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Memory {
+    pub(crate) hub_pid: Option<u32>,
+    /// The hub's RSS before any subscriber connected, KiB.
+    pub(crate) hub_rss_start_kib: Option<u64>,
+    /// With every subscriber connected and settled, KiB.
+    pub(crate) hub_rss_connected_kib: Option<u64>,
+    /// At the end of the run, KiB.
+    pub(crate) hub_rss_end_kib: Option<u64>,
+    /// (connected − start) / subscribers, bytes.
+    pub(crate) hub_bytes_per_subscriber: Option<f64>,
+    /// Kernel TCP memory (both ends of every loopback connection), change
+    /// from start to connected, KiB.
+    pub(crate) kernel_tcp_delta_kib: Option<u64>,
+    /// That change per subscriber, bytes (both ends).
+    pub(crate) kernel_tcp_bytes_per_subscriber: Option<f64>,
+}
+
+/// The `VmRSS` of a process, KiB.
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Kernel TCP buffer memory in KiB, from `/proc/net/sockstat` (pages).
+pub(crate) fn kernel_tcp_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    parse_sockstat_mem_pages(&text).map(|pages| pages * 4)
+}
+
+fn parse_sockstat_mem_pages(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "mem" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+fn si(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+impl Report {
+    /// The table printed at the end of a run.
+    pub(crate) fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "herald bench: scenario {} against {}: {} subscribers on {} topic(s){}",
+            self.scenario,
+            self.target,
+            self.subscribers,
+            self.topics,
+            if self.workers > 0 {
+                format!(", {} worker processes", self.workers)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            out,
+            "connect: {} connected, {} errors in {:.2} s ({} connects/s){}",
+            self.connect.connected,
+            self.connect.errors,
+            self.connect.seconds,
+            si(self.connects_per_second),
+            self.connect
+                .first_error
+                .as_deref()
+                .map(|e| format!("; first error: {e}"))
+                .unwrap_or_default()
+        );
+        if !self.steps.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<18} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "step",
+                "offered/s",
+                "acked/s",
+                "deliveries/s",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "max ms",
+                "ack p99"
+            );
+            for s in &self.steps {
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:>10} {:>10} {:>12} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>9.2}",
+                    s.name,
+                    s.offered_events_per_second
+                        .map(si)
+                        .unwrap_or_else(|| "max".into()),
+                    si(s.acked_per_second),
+                    si(s.deliveries_per_second),
+                    s.latency.p50_ms,
+                    s.latency.p99_ms,
+                    s.latency.p999_ms,
+                    s.latency.max_ms,
+                    s.publish.ack_latency.p99_ms,
+                );
+            }
+            let _ = writeln!(
+                out,
+                "peak deliveries/s: {}",
+                si(self.peak_deliveries_per_second)
+            );
+        }
+        if let Some(storm) = &self.storm {
+            let _ = writeln!(
+                out,
+                "storm: {} dropped, {} reconnected in {:.2} s, {} caught up in {:.2} s",
+                storm.dropped,
+                storm.reconnected,
+                storm.reconnect_seconds,
+                storm.caught_up,
+                storm.caught_up_seconds
+            );
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            out,
+            "events: {} published, {} received, {} lost, {} duplicated, {} malformed; {} behind at the end; {} disconnects, {} reconnects; {} publish errors",
+            self.published, t.received, t.lost, t.duplicates, t.malformed, t.behind, t.disconnects, t.reconnects, self.publish_errors
+        );
+        if let Some(e) = &t.first_disconnect {
+            let _ = writeln!(out, "first disconnect: {e}");
+        }
+        if let Some(e) = &self.first_publish_error {
+            let _ = writeln!(out, "first publish error: {e}");
+        }
+        if let Some(m) = &self.memory {
+            let kib = |v: Option<u64>| v.map(|v| format!("{v} KiB")).unwrap_or_else(|| "?".into());
+            let _ = writeln!(
+                out,
+                "hub memory (pid {}): RSS {} at start, {} connected, {} at the end; {} per subscriber; kernel TCP memory +{} ({} per subscriber, both ends)",
+                m.hub_pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                kib(m.hub_rss_start_kib),
+                kib(m.hub_rss_connected_kib),
+                kib(m.hub_rss_end_kib),
+                m.hub_bytes_per_subscriber
+                    .map(|b| format!("{b:.0} B"))
+                    .unwrap_or_else(|| "?".into()),
+                kib(m.kernel_tcp_delta_kib),
+                m.kernel_tcp_bytes_per_subscriber
+                    .map(|b| format!("{b:.0} B"))
+                    .unwrap_or_else(|| "?".into()),
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockstat_memory_is_read_in_pages() {
+        let text =
+            "sockets: used 290\nTCP: inuse 12 orphan 0 tw 3 alloc 14 mem 7\nUDP: inuse 1 mem 2\n";
+        assert_eq!(parse_sockstat_mem_pages(text), Some(7));
+        assert_eq!(parse_sockstat_mem_pages("UDP: inuse 1 mem 2\n"), None);
+    }
+
+    #[test]
+    fn own_rss_is_readable() {
+        let rss = rss_kib(std::process::id()).unwrap();
+        assert!(rss > 0);
+        assert_eq!(rss_kib(u32::MAX), None);
+    }
+
+    #[test]
+    fn table_and_json_carry_the_figures() {
+        let report = Report {
+            scenario: "fanout".into(),
+            target: "herald-memory".into(),
+            subscribers: 100,
+            topics: 1,
+            steps: vec![Step {
+                name: "rate 10/s".into(),
+                offered_events_per_second: Some(10.0),
+                acked_per_second: 10.0,
+                deliveries: 1000,
+                deliveries_per_second: 1000.0,
+                latency: LatencySummary {
+                    count: 1000,
+                    p50_ms: 0.5,
+                    p99_ms: 1.25,
+                    p999_ms: 2.0,
+                    max_ms: 3.0,
+                },
+                ..Step::default()
+            }],
+            peak_deliveries_per_second: 1000.0,
+            totals: Totals {
+                received: 1000,
+                lost: 0,
+                duplicates: 0,
+                ..Totals::default()
+            },
+            memory: Some(Memory {
+                hub_pid: Some(42),
+                hub_rss_start_kib: Some(1000),
+                hub_rss_connected_kib: Some(1200),
+                hub_bytes_per_subscriber: Some(2048.0),
+                ..Memory::default()
+            }),
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(
+            table.contains("scenario fanout against herald-memory"),
+            "{table}"
+        );
+        assert!(table.contains("rate 10/s"), "{table}");
+        assert!(table.contains("1.25"), "{table}");
+        assert!(
+            table.contains("1000 received, 0 lost, 0 duplicated"),
+            "{table}"
+        );
+        assert!(table.contains("2048 B per subscriber"), "{table}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["steps"][0]["latency"]["p99_ms"], 1.25);
+        assert_eq!(json["totals"]["lost"], 0);
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back.steps[0].deliveries, 1000);
+    }
+}
