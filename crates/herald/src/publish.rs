@@ -34,6 +34,9 @@ const EXAMPLES: &str = "Examples:
   # A private update, only for subscribers whose token allows the topic:
   herald pub --hub http://localhost:8080 --topic users/7 --private --data hi --key \"$SECRET\"
 
+  # HTTPS with a private CA (--cacert) or a self-signed development hub (-k):
+  herald pub -k --hub https://localhost:8080 --topic news --data hi --key \"$SECRET\"
+
 --hub takes the full endpoint or just the hub's base URL (then
 /.well-known/mercure is appended). The key may also come from HERALD_JWT_KEY.";
 
@@ -81,6 +84,13 @@ pub(crate) struct PubArgs {
     /// Algorithm for --key.
     #[arg(long, value_name = "ALG", default_value = "HS256")]
     alg: String,
+    /// Trust only the certificates in this PEM file for HTTPS, like
+    /// `curl --cacert`.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Accept any HTTPS certificate, like `curl -k` (development hubs only).
+    #[arg(long, short = 'k')]
+    insecure: bool,
 }
 
 /// Characters left as they are in a form value; everything else is
@@ -107,12 +117,27 @@ pub(crate) fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
             Some(token::sign(alg, &key, &args.topics, &[], "5m", None)?)
         }
     };
+    let tls = crate::sub::tls_config(args.cacert.as_deref(), args.insecure)?;
     let body = form_body(&args, &data);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (status, text) = runtime.block_on(post(&endpoint, body, token.as_deref()))?;
+    let (status, text) = match runtime.block_on(post(&endpoint, body, token.as_deref(), tls)) {
+        Ok(answer) => answer,
+        Err(e) => {
+            let text = format!("{e:#}");
+            eprintln!("herald: error: {text}");
+            if text.contains("certificate") {
+                eprintln!("{}", crate::sub::TLS_HINT.trim_start());
+            } else if text.contains("cannot reach the hub") {
+                eprintln!(
+                    "hint: is the hub running at that address? (start one with `herald serve`)"
+                );
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     if status == StatusCode::OK {
         println!("{}", text.trim_end());
         return Ok(ExitCode::SUCCESS);
@@ -199,11 +224,16 @@ async fn post(
     endpoint: &str,
     body: String,
     token: Option<&str>,
+    tls: Option<rustls::ClientConfig>,
 ) -> anyhow::Result<(StatusCode, String)> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(provider)
-        .context("cannot set up TLS")?
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match tls {
+        Some(config) => builder.with_tls_config(config),
+        None => builder
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .context("cannot set up TLS")?,
+    };
+    let connector = builder
         .https_or_http()
         .enable_http1()
         .enable_http2()
@@ -223,7 +253,7 @@ async fn post(
         let response = client
             .request(request)
             .await
-            .with_context(|| format!("cannot reach the hub at {endpoint}: is it running?"))?;
+            .with_context(|| format!("cannot reach the hub at {endpoint}"))?;
         let status = response.status();
         let bytes = response
             .into_body()

@@ -7,7 +7,9 @@
 //! on stderr. Reconnections carry the last event id, so nothing is missed.
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
@@ -25,6 +27,10 @@ const EXAMPLES: &str = "Examples:
 
   # Private updates need a subscriber token; resume after id 42; stop after 10 events:
   herald sub --hub http://localhost:8080 --topic news --token \"$TOKEN\" --last-event-id 42 --count 10
+
+  # HTTPS with a private CA, or (-k) a development hub's self-signed certificate:
+  herald sub --cacert ca.pem --hub https://hub.internal --topic news
+  herald sub -k --hub https://localhost:8080 --topic news
 
   # JSON lines, for jq:
   herald sub --json http://localhost:8080/.well-known/mercure?topic=news | jq .data
@@ -70,6 +76,14 @@ pub(crate) struct SubArgs {
     /// Give up after this many reconnection attempts in a row.
     #[arg(long, value_name = "N")]
     max_attempts: Option<u32>,
+    /// Trust only the certificates in this PEM file for HTTPS, like
+    /// `curl --cacert` (e.g. a private CA, or the hub's own certificate).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// Accept any HTTPS certificate, like `curl -k`: for a development hub
+    /// started with --tls-self-signed. Never use it across a network.
+    #[arg(long, short = 'k')]
+    insecure: bool,
 }
 
 /// Characters left as they are in a query value.
@@ -101,6 +115,9 @@ pub(crate) fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
         builder = builder.read_timeout(timeout);
     }
     builder = builder.reconnect(ReconnectPolicy::default().max_attempts(args.max_attempts));
+    if let Some(tls) = tls_config(args.cacert.as_deref(), args.insecure)? {
+        builder = builder.tls_config(tls);
+    }
     let source = builder
         .build()
         .map_err(|e| anyhow::anyhow!("{e}{}", hint(&e)))?;
@@ -150,6 +167,7 @@ async fn follow(
         return Ok(ExitCode::SUCCESS);
     }
     let mut seen = 0u64;
+    let mut tls_hint_given = false;
     let mut stdout = std::io::stdout();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -194,18 +212,164 @@ async fn follow(
                 } else {
                     format!(", resuming after id {last}")
                 };
-                eprintln!(
-                    "herald: {error}; reconnecting in {}{resume}",
-                    humantime::format_duration(std::time::Duration::from_millis(
-                        delay.as_millis() as u64
-                    ))
+                let text = describe(&error);
+                let delay = std::time::Duration::from_millis(
+                    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 );
+                eprintln!(
+                    "herald: {text}; reconnecting in {}{resume}",
+                    humantime::format_duration(delay)
+                );
+                if !tls_hint_given && text.contains("certificate") {
+                    eprintln!("{}", TLS_HINT.trim_start());
+                    tls_hint_given = true;
+                }
             }
             Ok(Item::Dropped(e)) => eprintln!("herald: warning: {e}"),
             Ok(_) => {}
-            Err(e) => bail!("{e}{}", hint(&e)),
+            Err(e) => {
+                let text = describe(&e);
+                let hint = if text.contains("certificate") {
+                    TLS_HINT
+                } else {
+                    hint(&e)
+                };
+                bail!("{text}{hint}")
+            }
         }
     }
+}
+
+/// The TLS configuration for `--cacert` and `--insecure`, or `None` for
+/// the default (Mozilla roots). Shared with `herald pub`.
+pub(crate) fn tls_config(
+    cacert: Option<&Path>,
+    insecure: bool,
+) -> anyhow::Result<Option<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    if cacert.is_none() && !insecure {
+        return Ok(None);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("cannot set up TLS")?;
+    if insecure {
+        let config = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(insecure::AcceptAnyCertificate(provider)))
+            .with_no_client_auth();
+        return Ok(Some(config));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(path) = cacert {
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read --cacert {}", path.display()))?
+        {
+            let cert = cert.with_context(|| {
+                format!("--cacert {} holds a malformed certificate", path.display())
+            })?;
+            roots.add(cert).with_context(|| {
+                format!(
+                    "--cacert {}: a certificate cannot be used as a root",
+                    path.display()
+                )
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            bail!(
+                "--cacert {} holds no PEM certificate (BEGIN CERTIFICATE)",
+                path.display()
+            );
+        }
+    }
+    Ok(Some(
+        builder.with_root_certificates(roots).with_no_client_auth(),
+    ))
+}
+
+/// `--insecure`: a verifier that accepts any certificate but still checks
+/// the handshake signatures, so the connection is encrypted, just not
+/// authenticated.
+mod insecure {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    #[derive(Debug)]
+    pub(super) struct AcceptAnyCertificate(pub(super) Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
+/// What to do when the server's certificate is not trusted.
+pub(crate) const TLS_HINT: &str =
+    "\nhint: the server's certificate is not trusted: pass --cacert FILE (its certificate or CA), \
+     or --insecure for a development hub";
+
+/// An error with its causes, `a: b: c`, skipping causes already spelled out.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// What to do about a fatal error, as a suffix for its message.

@@ -29,6 +29,11 @@ struct Hub {
 }
 
 async fn start_hub() -> Hub {
+    start_hub_with(&[]).await
+}
+
+/// A hub started with these extra `herald serve` options.
+async fn start_hub_with(extra: &[&str]) -> Hub {
     let mut child = herald()
         .args([
             "serve",
@@ -44,6 +49,7 @@ async fn start_hub() -> Hub {
             "--log",
             "info",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -52,7 +58,7 @@ async fn start_hub() -> Hub {
     let mut lines = BufReader::new(stderr).lines();
     let url = tokio::time::timeout(Duration::from_secs(20), async {
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("http://") {
+            if let Some(at) = line.find("https://").or_else(|| line.find("http://")) {
                 let url: String = line[at..]
                     .chars()
                     .take_while(|c| !c.is_whitespace() && *c != '\x1b')
@@ -246,5 +252,136 @@ async fn sub_warns_when_the_hub_does_not_know_its_last_event_id() {
     assert_eq!(
         json_lines(&out),
         [serde_json::json!({"id": "k1", "type": "message", "data": "kept"})]
+    );
+}
+
+/// A certificate for `localhost` and 127.0.0.1, valid until 2126, made for
+/// these tests with `openssl req -x509` (EC P-256, CA:FALSE, serverAuth).
+const TLS_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBrjCCAVSgAwIBAgIUHkTohIz7L7kjUE+PSBTcLm4tGHswCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMTE4NTM0NloYDzIxMjYxMDI4
+MTg1MzQ2WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAQPrfOU8D25CXDApgzDHFhJSbrAmbz9x1sdsr3Q1bw5D2t6rNJnh6pH
+rAgsiLZ6CsBMASJVq2gpsnAC4njy4OvIo4GBMH8wHQYDVR0OBBYEFNUxjLQnQ5Ne
+hUc1p2kFI8r5mD99MB8GA1UdIwQYMBaAFNUxjLQnQ5NehUc1p2kFI8r5mD99MBoG
+A1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATAMBgNVHRMBAf8EAjAAMBMGA1UdJQQM
+MAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIGxNzzrYbJiud1oA43k2aPf5
+FaiTRe4ujbGIytzTlXK1AiEAmJ1ClHa19+I2wb7axtfDNLTZYP/oY9YmXdJJ1+6F
+vUY=
+-----END CERTIFICATE-----
+";
+const TLS_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg4xMTu3ZYO4SOUSnU
+3addt+OJ2ZtEmcmrhYJA6MAze8ChRANCAAQPrfOU8D25CXDApgzDHFhJSbrAmbz9
+x1sdsr3Q1bw5D2t6rNJnh6pHrAgsiLZ6CsBMASJVq2gpsnAC4njy4OvI
+-----END PRIVATE KEY-----
+";
+
+/// Writes the test certificate and key to a fresh directory.
+fn tls_files(name: &str) -> (std::path::PathBuf, String, String) {
+    let dir = std::env::temp_dir().join(format!("herald-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, TLS_CERT).unwrap();
+    std::fs::write(&key, TLS_KEY).unwrap();
+    let (cert, key) = (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
+    (dir, cert, key)
+}
+
+#[tokio::test]
+async fn pub_and_sub_over_https_with_cacert() {
+    let (dir, cert, key) = tls_files("cacert");
+    let hub = start_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
+    assert!(hub.url.starts_with("https://"), "{}", hub.url);
+    let id = publish(&hub, "t", "secure", &["--cacert", &cert]).await;
+    let out = run(herald().args([
+        "sub",
+        "--hub",
+        &hub.url,
+        "--topic",
+        "t",
+        "--cacert",
+        &cert,
+        "--last-event-id",
+        "earliest",
+        "--json",
+        "--count",
+        "1",
+    ]))
+    .await;
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        out.status.success(),
+        "sub failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json_lines(&out),
+        [serde_json::json!({"id": id, "type": "message", "data": "secure"})]
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_with_a_hint_and_insecure_accepts_it() {
+    let (dir, cert, key) = tls_files("insecure");
+    let hub = start_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
+    let _ = std::fs::remove_dir_all(dir);
+    let refused = run(herald().args([
+        "pub", "--hub", &hub.url, "--topic", "t", "--data", "d", "--key", KEY,
+    ]))
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    assert!(
+        err.contains("--cacert") && err.contains("--insecure"),
+        "{err}"
+    );
+
+    let sub = run(herald().args([
+        "sub",
+        "--hub",
+        &hub.url,
+        "--topic",
+        "t",
+        "--max-attempts",
+        "0",
+    ]))
+    .await;
+    assert_eq!(sub.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&sub.stderr);
+    assert!(
+        err.contains("certificate") && err.contains("--insecure"),
+        "{err}"
+    );
+
+    let id = publish(&hub, "t", "anyway", &["--insecure", "--id", "i1"]).await;
+    assert_eq!(id, "i1");
+    let out = run(herald().args([
+        "sub",
+        "--hub",
+        &hub.url,
+        "--topic",
+        "t",
+        "-k",
+        "--last-event-id",
+        "earliest",
+        "--json",
+        "--count",
+        "1",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "sub failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json_lines(&out),
+        [serde_json::json!({"id": "i1", "type": "message", "data": "anyway"})]
     );
 }
