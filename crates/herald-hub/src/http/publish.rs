@@ -107,12 +107,16 @@ async fn accept(
             "the token's \"mercure.publish\" does not allow the topic {topic:?}"
         )));
     }
-    hub.publish(form).await.map_err(|e| match e {
+    let topics = form.topics.len();
+    let private = form.private;
+    let id = hub.publish(form).await.map_err(|e| match e {
         PublishError::Invalid(m) => Rejection::BadRequest(m),
         PublishError::History(e) => {
             Rejection::Unavailable(format!("the update was not stored: {e}"))
         }
-    })
+    })?;
+    tracing::debug!(%id, topics, private, "published");
+    Ok(id)
 }
 
 /// The CSRF guard: a cookie-authenticated publish must come from an allowed

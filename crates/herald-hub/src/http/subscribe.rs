@@ -108,6 +108,12 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         });
     }
 
+    tracing::debug!(
+        selectors = ?interest.selectors,
+        authorized = interest.private_selectors.is_some(),
+        resumed_from = resumed_from.as_deref().unwrap_or(""),
+        "subscribed"
+    );
     let subscription = Subscription {
         hub,
         interest,
