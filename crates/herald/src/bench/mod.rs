@@ -114,7 +114,8 @@ pub(crate) struct BenchArgs {
     /// Publishing connections.
     #[arg(long)]
     publishers: Option<usize>,
-    /// Publish requests in flight per connection (HTTP/1.1 pipelining).
+    /// Publish requests in flight per connection (HTTP/1.1 pipelining;
+    /// 1: each connection waits for its answer, as a publisher does).
     #[arg(long)]
     window: Option<usize>,
     /// Minimum bytes of data per event.
@@ -199,7 +200,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
         usize,
         usize,
     ) = match args.scenario {
-        Custom => (1_000, 1, vec![Some(10.0)], 10, 1, 64),
+        Custom => (1_000, 1, vec![Some(10.0)], 10, 1, 1),
         Idle => (19_500, 1, vec![Some(0.0)], 10, 1, 1),
         Fanout => (
             10_000,
@@ -210,10 +211,10 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
                 .collect(),
             8,
             1,
-            256,
+            1,
         ),
-        ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 4, 64),
-        Storm => (10_000, 1, vec![Some(100.0)], 5, 1, 64),
+        ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 8, 1),
+        Storm => (10_000, 1, vec![Some(100.0)], 5, 1, 1),
         Publish => (100, 100, vec![None], 15, 32, 1),
     };
     let mut steps = rates;
