@@ -127,11 +127,11 @@ impl<'a> Frame<'a> {
         out.reserve(self.encoded_len_hint());
         if let Some(text) = self.comment {
             for_each_line(text, |line| {
-                out.put_slice(b":");
+                out.extend_from_slice(b":");
                 if !line.is_empty() {
-                    out.put_slice(b" ");
+                    out.extend_from_slice(b" ");
                 }
-                out.put_slice(line);
+                out.extend_from_slice(line);
                 out.put_u8(b'\n');
             });
         }
@@ -169,11 +169,11 @@ impl<'a> Frame<'a> {
 pub fn comment(text: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(text.len() + 4);
     for_each_line(text, |line| {
-        out.put_slice(b":");
+        out.extend_from_slice(b":");
         if !line.is_empty() {
-            out.put_slice(b" ");
+            out.extend_from_slice(b" ");
         }
-        out.put_slice(line);
+        out.extend_from_slice(line);
         out.put_u8(b'\n');
     });
     out.put_u8(b'\n');
@@ -181,8 +181,8 @@ pub fn comment(text: &str) -> Bytes {
 }
 
 fn put_field(out: &mut BytesMut, prefix: &[u8], value: &[u8]) {
-    out.put_slice(prefix);
-    out.put_slice(value);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(value);
     out.put_u8(b'\n');
 }
 
