@@ -113,26 +113,34 @@ fn form(i: u64) -> PublishForm {
 fn publish_via_hub(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("publish_via_hub");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     for (name, backend) in [("memory", Backend::Memory), ("redb_fsync", Backend::Redb)] {
         for publishers in [1usize, 16, 256] {
             let dir = scratch(&format!("hub-{name}-{publishers}"));
-            let hub = rt.block_on(async { Hub::with_history(config(), history(&backend, &dir)).expect("hub") });
-            group.throughput(Throughput::Elements(1));
-            group.bench_with_input(BenchmarkId::new(name, publishers), &publishers, |b, &publishers| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let hub = hub.clone();
-                    async move {
-                        storm(publishers, iters, move |i| {
-                            let hub = hub.clone();
-                            async move {
-                                hub.publish(form(i)).await.expect("publish");
-                            }
-                        })
-                        .await
-                    }
-                });
+            let hub = rt.block_on(async {
+                Hub::with_history(config(), history(&backend, &dir)).expect("hub")
             });
+            group.throughput(Throughput::Elements(1));
+            group.bench_with_input(
+                BenchmarkId::new(name, publishers),
+                &publishers,
+                |b, &publishers| {
+                    b.to_async(&rt).iter_custom(|iters| {
+                        let hub = hub.clone();
+                        async move {
+                            storm(publishers, iters, move |i| {
+                                let hub = hub.clone();
+                                async move {
+                                    hub.publish(form(i)).await.expect("publish");
+                                }
+                            })
+                            .await
+                        }
+                    });
+                },
+            );
             drop(hub);
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -153,13 +161,17 @@ fn publish_via_http(c: &mut Criterion) {
     )
     .expect("token");
     let mut group = c.benchmark_group("publish_via_http");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     for (name, backend) in [("memory", Backend::Memory), ("redb_fsync", Backend::Redb)] {
         for publishers in [1usize, 16, 256] {
             let dir = scratch(&format!("http-{name}-{publishers}"));
             let (addr, server) = rt.block_on(async {
                 let hub = Hub::with_history(config(), history(&backend, &dir)).expect("hub");
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
                 let addr: SocketAddr = listener.local_addr().expect("addr");
                 let server = tokio::spawn(async move {
                     let _ = axum::serve(listener, hub.router()).await;
@@ -239,7 +251,9 @@ fn replay(c: &mut Criterion) {
         vec![("redb", redb), ("memory", memory)]
     });
     let mut group = c.benchmark_group("replay");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(events));
     for (name, history) in backends {
         group.bench_function(BenchmarkId::new(name, events), |b| {
