@@ -235,3 +235,33 @@ async fn shutdown_ends_every_stream() {
     let refused = subscribe(hub.addr, "topic=a", &[]).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_is_unregistered() {
+    let hub = start(config()).await;
+    let mut subs = Vec::new();
+    for _ in 0..5 {
+        let mut sub = subscribe(
+            hub.addr,
+            "topic=a&topic=https%3A%2F%2Fex.com%2F%7Bid%7D",
+            &[],
+        )
+        .await;
+        sub.ready().await;
+        subs.push(sub);
+    }
+    assert_eq!(hub.hub.metrics().subscribers, 5);
+    drop(subs);
+    let deadline = tokio::time::Instant::now() + LONG;
+    while hub.hub.metrics().subscribers > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} subscribers still registered after their clients left",
+            hub.hub.metrics().subscribers
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Publishing to their topics still works and reaches nobody.
+    publish(hub.addr, &[("topic", "a")]).await;
+    assert_eq!(hub.hub.metrics().events_delivered_total, 0);
+}
