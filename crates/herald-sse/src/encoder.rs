@@ -146,7 +146,7 @@ impl<'a> Frame<'a> {
             put_field(out, b"retry: ", digits.as_bytes());
         }
         if let Some(data) = self.data {
-            for_each_line(data, |line| put_field(out, b"data: ", line));
+            put_data(out, data.as_bytes());
         }
         out.put_u8(b'\n');
         Ok(())
@@ -184,6 +184,29 @@ fn put_field(out: &mut BytesMut, prefix: &[u8], value: &[u8]) {
     out.extend_from_slice(prefix);
     out.extend_from_slice(value);
     out.put_u8(b'\n');
+}
+
+/// Writes one `data: ` line per line of `data` (split on CR, LF and CRLF;
+/// empty data is one empty line). A line ended by LF is copied together
+/// with its LF, which spares a write per line in the common case.
+fn put_data(out: &mut BytesMut, data: &[u8]) {
+    let mut start = 0;
+    while let Some(offset) = memchr::memchr2(b'\r', b'\n', &data[start..]) {
+        let end = start + offset;
+        out.extend_from_slice(b"data: ");
+        if data[end] == b'\n' {
+            out.extend_from_slice(&data[start..=end]);
+            start = end + 1;
+        } else {
+            out.extend_from_slice(&data[start..end]);
+            out.put_u8(b'\n');
+            start = end + 1;
+            if data.get(start) == Some(&b'\n') {
+                start += 1;
+            }
+        }
+    }
+    put_field(out, b"data: ", &data[start..]);
 }
 
 /// Calls `f` with each line of `text`, split on CR, LF and CRLF. Always at
