@@ -565,7 +565,9 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         .map(|s| s.deliveries_per_second)
         .fold(0.0, f64::max);
     Ok(Report {
-        scenario: format!("{:?}", args.scenario).to_lowercase(),
+        scenario: clap::ValueEnum::to_possible_value(&args.scenario)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default(),
         target: args.name.clone(),
         started_unix,
         subscribers: plan.subscribers,

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench/compare.sh: the same `herald bench` scenarios against Herald and its
+# peers, in one run, and one table of the results.
+#
+#   bench/compare.sh                      # every scenario, every peer
+#   SCENARIOS="fanout idle" PEERS="herald-memory nchan" bench/compare.sh
+#
+# Peers: herald-memory, herald-redb (Herald with memory / durable history),
+# nchan (Debian's nginx + libnginx-mod-nchan, one worker), axum (axum's Sse
+# over a tokio broadcast channel, bench/peers/axum-sse), node (Express
+# writing data: lines to every open response, bench/peers/node-express).
+# Each scenario gets a fresh server, so memory figures start from zero.
+# Results: one JSON per scenario and peer, the logs, and summary.md in
+# $OUT (default bench/results/DATE, not committed). Everything runs on
+# loopback and stops by itself. It installs what is missing (apt, npm)
+# and fails loudly when it cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SCENARIOS=${SCENARIOS:-"fanout idle many-topics storm publish"}
+PEERS=${PEERS:-"herald-memory herald-redb nchan axum node"}
+OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%M)}
+EXTRA=${EXTRA:-}   # more herald bench flags for every run, e.g. "--duration 5s"
+KEY=compare-secret-key-long-enough-for-hs256
+mkdir -p "$OUT"
+RUN=$(mktemp -d /tmp/herald-compare.XXXXXX)
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf '\ncompare.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- what the peers need -------------------------------------------------
+need_apt=()
+command -v nginx >/dev/null || need_apt+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || need_apt+=(libnginx-mod-nchan)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing ${need_apt[*]}"
+  command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"
+  apt-get update -q || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" || die "cannot install ${need_apt[*]}"
+fi
+[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || die "the nchan module is still missing"
+
+say "building herald (release) and the axum peer"
+cargo build --release -p herald || die "cannot build herald"
+HERALD=$ROOT/target/release/herald
+(cd bench/peers/axum-sse && cargo build --release) || die "cannot build bench/peers/axum-sse"
+AXUM=$ROOT/bench/peers/axum-sse/target/release/axum-sse-peer
+if [ ! -d bench/peers/node-express/node_modules/express ]; then
+  say "installing the node peer's packages"
+  (cd bench/peers/node-express && npm ci --no-audit --no-fund) || die "npm ci failed in bench/peers/node-express"
+fi
+
+ulimit -n 20000 2>/dev/null || true
+[ "$(ulimit -n)" -ge 20000 ] || say "warning: only $(ulimit -n) open files allowed; the idle scenario will hold fewer"
+
+# --- starting and stopping a peer -----------------------------------------
+PID=""       # the process we started (stopped at the end)
+MEM_PID=""   # the process whose memory is measured
+ARGS=()      # herald bench flags that point at the peer
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing listens on port $1 (see $RUN/*.log)"
+}
+
+start_peer() {
+  local peer=$1 log=$OUT/$peer-$2.server.log
+  case $peer in
+    herald-memory|herald-redb)
+      local history=memory
+      [ "$peer" = herald-redb ] && history=redb
+      rm -rf "$RUN/redb"
+      "$HERALD" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history "$history" \
+        --data-dir "$RUN/redb" --ui off --log warn >"$log" 2>&1 &
+      PID=$!; MEM_PID=$PID; wait_port 9400
+      ARGS=(--hub http://127.0.0.1:9400/.well-known/mercure --jwt-key "$KEY") ;;
+    nchan)
+      rm -rf "$RUN/nchan"; mkdir -p "$RUN/nchan/tmp"
+      nginx -p "$RUN/nchan/" -c "$ROOT/bench/peers/nchan/nginx.conf" >"$log" 2>&1 &
+      PID=$!; wait_port 9100
+      MEM_PID=$(tr -d ' ' <"/proc/$PID/task/$PID/children")
+      [ -n "$MEM_PID" ] || die "the nginx worker did not start"
+      ARGS=(--sub-url 'http://127.0.0.1:9100/sub/{topic}' --pub-url 'http://127.0.0.1:9100/pub/{topic}') ;;
+    axum)
+      "$AXUM" 127.0.0.1:9200 >"$log" 2>&1 &
+      PID=$!; MEM_PID=$PID; wait_port 9200
+      ARGS=(--sub-url 'http://127.0.0.1:9200/sub/{topic}' --pub-url 'http://127.0.0.1:9200/pub/{topic}') ;;
+    node)
+      node "$ROOT/bench/peers/node-express/server.js" 9300 >"$log" 2>&1 &
+      PID=$!; MEM_PID=$PID; wait_port 9300
+      ARGS=(--sub-url 'http://127.0.0.1:9300/sub/{topic}' --pub-url 'http://127.0.0.1:9300/pub/{topic}') ;;
+    *) die "unknown peer $peer" ;;
+  esac
+  sleep 1
+}
+
+stop_peer() {
+  if [ -n "$PID" ]; then
+    kill -TERM "$PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+  fi
+  PID=""; MEM_PID=""
+  sleep 2 # let TIME_WAIT sockets and the port settle
+}
+trap 'stop_peer; rm -rf "$RUN"' EXIT
+
+# --- the runs ---------------------------------------------------------------
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), loopback"
+  echo "herald: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet -- crates || echo ' (modified)')"
+  echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //'), nchan: $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'), node: $(node --version)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+for scenario in $SCENARIOS; do
+  for peer in $PEERS; do
+    say "$scenario against $peer"
+    start_peer "$peer" "$scenario"
+    # shellcheck disable=SC2086
+    "$HERALD" bench --scenario "$scenario" "${ARGS[@]}" --hub-pid "$MEM_PID" --name "$peer" \
+      --json "$OUT/$scenario-$peer.json" $EXTRA 2>"$OUT/$scenario-$peer.bench.log" | tee "$OUT/$scenario-$peer.txt" \
+      || say "$scenario against $peer: losses, duplicates or errors (see $OUT/$scenario-$peer.txt)"
+    stop_peer
+  done
+done
+
+node "$ROOT/bench/summarize.js" "$OUT" >"$OUT/summary.md"
+say "summary ($OUT/summary.md)"
+cat "$OUT/summary.md"
