@@ -62,7 +62,7 @@ if [ ! -d e2e/node_modules/playwright-core ]; then
 fi
 
 say "e2e: building herald"
-cargo build -p herald
+cargo build --workspace --all-targets  # a no-op after cargo test: same features, same binary
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | node -e 'let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => console.log(JSON.parse(s).target_directory))')
 export HERALD_BIN="$target_dir/debug/herald"
