@@ -48,10 +48,10 @@
     const stats = location.hash === '#stats';
     $('view-live').hidden = stats;
     $('view-stats').hidden = !stats;
-    $('nav-live').toggleAttribute('aria-current', !stats);
-    $('nav-stats').toggleAttribute('aria-current', stats);
-    if (stats) $('nav-stats').setAttribute('aria-current', 'page');
-    else $('nav-live').setAttribute('aria-current', 'page');
+    for (const [link, current] of [[$('nav-live'), !stats], [$('nav-stats'), stats]]) {
+      if (current) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
     // The stats stream only runs while it is shown: over HTTP/1.1 a browser
     // has only six connections per origin to share.
     if (stats && !statsSource) startStats();

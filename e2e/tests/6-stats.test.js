@@ -20,6 +20,8 @@ test('the stats view follows subscribers, publishes and deliveries as they happe
     assert.equal(await total(stats, 'publishes_total'), 0);
     assert.equal(await stat(stats, 'history'), 0);
     assert.ok(await stats.isHidden('#view-live'), 'the live view is hidden');
+    assert.equal(await stats.getAttribute('#nav-stats', 'aria-current'), 'page');
+    assert.equal(await stats.getAttribute('#nav-live', 'aria-current'), null);
 
     // Two clients connect.
     const live = await browser.page();
