@@ -210,7 +210,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
                 .map(Some)
                 .collect(),
             8,
-            1,
+            4,
             1,
         ),
         ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 8, 1),
@@ -338,7 +338,6 @@ fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
         headers,
         topic_prefix: args.topic_prefix.clone(),
         topics: plan.topics,
-        connections: plan.publishers,
         window: plan.window,
         payload: args.payload,
     })
@@ -383,6 +382,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             first,
             count,
             topics: plan.topics,
+            publishers: plan.publishers,
             source_ips: args.source_ips,
             threads: args.threads,
             connect_concurrency: (args.connect_concurrency / processes).max(1),
@@ -390,7 +390,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         };
         pools.push(Pool::start(&config, remote).await?);
     }
-    let published = Arc::new(Published::new(plan.topics));
+    let published = Arc::new(Published::new(plan.topics, plan.publishers));
     let (phase_tx, phase_rx) = watch::channel(String::from("connect"));
     let progress = (!args.quiet).then(|| {
         spawn_progress(
@@ -451,6 +451,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 pool.phase(&name).await?;
             }
             let deliveries_before = total_deliveries(&pools);
+            let cpu_before = args.hub_pid.and_then(report::cpu_seconds);
             let (stop_tx, stop_rx) = watch::channel(false);
             let task = tokio::spawn(publisher::publish(
                 Arc::clone(&pub_config),
@@ -495,6 +496,11 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 first_publish_error.clone_from(&stats.first_error);
             }
             let delivered = total_deliveries(&pools) - deliveries_before;
+            let hub_cpu_percent = args
+                .hub_pid
+                .and_then(report::cpu_seconds)
+                .zip(cpu_before)
+                .map(|(after, before)| (after - before) * 100.0 / seconds);
             let achieved = delivered as f64 / seconds;
             let acked = stats.acks_per_second();
             steps.push(Step {
@@ -502,6 +508,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 offered_events_per_second: *rate,
                 acked_per_second: acked,
                 publish: stats,
+                hub_cpu_percent,
                 ..Step::default()
             });
             if plan.ramp && i + 1 < plan.steps.len() {

@@ -41,6 +41,8 @@ pub(crate) struct PoolConfig {
     pub(crate) count: usize,
     /// Topics in the run; subscriber `i` follows topic `i % topics`.
     pub(crate) topics: usize,
+    /// Publishing connections: each numbers its events per topic.
+    pub(crate) publishers: usize,
     /// Source addresses to spread over: 127.0.0.1 ..= 127.0.0.N.
     pub(crate) source_ips: usize,
     /// OS threads reading the connections.
@@ -58,9 +60,9 @@ pub(crate) enum Command {
     Phase(String),
     /// Drop every connection now, wait `gap_ms`, reconnect with
     /// `Last-Event-ID`; report once each has caught up to `targets`
-    /// (published count per topic when the storm began).
+    /// (published count per topic and connection when the storm began).
     Storm { gap_ms: u64, targets: Vec<u64> },
-    /// Wait until every subscriber has `published[topic]` events (or
+    /// Wait until every subscriber has its `published` events (or
     /// `drain_ms` passed), then report and close.
     Finish { published: Vec<u64>, drain_ms: u64 },
 }
@@ -305,7 +307,8 @@ impl LocalPool {
 #[derive(Debug, Default)]
 struct Sub {
     topic: usize,
-    tracker: SeqTracker,
+    /// One per publishing connection.
+    trackers: Vec<SeqTracker>,
     /// The last event id seen, sent as `Last-Event-ID` on reconnect.
     last_id: Option<Rc<str>>,
     /// The stream opened at least once: its losses count.
@@ -313,6 +316,25 @@ struct Sub {
     /// Reopened after the current storm's drop.
     reconnected_at: Option<Instant>,
     caught_up_at: Option<Instant>,
+}
+
+impl Sub {
+    /// The published counts of this subscriber's topic, one per connection.
+    fn expected<'a>(&self, counts: &'a [u64]) -> &'a [u64] {
+        let n = self.trackers.len();
+        counts
+            .get(self.topic * n..(self.topic + 1) * n)
+            .unwrap_or(&[])
+    }
+
+    /// Whether it has everything `counts` says was published.
+    fn has_all(&self, counts: &[u64]) -> bool {
+        let expected = self.expected(counts);
+        self.trackers
+            .iter()
+            .enumerate()
+            .all(|(c, t)| t.max_seen >= expected.get(c).copied().unwrap_or(0))
+    }
 }
 
 /// A storm in progress.
@@ -377,7 +399,7 @@ impl State {
         self.subs
             .iter()
             .filter(|s| s.opened)
-            .all(|s| s.tracker.max_seen >= published.get(s.topic).copied().unwrap_or(0))
+            .all(|s| s.has_all(published))
     }
 }
 
@@ -395,6 +417,7 @@ async fn run_thread(
             .iter()
             .map(|i| Sub {
                 topic: i % topics,
+                trackers: vec![SeqTracker::default(); config.publishers.max(1)],
                 ..Sub::default()
             })
             .collect(),
@@ -482,11 +505,14 @@ async fn run_thread(
                         s.close_phase("");
                         let mut totals = s.totals.clone();
                         for sub in s.subs.iter().filter(|x| x.opened) {
-                            let p = published.get(sub.topic).copied().unwrap_or(0);
-                            totals.lost += sub.tracker.lost(p);
-                            totals.duplicates += sub.tracker.duplicates;
-                            totals.received += sub.tracker.received;
-                            if sub.tracker.max_seen < p {
+                            let expected = sub.expected(&published);
+                            for (c, tracker) in sub.trackers.iter().enumerate() {
+                                let p = expected.get(c).copied().unwrap_or(0);
+                                totals.lost += tracker.lost(p);
+                                totals.duplicates += tracker.duplicates;
+                                totals.received += tracker.received;
+                            }
+                            if !sub.has_all(&published) {
                                 totals.behind += 1;
                             }
                         }
@@ -735,16 +761,16 @@ impl Conn {
                 s.totals.malformed += 1;
                 continue;
             };
-            let Some((seq, topic, sent)) = parse_event_data(event.data()) else {
+            let Some((seq, topic, conn, sent)) = parse_event_data(event.data()) else {
                 s.totals.malformed += 1;
                 continue;
             };
             let sub = &mut s.subs[self.local];
-            if topic != sub.topic {
+            let Some(tracker) = sub.trackers.get_mut(conn).filter(|_| topic == sub.topic) else {
                 s.totals.malformed += 1;
                 continue;
-            }
-            sub.tracker.record(seq);
+            };
+            tracker.record(seq);
             if !event.last_event_id().is_empty()
                 && sub.last_id.as_deref() != Some(event.last_event_id())
             {
@@ -756,10 +782,9 @@ impl Conn {
             s.phase.latency.record(latency_us);
             if let Some(storm) = &s.storm {
                 let sub = &mut s.subs[self.local];
-                let target = storm.targets.get(sub.topic).copied().unwrap_or(0);
                 if sub.caught_up_at.is_none()
                     && sub.reconnected_at.is_some()
-                    && sub.tracker.max_seen >= target
+                    && sub.has_all(&storm.targets)
                 {
                     sub.caught_up_at = Some(Instant::now());
                 }
@@ -776,17 +801,45 @@ impl Conn {
     /// is caught up as soon as its stream reopens.
     fn check_caught_up(&self) {
         let mut s = self.state.borrow_mut();
-        let Some(target) = s.storm.as_ref().map(|st| {
-            st.targets
-                .get(s.subs[self.local].topic)
-                .copied()
-                .unwrap_or(0)
-        }) else {
+        let s = &mut *s;
+        let Some(storm) = &s.storm else {
             return;
         };
         let sub = &mut s.subs[self.local];
-        if sub.caught_up_at.is_none() && sub.tracker.max_seen >= target {
+        if sub.caught_up_at.is_none() && sub.has_all(&storm.targets) {
             sub.caught_up_at = sub.reconnected_at;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscriber_tracks_each_publishing_connection_on_its_own() {
+        // Topic 1 of 2, two publishing connections: counts are indexed
+        // topic * 2 + conn.
+        let mut sub = Sub {
+            topic: 1,
+            trackers: vec![SeqTracker::default(); 2],
+            ..Sub::default()
+        };
+        let counts = [9, 9, 3, 2];
+        assert_eq!(sub.expected(&counts), &[3, 2]);
+        // Interleaved connections are no loss and no duplicate.
+        for (conn, seq) in [(0, 1), (1, 1), (0, 2), (1, 2), (0, 3)] {
+            sub.trackers[conn].record(seq);
+        }
+        assert!(sub.has_all(&counts));
+        assert!(!sub.has_all(&[0, 0, 4, 2]));
+        let lost: u64 = sub
+            .trackers
+            .iter()
+            .zip(sub.expected(&[0, 0, 4, 2]))
+            .map(|(t, p)| t.lost(*p))
+            .sum();
+        assert_eq!(lost, 1);
+        assert!(sub.trackers.iter().all(|t| t.duplicates == 0));
     }
 }

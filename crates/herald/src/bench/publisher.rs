@@ -36,18 +36,18 @@ pub(crate) struct PubConfig {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) topic_prefix: String,
     pub(crate) topics: usize,
-    /// Publishing connections.
-    pub(crate) connections: usize,
     /// Requests in flight per connection.
     pub(crate) window: usize,
     /// Minimum length of each event's data.
     pub(crate) payload: usize,
 }
 
-/// Events published so far, per topic: what subscribers should receive.
+/// Events published so far, per topic and publishing connection (index
+/// `topic * connections + conn`): what subscribers should receive.
 #[derive(Debug)]
 pub(crate) struct Published {
-    per_topic: Vec<AtomicU64>,
+    per_stream: Vec<AtomicU64>,
+    connections: usize,
     /// Publish requests answered with an error (their events may be missing).
     pub(crate) failed: AtomicU64,
     /// Requests sent, for the progress line.
@@ -55,17 +55,21 @@ pub(crate) struct Published {
 }
 
 impl Published {
-    pub(crate) fn new(topics: usize) -> Published {
+    pub(crate) fn new(topics: usize, connections: usize) -> Published {
+        let connections = connections.max(1);
         Published {
-            per_topic: (0..topics.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            per_stream: (0..topics.max(1) * connections)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            connections,
             failed: AtomicU64::new(0),
             sent: AtomicU64::new(0),
         }
     }
 
-    /// The count per topic now.
+    /// The count per topic and connection now.
     pub(crate) fn snapshot(&self) -> Vec<u64> {
-        self.per_topic
+        self.per_stream
             .iter()
             .map(|c| c.load(Ordering::Acquire))
             .collect()
@@ -118,16 +122,20 @@ pub(crate) async fn publish(
     stop: watch::Receiver<bool>,
 ) -> PubStats {
     let started = Instant::now();
-    let connections = config.connections.clamp(1, config.topics.max(1));
+    let connections = published.connections;
+    let topics = config.topics.max(1);
     let mut tasks = Vec::new();
     for c in 0..connections {
-        let owned: Vec<usize> = (0..config.topics.max(1))
-            .filter(|t| t % connections == c)
+        // Each connection its share of the topics; all of them when there
+        // are fewer topics than connections.
+        let owned: Vec<usize> = (0..topics)
+            .filter(|t| topics < connections || t % connections == c)
             .collect();
         let per_conn = rate.map(|r| r / connections as f64);
         tasks.push(tokio::spawn(run_conn(
             Arc::clone(&config),
             Arc::clone(&published),
+            c,
             owned,
             per_conn,
             stop.clone(),
@@ -154,6 +162,7 @@ pub(crate) async fn publish(
 async fn run_conn(
     config: Arc<PubConfig>,
     published: Arc<Published>,
+    conn: usize,
     topics: Vec<usize>,
     rate: Option<f64>,
     stop: watch::Receiver<bool>,
@@ -165,6 +174,7 @@ async fn run_conn(
         let result = session(
             &config,
             &published,
+            conn,
             &topics,
             rate,
             started,
@@ -197,6 +207,7 @@ fn lock(stats: &Mutex<ConnStats>) -> std::sync::MutexGuard<'_, ConnStats> {
 async fn session(
     config: &PubConfig,
     published: &Published,
+    conn: usize,
     topics: &[usize],
     rate: Option<f64>,
     started: Instant,
@@ -362,8 +373,9 @@ async fn session(
                     turn
                 };
                 let topic = topics[i];
-                let seq = published.per_topic[topic].load(Ordering::Relaxed) + 1;
-                let data = event_data(seq, topic, unix_ns(), config.payload);
+                let stream = topic * published.connections + conn;
+                let seq = published.per_stream[stream].load(Ordering::Relaxed) + 1;
+                let data = event_data(seq, topic, conn, unix_ns(), config.payload);
                 let url = &per_topic_url[i];
                 let body = http::fill(&config.body, &topic_name(config, topic), &data, true);
                 out.extend_from_slice(
@@ -382,7 +394,7 @@ async fn session(
                 }
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(body.as_bytes());
-                published.per_topic[topic].store(seq, Ordering::Release);
+                published.per_stream[stream].store(seq, Ordering::Release);
                 queued.push((now, topic, seq));
             }
             *scheduled += batch as u64;

@@ -53,6 +53,8 @@ pub(crate) struct Step {
     pub(crate) deliveries_per_second: f64,
     /// Publish-to-receive latency of those deliveries.
     pub(crate) latency: LatencySummary,
+    /// CPU the server used during the step, in % of one core.
+    pub(crate) hub_cpu_percent: Option<f64>,
 }
 
 /// Memory readings.
@@ -81,6 +83,19 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12
+    // here), in clock ticks of 1/100 s on Linux.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Kernel TCP buffer memory in KiB, from `/proc/net/sockstat` (pages).
@@ -157,7 +172,7 @@ impl Report {
             for s in &self.steps {
                 let _ = writeln!(
                     out,
-                    "{:<18} {:>10} {:>10} {:>12} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>9.2}",
+                    "{:<18} {:>10} {:>10} {:>12} {:>9.2} {:>9.2} {:>9.2} {:>9.1} {:>9.2} {:>8}",
                     s.name,
                     s.offered_events_per_second
                         .map(si)
@@ -169,6 +184,9 @@ impl Report {
                     s.latency.p999_ms,
                     s.latency.max_ms,
                     s.publish.ack_latency.p99_ms,
+                    s.hub_cpu_percent
+                        .map(|c| format!("{c:.0}%"))
+                        .unwrap_or_else(|| "?".into()),
                 );
             }
             let _ = writeln!(
@@ -235,10 +253,12 @@ mod tests {
     }
 
     #[test]
-    fn own_rss_is_readable() {
+    fn own_rss_and_cpu_are_readable() {
         let rss = rss_kib(std::process::id()).unwrap();
         assert!(rss > 0);
         assert_eq!(rss_kib(u32::MAX), None);
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
+        assert_eq!(cpu_seconds(u32::MAX), None);
     }
 
     #[test]

@@ -257,10 +257,18 @@ impl Totals {
     }
 }
 
-/// The data of one benchmark event: `{seq}_{topic}_{sent_unix_ns}`,
-/// optionally followed by `_` and padding.
-pub(crate) fn event_data(seq: u64, topic: usize, sent_ns: u128, payload: usize) -> String {
-    let mut data = format!("{seq}_{topic}_{sent_ns}");
+/// The data of one benchmark event: `{seq}_{topic}_{conn}_{sent_unix_ns}`,
+/// optionally followed by `_` and padding. Sequence numbers count per
+/// topic and publishing connection: each connection's events to a topic
+/// arrive in order, whatever the other connections do.
+pub(crate) fn event_data(
+    seq: u64,
+    topic: usize,
+    conn: usize,
+    sent_ns: u128,
+    payload: usize,
+) -> String {
+    let mut data = format!("{seq}_{topic}_{conn}_{sent_ns}");
     if data.len() < payload {
         data.push('_');
         while data.len() < payload {
@@ -270,13 +278,14 @@ pub(crate) fn event_data(seq: u64, topic: usize, sent_ns: u128, payload: usize) 
     data
 }
 
-/// Parses [`event_data`]: (seq, topic, sent_unix_ns).
-pub(crate) fn parse_event_data(data: &str) -> Option<(u64, usize, u128)> {
-    let mut parts = data.splitn(4, '_');
+/// Parses [`event_data`]: (seq, topic, conn, sent_unix_ns).
+pub(crate) fn parse_event_data(data: &str) -> Option<(u64, usize, usize, u128)> {
+    let mut parts = data.splitn(5, '_');
     let seq = parts.next()?.parse().ok()?;
     let topic = parts.next()?.parse().ok()?;
+    let conn = parts.next()?.parse().ok()?;
     let sent = parts.next()?.parse().ok()?;
-    Some((seq, topic, sent))
+    Some((seq, topic, conn, sent))
 }
 
 /// Nanoseconds since the Unix epoch: the clock every process shares.
@@ -340,17 +349,17 @@ mod tests {
 
     #[test]
     fn event_data_round_trips_with_and_without_padding() {
-        let d = event_data(7, 3, 1_700_000_000_123_456_789, 0);
-        assert_eq!(d, "7_3_1700000000123456789");
+        let d = event_data(7, 3, 2, 1_700_000_000_123_456_789, 0);
+        assert_eq!(d, "7_3_2_1700000000123456789");
         assert_eq!(
             parse_event_data(&d),
-            Some((7, 3, 1_700_000_000_123_456_789))
+            Some((7, 3, 2, 1_700_000_000_123_456_789))
         );
-        let padded = event_data(7, 3, 12, 64);
+        let padded = event_data(7, 3, 0, 12, 64);
         assert_eq!(padded.len(), 64);
-        assert_eq!(parse_event_data(&padded), Some((7, 3, 12)));
+        assert_eq!(parse_event_data(&padded), Some((7, 3, 0, 12)));
         assert_eq!(parse_event_data("hello"), None);
-        assert_eq!(parse_event_data("1_x_3"), None);
+        assert_eq!(parse_event_data("1_x_0_3"), None);
     }
 
     #[test]
