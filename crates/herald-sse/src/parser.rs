@@ -433,6 +433,9 @@ impl Parser {
                         limit: self.limits.max_event,
                     })));
                 }
+                // Reserve for the LF too: growing by one byte after the
+                // value would reallocate and copy a large value again.
+                self.data.reserve(value.len() + 1);
                 self.data.extend_from_slice(value);
                 self.data.push(b'\n');
             }
