@@ -24,6 +24,23 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// copied out of the parser's buffer.
 const TAKE_DATA_AT: usize = 4096;
 
+/// The most capacity kept for the data buffer after a large event.
+const KEEP_CAPACITY: usize = 1 << 20;
+
+/// A partial `data` line at least this long is streamed: the rest of its
+/// value is copied from each chunk straight into the data buffer instead of
+/// through the input buffer, one copy fewer for large payloads.
+const STREAM_AT: usize = 2048;
+
+/// A `data` line being streamed into the data buffer.
+#[derive(Debug, Clone, Copy)]
+struct DataStream {
+    /// Where this line's value starts in the data buffer.
+    start: usize,
+    /// `data:` or `data: `, to restore the line if it must be put back.
+    prefix_len: usize,
+}
+
 /// Why the parser dropped part of the stream.
 ///
 /// A `ParseError` never ends the stream: the parser skips the offending line
@@ -124,6 +141,9 @@ pub struct Parser {
     /// line or per event gives the same text, since CR, LF and `:` are never
     /// part of a multi-byte sequence.
     data: Vec<u8>,
+    /// Set while a long `data` line is being copied from each fed chunk
+    /// straight into `data`, skipping `buf` (see [`Parser::feed`]).
+    stream: Option<DataStream>,
     event_type: Vec<u8>,
     /// The type of the last event dispatched (empty for `message`).
     last_type: Shared,
@@ -160,6 +180,7 @@ impl Parser {
             skipping_event: false,
             emit_comments: false,
             data: Vec::new(),
+            stream: None,
             event_type: Vec::new(),
             last_type: Shared::new(""),
             id_buf: Vec::new(),
@@ -194,6 +215,13 @@ impl Parser {
     /// CRLF, inside the BOM, inside a multi-byte UTF-8 character.
     #[inline]
     pub fn feed(&mut self, chunk: &[u8]) {
+        let chunk = match self.stream {
+            Some(stream) => match self.feed_stream(stream, chunk) {
+                Some(rest) => rest,
+                None => return,
+            },
+            None => chunk,
+        };
         if chunk.is_empty() {
             return;
         }
@@ -246,7 +274,9 @@ impl Parser {
                 if partial > self.limits.max_line {
                     return Some(Err(self.partial_line_too_long()));
                 }
-                self.scanned = partial;
+                if partial < STREAM_AT || !self.start_stream() {
+                    self.scanned = partial;
+                }
                 None
             }
         }
@@ -275,7 +305,9 @@ impl Parser {
                 if partial > self.limits.max_line {
                     return Some(Err(self.partial_line_too_long()));
                 }
-                self.scanned = partial;
+                if partial < STREAM_AT || !self.start_stream() {
+                    self.scanned = partial;
+                }
                 return None;
             };
             if let Some(item) = self.take_line(from + offset) {
@@ -341,8 +373,77 @@ impl Parser {
         self.skipping_line = false;
         self.skipping_event = false;
         self.data.clear();
+        self.stream = None;
         self.event_type.clear();
         self.id_pending = false;
+    }
+
+    /// Starts streaming the partial line at `pos` into `data` if it is a
+    /// `data` line that the limits allow so far. Returns whether it did.
+    #[cold]
+    fn start_stream(&mut self) -> bool {
+        let line = &self.buf[self.pos..];
+        if self.skipping_event || !line.starts_with(b"data:") {
+            return false;
+        }
+        // The line is long, so the byte after the colon is known.
+        let prefix_len = if line.get(5) == Some(&b' ') { 6 } else { 5 };
+        let value = &line[prefix_len..];
+        if self.data.len() + value.len() + 1 > self.limits.max_event {
+            return false;
+        }
+        self.stream = Some(DataStream {
+            start: self.data.len(),
+            prefix_len,
+        });
+        self.data.extend_from_slice(value);
+        self.pos = self.buf.len();
+        self.scanned = 0;
+        true
+    }
+
+    /// Feeds `chunk` while streaming: copies it into `data` up to the end
+    /// of the line. Returns what follows the line end, for `buf`, or `None`
+    /// when the whole chunk was taken. When the line would pass a limit,
+    /// puts the line back into `buf` as if it had never been streamed, so
+    /// the ordinary path reports the error exactly as it would have.
+    fn feed_stream<'c>(&mut self, stream: DataStream, chunk: &'c [u8]) -> Option<&'c [u8]> {
+        let end = memchr::memchr2(b'\n', b'\r', chunk);
+        let taken = end.unwrap_or(chunk.len());
+        let value_len = self.data.len() - stream.start + taken;
+        if stream.prefix_len + value_len > self.limits.max_line
+            || stream.start + value_len + 1 > self.limits.max_event
+        {
+            self.unstream(stream);
+            return Some(chunk);
+        }
+        self.data.reserve(taken + 1);
+        self.data.extend_from_slice(&chunk[..taken]);
+        let end = end?;
+        // The line is complete: it was a `data` field like any other.
+        self.data.push(b'\n');
+        self.stream = None;
+        self.skip_lf = chunk[end] == b'\r';
+        Some(&chunk[end + 1..])
+    }
+
+    /// Moves a streamed partial line back into `buf` (which holds nothing
+    /// unconsumed while streaming).
+    #[cold]
+    fn unstream(&mut self, stream: DataStream) {
+        self.stream = None;
+        self.buf.clear();
+        self.pos = 0;
+        let prefix: &[u8] = if stream.prefix_len == 6 {
+            b"data: "
+        } else {
+            b"data:"
+        };
+        self.buf.extend_from_slice(prefix);
+        self.buf.extend_from_slice(&self.data[stream.start..]);
+        self.data.truncate(stream.start);
+        // Already searched: it holds no line end.
+        self.scanned = self.buf.len();
     }
 
     /// The last event id: what a reconnecting client sends as `Last-Event-ID`.
@@ -396,6 +497,7 @@ impl Parser {
     /// Drops the event being built and skips to the next empty line.
     fn drop_event(&mut self, error: ParseError) -> ParseError {
         self.data.clear();
+        self.stream = None;
         self.event_type.clear();
         self.skipping_event = true;
         error
@@ -482,7 +584,10 @@ impl Parser {
         // Small data is copied out at its exact size and the buffer kept for
         // the next event; large data is handed over without a copy.
         let data = if self.data.len() >= TAKE_DATA_AT {
-            match String::from_utf8(std::mem::take(&mut self.data)) {
+            // The next event is likely as large: give the buffer a head
+            // start (bounded, so one huge event does not pin its size).
+            let next = Vec::with_capacity(self.data.len().min(KEEP_CAPACITY));
+            match String::from_utf8(std::mem::replace(&mut self.data, next)) {
                 Ok(data) => data,
                 Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             }
