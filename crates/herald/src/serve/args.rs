@@ -1,0 +1,257 @@
+//! The options of `herald serve`: flags, `HERALD_*` variables, and the
+//! TOML file under them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Options of `herald serve`. Each is also read from the environment
+/// variable named in its help, and from the `--config` file under the
+/// flag's name (e.g. `jwt-key = "..."`).
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[command(after_help = SERVE_EXAMPLES)]
+pub(crate) struct ServeArgs {
+    /// TOML file with any of these options, by long flag name.
+    #[arg(long, env = "HERALD_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub(super) config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
+    pub(super) listen: Option<SocketAddr>,
+
+    /// JWT key for publishers and subscribers: the secret for HS*, a PEM
+    /// public key for RS*/ES*.
+    #[arg(
+        long,
+        env = "HERALD_JWT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(super) jwt_key: Option<String>,
+    /// File holding the JWT key (e.g. a PEM public key).
+    #[arg(
+        long,
+        env = "HERALD_JWT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "jwt_key"
+    )]
+    pub(super) jwt_key_file: Option<PathBuf>,
+    /// JWT algorithm: HS256, HS384, HS512, RS256, RS384, RS512, PS256,
+    /// PS384, PS512, ES256, ES384 [default: HS256].
+    #[arg(long, env = "HERALD_JWT_ALG", value_name = "ALG")]
+    pub(super) jwt_alg: Option<String>,
+
+    /// Publishers' key, when it differs from --jwt-key.
+    #[arg(
+        long,
+        env = "HERALD_PUBLISHER_JWT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(super) publisher_jwt_key: Option<String>,
+    /// File holding the publishers' key.
+    #[arg(
+        long,
+        env = "HERALD_PUBLISHER_JWT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "publisher_jwt_key"
+    )]
+    pub(super) publisher_jwt_key_file: Option<PathBuf>,
+    /// Publishers' algorithm [default: --jwt-alg].
+    #[arg(long, env = "HERALD_PUBLISHER_JWT_ALG", value_name = "ALG")]
+    pub(super) publisher_jwt_alg: Option<String>,
+
+    /// Subscribers' key, when it differs from --jwt-key.
+    #[arg(
+        long,
+        env = "HERALD_SUBSCRIBER_JWT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(super) subscriber_jwt_key: Option<String>,
+    /// File holding the subscribers' key.
+    #[arg(
+        long,
+        env = "HERALD_SUBSCRIBER_JWT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "subscriber_jwt_key"
+    )]
+    pub(super) subscriber_jwt_key_file: Option<PathBuf>,
+    /// Subscribers' algorithm [default: --jwt-alg].
+    #[arg(long, env = "HERALD_SUBSCRIBER_JWT_ALG", value_name = "ALG")]
+    pub(super) subscriber_jwt_alg: Option<String>,
+
+    /// Let subscribers without a token receive public updates
+    /// [default: false; true in development mode].
+    #[arg(long, env = "HERALD_ANONYMOUS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(super) anonymous: Option<bool>,
+
+    /// Origin allowed to subscribe and publish from a browser on another
+    /// origin, with cookies; repeat or separate with commas; `*` for any
+    /// [default: none; `*` in development mode].
+    #[arg(
+        long = "cors-origin",
+        env = "HERALD_CORS_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub(super) cors_origin: Option<Vec<String>>,
+
+    /// Origin allowed to publish with the mercureAuthorization cookie (the
+    /// CSRF guard); repeat or separate with commas [default: none].
+    #[arg(
+        long = "publish-origin",
+        env = "HERALD_PUBLISH_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub(super) publish_origin: Option<Vec<String>>,
+
+    /// Interval between heartbeat comments on idle streams, e.g. 40s or
+    /// 500ms; 0 disables them [default: 40s].
+    #[arg(long, env = "HERALD_HEARTBEAT", value_name = "DURATION")]
+    pub(super) heartbeat: Option<String>,
+
+    /// Where history is kept: `redb` (durable, in --data-dir) or `memory`
+    /// (lost on restart) [default: redb].
+    #[arg(long, env = "HERALD_HISTORY", value_name = "BACKEND")]
+    pub(super) history: Option<HistoryBackend>,
+    /// Directory of the durable history [default: ./herald-data].
+    #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
+    pub(super) data_dir: Option<PathBuf>,
+    /// Most events kept in history for replay [default: 100000].
+    #[arg(long, env = "HERALD_HISTORY_SIZE", value_name = "EVENTS")]
+    pub(super) history_size: Option<u64>,
+    /// Oldest event kept in history, e.g. 24h or 30m (redb only)
+    /// [default: no age limit].
+    #[arg(long, env = "HERALD_HISTORY_MAX_AGE", value_name = "DURATION")]
+    pub(super) history_max_age: Option<String>,
+    /// Most bytes of events kept in history, e.g. 512MiB or 2GiB
+    /// [default: 1GiB].
+    #[arg(long, env = "HERALD_HISTORY_MAX_BYTES", value_name = "SIZE")]
+    pub(super) history_max_bytes: Option<String>,
+    /// When a publish is acknowledged (redb only): `full` fsyncs before
+    /// every 200; `periodic` fsyncs every 200 ms, faster, but a crash can
+    /// lose the last 200 ms of acknowledged events [default: full].
+    #[arg(long, env = "HERALD_DURABILITY", value_name = "MODE")]
+    pub(super) durability: Option<DurabilityMode>,
+
+    /// Largest publish body, in bytes [default: 1048576].
+    #[arg(long, env = "HERALD_MAX_BODY", value_name = "BYTES")]
+    pub(super) max_body: Option<usize>,
+    /// Most topics in one publish [default: 1000].
+    #[arg(long, env = "HERALD_MAX_TOPICS", value_name = "N")]
+    pub(super) max_topics: Option<usize>,
+    /// Most selectors in one subscription [default: 100].
+    #[arg(long, env = "HERALD_MAX_SELECTORS", value_name = "N")]
+    pub(super) max_selectors: Option<usize>,
+    /// Longest topic or selector, in characters [default: 4096].
+    #[arg(long, env = "HERALD_MAX_SELECTOR_LENGTH", value_name = "CHARS")]
+    pub(super) max_selector_length: Option<usize>,
+    /// Events a subscriber may have waiting before it is closed as slow
+    /// (it then resumes from history) [default: 1024].
+    #[arg(long, env = "HERALD_QUEUE_SIZE", value_name = "EVENTS")]
+    pub(super) queue_size: Option<usize>,
+
+    /// Serve the web UI at / and its live stats stream: on or off
+    /// [default: on].
+    #[arg(long, env = "HERALD_UI", value_name = "on|off")]
+    pub(super) ui: Option<Switch>,
+    /// PEM certificate chain for HTTPS (leaf first); needs --tls-key.
+    /// HTTP/1.1 and HTTP/2 (ALPN h2) are then served on --listen.
+    #[arg(long, env = "HERALD_TLS_CERT", value_name = "FILE")]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "HERALD_TLS_KEY", value_name = "FILE")]
+    pub(super) tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated at start, for development
+    /// (browsers warn about it; its fingerprint is printed).
+    #[arg(long, env = "HERALD_TLS_SELF_SIGNED", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(super) tls_self_signed: Option<bool>,
+    /// Most concurrent HTTP/2 streams (event streams) on one connection
+    /// [default: 256].
+    #[arg(long, env = "HERALD_H2_MAX_STREAMS", value_name = "N")]
+    pub(super) h2_max_streams: Option<u32>,
+
+    /// Log filter, e.g. `info`, `debug` (per request), or
+    /// `herald_hub=debug,warn` [default: info].
+    #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
+    pub(super) log: Option<String>,
+}
+
+/// A feature switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// Where history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum HistoryBackend {
+    /// Durable, in a redb file under --data-dir.
+    Redb,
+    /// In memory, lost on restart.
+    Memory,
+}
+
+/// When a publish to the durable history is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum DurabilityMode {
+    /// fsync before every 200.
+    Full,
+    /// fsync every 200 ms.
+    Periodic,
+}
+
+pub(super) const DEFAULT_HISTORY_SIZE: u64 = 100_000;
+pub(super) const DEFAULT_HISTORY_MAX_BYTES: u64 = 1 << 30;
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  # A development hub on 127.0.0.1:8080: prints a token and examples
+  herald serve
+
+  # Production: a shared secret, anonymous subscribers, one browser origin
+  HERALD_JWT_KEY=$(cat secret) herald serve --listen 0.0.0.0:8080 \\
+      --anonymous --cors-origin https://app.example.com
+
+  # Options from a file (keys are the long flag names)
+  herald serve --config herald.toml";
+
+impl ServeArgs {
+    /// Fills every option not given on the command line or in the
+    /// environment from the config file.
+    pub(super) fn merge_file(self) -> anyhow::Result<ServeArgs> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let file: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        // Flags and environment variables win over the file: lay what was
+        // given on top of the file's table (unset options serialize to
+        // nothing), then read the result back, which also rejects unknown
+        // keys in the file.
+        let given = toml::Table::try_from(&self).context("cannot merge the options")?;
+        let mut merged = file;
+        merged.extend(given);
+        let mut args: ServeArgs = merged
+            .try_into()
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        args.config = Some(path);
+        Ok(args)
+    }
+}

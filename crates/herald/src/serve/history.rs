@@ -1,0 +1,80 @@
+//! Opening the history backend the options ask for.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use herald_hub::history::redb::{Durability, RedbOptions, Retention};
+use herald_hub::history::{History, MemoryHistory, RedbHistory};
+
+use super::args::{
+    DurabilityMode, HistoryBackend, ServeArgs, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_SIZE,
+};
+
+/// The history backend the options ask for.
+pub(super) fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>> {
+    let max_events = args.history_size.unwrap_or(DEFAULT_HISTORY_SIZE);
+    let max_bytes = match args.history_max_bytes.as_deref() {
+        Some(text) => parse_size(text).with_context(|| {
+            format!("invalid --history-max-bytes {text:?}: use e.g. 1048576, 512MiB or 2GiB")
+        })?,
+        None => DEFAULT_HISTORY_MAX_BYTES,
+    };
+    let max_age = args
+        .history_max_age
+        .as_deref()
+        .map(|text| {
+            humantime::parse_duration(text)
+                .with_context(|| format!("invalid --history-max-age {text:?}: use e.g. 24h or 30m"))
+        })
+        .transpose()?;
+    match args.history.unwrap_or(HistoryBackend::Redb) {
+        HistoryBackend::Memory => {
+            if max_age.is_some() {
+                bail!("--history-max-age needs the durable history (--history redb)");
+            }
+            let capacity = usize::try_from(max_events).unwrap_or(usize::MAX);
+            Ok(Arc::new(MemoryHistory::with_max_bytes(capacity, max_bytes)))
+        }
+        HistoryBackend::Redb => {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("herald-data"));
+            let options = RedbOptions {
+                retention: Retention {
+                    max_events: Some(max_events),
+                    max_age,
+                    max_bytes: Some(max_bytes),
+                },
+                durability: match args.durability.unwrap_or(DurabilityMode::Full) {
+                    DurabilityMode::Full => Durability::Full,
+                    DurabilityMode::Periodic => Durability::Periodic(Duration::from_millis(200)),
+                },
+                ..RedbOptions::default()
+            };
+            let history = RedbHistory::open(&dir, options)?;
+            tracing::info!(path = %history.path().display(), events = history.stats().events, "durable history opened");
+            Ok(Arc::new(history))
+        }
+    }
+}
+
+/// Parses a byte size: a plain number, or one with a KiB, MiB or GiB suffix.
+fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().context("expected a number")?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => bail!("unknown unit {other:?}"),
+    };
+    n.checked_mul(factor).context("the size is too large")
+}

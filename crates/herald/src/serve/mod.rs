@@ -1,0 +1,162 @@
+//! `herald serve`: runs the hub.
+//!
+//! Options come from flags, `HERALD_*` environment variables and an
+//! optional TOML file, in that order of precedence; every option has a
+//! default that gives a working hub. With no JWT key on a loopback address
+//! the hub starts in development mode: it makes a key for the run, prints a
+//! publisher token and examples, and admits anonymous subscribers.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use herald_hub::server::{Server, TlsConfig, DEFAULT_H2_MAX_STREAMS};
+use herald_hub::{Hub, HUB_PATH};
+
+use args::DEFAULT_LISTEN;
+use config::hub_config;
+use dev::print_dev_banner;
+use history::open_history;
+
+mod args;
+mod config;
+mod dev;
+mod history;
+
+pub(crate) use args::ServeArgs;
+
+/// Runs the hub until SIGINT or SIGTERM.
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let args = args.merge_file()?;
+    init_logging(args.log.as_deref().unwrap_or("info"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid --log filter {filter:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listen: SocketAddr = match args.listen {
+        Some(addr) => addr,
+        None => DEFAULT_LISTEN.parse()?,
+    };
+    let (mut config, dev) = hub_config(&args, listen)?;
+    if let Some(dev) = &dev {
+        config.anonymous = args.anonymous.unwrap_or(true);
+        if args.cors_origin.is_none() {
+            config.cors_origins = vec!["*".into()];
+        }
+        config.publisher_key = Some(dev.key.clone());
+        config.subscriber_key = Some(dev.key.clone());
+    }
+    let history = open_history(&args)?;
+    let tls = tls_config(&args, listen)?;
+    let hub = Hub::with_history(config, history).context("cannot start the hub")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (is another process using it? choose another with --listen)"))?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    match &dev {
+        Some(dev) => print_dev_banner(scheme, local, dev, hub.config().ui),
+        None => tracing::info!("Herald hub listening on {scheme}://{local}{HUB_PATH}"),
+    }
+    if let Some(tls) = tls.as_ref().filter(|_| args.tls_self_signed == Some(true)) {
+        tracing::info!(
+            fingerprint = %tls.fingerprint(),
+            "serving HTTPS with a self-signed certificate made for this run (development only)"
+        );
+        if dev.is_some() {
+            println!(
+                "Self-signed certificate (SHA-256 {}): browsers warn once; use curl -k.\n",
+                tls.fingerprint()
+            );
+        }
+    }
+
+    let stop = {
+        let hub = hub.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing streams, finishing in-flight publishes");
+            hub.shutdown();
+        }
+    };
+    let mut server = Server::new(&hub)
+        .h2_max_concurrent_streams(args.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS));
+    if let Some(tls) = &tls {
+        server = server.tls(tls).context("cannot serve HTTPS")?;
+    }
+    server
+        .serve(listener, stop)
+        .await
+        .context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The TLS certificate the options ask for, if any.
+fn tls_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<Option<TlsConfig>> {
+    let self_signed = args.tls_self_signed == Some(true);
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(_), Some(_)) | (None, None) => {}
+        _ => bail!("--tls-cert and --tls-key go together: give both, or --tls-self-signed"),
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        if self_signed {
+            bail!("--tls-self-signed and --tls-cert exclude each other: choose one");
+        }
+        return TlsConfig::from_pem_files(cert, key)
+            .map(Some)
+            .context("cannot load the TLS certificate");
+    }
+    if !self_signed {
+        return Ok(None);
+    }
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+        names.push(listen.ip().to_string());
+    }
+    TlsConfig::self_signed(&names)
+        .map(Some)
+        .context("cannot make a self-signed certificate")
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
