@@ -20,8 +20,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+mod codec;
+
+use codec::{decode, encode, stored_at};
 
 use super::ring::Ring;
 use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry};
@@ -478,84 +481,6 @@ async fn maintain(history: Weak<Inner>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "history maintenance failed; will retry"),
             Err(e) => tracing::error!(error = %e, "history maintenance task failed"),
         }
-    }
-}
-
-/// Each entry is stored as:
-/// `stored_at_ms: u64 | private: u8 | id_len: u32 | id | topic_count: u32 |
-/// (topic_len: u32 | topic)* | frame`, integers little-endian.
-fn encode(entry: &Entry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entry.size() + 32);
-    out.extend_from_slice(&entry.stored_at_ms.to_le_bytes());
-    out.push(u8::from(entry.private));
-    put_str(&mut out, &entry.id);
-    out.extend_from_slice(&(entry.topics.len() as u32).to_le_bytes());
-    for topic in &entry.topics {
-        put_str(&mut out, topic);
-    }
-    out.extend_from_slice(&entry.frame);
-    out
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn stored_at(bytes: &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
-}
-
-/// Decodes a stored entry; a file is input like any other, so every
-/// length is checked.
-fn decode(seq: u64, bytes: &[u8]) -> Result<Entry, HistoryError> {
-    let corrupt = || HistoryError(format!("the stored event at sequence {seq} is corrupt"));
-    let mut reader = Reader { bytes };
-    let stored_at_ms = u64::from_le_bytes(
-        reader
-            .take(8)
-            .ok_or_else(corrupt)?
-            .try_into()
-            .map_err(|_| corrupt())?,
-    );
-    let private = reader.take(1).ok_or_else(corrupt)?[0] != 0;
-    let id = reader.string().ok_or_else(corrupt)?;
-    let count = reader.u32().ok_or_else(corrupt)? as usize;
-    let mut topics = Vec::with_capacity(count.min(1024));
-    for _ in 0..count {
-        topics.push(reader.string().ok_or_else(corrupt)?);
-    }
-    Ok(Entry {
-        seq,
-        stored_at_ms,
-        id,
-        topics,
-        private,
-        frame: Bytes::copy_from_slice(reader.bytes),
-    })
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.bytes.len() < n {
-            return None;
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Some(head)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let len = self.u32()? as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
     }
 }
 
