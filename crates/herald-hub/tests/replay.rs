@@ -198,3 +198,15 @@ async fn replay_then_live_with_no_gap_and_no_duplicate_under_load() {
     let expected: Vec<usize> = (0..TOTAL).collect();
     assert_eq!(received, expected, "every event exactly once, in order");
 }
+
+#[tokio::test]
+async fn an_empty_last_event_id_means_no_replay() {
+    let hub = start(config()).await;
+    publish_numbered(hub.addr, "a", 0..3).await;
+    let mut sub = subscribe(hub.addr, "topic=a&lastEventID=", &[]).await;
+    assert!(!sub.headers.contains_key("last-event-id"));
+    sub.ready().await;
+    assert!(sub.next_event_within(SHORT).await.is_none());
+    publish(hub.addr, &[("topic", "a"), ("data", "live")]).await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "live");
+}

@@ -72,7 +72,9 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
                 .to_owned(),
         ),
         None => request.last_event_id,
-    };
+    }
+    // An empty id is no position (browsers never send one): no replay.
+    .filter(|id| !id.is_empty());
     let expires = claims.as_ref().and_then(|c| c.exp).map(deadline_of);
     let interest = Arc::new(Interest {
         selectors: request.selectors,
@@ -87,6 +89,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
 
     let mut resumed_from = None;
     let mut replay = None;
+    let mut last_seq = 0;
     if let Some(id) = last_event_id {
         let found = if id == EARLIEST {
             None
@@ -94,6 +97,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
             shared.history.seq_of(&id).await.map_err(unavailable)?
         };
         let after = found.unwrap_or(0);
+        last_seq = after;
         let page = shared
             .history
             .read_after(after, REPLAY_PAGE)
@@ -120,7 +124,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         queue,
         _registration: registration,
         replay,
-        last_seq: 0,
+        last_seq,
         started: false,
         last_write: Instant::now(),
         heartbeat: None,
