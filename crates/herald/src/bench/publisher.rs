@@ -324,9 +324,14 @@ async fn session(
             // How many are due now.
             let due = match rate {
                 Some(r) if r > 0.0 => {
-                    let should = (started.elapsed().as_secs_f64() * r) as u64;
+                    // Connections take turns: connection c of n sends its
+                    // first event c/n of an interval late, the next ones an
+                    // interval apart, so n connections make one even rate.
+                    let offset = 1.0 - conn as f64 / published.connections as f64;
+                    let should = (started.elapsed().as_secs_f64() * r + offset) as u64;
                     if should <= *scheduled {
-                        let next = started + Duration::from_secs_f64((*scheduled + 1) as f64 / r);
+                        let next = started
+                            + Duration::from_secs_f64(((*scheduled + 1) as f64 - offset) / r);
                         tokio::select! {
                             _ = tokio::time::sleep_until(next.into()) => {}
                             _ = stop.changed() => {}
@@ -334,9 +339,9 @@ async fn session(
                         continue;
                     }
                     // Never burst more than a second's worth after a stall.
-                    let behind = should - *scheduled;
-                    if behind as f64 > r {
-                        *scheduled = should - r as u64;
+                    let burst = r.max(1.0) as u64;
+                    if should - *scheduled > burst {
+                        *scheduled = should - burst;
                     }
                     (should - *scheduled) as usize
                 }

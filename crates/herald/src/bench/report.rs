@@ -120,6 +120,8 @@ fn si(v: f64) -> String {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e4 {
         format!("{:.1}k", v / 1e3)
+    } else if v < 10.0 && v.fract() != 0.0 {
+        format!("{v:.1}")
     } else {
         format!("{v:.0}")
     }
