@@ -11,11 +11,15 @@
 //! completed. Lines are found with `memchr`, and a partial line is never
 //! rescanned, so the cost is linear in the input whatever the chunking.
 
-use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event::{Event, SmallStr};
+mod scan;
+mod shared;
+
+use scan::{decode, find_colon, find_line_end, has_nul};
+use shared::Shared;
+
+use crate::event::Event;
 use crate::limits::Limits;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -607,111 +611,6 @@ impl Parser {
     }
 }
 
-/// A string the parser hands to many events: the last event id, the event
-/// type.
-///
-/// Short values are copied into each event (see [`SmallStr`]). A long one
-/// becomes an `Arc<str>`, made only when needed: when every event carries a
-/// new id, sharing buys nothing and costs atomic operations, so the first
-/// event that gets a value gets a fresh `Arc` of its own; only from the
-/// second on is one `Arc` kept and cloned.
-#[derive(Debug)]
-struct Shared {
-    text: String,
-    arc: Option<Arc<str>>,
-    handed_out: bool,
-}
-
-impl Shared {
-    fn new(text: &str) -> Shared {
-        Shared {
-            text: text.to_owned(),
-            arc: None,
-            handed_out: false,
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// Sets the value from raw bytes (decoded lossily); a repeated value is
-    /// recognised from its bytes without decoding.
-    fn set(&mut self, bytes: &[u8]) {
-        if self.text.as_bytes() == bytes {
-            return;
-        }
-        self.text.clear();
-        self.text.push_str(&decode(bytes));
-        self.arc = None;
-        self.handed_out = false;
-    }
-
-    /// The value for one more event.
-    fn share(&mut self) -> SmallStr {
-        if let Some(small) = SmallStr::inline(&self.text) {
-            return small;
-        }
-        if let Some(arc) = &self.arc {
-            return SmallStr::Shared(Arc::clone(arc));
-        }
-        let arc: Arc<str> = Arc::from(self.text.as_str());
-        if self.handed_out {
-            self.arc = Some(Arc::clone(&arc));
-        }
-        self.handed_out = true;
-        SmallStr::Shared(arc)
-    }
-}
-
-/// Bytes decoded as UTF-8, with U+FFFD for invalid sequences. Valid input
-/// (the common case) takes `from_utf8`'s fast ASCII path, which
-/// `from_utf8_lossy` does not.
-fn decode(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
-/// Below this many bytes a plain loop beats `memchr`'s SIMD set-up; this
-/// is what a client fed one byte (or a few) at a time hits on every call.
-const SHORT: usize = 16;
-
-/// The offset of the first CR or LF.
-#[inline]
-fn find_line_end(hay: &[u8]) -> Option<usize> {
-    if hay.len() < SHORT {
-        hay.iter().position(|&b| b == b'\n' || b == b'\r')
-    } else {
-        memchr::memchr2(b'\n', b'\r', hay)
-    }
-}
-
-/// Whether `value` contains NUL (ids are short: a plain loop, no call;
-/// `contains` would call `memchr` for a handful of bytes).
-#[inline]
-#[allow(clippy::manual_contains)]
-fn has_nul(value: &[u8]) -> bool {
-    if value.len() < SHORT {
-        value.iter().any(|&b| b == 0)
-    } else {
-        memchr::memchr(0, value).is_some()
-    }
-}
-
-/// The offset of the first colon. Field names are short, so the colon is
-/// usually found by the plain loop over the first bytes.
-#[inline]
-fn find_colon(line: &[u8]) -> Option<usize> {
-    let head = &line[..line.len().min(SHORT)];
-    match head.iter().position(|&b| b == b':') {
-        Some(i) => Some(i),
-        None if line.len() > SHORT => memchr::memchr(b':', &line[SHORT..]).map(|i| i + SHORT),
-        None => None,
-    }
-}
-
 /// Iterator over the events a [`Parser`] can produce from its input so far.
 #[derive(Debug)]
 pub struct Events<'a> {
@@ -729,6 +628,7 @@ impl Iterator for Events<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn all(parser: &mut Parser) -> Vec<Result<Event, ParseError>> {
         parser.events().collect()
