@@ -210,3 +210,29 @@ async fn an_empty_last_event_id_means_no_replay() {
     publish(hub.addr, &[("topic", "a"), ("data", "live")]).await;
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "live");
 }
+
+#[tokio::test]
+async fn with_durable_history_an_evicted_id_also_says_earliest() {
+    use herald_hub::history::redb::{RedbOptions, Retention};
+    use herald_hub::history::RedbHistory;
+    let dir = std::env::temp_dir().join(format!("herald-replay-redb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = RedbOptions {
+        retention: Retention {
+            max_events: Some(3),
+            ..Retention::default()
+        },
+        ..RedbOptions::default()
+    };
+    let history = std::sync::Arc::new(RedbHistory::open(&dir, options).unwrap());
+    let hub = start_hub(herald_hub::Hub::with_history(config(), history).unwrap()).await;
+    let ids = publish_numbered(hub.addr, "a", 0..6).await;
+    let mut sub = subscribe(hub.addr, "topic=a", &[("last-event-id", &ids[1])]).await;
+    assert_eq!(sub.headers["last-event-id"], "earliest");
+    assert_eq!(data(&sub.take(3, LONG).await), vec!["3", "4", "5"]);
+    let mut sub = subscribe(hub.addr, "topic=a", &[("last-event-id", &ids[3])]).await;
+    assert_eq!(sub.headers["last-event-id"].to_str().unwrap(), ids[3]);
+    assert_eq!(data(&sub.take(2, LONG).await), vec!["4", "5"]);
+    drop(hub);
+    let _ = std::fs::remove_dir_all(&dir);
+}
