@@ -210,7 +210,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
                 .map(Some)
                 .collect(),
             8,
-            4,
+            16,
             1,
         ),
         ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 8, 1),
