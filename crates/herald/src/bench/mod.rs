@@ -214,7 +214,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
             1,
         ),
         ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 8, 1),
-        Storm => (10_000, 1, vec![Some(100.0)], 5, 1, 1),
+        Storm => (10_000, 1, vec![Some(20.0)], 5, 1, 1),
         Publish => (100, 100, vec![None], 15, 32, 1),
     };
     let mut steps = rates;
