@@ -560,6 +560,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     if let Some(phase) = phases.iter().find(|p| p.name == "after storm") {
         steps.push(Step {
             name: "after storm".into(),
+            offered_events_per_second: plan.steps.first().copied().flatten(),
             deliveries: phase.deliveries,
             deliveries_per_second: phase.deliveries as f64 / phase.seconds.max(1e-9),
             latency: phase.latency.summary(),
