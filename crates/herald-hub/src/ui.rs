@@ -10,9 +10,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -87,21 +86,7 @@ async fn stats(State(hub): State<Hub>) -> Response {
         let frame = stats_frame(&hub.metrics());
         Some((Ok::<_, std::convert::Infallible>(frame), (hub, ticker)))
     });
-    let mut response = Body::from_stream(stream).into_response();
-    let out = response.headers_mut();
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    out.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache, no-store"),
-    );
-    out.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
-    response
+    crate::http::event_stream(stream)
 }
 
 /// One `stats` event: the snapshot as a JSON object.

@@ -87,3 +87,27 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([HeaderName::from_static("last-event-id")]),
     )
 }
+
+/// A `text/event-stream` response over `frames`, with the headers every
+/// event stream of the hub carries: no caching, and no proxy buffering
+/// (`X-Accel-Buffering: no` for nginx).
+pub(crate) fn event_stream<S>(frames: S) -> axum::response::Response
+where
+    S: futures_core::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    let mut response = axum::body::Body::from_stream(frames).into_response();
+    let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache, no-store"),
+    );
+    out.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    response
+}

@@ -16,9 +16,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -135,20 +134,8 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         Some((Ok::<_, std::convert::Infallible>(frame), sub))
     });
 
-    let mut response = Body::from_stream(stream).into_response();
+    let mut response = super::event_stream(stream);
     let out = response.headers_mut();
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    out.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache, no-store"),
-    );
-    out.insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
     if let Some(id) = resumed_from {
         // Ids come from the publish form or the request and may hold bytes a
         // header cannot; such an id is still replayed from, just not echoed.
