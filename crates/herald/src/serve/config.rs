@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use herald_hub::protocol::ProtocolLimits;
 use herald_hub::{HubConfig, JwtKey};
-use jsonwebtoken::Algorithm;
 
 use super::args::{ServeArgs, Switch};
 use super::dev::{dev_mode, DevMode};
+use crate::token::parse_alg;
 
 /// The hub configuration from the options; `Some(DevMode)` when no key is
 /// configured and the hub listens on loopback only.
@@ -97,15 +97,4 @@ fn read_key(key: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<Vec
         }
         None => Ok(None),
     }
-}
-
-fn parse_alg(name: &str) -> anyhow::Result<Algorithm> {
-    let alg: Algorithm = name
-        .to_ascii_uppercase()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("unknown JWT algorithm {name:?}: use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256 or ES384"))?;
-    if alg == Algorithm::EdDSA {
-        bail!("the EdDSA algorithm is not supported: use HS256, RS256 or ES256");
-    }
-    Ok(alg)
 }
