@@ -205,48 +205,52 @@ async fn token_sources_header_then_query_then_cookie() {
     let header_good = format!("Bearer {good}");
     let header_bad = format!("Bearer {bad}");
 
-    // Each source alone works.
-    assert_eq!(
-        subscribe(hub.addr, "topic=a", &[("authorization", &header_good)])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        subscribe(hub.addr, &query_good, &[]).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        subscribe(hub.addr, "topic=a", &[("cookie", &cookie_good)])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    // The header wins over the query, which wins over the cookie.
-    assert_eq!(
-        subscribe(hub.addr, &query_bad, &[("authorization", &header_good)])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        subscribe(hub.addr, &query_good, &[("authorization", &header_bad)])
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        subscribe(hub.addr, &query_good, &[("cookie", &cookie_bad)])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        subscribe(hub.addr, &query_bad, &[("cookie", &cookie_good)])
-            .await
-            .status,
-        StatusCode::UNAUTHORIZED
-    );
+    let cases: [(&str, &str, Option<(&str, &str)>, StatusCode); 7] = [
+        // Each source alone works.
+        (
+            "header",
+            "topic=a",
+            Some(("authorization", &header_good)),
+            StatusCode::OK,
+        ),
+        ("query", &query_good, None, StatusCode::OK),
+        (
+            "cookie",
+            "topic=a",
+            Some(("cookie", &cookie_good)),
+            StatusCode::OK,
+        ),
+        // The header wins over the query, which wins over the cookie.
+        (
+            "good header, bad query",
+            &query_bad,
+            Some(("authorization", &header_good)),
+            StatusCode::OK,
+        ),
+        (
+            "bad header, good query",
+            &query_good,
+            Some(("authorization", &header_bad)),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "good query, bad cookie",
+            &query_good,
+            Some(("cookie", &cookie_bad)),
+            StatusCode::OK,
+        ),
+        (
+            "bad query, good cookie",
+            &query_bad,
+            Some(("cookie", &cookie_good)),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (name, query, header, expected) in cases {
+        let headers: Vec<(&str, &str)> = header.into_iter().collect();
+        let status = subscribe(hub.addr, query, &headers).await.status;
+        assert_eq!(status, expected, "{name}");
+    }
 }
 
 #[tokio::test]
