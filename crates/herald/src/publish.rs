@@ -70,20 +70,9 @@ pub(crate) struct PubArgs {
     /// A publisher JWT.
     #[arg(long, value_name = "JWT")]
     token: Option<String>,
-    /// Sign a publisher token for the given topics with this key instead.
-    #[arg(
-        long,
-        env = "HERALD_JWT_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    key: Option<String>,
-    /// File holding the signing key (e.g. a PEM private key).
-    #[arg(long, value_name = "FILE")]
-    key_file: Option<PathBuf>,
-    /// Algorithm for --key.
-    #[arg(long, value_name = "ALG", default_value = "HS256")]
-    alg: String,
+    /// Or sign a publisher token for the given topics with this key.
+    #[command(flatten)]
+    signing: token::SigningKeyArgs,
     /// Trust only the certificates in this PEM file for HTTPS, like
     /// `curl --cacert`.
     #[arg(long, value_name = "FILE")]
@@ -108,14 +97,13 @@ pub(crate) fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
         Some("-") | None => read_stdin()?,
         Some(data) => data.to_owned(),
     };
-    let token = match (&args.token, &args.key, &args.key_file) {
-        (Some(token), _, _) => Some(token.clone()),
-        (None, None, None) => None,
-        (None, key, file) => {
-            let key = token::signing_key(key.as_deref(), file.as_ref())?;
-            let alg = token::parse_alg(&args.alg)?;
+    let token = match &args.token {
+        Some(token) => Some(token.clone()),
+        None if args.signing.is_given() => {
+            let (alg, key) = args.signing.load()?;
             Some(token::sign(alg, &key, &args.topics, &[], "5m", None)?)
         }
+        None => None,
     };
     let tls = crate::sub::tls_config(args.cacert.as_deref(), args.insecure)?;
     let body = form_body(&args, &data);

@@ -32,6 +32,27 @@ The key may also come from HERALD_JWT_KEY.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct TokenArgs {
+    #[command(flatten)]
+    signing: SigningKeyArgs,
+    /// Topic selectors the token may publish to (`mercure.publish`);
+    /// repeat or list several.
+    #[arg(long, value_name = "SELECTOR", num_args = 1..)]
+    publish: Vec<String>,
+    /// Topic selectors unlocking private updates (`mercure.subscribe`);
+    /// repeat or list several.
+    #[arg(long, value_name = "SELECTOR", num_args = 1..)]
+    subscribe: Vec<String>,
+    /// Lifetime: e.g. 30m, 1h, 7d; `none` for a token that never expires.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    exp: String,
+    /// JSON attached to the subscription (`mercure.payload`).
+    #[arg(long, value_name = "JSON")]
+    payload: Option<String>,
+}
+
+/// The key a token is signed with, shared by `herald token` and `herald pub`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SigningKeyArgs {
     /// Signing key: the shared secret for HS256/384/512, or a PEM private key
     /// for RS*/PS*/ES* (better given with --key-file).
     #[arg(
@@ -44,30 +65,29 @@ pub(crate) struct TokenArgs {
     /// File holding the signing key (e.g. a PEM private key). Wins over --key.
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
-    /// Topic selectors the token may publish to (`mercure.publish`);
-    /// repeat or list several.
-    #[arg(long, value_name = "SELECTOR", num_args = 1..)]
-    publish: Vec<String>,
-    /// Topic selectors unlocking private updates (`mercure.subscribe`);
-    /// repeat or list several.
-    #[arg(long, value_name = "SELECTOR", num_args = 1..)]
-    subscribe: Vec<String>,
-    /// Lifetime: e.g. 30m, 1h, 7d; `none` for a token that never expires.
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    exp: String,
     /// Signing algorithm: HS256, HS384, HS512, RS256, RS384, RS512, PS256,
     /// PS384, PS512, ES256, ES384.
     #[arg(long, value_name = "ALG", default_value = "HS256")]
     alg: String,
-    /// JSON attached to the subscription (`mercure.payload`).
-    #[arg(long, value_name = "JSON")]
-    payload: Option<String>,
+}
+
+impl SigningKeyArgs {
+    /// Whether a key was given at all (flag, file or environment).
+    pub(crate) fn is_given(&self) -> bool {
+        self.key.is_some() || self.key_file.is_some()
+    }
+
+    /// The algorithm and the key bytes.
+    pub(crate) fn load(&self) -> anyhow::Result<(Algorithm, Vec<u8>)> {
+        let alg = parse_alg(&self.alg)?;
+        let key = signing_key(self.key.as_deref(), self.key_file.as_ref())?;
+        Ok((alg, key))
+    }
 }
 
 /// Runs `herald token`: prints the token on stdout.
 pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let alg = parse_alg(&args.alg)?;
-    let key = signing_key(args.key.as_deref(), args.key_file.as_ref())?;
+    let (alg, key) = args.signing.load()?;
     let token = sign(
         alg,
         &key,
