@@ -4,64 +4,48 @@
 //! and no duplicate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_herald");
+use support::{address_in, lines_until, serve_command, Killed, TempDir, BIN};
+
 const KEY: &str = "durability-test-secret-durability-test";
 
 struct Hub {
-    child: Child,
+    child: Killed,
     addr: String,
 }
 
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(data_dir: &Path) -> Hub {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--anonymous",
-            "--history-size",
-            "1000000",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("HERALD_JWT_KEY", KEY)
-        .env_remove("HERALD_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve_command(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--anonymous",
+        "--history-size",
+        "1000000",
+    ])
+    .arg("--data-dir")
+    .arg(data_dir)
+    .env("HERALD_JWT_KEY", KEY)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "the hub did not start");
-        let line = match lines.next() {
-            Some(Ok(line)) => line,
-            _ => panic!("the hub exited during start-up"),
-        };
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            break format!("127.0.0.1:{port}");
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Hub { child, addr }
+    let lines = lines_until(stderr, |l| l.contains("http://127.0.0.1:"));
+    let addr = lines.last().and_then(|l| address_in(l)).unwrap();
+    Hub {
+        child: Killed(child),
+        addr,
+    }
 }
 
 fn token() -> String {
@@ -144,25 +128,11 @@ fn replay(addr: &str, last_event_id: &str, until: &str) -> (Vec<(String, String)
     }
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("herald-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    TempDir(dir)
-}
-
 #[test]
 fn sigkill_during_a_publish_storm_loses_no_acknowledged_event() {
     const PUBLISHERS: usize = 4;
     const KILLS: usize = 4;
-    let dir = temp_dir("crash");
+    let dir = TempDir::new("crash");
     let token = token();
     // Per publisher, the sequence numbers that got a 200, with their ids.
     let acked: Arc<Mutex<Vec<(usize, u64, String)>>> = Arc::default();
@@ -195,8 +165,8 @@ fn sigkill_during_a_publish_storm_loses_no_acknowledged_event() {
         // Kill at a different moment each round.
         std::thread::sleep(Duration::from_millis(300 + 170 * round as u64));
         let mut hub = hub;
-        hub.child.kill().unwrap(); // SIGKILL
-        hub.child.wait().unwrap();
+        hub.child.0.kill().unwrap(); // SIGKILL
+        hub.child.0.wait().unwrap();
         stop.store(true, Ordering::Relaxed);
         for (p, worker) in workers.into_iter().enumerate() {
             next_seq[p] = worker.join().unwrap() + 1;
@@ -240,7 +210,7 @@ fn sigkill_during_a_publish_storm_loses_no_acknowledged_event() {
 
 #[test]
 fn replay_across_a_restart_has_no_gap_and_no_duplicate_while_publishes_continue() {
-    let dir = temp_dir("restart");
+    let dir = TempDir::new("restart");
     let token = token();
     let hub = start(&dir.0);
     for i in 0..50 {
@@ -253,10 +223,10 @@ fn replay_across_a_restart_has_no_gap_and_no_duplicate_while_publishes_continue(
     let resume_from = first[29].1.clone();
     let mut hub = hub;
     Command::new("kill")
-        .args(["-TERM", &hub.child.id().to_string()])
+        .args(["-TERM", &hub.child.0.id().to_string()])
         .status()
         .unwrap();
-    assert!(hub.child.wait().unwrap().success());
+    assert!(hub.child.0.wait().unwrap().success());
     drop(hub);
 
     let hub = start(&dir.0);

@@ -1,37 +1,23 @@
 //! `herald serve` as a user runs it: the real binary, over real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_herald");
+use support::{address_in, lines_until, serve_command, Killed, BIN};
 
-/// A `herald serve` child process, killed when dropped.
+/// A `herald serve` child process and the stdout lines read so far.
 struct Server {
-    child: Child,
+    _child: Killed,
     stdout: Vec<String>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("serve").args(args);
-    for key in [
-        "HERALD_JWT_KEY",
-        "HERALD_LISTEN",
-        "HERALD_ANONYMOUS",
-        "HERALD_CONFIG",
-    ] {
-        cmd.env_remove(key);
-    }
+    let mut cmd = serve_command(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -42,34 +28,13 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
 fn start(mut cmd: Command, until: &str) -> Server {
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no {until:?} line; stdout so far: {lines:#?}"));
-        let done = line.contains(until);
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || while rx.recv().is_ok() {});
+    let lines = lines_until(stdout, |l| l.contains(until));
     Server {
-        child,
+        _child: Killed(child),
         stdout: lines,
     }
 }
@@ -217,14 +182,8 @@ fn sigterm_ends_streams_and_exits_zero() {
         .unwrap();
     // The address is logged on stderr outside development mode.
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("a log line").unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let lines = lines_until(stderr, |l| l.contains("listening on http://"));
+    let addr = lines.last().and_then(|l| address_in(l)).unwrap();
     let mut stream = open_stream(&addr, "topic=a");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

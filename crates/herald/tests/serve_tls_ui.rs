@@ -4,41 +4,29 @@
 //! start with a clear message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use herald_hub::server::TlsConfig;
-
-const BIN: &str = env!("CARGO_BIN_EXE_herald");
+use support::{address_in, lines_until, serve_command, Killed};
 
 /// A `herald serve` child, killed when dropped.
 struct Served {
-    child: Child,
+    _child: Killed,
     /// `host:port` from the banner.
     addr: String,
     banner: Vec<String>,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--history", "memory"])
-        .args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HERALD_") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = serve_command(&["--listen", "127.0.0.1:0", "--history", "memory"]);
+    cmd.args(args);
     cmd
 }
 
@@ -51,32 +39,11 @@ fn serve_until(args: &[&str], until: &str) -> Served {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut banner = Vec::new();
-    while !banner.iter().any(|l: &String| l.starts_with(until)) {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no banner; stdout so far: {banner:#?}"));
-        banner.push(line);
-    }
-    std::thread::spawn(move || while rx.recv().is_ok() {});
+    let banner = lines_until(stdout, |l| l.starts_with(until));
     let first = &banner[0];
-    let addr = first
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_string();
+    let addr = address_in(first).unwrap_or_else(|| panic!("no address in {first:?}"));
     Served {
-        child,
+        _child: Killed(child),
         addr,
         banner,
     }

@@ -1,0 +1,84 @@
+//! What the `herald` binary's integration tests share: starting `herald
+//! serve`, reading what it prints, and scratch directories.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_herald");
+
+/// `herald serve ARGS`, with no `HERALD_*` variable of the test's own
+/// environment leaking in.
+pub fn serve_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A child process, killed when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads lines from `output` (a child's stdout or stderr) until one
+/// satisfies `done`, within 20 s, and returns them all; the rest of the
+/// output is drained in the background so the child never blocks on it.
+pub fn lines_until(output: impl Read + Send + 'static, done: impl Fn(&str) -> bool) -> Vec<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while !lines.last().is_some_and(|l: &String| done(l)) {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the awaited line never came; output so far: {lines:#?}"));
+        lines.push(line);
+    }
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    lines
+}
+
+/// The `host:port` of the first URL in `line`.
+pub fn address_in(line: &str) -> Option<String> {
+    let rest = line.split("://").nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| *c != '/' && !c.is_whitespace())
+        .collect();
+    (!addr.is_empty()).then_some(addr)
+}
+
+/// A fresh scratch directory, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("herald-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
