@@ -205,51 +205,64 @@ async fn token_sources_header_then_query_then_cookie() {
     let header_good = format!("Bearer {good}");
     let header_bad = format!("Bearer {bad}");
 
-    let cases: [(&str, &str, Option<(&str, &str)>, StatusCode); 7] = [
+    /// A subscribe request and the status it must get.
+    struct Case<'a> {
+        name: &'a str,
+        query: &'a str,
+        header: Option<(&'a str, &'a str)>,
+        expected: StatusCode,
+    }
+    let case = |name, query, header, expected| Case {
+        name,
+        query,
+        header,
+        expected,
+    };
+    let cases = [
         // Each source alone works.
-        (
+        case(
             "header",
             "topic=a",
             Some(("authorization", &header_good)),
             StatusCode::OK,
         ),
-        ("query", &query_good, None, StatusCode::OK),
-        (
+        case("query", &query_good, None, StatusCode::OK),
+        case(
             "cookie",
             "topic=a",
             Some(("cookie", &cookie_good)),
             StatusCode::OK,
         ),
         // The header wins over the query, which wins over the cookie.
-        (
+        case(
             "good header, bad query",
             &query_bad,
             Some(("authorization", &header_good)),
             StatusCode::OK,
         ),
-        (
+        case(
             "bad header, good query",
             &query_good,
             Some(("authorization", &header_bad)),
             StatusCode::UNAUTHORIZED,
         ),
-        (
+        case(
             "good query, bad cookie",
             &query_good,
             Some(("cookie", &cookie_bad)),
             StatusCode::OK,
         ),
-        (
+        case(
             "bad query, good cookie",
             &query_bad,
             Some(("cookie", &cookie_good)),
             StatusCode::UNAUTHORIZED,
         ),
     ];
-    for (name, query, header, expected) in cases {
-        let headers: Vec<(&str, &str)> = header.into_iter().collect();
-        let status = subscribe(hub.addr, query, &headers).await.status;
-        assert_eq!(status, expected, "{name}");
+    for c in cases {
+        let headers: Vec<(&str, &str)> = c.header.into_iter().collect();
+        let status = subscribe(hub.addr, c.query, &headers).await.status;
+        assert_eq!(status, c.expected, "{}", c.name);
     }
 }
 
