@@ -9,6 +9,7 @@
 mod publish;
 mod rejection;
 mod subscribe;
+mod subscription;
 
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;

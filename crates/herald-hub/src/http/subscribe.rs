@@ -11,28 +11,20 @@
 //! taken to mean "nothing missed": the stream replays everything history
 //! still holds and the response says `Last-Event-ID: earliest`.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::subscription::{Replay, Subscription, REPLAY_PAGE};
 use super::Rejection;
 use crate::auth::{extract_token, Claims, TokenSource};
-use crate::fanout::{Interest, Registration};
-use crate::history::Entry;
-use crate::metrics::Metrics;
+use crate::fanout::Interest;
 use crate::protocol::parse_subscribe;
 use crate::Hub;
-
-/// Entries read from history at a time during replay.
-const REPLAY_PAGE: usize = 512;
 
 /// The reserved `Last-Event-ID` that asks for all history.
 const EARLIEST: &str = "earliest";
@@ -82,7 +74,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
 
     // Register for live entries before reading history: nothing stored
     // from here on can be missed.
-    let (registration, queue) = shared.fanout.register(Arc::clone(&interest)).map_err(|_| {
+    let (registration, inbox) = shared.fanout.register(Arc::clone(&interest)).map_err(|_| {
         Rejection::Unavailable("the hub is shutting down; reconnect to another node".into())
     })?;
 
@@ -105,10 +97,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         // The id may have been evicted between the lookup and the read.
         let intact = found.is_some() && page.first().is_none_or(|e| e.seq == after + 1);
         resumed_from = Some(if intact { id } else { EARLIEST.to_owned() });
-        replay = Some(Replay {
-            exhausted: page.len() < REPLAY_PAGE,
-            buffered: page.into(),
-        });
+        replay = Some(Replay::new(page));
     }
 
     tracing::debug!(
@@ -117,24 +106,16 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         resumed_from = resumed_from.as_deref().unwrap_or(""),
         "subscribed"
     );
-    let subscription = Subscription {
+    let subscription = Subscription::new(
         hub,
         interest,
-        queue,
-        _registration: registration,
+        (registration, inbox),
         replay,
         last_seq,
-        started: false,
-        last_write: Instant::now(),
-        heartbeat: None,
-        expires: expires.map(|at| Box::pin(tokio::time::sleep_until(at))),
-    };
-    let stream = futures_util::stream::unfold(subscription, |mut sub| async move {
-        let frame = sub.next_frame().await?;
-        Some((Ok::<_, std::convert::Infallible>(frame), sub))
-    });
+        expires,
+    );
 
-    let mut response = super::event_stream(stream);
+    let mut response = super::event_stream(subscription);
     let out = response.headers_mut();
     if let Some(id) = resumed_from {
         // Ids come from the publish form or the request and may hold bytes a
@@ -193,131 +174,4 @@ fn deadline_of(exp: u64) -> Instant {
         .unwrap_or_default();
     let left = Duration::from_secs(exp).saturating_sub(now);
     Instant::now() + left
-}
-
-struct Replay {
-    buffered: VecDeque<Arc<Entry>>,
-    /// History returned a short page: nothing more to read.
-    exhausted: bool,
-}
-
-/// One subscriber's stream: replay, then live, with heartbeats.
-struct Subscription {
-    hub: Hub,
-    interest: Arc<Interest>,
-    queue: mpsc::Receiver<Arc<Entry>>,
-    /// Unregisters from fan-out when the stream is dropped.
-    _registration: Registration,
-    replay: Option<Replay>,
-    /// Sequence number of the last entry replayed or sent.
-    last_seq: u64,
-    started: bool,
-    /// When bytes were last produced; heartbeats only fill silences.
-    last_write: Instant,
-    heartbeat: Option<Pin<Box<Sleep>>>,
-    expires: Option<Pin<Box<Sleep>>>,
-}
-
-impl Subscription {
-    /// The next bytes to send, or `None` to end the stream.
-    async fn next_frame(&mut self) -> Option<Bytes> {
-        if !self.started {
-            // An initial comment makes servers and proxies flush the headers.
-            self.started = true;
-            return Some(self.wrote(self.hub.shared.heartbeat.clone()));
-        }
-        if self.replay.is_some() {
-            if let Some(frame) = self.next_replayed().await {
-                return Some(self.wrote(frame));
-            }
-            if self.replay.is_some() {
-                return None;
-            }
-        }
-        self.next_live().await
-    }
-
-    /// The next replayed frame; `None` with `self.replay` cleared when the
-    /// replay is complete, `None` with it set when the stream must end.
-    async fn next_replayed(&mut self) -> Option<Bytes> {
-        let shared = Arc::clone(&self.hub.shared);
-        loop {
-            let replay = self.replay.as_mut()?;
-            if let Some(entry) = replay.buffered.pop_front() {
-                self.last_seq = entry.seq;
-                if self.interest.wants(&shared.matcher, &entry) {
-                    Metrics::inc(&shared.metrics.events_delivered_total);
-                    return Some(entry.frame.clone());
-                }
-                continue;
-            }
-            if replay.exhausted {
-                self.replay = None;
-                return None;
-            }
-            if self.hub.is_shutting_down() {
-                return None;
-            }
-            match shared.history.read_after(self.last_seq, REPLAY_PAGE).await {
-                // Entries were evicted while we replayed: end the stream so
-                // the client reconnects and is told `earliest`.
-                Ok(page) if page.first().is_some_and(|e| e.seq != self.last_seq + 1) => {
-                    return None
-                }
-                Ok(page) => {
-                    replay.exhausted = page.len() < REPLAY_PAGE;
-                    replay.buffered = page.into();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "replay stopped: history read failed");
-                    return None;
-                }
-            }
-        }
-    }
-
-    async fn next_live(&mut self) -> Option<Bytes> {
-        let interval = self.hub.shared.config.heartbeat;
-        loop {
-            if !interval.is_zero() && self.heartbeat.is_none() {
-                self.heartbeat = Some(Box::pin(tokio::time::sleep_until(
-                    self.last_write + interval,
-                )));
-            }
-            tokio::select! {
-                biased;
-                () = wait(&mut self.expires) => {
-                    tracing::debug!("closing a stream: its token expired");
-                    return None;
-                }
-                entry = self.queue.recv() => {
-                    let entry = entry?;
-                    if entry.seq <= self.last_seq {
-                        continue; // already replayed
-                    }
-                    self.last_seq = entry.seq;
-                    return Some(self.wrote(entry.frame.clone()));
-                }
-                () = wait(&mut self.heartbeat) => {
-                    self.heartbeat = None;
-                    if self.last_write.elapsed() >= interval {
-                        return Some(self.wrote(self.hub.shared.heartbeat.clone()));
-                    }
-                }
-            }
-        }
-    }
-
-    fn wrote(&mut self, frame: Bytes) -> Bytes {
-        self.last_write = Instant::now();
-        frame
-    }
-}
-
-/// Waits for an optional timer; never completes when there is none.
-async fn wait(timer: &mut Option<Pin<Box<Sleep>>>) {
-    match timer {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
-    }
 }

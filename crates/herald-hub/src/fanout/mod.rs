@@ -14,15 +14,18 @@
 //! from history with `Last-Event-ID`. Memory never grows because one
 //! client is slow.
 
+mod mailbox;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use tokio::sync::mpsc;
-
 use crate::history::Entry;
 use crate::metrics::Metrics;
 use crate::topic::{is_template, TopicMatcher};
+
+pub(crate) use mailbox::Inbox;
+use mailbox::{Mailbox, Refused};
 
 /// What a subscriber may receive: its selectors, and the selectors of its
 /// token that unlock private updates.
@@ -65,7 +68,15 @@ impl Interest {
 struct Subscriber {
     id: u64,
     interest: Arc<Interest>,
-    queue: mpsc::Sender<Arc<Entry>>,
+    mailbox: Arc<Mailbox>,
+}
+
+impl Drop for Subscriber {
+    /// Out of the registry (gone, too slow, or shutdown): the stream ends
+    /// after what is already queued.
+    fn drop(&mut self) {
+        self.mailbox.close();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -159,13 +170,14 @@ impl Fanout {
         self.registry.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a subscriber; live entries for it arrive on the receiver
+    /// Registers a subscriber; live entries for it arrive in the inbox
     /// until the registration is dropped or the subscriber is too slow.
     pub(crate) fn register(
         self: &Arc<Self>,
         interest: Arc<Interest>,
-    ) -> Result<(Registration, mpsc::Receiver<Arc<Entry>>), Closed> {
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
+    ) -> Result<(Registration, Inbox), Closed> {
+        let mailbox = Arc::new(Mailbox::default());
+        let inbox = Inbox::new(Arc::clone(&mailbox));
         let mut registry = self.write();
         if self.closed.load(Ordering::Acquire) {
             return Err(Closed);
@@ -175,7 +187,7 @@ impl Fanout {
         let sub = Arc::new(Subscriber {
             id,
             interest,
-            queue: tx,
+            mailbox,
         });
         for selector in &sub.interest.selectors {
             let index = if selector == "*" {
@@ -196,7 +208,7 @@ impl Fanout {
                 fanout: Arc::clone(self),
                 id,
             },
-            rx,
+            inbox,
         ))
     }
 
@@ -238,10 +250,10 @@ impl Fanout {
                     if entry.private && !sub.interest.may_see(&self.matcher, entry) {
                         continue;
                     }
-                    match sub.queue.try_send(Arc::clone(entry)) {
+                    match sub.mailbox.push(Arc::clone(entry), self.queue_capacity) {
                         Ok(()) => delivered += 1,
-                        Err(mpsc::error::TrySendError::Full(_)) => dropped.push((sub.id, true)),
-                        Err(mpsc::error::TrySendError::Closed(_)) => dropped.push((sub.id, false)),
+                        Err(Refused::Full) => dropped.push((sub.id, true)),
+                        Err(Refused::Closed) => dropped.push((sub.id, false)),
                     }
                 }
             }

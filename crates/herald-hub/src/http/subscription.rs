@@ -1,0 +1,208 @@
+//! One subscriber's stream of frames: replay, then live, with heartbeats.
+//!
+//! Replay reads history a page at a time from the position the request
+//! resolved to; live entries come from the subscriber's fan-out inbox, and
+//! any at or below the last sequence number already sent are dropped (they
+//! were replayed). Heartbeat comments fill silences only, and the stream
+//! ends when the subscriber's token expires.
+//!
+//! The stream is polled by hand rather than written as an `async` loop:
+//! a subscriber keeps it for as long as it is connected, and a hand-written
+//! state is less than half the size of the equivalent future.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use tokio::time::{Instant, Sleep};
+
+use crate::fanout::{Inbox, Interest, Registration};
+use crate::history::{Entry, HistoryError};
+use crate::metrics::Metrics;
+use crate::Hub;
+
+/// Entries read from history at a time during replay.
+pub(super) const REPLAY_PAGE: usize = 512;
+
+type PageRead = Pin<Box<dyn Future<Output = Result<Vec<Arc<Entry>>, HistoryError>> + Send>>;
+
+/// Where a replay stands.
+pub(super) struct Replay {
+    buffered: VecDeque<Arc<Entry>>,
+    /// History returned a short page: nothing more to read.
+    exhausted: bool,
+    /// The read of the next page, while it is under way.
+    reading: Option<PageRead>,
+}
+
+impl Replay {
+    /// A replay that starts with `page`, the first page read from history.
+    pub(super) fn new(page: Vec<Arc<Entry>>) -> Replay {
+        Replay {
+            exhausted: page.len() < REPLAY_PAGE,
+            buffered: page.into(),
+            reading: None,
+        }
+    }
+}
+
+/// One subscriber's stream of frames.
+pub(super) struct Subscription {
+    hub: Hub,
+    interest: Arc<Interest>,
+    inbox: Inbox,
+    /// Unregisters from fan-out when the stream is dropped.
+    _registration: Registration,
+    /// `None` once replay is over (or when there was none).
+    replay: Option<Box<Replay>>,
+    /// Sequence number of the last entry replayed or sent.
+    last_seq: u64,
+    started: bool,
+    /// When bytes were last produced; heartbeats only fill silences.
+    last_write: Instant,
+    heartbeat: Option<Pin<Box<Sleep>>>,
+    expires: Option<Pin<Box<Sleep>>>,
+}
+
+impl Subscription {
+    /// A stream for a registered subscriber: `replay` first when given,
+    /// from just after `last_seq`; it ends at `expires` if set.
+    pub(super) fn new(
+        hub: Hub,
+        interest: Arc<Interest>,
+        (registration, inbox): (Registration, Inbox),
+        replay: Option<Replay>,
+        last_seq: u64,
+        expires: Option<Instant>,
+    ) -> Subscription {
+        Subscription {
+            hub,
+            interest,
+            inbox,
+            _registration: registration,
+            replay: replay.map(Box::new),
+            last_seq,
+            started: false,
+            last_write: Instant::now(),
+            heartbeat: None,
+            expires: expires.map(|at| Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    /// The next replayed frame. `Ready(None)` with `self.replay` cleared
+    /// when the replay is complete; with it set, when the stream must end.
+    fn poll_replayed(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let shared = &self.hub.shared;
+        loop {
+            let Some(replay) = self.replay.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if let Some(reading) = replay.reading.as_mut() {
+                let page = ready!(reading.as_mut().poll(cx));
+                replay.reading = None;
+                match page {
+                    // Entries were evicted while we replayed: end the stream
+                    // so the client reconnects and is told `earliest`.
+                    Ok(page) if page.first().is_some_and(|e| e.seq != self.last_seq + 1) => {
+                        return Poll::Ready(None)
+                    }
+                    Ok(page) => {
+                        replay.exhausted = page.len() < REPLAY_PAGE;
+                        replay.buffered = page.into();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "replay stopped: history read failed");
+                        return Poll::Ready(None);
+                    }
+                }
+            }
+            if let Some(entry) = replay.buffered.pop_front() {
+                self.last_seq = entry.seq;
+                if self.interest.wants(&shared.matcher, &entry) {
+                    Metrics::inc(&shared.metrics.events_delivered_total);
+                    return Poll::Ready(Some(entry.frame.clone()));
+                }
+                continue;
+            }
+            if replay.exhausted {
+                self.replay = None;
+                return Poll::Ready(None);
+            }
+            if self.hub.is_shutting_down() {
+                return Poll::Ready(None);
+            }
+            let history = Arc::clone(&shared.history);
+            let after = self.last_seq;
+            replay.reading = Some(Box::pin(async move {
+                history.read_after(after, REPLAY_PAGE).await
+            }));
+        }
+    }
+
+    fn poll_live(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let interval = self.hub.shared.config.heartbeat;
+        loop {
+            if let Some(expires) = self.expires.as_mut() {
+                if expires.as_mut().poll(cx).is_ready() {
+                    tracing::debug!("closing a stream: its token expired");
+                    return Poll::Ready(None);
+                }
+            }
+            match self.inbox.poll_recv(cx) {
+                Poll::Ready(None) => return Poll::Ready(None),
+                // Already replayed.
+                Poll::Ready(Some(entry)) if entry.seq <= self.last_seq => continue,
+                Poll::Ready(Some(entry)) => {
+                    self.last_seq = entry.seq;
+                    return Poll::Ready(Some(self.wrote(entry.frame.clone())));
+                }
+                Poll::Pending => {}
+            }
+            if interval.is_zero() {
+                return Poll::Pending;
+            }
+            let due = self.last_write + interval;
+            let heartbeat = self
+                .heartbeat
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if heartbeat.deadline() != due {
+                heartbeat.as_mut().reset(due);
+            }
+            ready!(heartbeat.as_mut().poll(cx));
+            return Poll::Ready(Some(self.wrote(self.hub.shared.heartbeat.clone())));
+        }
+    }
+
+    fn wrote(&mut self, frame: Bytes) -> Bytes {
+        self.last_write = Instant::now();
+        frame
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if !this.started {
+            // An initial comment makes servers and proxies flush the headers.
+            this.started = true;
+            let frame = this.hub.shared.heartbeat.clone();
+            return Poll::Ready(Some(Ok(this.wrote(frame))));
+        }
+        if this.replay.is_some() {
+            if let Some(frame) = ready!(this.poll_replayed(cx)) {
+                return Poll::Ready(Some(Ok(this.wrote(frame))));
+            }
+            if this.replay.is_some() {
+                return Poll::Ready(None);
+            }
+        }
+        this.poll_live(cx).map(|frame| frame.map(Ok))
+    }
+}
