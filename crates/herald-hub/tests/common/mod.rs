@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use herald_hub::auth::{mint, Claims};
+use herald_hub::server::Server;
 use herald_hub::{Hub, HubConfig, JwtKey, HUB_PATH};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -51,12 +52,17 @@ pub async fn start(config: HubConfig) -> TestHub {
     start_hub(hub).await
 }
 
+/// Serves `hub` with [`Server`], as `herald serve` does: HTTP/1.1
+/// subscriptions take the server's own path, everything else hyper's.
 pub async fn start_hub(hub: Hub) -> TestHub {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = hub.router();
+    let server = Server::new(&hub);
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
+        server
+            .serve(listener, std::future::pending())
+            .await
+            .unwrap();
     });
     TestHub { addr, hub, server }
 }

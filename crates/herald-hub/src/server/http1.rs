@@ -1,0 +1,239 @@
+//! HTTP/1.1 on the wire, for the subscriptions [`super::plain`] serves:
+//! request heads in, response heads and chunks out.
+//!
+//! Only what an event stream needs: a request head is parsed with
+//! `httparse` and becomes an `http::Request` for the router when it is a
+//! plain `GET` of the hub's path; everything else is left to hyper.
+
+use std::io::{self, Write as _};
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use bytes::Bytes;
+use http_body::Frame;
+
+use crate::http::HUB_PATH;
+
+/// Most header fields in a head read here (hyper's default limit).
+const MAX_HEADERS: usize = 100;
+
+/// What a buffer holding the start of a request turned out to be.
+pub(super) enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// Something hyper should answer.
+    ForHyper,
+    /// A subscription, whose head is the first `head_len` bytes.
+    Subscription {
+        request: Box<Request<Body>>,
+        keep_alive: bool,
+        head_len: usize,
+    },
+}
+
+/// Parses a request head; only a plain `GET` of the hub's path over
+/// HTTP/1.1, without a body or an upgrade, is a subscription served here.
+pub(super) fn parse(buf: &[u8]) -> Parsed {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut fields);
+    let head_len = match head.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        // hyper gives the client the right error (400, 431, ...).
+        Err(_) => return Parsed::ForHyper,
+    };
+    if head.method != Some("GET") || head.version != Some(1) {
+        return Parsed::ForHyper;
+    }
+    let Some(target) = head.path else {
+        return Parsed::ForHyper;
+    };
+    if target.split('?').next() != Some(HUB_PATH) {
+        return Parsed::ForHyper;
+    }
+    let Ok(uri) = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())) else {
+        return Parsed::ForHyper;
+    };
+    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    let mut keep_alive = true;
+    for field in head.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(field.name.as_bytes()),
+            HeaderValue::from_bytes(field.value),
+        ) else {
+            return Parsed::ForHyper;
+        };
+        let has_body =
+            (name == header::CONTENT_LENGTH && value != "0") || name == header::TRANSFER_ENCODING;
+        if has_body || name == header::UPGRADE || name == header::EXPECT {
+            return Parsed::ForHyper;
+        }
+        if name == header::CONNECTION && has_token(&value, "close") {
+            keep_alive = false;
+        }
+        headers.append(name, value);
+    }
+    let mut request = Request::new(Body::empty());
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Parsed::Subscription {
+        request: Box::new(request),
+        keep_alive,
+        head_len,
+    }
+}
+
+/// Whether a comma-separated header value lists `token`.
+fn has_token(value: &HeaderValue, token: &str) -> bool {
+    value
+        .as_bytes()
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// The status line and header fields of a response, without the blank
+/// line that ends them: framing fields are left for the caller.
+pub(super) fn response_head(parts: &axum::http::response::Parts, keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        parts.status.as_str(),
+        parts.status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in &parts.headers {
+        // Framing is this module's to decide.
+        if name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+        {
+            continue;
+        }
+        field(&mut out, name.as_str(), value.as_bytes());
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        field(
+            &mut out,
+            "date",
+            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
+        );
+    }
+    if !keep_alive {
+        field(&mut out, "connection", b"close");
+    }
+    out
+}
+
+/// Appends one body frame as a chunk (or the last chunk when the body
+/// ended); `Ok(true)` when the body ended.
+pub(super) fn push_chunk(
+    out: &mut Vec<u8>,
+    frame: Option<Result<Frame<Bytes>, axum::Error>>,
+) -> io::Result<bool> {
+    match frame {
+        None => {
+            out.extend_from_slice(b"0\r\n\r\n");
+            Ok(true)
+        }
+        Some(Ok(frame)) => {
+            // Trailers are not sent (event streams have none).
+            if let Ok(data) = frame.into_data() {
+                if !data.is_empty() {
+                    let _ = write!(out, "{:x}\r\n", data.len());
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            Ok(false)
+        }
+        // Leave the chunked body unterminated so the client sees the cut.
+        Some(Err(e)) => Err(io::Error::other(e)),
+    }
+}
+
+pub(super) fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(head: &str) -> Parsed {
+        parse(head.as_bytes())
+    }
+
+    #[test]
+    fn a_plain_get_of_the_hub_path_is_a_subscription() {
+        let head =
+            "GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\nNEXT";
+        let Parsed::Subscription {
+            request,
+            keep_alive,
+            head_len,
+        } = parsed(head)
+        else {
+            panic!("not a subscription");
+        };
+        assert!(keep_alive);
+        assert_eq!(head_len, head.len() - "NEXT".len());
+        assert_eq!(request.uri().query(), Some("topic=a"));
+        assert_eq!(request.headers()["last-event-id"], "7");
+    }
+
+    #[test]
+    fn connection_close_is_honoured() {
+        let head = "GET /.well-known/mercure HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n";
+        assert!(matches!(
+            parsed(head),
+            Parsed::Subscription {
+                keep_alive: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more() {
+        assert!(matches!(
+            parsed("GET /.well-known/mercure HTTP/1.1\r\nHost:"),
+            Parsed::Partial
+        ));
+    }
+
+    #[test]
+    fn everything_else_goes_to_hyper() {
+        for head in [
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\na=b",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET /.well-known/mercure/subscriptions HTTP/1.1\r\n\r\n",
+            "GET /.well-known/mercure HTTP/1.0\r\n\r\n",
+            "GET /.well-known/mercure HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            "GET /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /.well-known/mercure HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "GET /.well-known/mercure HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "GET /.well-known/mercure HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ] {
+            assert!(matches!(parsed(head), Parsed::ForHyper), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn chunks_are_hex_sized_and_the_end_is_the_last_chunk() {
+        let mut out = Vec::new();
+        let frame = Frame::data(Bytes::from(vec![b'x'; 26]));
+        assert!(!push_chunk(&mut out, Some(Ok(frame))).unwrap());
+        assert!(push_chunk(&mut out, None).unwrap());
+        let mut expected = b"1a\r\n".to_vec();
+        expected.extend_from_slice(&[b'x'; 26]);
+        expected.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert_eq!(out, expected);
+    }
+}

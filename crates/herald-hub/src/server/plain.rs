@@ -1,0 +1,365 @@
+//! Plain-HTTP connections, with HTTP/1.1 subscriptions served without hyper.
+//!
+//! hyper keeps a 16 KiB read buffer and an 8 KiB header buffer alive for as
+//! long as an HTTP/1 connection is open: ~22 KiB of memory per idle
+//! subscriber (bench/RESULTS.md). An event stream reads nothing after its
+//! request and writes a few small frames, so for subscriptions this module
+//! speaks HTTP/1.1 itself ([`super::http1`]): it reads the request head into
+//! a buffer that is dropped once parsed, runs the request through the same
+//! router as every other request, and writes the response's frames as
+//! chunks, allocating a write buffer only while there is something to
+//! write.
+//!
+//! Everything else (other paths and methods, request bodies, upgrades,
+//! HTTP/1.0, HTTP/2 with prior knowledge, heads that do not parse or are
+//! very long) goes to hyper with the bytes already read replayed first
+//! ([`Rewind`]), so hyper answers exactly as if it had read the connection
+//! from its start. A connection stays here across keep-alive requests until
+//! one of them is not a subscription.
+//!
+//! Memory is the point, so the shapes matter: a connection task is as
+//! large as its largest state and a subscriber holds its task for as long
+//! as it is connected. [`Connection`] is a hand-written future whose
+//! streaming state is the socket, the body and two vectors; reading a
+//! request and starting its response happen in a boxed future that is
+//! freed before the stream starts.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
+use hyper::service::Service as _;
+use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::http1::{field, parse, push_chunk, response_head, Parsed};
+use super::rewind::Rewind;
+use super::{serve_hyper, ConnectionError, Shared};
+
+/// How long a client may take to send a request head, and how long an idle
+/// keep-alive connection is kept (hyper's header read timeout, for the
+/// same purpose).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest request head read here; a longer one (a subscription with
+/// very many selectors) is left to hyper, whose limit is higher.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Most bytes a client may send while its event stream is open (it can
+/// only be its next, pipelined request).
+const MAX_PIPELINED: usize = 64 * 1024;
+
+/// Most bytes of ready frames gathered into one write.
+const MAX_WRITE: usize = 64 * 1024;
+
+/// One plain-HTTP connection, served until it closes; a connection that
+/// ends with an error is logged (at debug level: clients hang up).
+pub(super) struct Connection {
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    state: State,
+}
+
+enum State {
+    /// Reading requests and answering the ones that are not streams, or
+    /// serving the connection with hyper. Owns the socket meanwhile.
+    Requests(Pin<Box<dyn Future<Output = Step> + Send>>),
+    /// Writing an event stream.
+    Streaming(Streaming),
+    Done,
+}
+
+/// What [`requests`] ended with.
+enum Step {
+    /// The connection is over.
+    Done(Result<(), ConnectionError>),
+    /// A stream's head is written; its body goes next.
+    Stream(Streaming),
+}
+
+impl Connection {
+    pub(super) fn new(
+        tcp: TcpStream,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Connection {
+        let requests = requests(tcp, Vec::new(), Arc::clone(&shared), shutdown.clone());
+        Connection {
+            peer,
+            shared,
+            shutdown,
+            state: State::Requests(Box::pin(requests)),
+        }
+    }
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let result = loop {
+            match std::mem::replace(&mut this.state, State::Done) {
+                State::Requests(mut requests) => match requests.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = State::Requests(requests);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Step::Done(result)) => break result,
+                    Poll::Ready(Step::Stream(streaming)) => {
+                        this.state = State::Streaming(streaming);
+                    }
+                },
+                State::Streaming(mut streaming) => match streaming.poll_stream(cx) {
+                    Poll::Pending => {
+                        this.state = State::Streaming(streaming);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(true)) if streaming.keep_alive => {
+                        let requests = requests(
+                            streaming.tcp,
+                            streaming.carried,
+                            Arc::clone(&this.shared),
+                            this.shutdown.clone(),
+                        );
+                        this.state = State::Requests(Box::pin(requests));
+                    }
+                    Poll::Ready(Ok(_)) => break Ok(()),
+                    Poll::Ready(Err(e)) => break Err(e.into()),
+                },
+                State::Done => return Poll::Ready(()),
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %this.peer, error = %e, "connection ended with an error");
+        }
+        Poll::Ready(())
+    }
+}
+
+/// Serves requests until one starts an event stream or the connection is
+/// over (closed, timed out, the server stopping, or handed to hyper).
+/// `carried` holds bytes already read past the previous request.
+async fn requests(
+    mut tcp: TcpStream,
+    mut carried: Vec<u8>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Step {
+    loop {
+        if *shutdown.borrow() {
+            return Step::Done(Ok(()));
+        }
+        let read = tokio::select! {
+            read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, carried)) => read,
+            // Between requests a connection closes as soon as the server stops.
+            _ = shutdown.changed() => return Step::Done(Ok(())),
+        };
+        // No request in time: close, as hyper does.
+        let Ok(head) = read else {
+            return Step::Done(Ok(()));
+        };
+        let (request, keep_alive, rest) = match head {
+            Err(e) => return Step::Done(Err(e.into())),
+            Ok(Head::Closed) => return Step::Done(Ok(())),
+            Ok(Head::ForHyper(read)) => {
+                let io = Rewind::new(read, tcp);
+                return Step::Done(serve_hyper(&shared, io, shutdown).await);
+            }
+            Ok(Head::Subscription {
+                request,
+                keep_alive,
+                rest,
+            }) => (request, keep_alive, rest),
+        };
+        carried = rest;
+        let response = match shared.service.call(*request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        match start_response(&mut tcp, response, keep_alive).await {
+            Err(e) => return Step::Done(Err(e.into())),
+            Ok(Some(body)) => {
+                return Step::Stream(Streaming {
+                    tcp,
+                    carried,
+                    body,
+                    out: Vec::new(),
+                    written: 0,
+                    ended: false,
+                    keep_alive,
+                })
+            }
+            Ok(None) if keep_alive => {}
+            Ok(None) => return Step::Done(Ok(())),
+        }
+    }
+}
+
+/// Writes a response's head, and its body when that is whole; returns the
+/// body when it is a stream to write chunk by chunk.
+async fn start_response(
+    tcp: &mut TcpStream,
+    response: axum::response::Response,
+    keep_alive: bool,
+) -> io::Result<Option<Body>> {
+    let (parts, body) = response.into_parts();
+    let mut out = response_head(&parts, keep_alive);
+    let bodiless = parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        out.extend_from_slice(b"\r\n");
+        tcp.write_all(&out).await?;
+        return Ok(None);
+    }
+    if body.size_hint().exact().is_some() {
+        // A whole answer (a rejection): send it with its length.
+        let bytes = body.collect().await.map_err(io::Error::other)?.to_bytes();
+        field(
+            &mut out,
+            "content-length",
+            bytes.len().to_string().as_bytes(),
+        );
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&bytes);
+        tcp.write_all(&out).await?;
+        return Ok(None);
+    }
+    field(&mut out, "transfer-encoding", b"chunked");
+    out.extend_from_slice(b"\r\n");
+    tcp.write_all(&out).await?;
+    Ok(Some(body))
+}
+
+/// What a connection's next request head turned out to be.
+enum Head {
+    /// The client closed the connection before sending one.
+    Closed,
+    /// Anything this module does not serve: the bytes read so far.
+    ForHyper(Bytes),
+    /// A subscription to serve here.
+    Subscription {
+        request: Box<axum::http::Request<Body>>,
+        keep_alive: bool,
+        /// Bytes read past the head.
+        rest: Vec<u8>,
+    },
+}
+
+/// Reads until `buf` holds a complete request head, or until it is clear
+/// that hyper should have the connection.
+async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Head> {
+    loop {
+        if !buf.is_empty() {
+            match parse(&buf) {
+                Parsed::Partial if buf.len() < MAX_HEAD => {}
+                Parsed::Partial | Parsed::ForHyper => return Ok(Head::ForHyper(buf.into())),
+                Parsed::Subscription {
+                    request,
+                    keep_alive,
+                    head_len,
+                } => {
+                    let rest = buf.split_off(head_len);
+                    return Ok(Head::Subscription {
+                        request,
+                        keep_alive,
+                        rest,
+                    });
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(buf.len().max(2048));
+        }
+        if tcp.read_buf(&mut buf).await? == 0 {
+            return Ok(Head::Closed);
+        }
+    }
+}
+
+/// An event stream being written: the state a subscriber holds while it
+/// is connected.
+struct Streaming {
+    tcp: TcpStream,
+    /// Bytes the client sent past its request (a pipelined next request).
+    carried: Vec<u8>,
+    body: Body,
+    /// Chunks not yet written, from `written` on; empty (unallocated)
+    /// while the stream idles.
+    out: Vec<u8>,
+    written: usize,
+    /// The last chunk is in `out`.
+    ended: bool,
+    keep_alive: bool,
+}
+
+impl Streaming {
+    /// Writes the body as chunks, each write carrying every frame that is
+    /// ready, until it ends (`Ok(true)`) or the client hangs up
+    /// (`Ok(false)`).
+    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        loop {
+            while self.written < self.out.len() {
+                let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, &self.out[self.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.written += n;
+            }
+            if !self.out.is_empty() {
+                // Nothing stays allocated while the stream idles.
+                self.out = Vec::new();
+                self.written = 0;
+            }
+            if self.ended {
+                return Poll::Ready(Ok(true));
+            }
+            while self.out.len() < MAX_WRITE && !self.ended {
+                match Pin::new(&mut self.body).poll_frame(cx) {
+                    Poll::Ready(frame) => self.ended = push_chunk(&mut self.out, frame)?,
+                    Poll::Pending => break,
+                }
+            }
+            if !self.out.is_empty() {
+                continue;
+            }
+            // Nothing to write: watch the socket for the client hanging up.
+            ready!(self.tcp.poll_read_ready(cx))?;
+            if self.read_while_streaming()? {
+                return Poll::Ready(Ok(false));
+            }
+        }
+    }
+
+    /// Reads whatever the client sent into `carried`; `Ok(true)` when the
+    /// client closed the connection.
+    fn read_while_streaming(&mut self) -> io::Result<bool> {
+        let mut scratch = [0u8; 1024];
+        loop {
+            match self.tcp.try_read(&mut scratch) {
+                Ok(0) => return Ok(true),
+                Ok(n) if self.carried.len() + n > MAX_PIPELINED => {
+                    return Err(io::Error::other(
+                        "the client sent too much while its event stream was open",
+                    ))
+                }
+                Ok(n) => self.carried.extend_from_slice(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
