@@ -1,20 +1,28 @@
-//! The single writer between publish requests and history.
+//! The one path from publish requests to history and fan-out.
 //!
-//! Every accepted update passes through one task, which takes whatever
-//! requests are waiting, appends them to history as one batch (one commit
-//! for a durable backend: group commit), dispatches the stored entries to
-//! fan-out in sequence order, and only then answers each publisher. One
-//! writer is what keeps the order that subscribers see identical to the
-//! order in history, so replay and live never disagree.
+//! Every accepted update is appended to history, then dispatched to
+//! fan-out, one update (or batch) at a time: that is what keeps the order
+//! subscribers see identical to the order in history, so replay and live
+//! never disagree. How depends on the backend:
 //!
-//! The writer pipelines: while batch N+1 commits, batch N (already
-//! committed) is dispatched. With a durable backend and many subscribers
-//! the fsync and the fan-out then overlap instead of alternating.
+//! * With a backend that appends without waiting (memory), a publisher
+//!   that finds nobody else writing appends and dispatches on its own task:
+//!   no hand-over to another task, so a lone publisher's answer waits for
+//!   nothing but its own append and dispatch. Publishers that find the
+//!   turn taken queue for a writer task, which appends what queued as one
+//!   batch when its turn comes.
+//! * A backend that waits (redb: an fsync per commit) always goes through
+//!   the writer task, which takes whatever requests are waiting and
+//!   appends them as one batch (one commit: group commit), dispatches the
+//!   stored entries in sequence order, and only then answers each
+//!   publisher. It pipelines: while batch N+1 commits, batch N (already
+//!   committed) is dispatched, so with many subscribers the fsync and the
+//!   fan-out overlap instead of alternating.
 
 use std::sync::Arc;
 use std::task::Poll;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::fanout::Fanout;
 use crate::history::{Entry, History, HistoryError, NewEntry};
@@ -24,22 +32,60 @@ const MAX_BATCH: usize = 1024;
 
 type Ack = oneshot::Sender<Result<Arc<Entry>, HistoryError>>;
 
-/// A handle to the writer task; the task ends when every handle is dropped.
+/// A handle to the publish path; cheap to clone. The writer task ends when
+/// every handle is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Publisher {
     requests: mpsc::Sender<(NewEntry, Ack)>,
+    /// Set when history appends without waiting.
+    inline: Option<Inline>,
+}
+
+/// What an uncontended publish needs to write on its own task.
+#[derive(Debug, Clone)]
+struct Inline {
+    /// Held while appending and dispatching, by a publisher or the writer.
+    turn: Arc<Mutex<()>>,
+    history: Arc<dyn History>,
+    fanout: Arc<Fanout>,
 }
 
 impl Publisher {
-    /// Starts the writer task on the current tokio runtime.
+    /// The publish path for `history`; starts the writer task on the
+    /// current tokio runtime.
     pub(crate) fn spawn(history: Arc<dyn History>, fanout: Arc<Fanout>) -> Publisher {
         let (requests, rx) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(run(rx, history, fanout));
-        Publisher { requests }
+        let inline = if history.appends_immediately() {
+            let inline = Inline {
+                turn: Arc::new(Mutex::new(())),
+                history,
+                fanout,
+            };
+            tokio::spawn(run_taking_turns(rx, inline.clone()));
+            Some(inline)
+        } else {
+            tokio::spawn(run(rx, history, fanout));
+            None
+        };
+        Publisher { requests, inline }
     }
 
     /// Stores and dispatches one update; resolves once it is in history.
     pub(crate) async fn publish(&self, entry: NewEntry) -> Result<Arc<Entry>, HistoryError> {
+        if let Some(inline) = &self.inline {
+            // Nobody else is writing: write here, with no hand-over. When
+            // someone is, queue for the writer, which batches.
+            if let Ok(_turn) = inline.turn.try_lock() {
+                // Completes in the poll that starts it (`appends_immediately`),
+                // so nothing can cancel the dispatch away from the append.
+                let stored = inline.history.append(vec![entry]).await?;
+                inline.fanout.dispatch(&stored);
+                return stored
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| HistoryError("history stored nothing".into()));
+            }
+        }
         let (ack, done) = oneshot::channel();
         self.requests
             .send((entry, ack))
@@ -47,6 +93,18 @@ impl Publisher {
             .map_err(|_| HistoryError("the hub is shutting down".into()))?;
         done.await
             .map_err(|_| HistoryError("the hub is shutting down".into()))?
+    }
+}
+
+/// The writer for a history that appends without waiting: batches what
+/// publishers queued while the turn was taken, and takes its turn too.
+async fn run_taking_turns(mut rx: mpsc::Receiver<(NewEntry, Ack)>, inline: Inline) {
+    let mut requests = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
+        let (batch, acks): (Vec<NewEntry>, Vec<Ack>) = requests.drain(..).unzip();
+        let _turn = inline.turn.lock().await;
+        let entries = inline.history.append(batch).await;
+        Stored { entries, acks }.deliver(&inline.fanout);
     }
 }
 
@@ -77,6 +135,7 @@ impl Stored {
     }
 }
 
+/// The writer for a history that may wait: group commit, pipelined.
 async fn run(
     mut rx: mpsc::Receiver<(NewEntry, Ack)>,
     history: Arc<dyn History>,
@@ -241,5 +300,54 @@ mod tests {
         history.permits.add_permits(1);
         assert_eq!(next(&mut inbox).await, "b");
         assert_eq!(second.await.unwrap().unwrap().seq, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_publishers_are_dispatched_in_history_order() {
+        let history: Arc<dyn History> = Arc::new(MemoryHistory::new(10_000));
+        assert!(history.appends_immediately(), "exercises the inline path");
+        let fanout = Arc::new(Fanout::new(
+            Arc::new(TopicMatcher::new(16)),
+            Arc::new(Metrics::default()),
+            10_000,
+        ));
+        let interest = Arc::new(Interest {
+            selectors: vec!["t".into()],
+            private_selectors: None,
+        });
+        let (_registration, mut inbox) = fanout.register(interest).unwrap();
+        let publisher = Publisher::spawn(Arc::clone(&history), fanout);
+
+        // Enough concurrency that some publishers find the turn taken and
+        // queue for the writer while others write inline.
+        let tasks: Vec<_> = (0..8)
+            .map(|p| {
+                let publisher = publisher.clone();
+                tokio::spawn(async move {
+                    for i in 0..250 {
+                        publisher
+                            .publish(update(&format!("{p}-{i}")))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let stored = history.read_after(0, 10_000).await.unwrap();
+        assert_eq!(stored.len(), 2000);
+        for (expected, entry) in stored.iter().enumerate() {
+            let received = std::future::poll_fn(|cx| inbox.poll_recv(cx))
+                .now_or_never()
+                .flatten()
+                .expect("every stored entry was dispatched");
+            assert_eq!(received.seq, expected as u64 + 1);
+            assert_eq!(received.id, entry.id);
+        }
+        assert!(std::future::poll_fn(|cx| inbox.poll_recv(cx))
+            .now_or_never()
+            .is_none());
     }
 }

@@ -118,6 +118,15 @@ pub trait History: Send + Sync + std::fmt::Debug + 'static {
 
     /// What the log holds now.
     fn stats(&self) -> HistoryStats;
+
+    /// Whether [`History::append`] always completes in the poll that
+    /// starts it (an in-memory log). The hub then publishes on each
+    /// publisher's own task instead of handing updates to a writer task;
+    /// a backend that may wait (disk, network) must keep the default
+    /// `false`, which also gives it batches to commit together.
+    fn appends_immediately(&self) -> bool {
+        false
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
