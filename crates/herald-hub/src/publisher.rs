@@ -187,7 +187,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::fanout::{Inbox, Interest};
+    use crate::fanout::{Inbox, Interest, Registration};
     use crate::history::{HistoryStats, MemoryHistory};
     use crate::metrics::Metrics;
     use crate::topic::TopicMatcher;
@@ -231,6 +231,21 @@ mod tests {
         }
     }
 
+    /// A fan-out with one subscriber to topic "t", queueing up to `capacity`.
+    fn one_subscriber(capacity: usize) -> (Arc<Fanout>, Registration, Inbox) {
+        let fanout = Arc::new(Fanout::new(
+            Arc::new(TopicMatcher::new(16)),
+            Arc::new(Metrics::default()),
+            capacity,
+        ));
+        let interest = Arc::new(Interest {
+            selectors: vec!["t".into()],
+            private_selectors: None,
+        });
+        let (registration, inbox) = fanout.register(interest).unwrap();
+        (fanout, registration, inbox)
+    }
+
     async fn next(inbox: &mut Inbox) -> String {
         let entry = tokio::time::timeout(
             Duration::from_secs(5),
@@ -259,16 +274,7 @@ mod tests {
             permits: Semaphore::new(0),
             started: AtomicUsize::new(0),
         });
-        let fanout = Arc::new(Fanout::new(
-            Arc::new(TopicMatcher::new(16)),
-            Arc::new(Metrics::default()),
-            16,
-        ));
-        let interest = Arc::new(Interest {
-            selectors: vec!["t".into()],
-            private_selectors: None,
-        });
-        let (_registration, mut inbox) = fanout.register(interest).unwrap();
+        let (fanout, _registration, mut inbox) = one_subscriber(16);
         let publisher = Publisher::spawn(history.clone(), fanout);
 
         let first = tokio::spawn({
@@ -306,16 +312,7 @@ mod tests {
     async fn concurrent_publishers_are_dispatched_in_history_order() {
         let history: Arc<dyn History> = Arc::new(MemoryHistory::new(10_000));
         assert!(history.appends_immediately(), "exercises the inline path");
-        let fanout = Arc::new(Fanout::new(
-            Arc::new(TopicMatcher::new(16)),
-            Arc::new(Metrics::default()),
-            10_000,
-        ));
-        let interest = Arc::new(Interest {
-            selectors: vec!["t".into()],
-            private_selectors: None,
-        });
-        let (_registration, mut inbox) = fanout.register(interest).unwrap();
+        let (fanout, _registration, mut inbox) = one_subscriber(10_000);
         let publisher = Publisher::spawn(Arc::clone(&history), fanout);
 
         // Enough concurrency that some publishers find the turn taken and

@@ -46,6 +46,15 @@ async fn read_until(tcp: &mut TcpStream, needle: &str) -> String {
     String::from_utf8(seen).unwrap()
 }
 
+/// A connection that has sent `GET /.well-known/mercure?{query}`.
+async fn subscribe_raw(addr: std::net::SocketAddr, query: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {HUB_PATH}?{query} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    tcp
+}
+
 /// A subscriber token that expires `secs` from now.
 fn expiring_token(secs: u64) -> String {
     let now = SystemTime::now()
@@ -63,10 +72,7 @@ fn expiring_token(secs: u64) -> String {
 #[tokio::test]
 async fn a_subscription_is_a_chunked_event_stream_with_the_usual_headers() {
     let hub = start(config()).await;
-    let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
-    tcp.write_all(format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut tcp = subscribe_raw(hub.addr, "topic=a").await;
     let head = read_until(&mut tcp, "\r\n\r\n").await;
     let lower = head.to_ascii_lowercase();
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
@@ -119,10 +125,8 @@ async fn after_a_stream_ends_a_pipelined_request_is_answered_on_the_same_connect
 #[tokio::test]
 async fn a_refused_subscription_has_a_length_and_keeps_the_connection() {
     let hub = start(config()).await;
-    let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
-    tcp.write_all(format!("GET {HUB_PATH} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    // No topic: refused.
+    let mut tcp = subscribe_raw(hub.addr, "").await;
     let refusal = read_until(&mut tcp, "\r\n\r\n").await;
     assert!(refusal.starts_with("HTTP/1.1 400 Bad Request"), "{refusal}");
     assert!(
@@ -164,10 +168,7 @@ async fn connection_close_is_honoured() {
 #[tokio::test]
 async fn a_subscriber_that_hangs_up_is_unregistered_at_once() {
     let hub = start(config()).await;
-    let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
-    tcp.write_all(format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut tcp = subscribe_raw(hub.addr, "topic=a").await;
     read_until(&mut tcp, "text/event-stream").await;
     assert_eq!(hub.hub.metrics().subscribers, 1);
     drop(tcp);
@@ -224,11 +225,7 @@ async fn shutdown_closes_idle_and_streaming_connections_at_once() {
         let _ = stopped.await;
     }));
     let mut idle = TcpStream::connect(addr).await.unwrap();
-    let mut streaming = TcpStream::connect(addr).await.unwrap();
-    streaming
-        .write_all(format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut streaming = subscribe_raw(addr, "topic=a").await;
     read_until(&mut streaming, "text/event-stream").await;
     // Let the server take the idle connection in before stopping.
     tokio::time::sleep(Duration::from_millis(100)).await;
