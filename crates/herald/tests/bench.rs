@@ -5,70 +5,22 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+mod support;
+use support::{herald_async, start_hub_async};
 
 const KEY: &str = "bench-test-secret";
 
-fn herald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("HERALD_") {
-            cmd.env_remove(var);
-        }
-    }
-    cmd.kill_on_drop(true);
-    cmd
-}
-
-/// Starts a hub on a free port; returns it and its endpoint URL.
-async fn start_hub() -> (Child, String) {
-    let mut child = herald()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--jwt-key",
-            KEY,
-            "--anonymous",
-            "--history",
-            "memory",
-            "--log",
-            "info",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run herald serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("http://") {
-                return line[at..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '\x1b')
-                    .collect::<String>();
-            }
-        }
-        panic!("herald serve exited without printing its address");
-    })
-    .await
-    .expect("herald serve did not start within 20 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
-}
-
 #[tokio::test]
 async fn bench_against_the_hub_loses_and_duplicates_nothing_and_writes_json() {
-    let (hub, url) = start_hub().await;
-    let pid = hub.id().expect("the hub runs").to_string();
+    let hub = start_hub_async(KEY, &[]).await;
+    let url = hub.url.clone();
+    let pid = hub.child.id().expect("the hub runs").to_string();
     let dir = std::env::temp_dir().join(format!("herald-bench-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        herald()
+        herald_async()
             .args([
                 "bench",
                 "--hub",

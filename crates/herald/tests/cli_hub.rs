@@ -5,74 +5,23 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+mod support;
+use support::{herald_async, start_hub_async, AsyncHub};
 
 const KEY: &str = "cli-hub-test-secret";
 
-fn herald() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    // The hub and the CLI read HERALD_* variables: none may leak in.
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("HERALD_") {
-            cmd.env_remove(var);
-        }
-    }
-    cmd.env("NO_COLOR", "1").kill_on_drop(true);
-    cmd
-}
-
-/// A hub on a free loopback port; killed when dropped.
-struct Hub {
-    _child: Child,
-    /// The hub endpoint, `http://127.0.0.1:PORT/.well-known/mercure`.
-    url: String,
-}
-
-async fn start_hub() -> Hub {
+/// A hub on a free loopback port (heartbeats every second); killed when
+/// dropped.
+async fn start_hub() -> AsyncHub {
     start_hub_with(&[]).await
 }
 
 /// A hub started with these extra `herald serve` options.
-async fn start_hub_with(extra: &[&str]) -> Hub {
-    let mut child = herald()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--jwt-key",
-            KEY,
-            "--anonymous",
-            "--heartbeat",
-            "1s",
-            "--history",
-            "memory",
-            "--log",
-            "info",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run herald serve");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("https://").or_else(|| line.find("http://")) {
-                let url: String = line[at..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '\x1b')
-                    .collect();
-                return url;
-            }
-        }
-        panic!("herald serve exited without printing its address");
-    })
-    .await
-    .expect("herald serve did not start within 20 s");
-    // Keep draining the log so the hub never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Hub { _child: child, url }
+async fn start_hub_with(extra: &[&str]) -> AsyncHub {
+    let options = [&["--heartbeat", "1s"], extra].concat();
+    start_hub_async(KEY, &options).await
 }
 
 async fn run(cmd: &mut Command) -> Output {
@@ -82,8 +31,8 @@ async fn run(cmd: &mut Command) -> Output {
         .expect("cannot run herald")
 }
 
-async fn publish(hub: &Hub, topic: &str, data: &str, extra: &[&str]) -> String {
-    let out = run(herald()
+async fn publish(hub: &AsyncHub, topic: &str, data: &str, extra: &[&str]) -> String {
+    let out = run(herald_async()
         .args([
             "pub", "--hub", &hub.url, "--topic", topic, "--data", data, "--key", KEY,
         ])
@@ -111,7 +60,7 @@ async fn published_updates_replay_to_a_subscriber_from_earliest() {
     let second = publish(&hub, "books/1", "two", &["--type", "update"]).await;
     assert_eq!(first, "b1");
     assert!(!second.is_empty());
-    let out = run(herald().args([
+    let out = run(herald_async().args([
         "sub",
         "--hub",
         &hub.url,
@@ -141,7 +90,7 @@ async fn published_updates_replay_to_a_subscriber_from_earliest() {
 #[tokio::test]
 async fn a_live_subscriber_receives_what_is_published() {
     let hub = start_hub().await;
-    let mut sub = herald()
+    let mut sub = herald_async()
         .args([
             "sub", "--hub", &hub.url, "--topic", "news", "--json", "--count", "1",
         ])
@@ -178,12 +127,12 @@ async fn private_updates_need_a_subscriber_token_from_herald_token() {
     publish(&hub, "secret", "public", &["--id", "p1"]).await;
     publish(&hub, "secret", "private", &["--id", "p2", "--private"]).await;
     publish(&hub, "secret", "end", &["--id", "p3"]).await;
-    let token = run(herald().args(["token", "--key", KEY, "--subscribe", "secret"])).await;
+    let token = run(herald_async().args(["token", "--key", KEY, "--subscribe", "secret"])).await;
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
 
     let sub = |token: Option<&str>, count: &str| {
-        let mut cmd = herald();
+        let mut cmd = herald_async();
         cmd.args([
             "sub",
             "--hub",
@@ -218,7 +167,8 @@ async fn private_updates_need_a_subscriber_token_from_herald_token() {
 #[tokio::test]
 async fn publishing_without_a_token_is_refused_with_a_hint() {
     let hub = start_hub().await;
-    let out = run(herald().args(["pub", "--hub", &hub.url, "--topic", "t", "--data", "d"])).await;
+    let out =
+        run(herald_async().args(["pub", "--hub", &hub.url, "--topic", "t", "--data", "d"])).await;
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("401"), "{err}");
@@ -229,7 +179,7 @@ async fn publishing_without_a_token_is_refused_with_a_hint() {
 async fn sub_warns_when_the_hub_does_not_know_its_last_event_id() {
     let hub = start_hub().await;
     publish(&hub, "t", "kept", &["--id", "k1"]).await;
-    let out = run(herald().args([
+    let out = run(herald_async().args([
         "sub",
         "--hub",
         &hub.url,
@@ -298,7 +248,7 @@ async fn pub_and_sub_over_https_with_cacert() {
     let hub = start_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
     assert!(hub.url.starts_with("https://"), "{}", hub.url);
     let id = publish(&hub, "t", "secure", &["--cacert", &cert]).await;
-    let out = run(herald().args([
+    let out = run(herald_async().args([
         "sub",
         "--hub",
         &hub.url,
@@ -330,7 +280,7 @@ async fn an_untrusted_certificate_is_refused_with_a_hint_and_insecure_accepts_it
     let (dir, cert, key) = tls_files("insecure");
     let hub = start_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
     let _ = std::fs::remove_dir_all(dir);
-    let refused = run(herald().args([
+    let refused = run(herald_async().args([
         "pub", "--hub", &hub.url, "--topic", "t", "--data", "d", "--key", KEY,
     ]))
     .await;
@@ -342,7 +292,7 @@ async fn an_untrusted_certificate_is_refused_with_a_hint_and_insecure_accepts_it
         "{err}"
     );
 
-    let sub = run(herald().args([
+    let sub = run(herald_async().args([
         "sub",
         "--hub",
         &hub.url,
@@ -361,7 +311,7 @@ async fn an_untrusted_certificate_is_refused_with_a_hint_and_insecure_accepts_it
 
     let id = publish(&hub, "t", "anyway", &["--insecure", "--id", "i1"]).await;
     assert_eq!(id, "i1");
-    let out = run(herald().args([
+    let out = run(herald_async().args([
         "sub",
         "--hub",
         &hub.url,

@@ -82,3 +82,58 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `herald` as a tokio process, for async tests: no `HERALD_*` variable
+/// of the test's environment, no colours, killed when dropped.
+pub fn herald_async() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HERALD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1").kill_on_drop(true);
+    cmd
+}
+
+/// A `herald serve` on a free loopback port, started by
+/// [`start_hub_async`]; killed when dropped.
+pub struct AsyncHub {
+    pub child: tokio::process::Child,
+    /// The hub endpoint, e.g. `http://127.0.0.1:PORT/.well-known/mercure`.
+    pub url: String,
+}
+
+/// Starts `herald serve` with memory history, anonymous subscribers and
+/// `key` as the JWT key, plus `extra` options, and waits (up to 20 s) for
+/// the address it prints. Its log keeps being drained in the background.
+pub async fn start_hub_async(key: &str, extra: &[&str]) -> AsyncHub {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut child = herald_async()
+        .args(["serve", "--listen", "127.0.0.1:0", "--jwt-key", key])
+        .args(["--anonymous", "--history", "memory", "--log", "info"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run herald serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(at) = line.find("https://").or_else(|| line.find("http://")) {
+                return line[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '\x1b')
+                    .collect::<String>();
+            }
+        }
+        panic!("herald serve exited without printing its address");
+    })
+    .await
+    .expect("herald serve did not start within 20 s");
+    // Keep draining the log so the hub never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    AsyncHub { child, url }
+}
