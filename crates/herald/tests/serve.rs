@@ -207,6 +207,52 @@ fn sigterm_ends_streams_and_exits_zero() {
 }
 
 #[test]
+fn memory_history_drops_events_past_the_age_limit() {
+    let key = "an-age-limit-secret-of-enough-length";
+    let mut child = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--anonymous",
+            "--history",
+            "memory",
+            "--history-max-age",
+            "2s",
+        ],
+        &[("HERALD_JWT_KEY", key)],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _child = Killed(child);
+    let lines = lines_until(stderr, |l| l.contains("listening on http://"));
+    let addr = lines.last().and_then(|l| address_in(l)).unwrap();
+    let claims = herald_hub::auth::Claims {
+        publish: Some(vec!["*".into()]),
+        ..Default::default()
+    };
+    let token =
+        herald_hub::auth::mint(jsonwebtoken::Algorithm::HS256, key.as_bytes(), &claims).unwrap();
+
+    let answer = exchange(&addr, &publish_request(&addr, &token, "topic=a&id=old"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let answer = exchange(&addr, &publish_request(&addr, &token, "topic=a&id=new"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Replay from the start holds only what is younger than two seconds.
+    let mut stream = open_stream(&addr, "topic=a&lastEventID=earliest");
+    let (found, seen) = read_until(&mut stream, "id: new");
+    assert!(found, "{seen}");
+    assert!(
+        !seen.contains("id: old"),
+        "an expired event was replayed: {seen}"
+    );
+}
+
+#[test]
 fn options_come_from_a_toml_file_and_flags_win() {
     let dir = std::env::temp_dir().join(format!("herald-serve-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

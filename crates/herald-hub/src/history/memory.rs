@@ -4,14 +4,16 @@
 //! history with the process; the durable default is [`super::RedbHistory`].
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::ring::Ring;
 use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry};
 
-/// A bounded in-memory history holding the most recent `capacity` events
-/// and at most `max_bytes` bytes of them.
+/// A bounded in-memory history holding the most recent `capacity` events,
+/// at most `max_bytes` bytes of them and, when set, none older than a
+/// maximum age.
 #[derive(Debug)]
 pub struct MemoryHistory {
     state: Mutex<State>,
@@ -21,6 +23,27 @@ pub struct MemoryHistory {
 struct State {
     ring: Ring,
     next_seq: u64,
+    /// Entries stored longer ago than this many milliseconds are dropped.
+    max_age_ms: Option<u64>,
+}
+
+impl State {
+    /// Drops the entries older than the age limit at `now_ms`. Called on
+    /// every access, so an expired entry is never read, whether or not
+    /// anybody publishes.
+    fn expire(&mut self, now_ms: u64) {
+        let Some(max_age) = self.max_age_ms else {
+            return;
+        };
+        let cutoff = now_ms.saturating_sub(max_age);
+        while self
+            .ring
+            .front()
+            .is_some_and(|oldest| oldest.stored_at_ms < cutoff)
+        {
+            self.ring.pop_front();
+        }
+    }
 }
 
 impl MemoryHistory {
@@ -35,8 +58,17 @@ impl MemoryHistory {
             state: Mutex::new(State {
                 ring: Ring::new(capacity, max_bytes),
                 next_seq: 1,
+                max_age_ms: None,
             }),
         }
+    }
+
+    /// The same history, also dropping events stored longer ago than
+    /// `max_age`.
+    pub fn with_max_age(self, max_age: Duration) -> MemoryHistory {
+        let millis = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        self.lock().max_age_ms = Some(millis);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -45,6 +77,13 @@ impl MemoryHistory {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The state, with expired entries already dropped.
+    fn current(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.expire(now_ms());
+        state
     }
 }
 
@@ -57,6 +96,7 @@ impl History for MemoryHistory {
     async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
         let now = now_ms();
         let mut state = self.lock();
+        state.expire(now);
         let mut stored = Vec::with_capacity(batch.len());
         for new in batch {
             let entry = Arc::new(Entry::new(state.next_seq, now, new));
@@ -68,11 +108,11 @@ impl History for MemoryHistory {
     }
 
     async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
-        Ok(self.lock().ring.seq_of(id))
+        Ok(self.current().ring.seq_of(id))
     }
 
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {
-        let state = self.lock();
+        let state = self.current();
         Ok(state
             .ring
             .read_after(after, limit)
@@ -80,7 +120,7 @@ impl History for MemoryHistory {
     }
 
     fn stats(&self) -> HistoryStats {
-        let state = self.lock();
+        let state = self.current();
         HistoryStats {
             events: state.ring.len() as u64,
             bytes: state.ring.bytes(),
@@ -145,5 +185,34 @@ mod tests {
             .unwrap();
         assert_eq!(h.stats().events, 2);
         assert!(h.stats().bytes <= one * 2);
+    }
+
+    #[tokio::test]
+    async fn entries_older_than_the_age_limit_are_never_read() {
+        let h = MemoryHistory::new(100).with_max_age(Duration::from_secs(60));
+        h.append(vec![new_entry("old"), new_entry("new")])
+            .await
+            .unwrap();
+        let stored_at = h.read_after(0, 10).await.unwrap()[0].stored_at_ms;
+        // Seen from later clocks: within the limit, then past it.
+        {
+            let mut state = h.lock();
+            state.expire(stored_at + 59_000);
+            assert_eq!(state.ring.len(), 2, "both still within the limit");
+            state.expire(stored_at + 60_001);
+            assert_eq!(state.ring.len(), 0, "both past the limit");
+        }
+        h.append(vec![new_entry("fresh")]).await.unwrap();
+        assert_eq!(h.seq_of("old").await.unwrap(), None);
+        let ids: Vec<_> = h
+            .read_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        assert_eq!(ids, vec!["fresh"]);
+        assert_eq!(h.stats().events, 1);
+        assert_eq!(h.stats().last_seq, 3, "sequence numbers go on");
     }
 }

@@ -77,6 +77,11 @@ impl Ring {
         self.bytes = 0;
     }
 
+    /// The oldest entry held.
+    pub(crate) fn front(&self) -> Option<&Arc<Entry>> {
+        self.entries.front()
+    }
+
     pub(crate) fn first_seq(&self) -> Option<u64> {
         self.entries.front().map(|e| e.seq)
     }

@@ -128,8 +128,8 @@ pub(crate) struct ServeArgs {
     /// Most events kept in history for replay [default: 100000].
     #[arg(long, env = "HERALD_HISTORY_SIZE", value_name = "EVENTS")]
     pub(super) history_size: Option<u64>,
-    /// Oldest event kept in history, e.g. 24h or 30m (redb only)
-    /// [default: no age limit].
+    /// Oldest event kept in history, e.g. 24h or 30m [default: no age
+    /// limit].
     #[arg(long, env = "HERALD_HISTORY_MAX_AGE", value_name = "DURATION")]
     pub(super) history_max_age: Option<String>,
     /// Most bytes of events kept in history, e.g. 512MiB or 2GiB

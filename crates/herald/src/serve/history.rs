@@ -31,11 +31,12 @@ pub(super) fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>>
         .transpose()?;
     match args.history.unwrap_or(HistoryBackend::Redb) {
         HistoryBackend::Memory => {
-            if max_age.is_some() {
-                bail!("--history-max-age needs the durable history (--history redb)");
-            }
             let capacity = usize::try_from(max_events).unwrap_or(usize::MAX);
-            Ok(Arc::new(MemoryHistory::with_max_bytes(capacity, max_bytes)))
+            let history = MemoryHistory::with_max_bytes(capacity, max_bytes);
+            Ok(Arc::new(match max_age {
+                Some(age) => history.with_max_age(age),
+                None => history,
+            }))
         }
         HistoryBackend::Redb => {
             let dir = args
