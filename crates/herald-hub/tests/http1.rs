@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use common::*;
 use herald_hub::auth::{mint, Claims};
+use herald_hub::protocol::PublishForm;
 use herald_hub::server::Server;
 use herald_hub::{Hub, HUB_PATH};
 use http_body_util::{BodyExt, Empty};
@@ -242,4 +243,51 @@ async fn shutdown_closes_idle_and_streaming_connections_at_once() {
     assert!(rest.is_empty(), "{rest:?}");
     // The stream ends with its last chunk.
     read_until(&mut streaming, "0\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go_after_the_stall_limit() {
+    let hub = Hub::new(config()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(&hub).write_stall_limit(Duration::from_millis(500));
+    tokio::spawn(server.serve(listener, std::future::pending()));
+
+    // A subscriber that never reads, with a small receive buffer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + LONG;
+    while hub.metrics().subscribers == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // 25 MiB: far more than the socket buffers hold, and within the
+    // subscriber's queue (1,024 events), so it is not closed as slow.
+    let data = "x".repeat(64 * 1024);
+    for _ in 0..400 {
+        let form = PublishForm {
+            topics: vec!["a".into()],
+            data: data.clone(),
+            ..PublishForm::default()
+        };
+        hub.publish(form).await.unwrap();
+    }
+    assert_eq!(hub.metrics().slow_disconnects_total, 0);
+
+    // The client holds the connection open and reads nothing; the hub lets
+    // go of it (and of the subscription) once its writes make no progress.
+    let deadline = tokio::time::Instant::now() + LONG;
+    while hub.metrics().subscribers > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled connection is still held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(tcp);
 }

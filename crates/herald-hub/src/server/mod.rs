@@ -61,6 +61,9 @@ pub use tls::{TlsConfig, TlsError};
 /// The default limit of concurrent HTTP/2 streams per connection.
 pub const DEFAULT_H2_MAX_STREAMS: u32 = 256;
 
+/// The default of [`Server::write_stall_limit`].
+pub const DEFAULT_WRITE_STALL_LIMIT: Duration = Duration::from_secs(60);
+
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -76,6 +79,7 @@ pub struct Server {
     /// `None` for plain HTTP.
     tls: Option<Arc<rustls::ServerConfig>>,
     h2_max_streams: u32,
+    write_stall_limit: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -83,6 +87,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("tls", &self.tls.is_some())
             .field("h2_max_streams", &self.h2_max_streams)
+            .field("write_stall_limit", &self.write_stall_limit)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +100,7 @@ impl Server {
             router: hub.router(),
             tls: None,
             h2_max_streams: DEFAULT_H2_MAX_STREAMS,
+            write_stall_limit: DEFAULT_WRITE_STALL_LIMIT,
         }
     }
 
@@ -117,6 +123,17 @@ impl Server {
     /// connection (at least 1; default [`DEFAULT_H2_MAX_STREAMS`]).
     pub fn h2_max_concurrent_streams(mut self, streams: u32) -> Server {
         self.h2_max_streams = streams.max(1);
+        self
+    }
+
+    /// How long an HTTP/1.1 event stream may wait for its client to accept
+    /// more bytes before the connection is closed (default
+    /// [`DEFAULT_WRITE_STALL_LIMIT`]). A client that stops reading is
+    /// closed as slow by fan-out once its queue fills; this also frees its
+    /// connection, which would otherwise wait on a full socket for as long
+    /// as the client keeps it open.
+    pub fn write_stall_limit(mut self, limit: Duration) -> Server {
+        self.write_stall_limit = limit;
         self
     }
 
@@ -144,6 +161,7 @@ impl Server {
             builder,
             service: TowerToHyperService::new(self.router),
             acceptor: self.tls.map(TlsAcceptor::from),
+            write_stall_limit: self.write_stall_limit,
         });
         // Every connection holds a receiver; shutdown flips the value and
         // then waits for all of them to be dropped.
@@ -201,6 +219,7 @@ struct Shared {
     service: TowerToHyperService<Router>,
     /// `None` for plain HTTP.
     acceptor: Option<TlsAcceptor>,
+    write_stall_limit: Duration,
 }
 
 /// Why a connection ended early (logged at debug level).

@@ -41,6 +41,7 @@ use hyper::service::Service as _;
 use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 
 use super::http1::{field, parse, push_chunk, response_head, Parsed};
 use super::rewind::Rewind;
@@ -122,23 +123,25 @@ impl Future for Connection {
                         this.state = State::Streaming(streaming);
                     }
                 },
-                State::Streaming(mut streaming) => match streaming.poll_stream(cx) {
-                    Poll::Pending => {
-                        this.state = State::Streaming(streaming);
-                        return Poll::Pending;
+                State::Streaming(mut streaming) => {
+                    match streaming.poll_stream(cx, this.shared.write_stall_limit) {
+                        Poll::Pending => {
+                            this.state = State::Streaming(streaming);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Ok(true)) if streaming.keep_alive => {
+                            let requests = requests(
+                                streaming.tcp,
+                                streaming.carried,
+                                Arc::clone(&this.shared),
+                                this.shutdown.clone(),
+                            );
+                            this.state = State::Requests(Box::pin(requests));
+                        }
+                        Poll::Ready(Ok(_)) => break Ok(()),
+                        Poll::Ready(Err(e)) => break Err(e.into()),
                     }
-                    Poll::Ready(Ok(true)) if streaming.keep_alive => {
-                        let requests = requests(
-                            streaming.tcp,
-                            streaming.carried,
-                            Arc::clone(&this.shared),
-                            this.shutdown.clone(),
-                        );
-                        this.state = State::Requests(Box::pin(requests));
-                    }
-                    Poll::Ready(Ok(_)) => break Ok(()),
-                    Poll::Ready(Err(e)) => break Err(e.into()),
-                },
+                }
                 State::Done => return Poll::Ready(()),
             }
         };
@@ -200,6 +203,7 @@ async fn requests(
                     written: 0,
                     ended: false,
                     keep_alive,
+                    stalled: None,
                 })
             }
             Ok(None) if keep_alive => {}
@@ -304,20 +308,39 @@ struct Streaming {
     /// The last chunk is in `out`.
     ended: bool,
     keep_alive: bool,
+    /// Since a write found the socket full: the deadline for progress.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl Streaming {
     /// Writes the body as chunks, each write carrying every frame that is
     /// ready, until it ends (`Ok(true)`) or the client hangs up
     /// (`Ok(false)`).
-    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    fn poll_stream(
+        &mut self,
+        cx: &mut Context<'_>,
+        stall_limit: Duration,
+    ) -> Poll<io::Result<bool>> {
         loop {
             while self.written < self.out.len() {
-                let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, &self.out[self.written..]))?;
+                let n = match Pin::new(&mut self.tcp).poll_write(cx, &self.out[self.written..]) {
+                    Poll::Ready(n) => n?,
+                    Poll::Pending => {
+                        let stalled = self
+                            .stalled
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall_limit)));
+                        ready!(stalled.as_mut().poll(cx));
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client stopped reading its event stream",
+                        )));
+                    }
+                };
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 self.written += n;
+                self.stalled = None;
             }
             if !self.out.is_empty() {
                 // Nothing stays allocated while the stream idles.
