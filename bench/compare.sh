@@ -20,7 +20,7 @@ ROOT=$PWD
 
 SCENARIOS=${SCENARIOS:-"fanout idle many-topics storm publish"}
 PEERS=${PEERS:-"herald-memory herald-redb nchan axum node"}
-OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%M)}
+OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%M%S)}
 EXTRA=${EXTRA:-}   # more herald bench flags for every run, e.g. "--duration 5s"
 KEY=compare-secret-key-long-enough-for-hs256
 mkdir -p "$OUT"
