@@ -291,3 +291,23 @@ async fn a_client_that_stops_reading_is_let_go_after_the_stall_limit() {
     }
     drop(tcp);
 }
+
+#[tokio::test]
+async fn a_client_that_floods_its_open_stream_is_disconnected() {
+    let hub = start(config()).await;
+    let mut tcp = subscribe_raw(hub.addr, "topic=a").await;
+    read_until(&mut tcp, "text/event-stream").await;
+    // More than the 64 KiB a pipelined next request may take.
+    let junk = vec![b'x'; 80 * 1024];
+    let _ = tcp.write_all(&junk).await; // the server may close mid-way
+    let deadline = tokio::time::Instant::now() + LONG;
+    while hub.hub.metrics().subscribers > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Everyone else is still served.
+    let mut other = subscribe_raw(hub.addr, "topic=a").await;
+    read_until(&mut other, "text/event-stream").await;
+    publish(hub.addr, &[("topic", "a"), ("data", "still here")]).await;
+    read_until(&mut other, "data: still here\n\n").await;
+}

@@ -236,4 +236,48 @@ mod tests {
         expected.extend_from_slice(b"\r\n0\r\n\r\n");
         assert_eq!(out, expected);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn a_subscription_head_keeps_its_target_and_fields(
+            query in "[a-zA-Z0-9%=&._~-]{0,64}",
+            fields in proptest::collection::vec(("[a-z][a-z0-9-]{0,15}", "[ -~]{0,40}"), 0..8),
+            rest in "[ -~]{0,32}",
+        ) {
+            let fields: Vec<(String, String)> = fields
+                .into_iter()
+                .filter(|(name, _)| {
+                    !matches!(
+                        name.as_str(),
+                        "content-length" | "transfer-encoding" | "upgrade" | "expect" | "connection"
+                    )
+                })
+                .map(|(name, value)| (name, value.trim().to_owned()))
+                .collect();
+            let mut head = format!("GET {HUB_PATH}?{query} HTTP/1.1\r\n");
+            for (name, value) in &fields {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let bytes = format!("{head}{rest}");
+            match parse(bytes.as_bytes()) {
+                Parsed::Subscription { request, keep_alive, head_len } => {
+                    proptest::prop_assert!(keep_alive);
+                    proptest::prop_assert_eq!(head_len, head.len());
+                    proptest::prop_assert_eq!(request.uri().path(), HUB_PATH);
+                    proptest::prop_assert_eq!(request.uri().query().unwrap_or(""), query.as_str());
+                    for (name, value) in &fields {
+                        let got: Vec<&[u8]> = request.headers().get_all(name.as_str()).iter().map(|v| v.as_bytes()).collect();
+                        proptest::prop_assert!(got.contains(&value.as_bytes()), "{name}: {value:?} not in {got:?}");
+                    }
+                }
+                _ => proptest::prop_assert!(false, "not a subscription: {bytes:?}"),
+            }
+        }
+    }
 }
