@@ -174,7 +174,9 @@ fn publish_via_http(c: &mut Criterion) {
                     .expect("bind");
                 let addr: SocketAddr = listener.local_addr().expect("addr");
                 let server = tokio::spawn(async move {
-                    let _ = axum::serve(listener, hub.router()).await;
+                    // The server `herald serve` runs, not a bare router.
+                    let server = herald_hub::server::Server::new(&hub);
+                    let _ = server.serve(listener, std::future::pending()).await;
                 });
                 (addr, server)
             });

@@ -73,7 +73,7 @@ impl Default for HubConfig {
             max_body: 1 << 20,
             limits: ProtocolLimits::default(),
             queue_capacity: 1024,
-            matcher_cache: 10_000,
+            matcher_cache: crate::topic::DEFAULT_CACHE_CAPACITY,
             ui: true,
         }
     }

@@ -5,7 +5,6 @@
 //! lets an embedding application publish without HTTP; [`Hub::shutdown`]
 //! ends every stream so that a graceful server stop completes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +14,7 @@ use crate::config::HubConfig;
 use crate::fanout::Fanout;
 use crate::history::{History, HistoryError, MemoryHistory, NewEntry};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::protocol::PublishForm;
+use crate::protocol::{check_id, PublishForm};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
 
@@ -72,7 +71,6 @@ pub(crate) struct Shared {
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) shutting_down: AtomicBool,
     /// The heartbeat frame, encoded once.
     pub(crate) heartbeat: Bytes,
 }
@@ -138,7 +136,6 @@ impl Hub {
                 publisher_jwt,
                 subscriber_jwt,
                 metrics,
-                shutting_down: AtomicBool::new(false),
                 heartbeat: herald_sse::comment(""),
             }),
         })
@@ -152,6 +149,16 @@ impl Hub {
     /// Publishes an update without HTTP or authorization (the embedding
     /// application is trusted). Returns the event id.
     pub async fn publish(&self, form: PublishForm) -> Result<String, PublishError> {
+        // The form parser applies these too; an embedding application's
+        // updates must follow the same rules.
+        if form.topics.is_empty() || form.topics.iter().any(String::is_empty) {
+            return Err(PublishError::Invalid(
+                "invalid \"topic\": an update needs at least one topic, none empty".into(),
+            ));
+        }
+        if let Some(id) = &form.id {
+            check_id(id).map_err(|e| PublishError::Invalid(e.to_string()))?;
+        }
         let id = form.id.clone().unwrap_or_else(generate_id);
         let mut frame = herald_sse::Frame::new().id(&id).data(&form.data);
         if let Some(t) = &form.event_type {
@@ -188,13 +195,12 @@ impl Hub {
     /// graceful server shutdown can complete. Publishes still work until
     /// the hub is dropped.
     pub fn shutdown(&self) {
-        self.shared.shutting_down.store(true, Ordering::Release);
         self.shared.fanout.close();
     }
 
     /// Whether [`Hub::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.shutting_down.load(Ordering::Acquire)
+        self.shared.fanout.is_closed()
     }
 }
 

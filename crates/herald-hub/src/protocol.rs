@@ -91,6 +91,28 @@ pub struct SubscribeQuery {
     pub last_event_id: Option<String>,
 }
 
+/// The reserved `Last-Event-ID` that asks for all history; no update may
+/// take it as its id.
+pub(crate) const EARLIEST: &str = "earliest";
+
+/// The rules for a publisher-chosen event id, wherever the update comes
+/// from (a publish form or [`crate::Hub::publish`]).
+pub(crate) fn check_id(id: &str) -> Result<(), ProtocolError> {
+    if id.starts_with('#') {
+        return Err(ProtocolError::new("id", "must not start with '#'"));
+    }
+    if id.contains(['\r', '\n', '\0']) {
+        return Err(ProtocolError::new("id", "must not contain CR, LF or NUL"));
+    }
+    if id == EARLIEST {
+        return Err(ProtocolError::new(
+            "id",
+            "\"earliest\" is reserved for replaying all history",
+        ));
+    }
+    Ok(())
+}
+
 /// Parses an `application/x-www-form-urlencoded` publish body.
 pub fn parse_publish(body: &[u8], limits: &ProtocolLimits) -> Result<PublishForm, ProtocolError> {
     let mut form = PublishForm::default();
@@ -112,18 +134,7 @@ pub fn parse_publish(body: &[u8], limits: &ProtocolLimits) -> Result<PublishForm
             }
             "data" => form.data = value.into_owned(),
             "id" => {
-                if value.starts_with('#') {
-                    return Err(ProtocolError::new("id", "must not start with '#'"));
-                }
-                if value.contains(['\r', '\n', '\0']) {
-                    return Err(ProtocolError::new("id", "must not contain CR, LF or NUL"));
-                }
-                if value == "earliest" {
-                    return Err(ProtocolError::new(
-                        "id",
-                        "\"earliest\" is reserved for replaying all history",
-                    ));
-                }
+                check_id(&value)?;
                 form.id = (!value.is_empty()).then(|| value.into_owned());
             }
             "type" => {

@@ -90,10 +90,17 @@ impl Publisher {
         self.requests
             .send((entry, ack))
             .await
-            .map_err(|_| HistoryError("the hub is shutting down".into()))?;
-        done.await
-            .map_err(|_| HistoryError("the hub is shutting down".into()))?
+            .map_err(|_| writer_stopped())?;
+        done.await.map_err(|_| writer_stopped())?
     }
+}
+
+/// The writer task is gone: it only ends when the runtime stops or a
+/// history backend panicked (`Hub::shutdown` leaves publishing working).
+fn writer_stopped() -> HistoryError {
+    HistoryError(
+        "the publish writer stopped (the runtime is shutting down, or the history backend failed: see the log); restart the hub".into(),
+    )
 }
 
 /// The writer for a history that appends without waiting: batches what

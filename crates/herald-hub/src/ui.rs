@@ -8,7 +8,7 @@
 //! a second), so the hub reports on itself over SSE. Served when
 //! [`HubConfig::ui`](crate::HubConfig::ui) is on (the default).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
@@ -91,11 +91,8 @@ async fn stats(State(hub): State<Hub>) -> Response {
 
 /// One `stats` event: the snapshot as a JSON object.
 pub(crate) fn stats_frame(m: &MetricsSnapshot) -> Bytes {
-    let time = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     let json = serde_json::json!({
-        "time": time,
+        "time": crate::history::now_ms(),
         "subscribers": m.subscribers,
         "subscriptions_total": m.subscriptions_total,
         "publishes_total": m.publishes_total,

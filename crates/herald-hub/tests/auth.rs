@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -13,13 +13,6 @@ use herald_hub::HUB_PATH;
 use http_body_util::Full;
 use hyper::{Request, StatusCode};
 use jsonwebtoken::Algorithm;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn signed(claims: &Claims, alg: Algorithm, key: &str) -> String {
     mint(alg, key.as_bytes(), claims).unwrap()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -18,8 +18,6 @@ use hyper::Request;
 use jsonwebtoken::Algorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const LONG: Duration = Duration::from_secs(10);
 
 /// Reads from `tcp` until what was read (from the start of this call)
 /// contains `needle`; returns it all.
@@ -58,13 +56,9 @@ async fn subscribe_raw(addr: std::net::SocketAddr, query: &str) -> TcpStream {
 
 /// A subscriber token that expires `secs` from now.
 fn expiring_token(secs: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     let claims = Claims {
         subscribe: Some(vec!["*".into()]),
-        exp: Some(now + secs),
+        exp: Some(now() + secs),
         ..Claims::default()
     };
     mint(Algorithm::HS256, KEY.as_bytes(), &claims).unwrap()
@@ -174,11 +168,12 @@ async fn a_subscriber_that_hangs_up_is_unregistered_at_once() {
     assert_eq!(hub.hub.metrics().subscribers, 1);
     drop(tcp);
     // No write is needed to notice: the stream watches its socket.
-    let deadline = tokio::time::Instant::now() + LONG;
-    while hub.hub.metrics().subscribers > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "still registered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_subscribers(
+        &hub.hub,
+        |n| n == 0,
+        "a subscriber that hung up is unregistered",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -260,11 +255,7 @@ async fn a_client_that_stops_reading_is_let_go_after_the_stall_limit() {
     tcp.write_all(format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + LONG;
-    while hub.metrics().subscribers == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_subscribers(&hub, |n| n > 0, "the subscription registers").await;
 
     // 25 MiB: far more than the socket buffers hold, and within the
     // subscriber's queue (1,024 events), so it is not closed as slow.
@@ -281,14 +272,7 @@ async fn a_client_that_stops_reading_is_let_go_after_the_stall_limit() {
 
     // The client holds the connection open and reads nothing; the hub lets
     // go of it (and of the subscription) once its writes make no progress.
-    let deadline = tokio::time::Instant::now() + LONG;
-    while hub.metrics().subscribers > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stalled connection is still held"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_subscribers(&hub, |n| n == 0, "the stalled connection is let go").await;
     drop(tcp);
 }
 
@@ -300,14 +284,41 @@ async fn a_client_that_floods_its_open_stream_is_disconnected() {
     // More than the 64 KiB a pipelined next request may take.
     let junk = vec![b'x'; 80 * 1024];
     let _ = tcp.write_all(&junk).await; // the server may close mid-way
-    let deadline = tokio::time::Instant::now() + LONG;
-    while hub.hub.metrics().subscribers > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "still connected");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_subscribers(&hub.hub, |n| n == 0, "the flooding client is disconnected").await;
     // Everyone else is still served.
     let mut other = subscribe_raw(hub.addr, "topic=a").await;
     read_until(&mut other, "text/event-stream").await;
     publish(hub.addr, &[("topic", "a"), ("data", "still here")]).await;
     read_until(&mut other, "data: still here\n\n").await;
+}
+
+#[tokio::test]
+async fn a_head_sent_a_byte_at_a_time_is_served() {
+    let hub = start(config()).await;
+    let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let head =
+        format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    for byte in head.as_bytes() {
+        tcp.write_all(&[*byte]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    read_until(&mut tcp, "text/event-stream").await;
+    publish(hub.addr, &[("topic", "a"), ("data", "slowly")]).await;
+    read_until(&mut tcp, "data: slowly\n\n").await;
+}
+
+#[tokio::test]
+async fn a_token_that_expires_in_the_far_future_keeps_its_stream() {
+    let hub = start(config()).await;
+    let claims = Claims {
+        subscribe: Some(vec!["*".into()]),
+        exp: Some(u64::MAX / 2),
+        ..Claims::default()
+    };
+    let token = mint(Algorithm::HS256, KEY.as_bytes(), &claims).unwrap();
+    let mut tcp = subscribe_raw(hub.addr, &format!("topic=a&authorization={token}")).await;
+    read_until(&mut tcp, "text/event-stream").await;
+    publish(hub.addr, &[("topic", "a"), ("data", "still open")]).await;
+    read_until(&mut tcp, "data: still open\n\n").await;
 }

@@ -300,3 +300,29 @@ async fn subscribe_without_topic_is_400() {
     let sub = subscribe(hub.addr, "", &[]).await;
     assert_eq!(sub.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn hub_publish_applies_the_rules_of_the_publish_form() {
+    use herald_hub::protocol::PublishForm;
+    let hub = start(config()).await;
+    let form = |topics: &[&str], id: Option<&str>| PublishForm {
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        id: id.map(str::to_owned),
+        ..PublishForm::default()
+    };
+    for (why, refused) in [
+        ("no topic", form(&[], None)),
+        ("an empty topic", form(&["a", ""], None)),
+        ("the reserved id", form(&["a"], Some("earliest"))),
+        ("an id starting with #", form(&["a"], Some("#x"))),
+        ("a line break in the id", form(&["a"], Some("a\nb"))),
+    ] {
+        let error = hub.hub.publish(refused).await.expect_err(why);
+        assert!(error.to_string().starts_with("invalid"), "{why}: {error}");
+    }
+    assert_eq!(hub.hub.metrics().history.events, 0, "nothing was stored");
+    assert_eq!(
+        hub.hub.publish(form(&["a"], Some("ok"))).await.unwrap(),
+        "ok"
+    );
+}

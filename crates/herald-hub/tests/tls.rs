@@ -4,6 +4,8 @@
 //! graceful shutdown, and plain HTTP still served.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
+
+use common::wait_subscribers;
 
 const TOPIC: &str = "https://example.com/tls";
 const WAIT: Duration = Duration::from_secs(10);
@@ -132,17 +136,6 @@ async fn publish(hub: &Hub, id: &str, data: &str) {
     .unwrap();
 }
 
-/// Waits until the hub counts `n` subscribers.
-async fn wait_for_subscribers(hub: &Hub, n: u64) {
-    timeout(WAIT, async {
-        while hub.metrics().subscribers < n {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{n} subscribers never connected"));
-}
-
 /// Reads an event stream until `want` holds for the text received so far.
 async fn read_until(response: &mut Response<Incoming>, want: impl Fn(&str) -> bool) -> String {
     let mut text = String::new();
@@ -236,7 +229,7 @@ async fn twenty_four_streams_on_one_h2_connection_all_receive_every_event() {
         assert_eq!(response.version(), Version::HTTP_2);
         streams.push(response);
     }
-    wait_for_subscribers(&running.hub, STREAMS as u64).await;
+    wait_subscribers(&running.hub, |n| n >= STREAMS as u64, "subscribers connect").await;
     let sent: Vec<String> = (1..=5).map(|i| format!("ev-{i}")).collect();
     for id in &sent {
         publish(&running.hub, id, "hello").await;
@@ -316,7 +309,7 @@ async fn a_stream_that_is_not_read_does_not_stall_the_others() {
     let uri = subscribe_uri("https", running.addr);
     let _stalled = send.send_request(get(&uri)).await.unwrap();
     let mut reading = send.send_request(get(&uri)).await.unwrap();
-    wait_for_subscribers(&running.hub, 2).await;
+    wait_subscribers(&running.hub, |n| n >= 2, "subscribers connect").await;
     let payload = "x".repeat(1024);
     let reader = tokio::spawn(async move {
         let text = read_until(&mut reading, |t| ids(t).len() >= 200).await;
@@ -337,7 +330,7 @@ async fn the_h2_stream_limit_holds_back_the_stream_over_it() {
     for _ in 0..4 {
         open.push(send.clone().send_request(get(&uri)).await.unwrap());
     }
-    wait_for_subscribers(&running.hub, 4).await;
+    wait_subscribers(&running.hub, |n| n >= 4, "subscribers connect").await;
     let mut fifth = {
         let mut send = send.clone();
         let uri = uri.clone();
@@ -371,7 +364,7 @@ async fn plain_http_still_works_for_http1_and_prior_knowledge_h2() {
     let mut stream = send.send_request(request).await.unwrap();
     assert_eq!(stream.version(), Version::HTTP_11);
     assert_eq!(stream.status(), 200);
-    wait_for_subscribers(&running.hub, 1).await;
+    wait_subscribers(&running.hub, |n| n >= 1, "subscribers connect").await;
     publish(&running.hub, "plain-1", "over http/1.1").await;
     let text = read_until(&mut stream, |t| t.contains("\n\n") && !ids(t).is_empty()).await;
     assert_eq!(ids(&text), ["plain-1"]);
@@ -399,7 +392,7 @@ async fn shutdown_ends_every_stream_and_the_server_returns() {
     for _ in 0..3 {
         streams.push(send.clone().send_request(get(&uri)).await.unwrap());
     }
-    wait_for_subscribers(&running.hub, 3).await;
+    wait_subscribers(&running.hub, |n| n >= 3, "subscribers connect").await;
     running.stop.take().unwrap().send(()).unwrap();
     for mut stream in streams {
         let ended = timeout(WAIT, async {

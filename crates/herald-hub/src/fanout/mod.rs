@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::auth::selectors_match;
 use crate::history::Entry;
 use crate::metrics::Metrics;
 use crate::topic::{is_template, TopicMatcher};
@@ -40,13 +41,7 @@ impl Interest {
     /// Whether an entry is for this subscriber: a selector matches one of
     /// its topics, and, when private, the token allows one of its topics.
     pub(crate) fn wants(&self, matcher: &TopicMatcher, entry: &Entry) -> bool {
-        let matches = |selectors: &[String]| {
-            entry
-                .topics
-                .iter()
-                .any(|topic| selectors.iter().any(|s| matcher.matches(s, topic)))
-        };
-        matches(&self.selectors) && self.may_see(matcher, entry)
+        any_topic_matches(matcher, &self.selectors, entry) && self.may_see(matcher, entry)
     }
 
     /// The authorization half of [`Interest::wants`].
@@ -57,11 +52,16 @@ impl Interest {
         let Some(allowed) = &self.private_selectors else {
             return false;
         };
-        entry
-            .topics
-            .iter()
-            .any(|topic| allowed.iter().any(|s| matcher.matches(s, topic)))
+        any_topic_matches(matcher, allowed, entry)
     }
+}
+
+/// Whether one of `selectors` matches one of the entry's topics.
+fn any_topic_matches(matcher: &TopicMatcher, selectors: &[String], entry: &Entry) -> bool {
+    entry
+        .topics
+        .iter()
+        .any(|topic| selectors_match(matcher, selectors, topic))
 }
 
 #[derive(Debug)]
@@ -271,6 +271,11 @@ impl Fanout {
                 }
             }
         }
+    }
+
+    /// Whether [`Fanout::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Ends every stream and refuses new subscribers (shutdown).

@@ -21,6 +21,9 @@ use crate::Hub;
 
 pub(crate) use rejection::Rejection;
 
+/// The header a reconnecting client resumes with (and the hub echoes).
+pub(crate) static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
 /// The path every Mercure client expects.
 pub const HUB_PATH: &str = "/.well-known/mercure";
 
@@ -82,10 +85,10 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CACHE_CONTROL,
-                HeaderName::from_static("last-event-id"),
+                LAST_EVENT_ID.clone(),
                 header::CONTENT_TYPE,
             ])
-            .expose_headers([HeaderName::from_static("last-event-id")]),
+            .expose_headers([LAST_EVENT_ID.clone()]),
     )
 }
 

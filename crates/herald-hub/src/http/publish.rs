@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::Rejection;
-use crate::auth::{extract_token, TokenSource};
+use crate::auth::{extract_token, selectors_match, TokenSource};
 use crate::hub::PublishError;
 use crate::metrics::Metrics;
 use crate::protocol::parse_publish;
@@ -101,7 +101,7 @@ async fn accept(
     if let Some(topic) = form
         .topics
         .iter()
-        .find(|topic| !allowed.iter().any(|s| shared.matcher.matches(s, topic)))
+        .find(|topic| !selectors_match(&shared.matcher, &allowed, topic))
     {
         return Err(Rejection::Forbidden(format!(
             "the token's \"mercure.publish\" does not allow the topic {topic:?}"

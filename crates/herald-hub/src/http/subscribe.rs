@@ -15,21 +15,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::subscription::{Replay, Subscription, REPLAY_PAGE};
-use super::Rejection;
+use super::{Rejection, LAST_EVENT_ID};
 use crate::auth::{extract_token, Claims, TokenSource};
 use crate::fanout::Interest;
-use crate::protocol::parse_subscribe;
+use crate::protocol::{parse_subscribe, EARLIEST};
 use crate::Hub;
-
-/// The reserved `Last-Event-ID` that asks for all history.
-const EARLIEST: &str = "earliest";
-
-static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 pub(crate) async fn subscribe(
     State(hub): State<Hub>,
@@ -44,9 +39,7 @@ pub(crate) async fn subscribe(
 
 async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Response, Rejection> {
     if hub.is_shutting_down() {
-        return Err(Rejection::Unavailable(
-            "the hub is shutting down; reconnect to another node".into(),
-        ));
+        return Err(shutting_down());
     }
     let shared = Arc::clone(&hub.shared);
     let request = parse_subscribe(query.unwrap_or(""), &shared.config.limits)
@@ -66,7 +59,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     }
     // An empty id is no position (browsers never send one): no replay.
     .filter(|id| !id.is_empty());
-    let expires = claims.as_ref().and_then(|c| c.exp).map(deadline_of);
+    let expires = claims.as_ref().and_then(|c| c.exp).and_then(deadline_of);
     let interest = Arc::new(Interest {
         selectors: request.selectors,
         private_selectors: claims.and_then(|c| c.subscribe),
@@ -74,9 +67,10 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
 
     // Register for live entries before reading history: nothing stored
     // from here on can be missed.
-    let (registration, inbox) = shared.fanout.register(Arc::clone(&interest)).map_err(|_| {
-        Rejection::Unavailable("the hub is shutting down; reconnect to another node".into())
-    })?;
+    let (registration, inbox) = shared
+        .fanout
+        .register(Arc::clone(&interest))
+        .map_err(|_| shutting_down())?;
 
     let mut resumed_from = None;
     let mut replay = None;
@@ -167,11 +161,16 @@ fn authenticate(
     }
 }
 
-/// The instant a token with `exp` (seconds since the epoch) runs out.
-fn deadline_of(exp: u64) -> Instant {
+/// The instant a token with `exp` (seconds since the epoch) runs out;
+/// `None` when that is too far away to represent (it never runs out).
+fn deadline_of(exp: u64) -> Option<Instant> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let left = Duration::from_secs(exp).saturating_sub(now);
-    Instant::now() + left
+    Instant::now().checked_add(left)
+}
+
+fn shutting_down() -> Rejection {
+    Rejection::Unavailable("the hub is shutting down; reconnect to another node".into())
 }

@@ -51,6 +51,16 @@ impl Replay {
     }
 }
 
+/// A step of the replay.
+enum Replayed {
+    /// The next replayed frame.
+    Frame(Bytes),
+    /// Replay is over (or there was none): go live.
+    Done,
+    /// The stream must end (history failed, or lost entries mid-replay).
+    End,
+}
+
 /// One subscriber's stream of frames.
 pub(super) struct Subscription {
     hub: Hub,
@@ -94,13 +104,12 @@ impl Subscription {
         }
     }
 
-    /// The next replayed frame. `Ready(None)` with `self.replay` cleared
-    /// when the replay is complete; with it set, when the stream must end.
-    fn poll_replayed(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+    /// The next step of the replay.
+    fn poll_replayed(&mut self, cx: &mut Context<'_>) -> Poll<Replayed> {
         let shared = &self.hub.shared;
         loop {
             let Some(replay) = self.replay.as_mut() else {
-                return Poll::Ready(None);
+                return Poll::Ready(Replayed::Done);
             };
             if let Some(reading) = replay.reading.as_mut() {
                 let page = ready!(reading.as_mut().poll(cx));
@@ -109,7 +118,7 @@ impl Subscription {
                     // Entries were evicted while we replayed: end the stream
                     // so the client reconnects and is told `earliest`.
                     Ok(page) if page.first().is_some_and(|e| e.seq != self.last_seq + 1) => {
-                        return Poll::Ready(None)
+                        return Poll::Ready(Replayed::End)
                     }
                     Ok(page) => {
                         replay.exhausted = page.len() < REPLAY_PAGE;
@@ -117,7 +126,7 @@ impl Subscription {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "replay stopped: history read failed");
-                        return Poll::Ready(None);
+                        return Poll::Ready(Replayed::End);
                     }
                 }
             }
@@ -125,16 +134,16 @@ impl Subscription {
                 self.last_seq = entry.seq;
                 if self.interest.wants(&shared.matcher, &entry) {
                     Metrics::inc(&shared.metrics.events_delivered_total);
-                    return Poll::Ready(Some(entry.frame.clone()));
+                    return Poll::Ready(Replayed::Frame(entry.frame.clone()));
                 }
                 continue;
             }
             if replay.exhausted {
                 self.replay = None;
-                return Poll::Ready(None);
+                return Poll::Ready(Replayed::Done);
             }
             if self.hub.is_shutting_down() {
-                return Poll::Ready(None);
+                return Poll::Ready(Replayed::End);
             }
             let history = Arc::clone(&shared.history);
             let after = self.last_seq;
@@ -195,14 +204,10 @@ impl Stream for Subscription {
             let frame = this.hub.shared.heartbeat.clone();
             return Poll::Ready(Some(Ok(this.wrote(frame))));
         }
-        if this.replay.is_some() {
-            if let Some(frame) = ready!(this.poll_replayed(cx)) {
-                return Poll::Ready(Some(Ok(this.wrote(frame))));
-            }
-            if this.replay.is_some() {
-                return Poll::Ready(None);
-            }
+        match ready!(this.poll_replayed(cx)) {
+            Replayed::Frame(frame) => Poll::Ready(Some(Ok(this.wrote(frame)))),
+            Replayed::End => Poll::Ready(None),
+            Replayed::Done => this.poll_live(cx).map(|frame| frame.map(Ok)),
         }
-        this.poll_live(cx).map(|frame| frame.map(Ok))
     }
 }

@@ -142,6 +142,8 @@ pub(super) fn push_chunk(
             // Trailers are not sent (event streams have none).
             if let Ok(data) = frame.into_data() {
                 if !data.is_empty() {
+                    // Size line, data and CRLF in one allocation at most.
+                    out.reserve(data.len() + 20);
                     let _ = write!(out, "{:x}\r\n", data.len());
                     out.extend_from_slice(&data);
                     out.extend_from_slice(b"\r\n");

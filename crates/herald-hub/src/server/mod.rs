@@ -64,6 +64,11 @@ pub const DEFAULT_H2_MAX_STREAMS: u32 = 256;
 /// The default of [`Server::write_stall_limit`].
 pub const DEFAULT_WRITE_STALL_LIMIT: Duration = Duration::from_secs(60);
 
+/// How long a client may take to send a request head, and how long an idle
+/// keep-alive connection is kept: on hyper's connections and on the
+/// server's own HTTP/1.1 path alike.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -148,7 +153,7 @@ impl Server {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
+            .header_read_timeout(HEAD_TIMEOUT);
         builder
             .http2()
             .timer(TokioTimer::new())

@@ -45,20 +45,15 @@ use tokio::time::Sleep;
 
 use super::http1::{field, parse, push_chunk, response_head, Parsed};
 use super::rewind::Rewind;
-use super::{serve_hyper, ConnectionError, Shared};
-
-/// How long a client may take to send a request head, and how long an idle
-/// keep-alive connection is kept (hyper's header read timeout, for the
-/// same purpose).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+use super::{serve_hyper, ConnectionError, Shared, HEAD_TIMEOUT};
 
 /// The longest request head read here; a longer one (a subscription with
 /// very many selectors) is left to hyper, whose limit is higher.
 const MAX_HEAD: usize = 64 * 1024;
 
-/// Most bytes a client may send while its event stream is open (it can
-/// only be its next, pipelined request).
-const MAX_PIPELINED: usize = 64 * 1024;
+/// Most bytes a client may send while its event stream is open: only its
+/// next, pipelined request head can be legitimate there.
+const MAX_PIPELINED: usize = 16 * 1024;
 
 /// Most bytes of ready frames gathered into one write.
 const MAX_WRITE: usize = 64 * 1024;
@@ -266,11 +261,15 @@ enum Head {
 /// Reads until `buf` holds a complete request head, or until it is clear
 /// that hyper should have the connection.
 async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Head> {
+    // How much of `buf` was there at the last parse: a head sent a byte at
+    // a time must not be parsed again from the start for every byte.
+    let mut parsed_len = None;
     loop {
-        if !buf.is_empty() {
+        if !buf.is_empty() && may_complete(&buf, parsed_len) {
+            parsed_len = Some(buf.len());
             match parse(&buf) {
-                Parsed::Partial if buf.len() < MAX_HEAD => {}
-                Parsed::Partial | Parsed::ForHyper => return Ok(Head::ForHyper(buf.into())),
+                Parsed::Partial => {}
+                Parsed::ForHyper => return Ok(Head::ForHyper(buf.into())),
                 Parsed::Subscription {
                     request,
                     keep_alive,
@@ -285,6 +284,9 @@ async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Head> {
                 }
             }
         }
+        if buf.len() >= MAX_HEAD {
+            return Ok(Head::ForHyper(buf.into()));
+        }
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(buf.len().max(2048));
         }
@@ -292,6 +294,17 @@ async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Head> {
             return Ok(Head::Closed);
         }
     }
+}
+
+/// Whether `buf` is worth parsing: on the first look (to hand anything
+/// that is not HTTP/1 to hyper early), then only once the bytes read since
+/// the last parse (with the three before them) hold a blank line.
+fn may_complete(buf: &[u8], parsed_len: Option<usize>) -> bool {
+    let Some(parsed_len) = parsed_len else {
+        return true;
+    };
+    let fresh = &buf[parsed_len.saturating_sub(3)..];
+    fresh.windows(2).any(|w| w == b"\n\n") || fresh.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// An event stream being written: the state a subscriber holds while it
@@ -342,11 +355,9 @@ impl Streaming {
                 self.written += n;
                 self.stalled = None;
             }
-            if !self.out.is_empty() {
-                // Nothing stays allocated while the stream idles.
-                self.out = Vec::new();
-                self.written = 0;
-            }
+            // Written: keep the buffer for the rest of a burst.
+            self.out.clear();
+            self.written = 0;
             if self.ended {
                 return Poll::Ready(Ok(true));
             }
@@ -359,7 +370,9 @@ impl Streaming {
             if !self.out.is_empty() {
                 continue;
             }
-            // Nothing to write: watch the socket for the client hanging up.
+            // Nothing to write: free the buffer (an idle stream holds
+            // none) and watch the socket for the client hanging up.
+            self.out = Vec::new();
             ready!(self.tcp.poll_read_ready(cx))?;
             if self.read_while_streaming()? {
                 return Poll::Ready(Ok(false));
@@ -370,19 +383,35 @@ impl Streaming {
     /// Reads whatever the client sent into `carried`; `Ok(true)` when the
     /// client closed the connection.
     fn read_while_streaming(&mut self) -> io::Result<bool> {
-        let mut scratch = [0u8; 1024];
         loop {
-            match self.tcp.try_read(&mut scratch) {
+            let room = MAX_PIPELINED - self.carried.len();
+            if room == 0 {
+                return Err(io::Error::other(
+                    "the client sent too much while its event stream was open",
+                ));
+            }
+            self.carried.reserve(room.min(1024));
+            match self.tcp.try_read_buf(&mut self.carried) {
                 Ok(0) => return Ok(true),
-                Ok(n) if self.carried.len() + n > MAX_PIPELINED => {
-                    return Err(io::Error::other(
-                        "the client sent too much while its event stream was open",
-                    ))
-                }
-                Ok(n) => self.carried.extend_from_slice(&scratch[..n]),
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_complete;
+
+    #[test]
+    fn a_head_is_parsed_again_only_when_new_bytes_can_end_it() {
+        assert!(may_complete(b"GET / HT", None), "the first look parses");
+        assert!(!may_complete(b"GET / HTTP/1.1\r\nHost: x\r\n", Some(8)));
+        assert!(may_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Some(24)));
+        // The blank line split across reads: "\r\n" before, "\r\n" now.
+        assert!(may_complete(b"GET / HTTP/1.1\r\n\r\n", Some(16)));
+        assert!(may_complete(b"GET / HTTP/1.1\n\n", Some(15)));
     }
 }

@@ -307,3 +307,25 @@ impl Stream {
 
 pub const SHORT: Duration = Duration::from_millis(300);
 pub const LONG: Duration = Duration::from_secs(10);
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits (up to [`LONG`]) until the hub's subscriber count satisfies
+/// `done`; `what` names the wait in the failure message.
+pub async fn wait_subscribers(hub: &Hub, done: impl Fn(u64) -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !done(hub.metrics().subscribers) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {} subscribers after {LONG:?}",
+            hub.metrics().subscribers
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

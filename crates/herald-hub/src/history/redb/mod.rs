@@ -385,14 +385,14 @@ impl Inner {
     /// The once-a-second work: age retention, and the fsync that periodic
     /// durability owes.
     fn maintain_blocking(&self) -> Result<(), HistoryError> {
+        let mut writer = self.writer();
         let needs_age =
             self.options.retention.max_age.is_some() && self.events.load(Ordering::Acquire) > 0;
         let needs_sync =
-            matches!(self.options.durability, Durability::Periodic(_)) && self.writer().unsynced;
+            matches!(self.options.durability, Durability::Periodic(_)) && writer.unsynced;
         if !needs_age && !needs_sync {
             return Ok(());
         }
-        let mut writer = self.writer();
         let fail = storage(&self.path);
         let txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
         let mut state = (writer.last_seq, writer.events, writer.bytes);
@@ -403,10 +403,17 @@ impl Inner {
             let first_kept = self
                 .evict(&mut events, &mut ids, &mut state, now_ms())
                 .map_err(&fail)?;
-            meta.insert(META_BYTES, state.2)
-                .map_err(|e| fail(e.into()))?;
+            if first_kept.is_some() {
+                meta.insert(META_BYTES, state.2)
+                    .map_err(|e| fail(e.into()))?;
+            }
             first_kept
         };
+        if first_kept.is_none() && !needs_sync {
+            // Nothing expired and nothing to sync: no write, no fsync.
+            txn.abort().map_err(|e| fail(e.into()))?;
+            return Ok(());
+        }
         txn.commit().map_err(|e| fail(e.into()))?;
         (writer.last_seq, writer.events, writer.bytes) = state;
         writer.unsynced = false;
