@@ -110,16 +110,11 @@ impl Builder {
         self
     }
 
-    /// Adds all these headers.
+    /// Adds all these headers, every value of each (as [`Builder::header`]
+    /// does, they add to the headers already given rather than replace them).
     pub fn headers(mut self, headers: HeaderMap) -> Builder {
-        let mut last = None;
-        for (name, value) in headers {
-            if let Some(name) = name {
-                last = Some(name);
-            }
-            if let Some(name) = &last {
-                self.headers.append(name.clone(), value);
-            }
+        for (name, value) in &headers {
+            self.headers.append(name, value.clone());
         }
         self
     }
@@ -263,4 +258,30 @@ pub(crate) fn parse_url(url: &str) -> Result<Uri, Error> {
         return Err(invalid("no host"));
     }
     Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_appends_every_value() {
+        let mut map = HeaderMap::new();
+        map.append("x-a", HeaderValue::from_static("1"));
+        map.append("x-a", HeaderValue::from_static("2"));
+        map.append("x-b", HeaderValue::from_static("3"));
+        let builder = Builder::new("http://a.test/")
+            .header("x-a", "0")
+            .headers(map);
+        let values = |name: &str| -> Vec<&str> {
+            builder
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(values("x-a"), ["0", "1", "2"]);
+        assert_eq!(values("x-b"), ["3"]);
+    }
 }

@@ -6,6 +6,7 @@
 //! `text/event-stream` content type opens the stream; a transport error is
 //! retryable; every other answer is fatal.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,26 +75,23 @@ pub(crate) async fn open(
     headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.remove("last-event-id");
-    if let Some(value) = last_event_id_header(last_event_id) {
-        headers.insert("last-event-id", value);
-    }
+    // What `Opened` reports as sent: the id only when it went out as a header.
+    let sent_last_event_id = match last_event_id_header(last_event_id) {
+        Some(value) => {
+            headers.insert("last-event-id", value);
+            last_event_id.to_owned()
+        }
+        None => String::new(),
+    };
     let mut redirects = 0;
     loop {
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(url.clone())
-            .body(Full::new(body.clone()))
-            .map_err(|e| Error::Connect(Box::new(e)))?;
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = url.clone();
         *request.headers_mut() = headers.clone();
-        let pending = client.request(request);
-        let response = match config.read_timeout {
-            Some(limit) => match tokio::time::timeout(limit, pending).await {
-                Ok(response) => response,
-                Err(_) => return Err(Error::ReadTimeout(limit)),
-            },
-            None => pending.await,
-        }
-        .map_err(|e| Error::Connect(Box::new(e)))?;
+        let response = with_timeout(config.read_timeout, client.request(request))
+            .await?
+            .map_err(|e| Error::Connect(Box::new(e)))?;
 
         let status = response.status();
         if is_redirect(status) {
@@ -141,9 +139,23 @@ pub(crate) async fn open(
         let opened = Opened {
             url,
             headers: parts.headers,
-            sent_last_event_id: last_event_id.to_owned(),
+            sent_last_event_id,
         };
         return Ok((body, opened));
+    }
+}
+
+/// Runs `future`, failing with [`Error::ReadTimeout`] when it takes longer
+/// than `limit` (no limit when `None`).
+pub(crate) async fn with_timeout<F: Future>(
+    limit: Option<Duration>,
+    future: F,
+) -> Result<F::Output, Error> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, future)
+            .await
+            .map_err(|_| Error::ReadTimeout(limit)),
+        None => Ok(future.await),
     }
 }
 
@@ -195,30 +207,48 @@ fn same_origin(a: &Uri, b: &Uri) -> bool {
     a.scheme() == b.scheme() && a.authority() == b.authority()
 }
 
-/// Resolves a `Location` value against the URL that answered with it.
+/// Resolves a `Location` value against the URL that answered with it, as
+/// RFC 3986 §5.2.2 says (the fragment is dropped; an empty `Location` is an
+/// error rather than the base URL).
 pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, String> {
     let location = location.trim();
     let location = location.split('#').next().unwrap_or(location);
     if location.is_empty() {
         return Err("empty Location".to_owned());
     }
-    let scheme = base.scheme_str().unwrap_or("http");
-    let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
-    let absolute = if location.contains("://") {
-        location.to_owned()
-    } else if let Some(rest) = location.strip_prefix("//") {
-        format!("{scheme}://{rest}")
-    } else if location.starts_with('/') {
-        format!("{scheme}://{authority}{location}")
+    let (path, query) = match location.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (location, None),
+    };
+    let base_scheme = base.scheme_str().unwrap_or("http");
+    let base_authority = base.authority().map_or("", |a| a.as_str());
+    let absolute = if let Some((scheme, rest)) = split_scheme(path) {
+        // An absolute URL: only its path needs normalising.
+        let (authority, path) = split_authority(rest);
+        format!("{scheme}:{authority}{}", remove_dot_segments(path))
+    } else if path.starts_with("//") {
+        let (authority, path) = split_authority(path);
+        format!("{base_scheme}:{authority}{}", remove_dot_segments(path))
+    } else if path.is_empty() {
+        // Only a query: the base path with the new query.
+        format!("{base_scheme}://{base_authority}{}", base.path())
+    } else if path.starts_with('/') {
+        format!(
+            "{base_scheme}://{base_authority}{}",
+            remove_dot_segments(path)
+        )
     } else {
-        let path = base.path();
-        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        let base_path = base.path();
+        let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
         let dir = if dir.is_empty() { "/" } else { dir };
-        if location.starts_with('?') {
-            format!("{scheme}://{authority}{path}{location}")
-        } else {
-            format!("{scheme}://{authority}{dir}{location}")
-        }
+        format!(
+            "{base_scheme}://{base_authority}{}",
+            remove_dot_segments(&format!("{dir}{path}"))
+        )
+    };
+    let absolute = match query {
+        Some(query) => format!("{absolute}?{query}"),
+        None => absolute,
     };
     let uri: Uri = absolute
         .parse()
@@ -227,6 +257,64 @@ pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, String> {
         Some("http") | Some("https") if uri.authority().is_some() => Ok(uri),
         _ => Err(format!("Location {location:?} is not an http(s) URL")),
     }
+}
+
+/// Splits `scheme:rest` when `reference` starts with a URI scheme
+/// (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`) and a `:`; `None` for a
+/// relative reference, even one with `://` further on (`/a?next=http://b`).
+fn split_scheme(reference: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = reference.split_once(':')?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some((scheme, rest))
+}
+
+/// Splits `//authority/path` into `//authority` and `/path`; a string not
+/// starting with `//` has no authority and is all path.
+fn split_authority(s: &str) -> (&str, &str) {
+    match s.strip_prefix("//") {
+        Some(rest) => s.split_at(2 + rest.find('/').unwrap_or(rest.len())),
+        None => ("", s),
+    }
+}
+
+/// RFC 3986 §5.2.4: removes the `.` and `..` segments of a path.
+fn remove_dot_segments(path: &str) -> String {
+    let mut input = path;
+    let mut output = String::with_capacity(path.len());
+    while !input.is_empty() {
+        if let Some(rest) = input.strip_prefix("../") {
+            input = rest;
+        } else if let Some(rest) = input.strip_prefix("./") {
+            input = rest;
+        } else if input.starts_with("/./") {
+            input = &input[2..];
+        } else if input == "/." {
+            input = "/";
+        } else if input.starts_with("/../") {
+            input = &input[3..];
+            pop_segment(&mut output);
+        } else if input == "/.." {
+            input = "/";
+            pop_segment(&mut output);
+        } else if input == "." || input == ".." {
+            input = "";
+        } else {
+            // Move the first segment, with its leading `/` if any.
+            let end = input.bytes().skip(1).position(|b| b == b'/');
+            let end = end.map_or(input.len(), |i| i + 1);
+            output.push_str(&input[..end]);
+            input = &input[end..];
+        }
+    }
+    output
+}
+
+/// Removes the last segment of `output`, and the `/` before it.
+fn pop_segment(output: &mut String) {
+    let cut = output.rfind('/').unwrap_or(0);
+    output.truncate(cut);
 }
 
 #[cfg(test)]
@@ -274,5 +362,76 @@ mod tests {
         }
         assert!(resolve(&base, "ftp://x/y").is_err());
         assert!(resolve(&base, "").is_err());
+    }
+
+    #[test]
+    fn a_url_inside_a_relative_location_does_not_make_it_absolute() {
+        let base: Uri = "http://a.test:8080/dir/sse?x=1".parse().unwrap();
+        let cases = [
+            (
+                "/login?next=https://b/c",
+                "http://a.test:8080/login?next=https://b/c",
+            ),
+            (
+                "next?url=http://b.test/x",
+                "http://a.test:8080/dir/next?url=http://b.test/x",
+            ),
+            ("?r=https://b/c", "http://a.test:8080/dir/sse?r=https://b/c"),
+            ("p/q:r", "http://a.test:8080/dir/p/q:r"),
+            ("HTTPS://c.test/q", "https://c.test/q"),
+            (
+                "https://c.test?next=http://b",
+                "https://c.test/?next=http://b",
+            ),
+        ];
+        for (location, want) in cases {
+            assert_eq!(
+                resolve(&base, location).unwrap().to_string(),
+                want,
+                "{location}"
+            );
+        }
+        // A scheme is `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` and a `:`.
+        for other in [
+            "mailto:a@b.test",
+            "web+x.y-z://a.test/",
+            "http:no-authority",
+        ] {
+            assert!(resolve(&base, other).is_err(), "{other}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_removed() {
+        let base: Uri = "http://a.test/a/b/c?x=1".parse().unwrap();
+        let cases = [
+            ("../d", "http://a.test/a/d"),
+            ("./d", "http://a.test/a/b/d"),
+            ("..", "http://a.test/a/"),
+            (".", "http://a.test/a/b/"),
+            ("../../../../d", "http://a.test/d"),
+            ("/x/./y/../z", "http://a.test/x/z"),
+            ("d/..?q=../x", "http://a.test/a/b/?q=../x"),
+            ("//b.test/p/../q", "http://b.test/q"),
+            ("https://c.test/p/./q/../../r", "https://c.test/r"),
+        ];
+        for (location, want) in cases {
+            assert_eq!(
+                resolve(&base, location).unwrap().to_string(),
+                want,
+                "{location}"
+            );
+        }
+        // The RFC 3986 §5.4 examples that this resolver supports.
+        for (input, want) in [
+            ("/a/b/c/./../../g", "/a/g"),
+            ("mid/content=5/../6", "mid/6"),
+            ("/../g", "/g"),
+            ("/a/..", "/"),
+            ("/a/g.", "/a/g."),
+            ("/a/..g", "/a/..g"),
+        ] {
+            assert_eq!(remove_dot_segments(input), want, "{input}");
+        }
     }
 }

@@ -123,8 +123,14 @@ impl std::fmt::Display for Error {
             }
             Error::TooManyRedirects { limit } => write!(f, "more than {limit} redirects"),
             Error::BadRedirect { status, reason } => write!(f, "redirect {status}: {reason}"),
-            Error::Connect(e) => write!(f, "connection failed: {e}"),
-            Error::Body(e) => write!(f, "connection lost: {e}"),
+            Error::Connect(e) => {
+                f.write_str("connection failed: ")?;
+                write_with_cause(f, e.as_ref())
+            }
+            Error::Body(e) => {
+                f.write_str("connection lost: ")?;
+                write_with_cause(f, e.as_ref())
+            }
             Error::StreamEnded => f.write_str("server ended the stream"),
             Error::ReadTimeout(d) => write!(f, "no data for {} ms", d.as_millis()),
             Error::AttemptsExhausted { attempts, last } => {
@@ -134,6 +140,31 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// Writes `error` and, when its message does not already say it, its
+/// innermost cause: hyper-util's errors read only `client error (Connect)`,
+/// and the reason (`Connection refused`, a DNS or certificate failure) is at
+/// the bottom of the `source` chain.
+fn write_with_cause(
+    f: &mut std::fmt::Formatter<'_>,
+    error: &(dyn std::error::Error + 'static),
+) -> std::fmt::Result {
+    let text = error.to_string();
+    f.write_str(&text)?;
+    let mut innermost = None;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        innermost = Some(cause);
+        source = cause.source();
+    }
+    if let Some(cause) = innermost {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            write!(f, ": {cause}")?;
+        }
+    }
+    Ok(())
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -141,5 +172,77 @@ impl std::error::Error for Error {
             Error::AttemptsExhausted { last, .. } => Some(last.as_ref()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// An error that says only what failed, with the reason as its source.
+    #[derive(Debug)]
+    struct Wrapper(
+        &'static str,
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    );
+
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    fn chain(outer: &'static str, middle: &'static str, inner: &'static str) -> BoxError {
+        let inner = Box::new(Wrapper(inner, None));
+        Box::new(Wrapper(outer, Some(Box::new(Wrapper(middle, Some(inner))))))
+    }
+
+    #[test]
+    fn connect_and_body_errors_show_the_innermost_cause() {
+        let error = Error::Connect(chain(
+            "client error (Connect)",
+            "tcp connect error",
+            "Connection refused (os error 111)",
+        ));
+        assert_eq!(
+            error.to_string(),
+            "connection failed: client error (Connect): Connection refused (os error 111)"
+        );
+        assert_eq!(
+            error.source().map(|e| e.to_string()).as_deref(),
+            Some("client error (Connect)")
+        );
+        let error = Error::Body(chain("error reading a body", "io", "connection reset"));
+        assert_eq!(
+            error.to_string(),
+            "connection lost: error reading a body: connection reset"
+        );
+        let exhausted = Error::AttemptsExhausted {
+            attempts: 3,
+            last: Box::new(error),
+        };
+        assert_eq!(
+            exhausted.to_string(),
+            "gave up after 3 reconnection attempts: connection lost: error reading a body: connection reset"
+        );
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let error = Error::Connect(chain("dns error: no such host", "x", "no such host"));
+        assert_eq!(
+            error.to_string(),
+            "connection failed: dns error: no such host"
+        );
+        let error = Error::Connect(Box::new(Wrapper("alone", None)));
+        assert_eq!(error.to_string(), "connection failed: alone");
     }
 }

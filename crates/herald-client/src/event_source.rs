@@ -109,7 +109,13 @@ impl Shared {
         self.state.store(state as u8, Ordering::Release);
     }
 
+    /// The ready state. The `closed` flag wins over `state`: a `close` from
+    /// another thread can come while the driver is polled, which may then
+    /// still store `Open` or `Connecting` after it.
     fn state(&self) -> ReadyState {
+        if self.closed.load(Ordering::Acquire) {
+            return ReadyState::Closed;
+        }
         match self.state.load(Ordering::Acquire) {
             0 => ReadyState::Connecting,
             1 => ReadyState::Open,
@@ -355,7 +361,8 @@ impl Driver {
                 if let Some(delay) = self.wait.take() {
                     tokio::time::sleep(delay).await;
                 }
-                self.shared.set_state(ReadyState::Connecting);
+                // The state is already `Connecting`: initially, and after
+                // `fail` (which set it before this wait).
                 let opened =
                     connect::open(&self.client, &self.config, self.parser.last_event_id()).await;
                 match opened {
@@ -371,10 +378,13 @@ impl Driver {
                     Err(e) => return Some(self.fail(e)),
                 }
             };
-            match self.parser.next_item() {
+            let item = self.parser.next_item();
+            // Every dispatch moves the last event id, also that of an id-only
+            // block, which yields no item.
+            self.shared.set_last_event_id(self.parser.last_event_id());
+            match item {
                 Some(Ok(herald_sse::Item::Event(event))) => {
                     conn.delivered = true;
-                    self.shared.set_last_event_id(event.last_event_id());
                     return Some(Ok(Item::Event(event)));
                 }
                 Some(Ok(herald_sse::Item::Comment(text))) => {
@@ -384,15 +394,11 @@ impl Driver {
                 Some(Err(e)) => return Some(Ok(Item::Dropped(e))),
                 None => {}
             }
-            // An id-only block moves the last event id without an event.
-            self.shared.set_last_event_id(self.parser.last_event_id());
-            let frame = match self.config.read_timeout {
-                Some(limit) => match tokio::time::timeout(limit, conn.body.frame()).await {
+            let frame =
+                match connect::with_timeout(self.config.read_timeout, conn.body.frame()).await {
                     Ok(frame) => frame,
-                    Err(_) => return Some(self.fail(Error::ReadTimeout(limit))),
-                },
-                None => conn.body.frame().await,
-            };
+                    Err(timeout) => return Some(self.fail(timeout)),
+                };
             match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -440,5 +446,29 @@ impl Driver {
     fn stop(&mut self) {
         self.done = true;
         self.shared.set_state(ReadyState::Closed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_source_stays_closed_whatever_the_driver_stores_after() {
+        let shared = Shared {
+            closed: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            state: AtomicU8::new(ReadyState::Connecting as u8),
+            last_event_id: Mutex::new(String::new()),
+        };
+        shared.set_state(ReadyState::Open);
+        assert_eq!(shared.state(), ReadyState::Open);
+        // A close handle on another thread closes while the driver is
+        // connecting; the driver then finishes and stores its state.
+        shared.close();
+        for late in [ReadyState::Open, ReadyState::Connecting] {
+            shared.set_state(late);
+            assert_eq!(shared.state(), ReadyState::Closed, "{late:?}");
+        }
     }
 }

@@ -67,7 +67,10 @@
 //!
 //! * Every request sends `Accept: text/event-stream` and
 //!   `Cache-Control: no-cache`, and `Last-Event-ID` when the last event id is
-//!   not empty.
+//!   not empty and can be a header value (an id with a control character is
+//!   not sent, and [`Opened::sent_last_event_id`] is then empty).
+//! * Redirect targets are resolved as RFC 3986 says: a `Location` is absolute
+//!   only when it starts with a scheme, and `.`/`..` segments are removed.
 //! * Only `200` with a `Content-Type` whose essence is `text/event-stream`
 //!   (parameters ignored) opens the stream. `204` and every other status,
 //!   and any other content type, end it with [`Error::Status`] or

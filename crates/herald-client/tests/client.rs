@@ -740,6 +740,92 @@ async fn an_id_only_block_moves_the_last_event_id() {
 }
 
 #[tokio::test]
+async fn last_event_id_is_that_of_the_event_just_yielded() {
+    // Three dispatches in one chunk: the source's last event id moves with
+    // each as it is yielded, not ahead of it.
+    let server = Fixture::start(|n, _| match n {
+        0 => vec![
+            write(SSE_HEAD),
+            write("id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 3\n\n"),
+            Step::Hang,
+        ],
+        _ => vec![write(SSE_HEAD), Step::Hang],
+    })
+    .await;
+    let mut source = fast(&server.url("/"))
+        .read_timeout(ms(300))
+        .build()
+        .unwrap();
+    assert_eq!(next_event(&mut source).await.data(), "a");
+    assert_eq!(source.last_event_id(), "1");
+    assert_eq!(next_event(&mut source).await.data(), "b");
+    assert_eq!(source.last_event_id(), "2");
+    // The id-only block moves it when the parser reaches it.
+    expect_reconnecting(&mut source).await;
+    assert_eq!(source.last_event_id(), "3");
+    expect_open(&mut source).await;
+    assert_eq!(server.requests()[1].header("last-event-id"), Some("3"));
+}
+
+#[tokio::test]
+async fn an_id_that_cannot_be_a_header_is_not_reported_as_sent() {
+    // A control character other than CR, LF or NUL is valid in an id but
+    // not in a header value: no `Last-Event-ID` goes out, and `Opened` says
+    // none was sent, so a hub answering `earliest` is no lost resume.
+    const HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nLast-Event-ID: earliest\r\nConnection: close\r\n\r\n";
+    let server = Fixture::start(|n, _| match n {
+        0 => vec![write(HEAD), write("id: x\u{1}y\ndata: a\n\n")],
+        _ => vec![write(HEAD), Step::Hang],
+    })
+    .await;
+    let mut source = fast(&server.url("/"))
+        .last_event_id("bad\u{7}id")
+        .build()
+        .unwrap();
+    async fn expect_open_without_id(source: &mut EventSource) {
+        match next(source).await {
+            Ok(Item::Open(opened)) => {
+                assert_eq!(opened.sent_last_event_id, "");
+                assert!(!opened.resume_lost());
+            }
+            other => panic!("expected Open, got {other:?}"),
+        }
+    }
+    // The initial id, from the builder.
+    expect_open_without_id(&mut source).await;
+    // An id from the server, on reconnection.
+    assert_eq!(next_event(&mut source).await.last_event_id(), "x\u{1}y");
+    expect_reconnecting(&mut source).await;
+    expect_open_without_id(&mut source).await;
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(requests.iter().all(|r| r.header("last-event-id").is_none()));
+}
+
+#[tokio::test]
+async fn connect_errors_show_their_innermost_cause() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut source = EventSource::builder(&format!("http://{addr}/"))
+        .reconnect(ReconnectPolicy::default().max_attempts(Some(0)))
+        .build()
+        .unwrap();
+    let last = match next(&mut source).await {
+        Err(Error::AttemptsExhausted { last, .. }) => last,
+        other => panic!("expected AttemptsExhausted, got {other:?}"),
+    };
+    assert!(matches!(*last, Error::Connect(_)), "{last:?}");
+    let mut innermost: &dyn std::error::Error = &*last;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    let text = last.to_string();
+    assert!(text.starts_with("connection failed: "), "{text}");
+    assert!(text.contains(&innermost.to_string()), "{text}");
+}
+
+#[tokio::test]
 async fn an_event_over_the_limits_is_dropped_and_the_stream_goes_on() {
     let body = format!("data: {}\n\ndata: small\n\n", "x".repeat(2048));
     let server = Fixture::start(move |_, _| vec![write(SSE_HEAD), write(&body), Step::Hang]).await;
