@@ -174,8 +174,9 @@ fn storage(path: &Path) -> impl Fn(redb::Error) -> HistoryError + '_ {
 impl RedbHistory {
     /// Opens (or creates) the history in `dir`. With an age limit or
     /// periodic durability, and when called within a tokio runtime, it also
-    /// starts the once-a-second retention and sync task, which ends when the
-    /// history is dropped.
+    /// starts the upkeep task (age retention at least once a second, and
+    /// the fsync periodic durability owes every interval), which ends when
+    /// the history is dropped.
     pub fn open(dir: &Path, options: RedbOptions) -> Result<RedbHistory, OpenError> {
         std::fs::create_dir_all(dir).map_err(|error| OpenError::Io {
             path: dir.to_path_buf(),
@@ -222,7 +223,16 @@ impl RedbHistory {
         let needs_upkeep = options.retention.max_age.is_some()
             || matches!(options.durability, Durability::Periodic(_));
         if needs_upkeep && tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(maintain(Arc::downgrade(&inner)));
+            // Periodic durability owes an fsync every interval even when
+            // publishing stops, so the upkeep runs at least that often.
+            let period = match options.durability {
+                Durability::Periodic(every) => every.min(UPKEEP_PERIOD),
+                Durability::Full => UPKEEP_PERIOD,
+            };
+            tokio::spawn(maintain(
+                Arc::downgrade(&inner),
+                period.max(Duration::from_millis(10)),
+            ));
         }
         Ok(RedbHistory { inner })
     }
@@ -382,7 +392,7 @@ impl Inner {
         ))
     }
 
-    /// The once-a-second work: age retention, and the fsync that periodic
+    /// The upkeep: age retention, and the fsync that periodic
     /// durability owes.
     fn maintain_blocking(&self) -> Result<(), HistoryError> {
         let mut writer = self.writer();
@@ -473,8 +483,10 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
     }
 }
 
-async fn maintain(history: Weak<Inner>) {
-    let period = Duration::from_secs(1);
+/// How often age retention runs when nobody publishes.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(1);
+
+async fn maintain(history: Weak<Inner>, period: Duration) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
