@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
+use herald_hub::HUB_PATH;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -148,8 +149,9 @@ pub(crate) fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// The hub endpoint: the URL as given, or with `/.well-known/mercure`
-/// appended when its path is empty or `/`.
+/// The hub endpoint: the URL as given, or with [`HUB_PATH`]
+/// (`/.well-known/mercure`) appended when its path is empty or `/`.
+/// Shared by `herald pub`, `herald sub` and `herald bench`.
 pub(crate) fn hub_endpoint(hub: &str) -> anyhow::Result<String> {
     let uri: Uri = hub
         .parse()
@@ -161,7 +163,7 @@ pub(crate) fn hub_endpoint(hub: &str) -> anyhow::Result<String> {
         if uri.query().is_some() {
             bail!("invalid --hub {hub:?}: give the base URL without a query");
         }
-        return Ok(format!("{}/.well-known/mercure", hub.trim_end_matches('/')));
+        return Ok(format!("{}{HUB_PATH}", hub.trim_end_matches('/')));
     }
     Ok(hub.to_owned())
 }

@@ -212,7 +212,8 @@ async fn follow(
                 } else {
                     format!(", resuming after id {last}")
                 };
-                let text = describe(&error);
+                // The client's errors spell out their innermost cause.
+                let text = error.to_string();
                 let delay = std::time::Duration::from_millis(
                     u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 );
@@ -228,7 +229,7 @@ async fn follow(
             Ok(Item::Dropped(e)) => eprintln!("herald: warning: {e}"),
             Ok(_) => {}
             Err(e) => {
-                let text = describe(&e);
+                let text = e.to_string();
                 let hint = if text.contains("certificate") {
                     TLS_HINT
                 } else {
@@ -356,21 +357,6 @@ mod insecure {
 pub(crate) const TLS_HINT: &str =
     "\nhint: the server's certificate is not trusted: pass --cacert FILE (its certificate or CA), \
      or --insecure for a development hub";
-
-/// An error with its causes, `a: b: c`, skipping causes already spelled out.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
 
 /// What to do about a fatal error, as a suffix for its message.
 fn hint(error: &Error) -> &'static str {

@@ -5,7 +5,7 @@
 //! receive private updates. This command signs one with
 //! `herald_hub::auth::mint`, the same code the hub verifies with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -80,7 +80,12 @@ impl SigningKeyArgs {
     /// The algorithm and the key bytes.
     pub(crate) fn load(&self) -> anyhow::Result<(Algorithm, Vec<u8>)> {
         let alg = parse_alg(&self.alg)?;
-        let key = signing_key(self.key.as_deref(), self.key_file.as_ref())?;
+        let key = read_key(
+            self.key.as_deref(),
+            self.key_file.as_deref(),
+            "--key (or HERALD_JWT_KEY)",
+        )?
+        .context("no signing key: pass --key SECRET, --key-file FILE or set HERALD_JWT_KEY")?;
         Ok((alg, key))
     }
 }
@@ -127,24 +132,30 @@ pub(crate) fn sign(
         };
         anyhow::anyhow!("cannot sign the token: {e}{hint}")
     })?;
-    if token.is_empty() {
-        bail!("signing produced an empty token (is herald-hub's auth module implemented?)");
-    }
     Ok(token)
 }
 
-/// The signing key, from --key-file or --key/HERALD_JWT_KEY.
-pub(crate) fn signing_key(key: Option<&str>, file: Option<&PathBuf>) -> anyhow::Result<Vec<u8>> {
+/// A JWT key given inline or in a file (the file wins when both are
+/// given); `None` when neither is. An empty key or key file is an error;
+/// `flag` names the inline key in that message. Shared by `herald token`
+/// and `herald pub` (signing) and `herald serve` (verifying).
+pub(crate) fn read_key(
+    key: Option<&str>,
+    file: Option<&Path>,
+    flag: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
     if let Some(path) = file {
-        return std::fs::read(path)
-            .with_context(|| format!("cannot read the key file {}", path.display()));
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?;
+        if bytes.is_empty() {
+            bail!("the key file {} is empty", path.display());
+        }
+        return Ok(Some(bytes));
     }
     match key {
-        Some(key) if !key.is_empty() => Ok(key.as_bytes().to_vec()),
-        Some(_) => {
-            bail!("the key is empty: pass --key SECRET, --key-file FILE or set HERALD_JWT_KEY")
-        }
-        None => bail!("no signing key: pass --key SECRET, --key-file FILE or set HERALD_JWT_KEY"),
+        Some("") => bail!("the key given with {flag} is empty"),
+        Some(key) => Ok(Some(key.as_bytes().to_vec())),
+        None => Ok(None),
     }
 }
 
@@ -188,6 +199,38 @@ mod tests {
         assert!(exp >= now + 3600 && exp <= now + 3602);
         assert_eq!(expiry("none").unwrap(), None);
         assert!(expiry("soon").is_err());
+    }
+
+    #[test]
+    fn keys_come_from_the_file_or_inline_and_are_never_empty() {
+        let dir = std::env::temp_dir().join(format!("herald-read-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        let empty = dir.join("empty");
+        std::fs::write(&file, "from-file").unwrap();
+        std::fs::write(&empty, "").unwrap();
+
+        assert_eq!(read_key(None, None, "--key").unwrap(), None);
+        assert_eq!(
+            read_key(Some("inline"), None, "--key").unwrap().unwrap(),
+            b"inline"
+        );
+        assert_eq!(
+            read_key(Some("inline"), Some(&file), "--key")
+                .unwrap()
+                .unwrap(),
+            b"from-file"
+        );
+        let err = read_key(Some(""), None, "--jwt-key").unwrap_err();
+        assert!(err.to_string().contains("--jwt-key is empty"), "{err}");
+        let err = read_key(None, Some(&empty), "--key").unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+        let err = read_key(None, Some(&dir.join("missing")), "--key").unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read the key file"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

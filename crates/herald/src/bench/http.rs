@@ -75,6 +75,8 @@ pub(crate) struct ResponseHead {
     pub(crate) framing: Framing,
     /// The server said `Connection: close`.
     pub(crate) close: bool,
+    /// The `Content-Type` header, if any.
+    pub(crate) content_type: Option<String>,
     /// Length of the head in bytes, CRLFCRLF included.
     pub(crate) len: usize,
 }
@@ -105,6 +107,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> anyhow::Result<Option<ResponseHead>> {
     let status = response.code.unwrap_or(0);
     let mut framing = Framing::Close;
     let mut close = false;
+    let mut content_type = None;
     for h in response.headers.iter() {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             if h.value.eq_ignore_ascii_case(b"chunked") {
@@ -118,6 +121,8 @@ pub(crate) fn parse_head(buf: &[u8]) -> anyhow::Result<Option<ResponseHead>> {
             framing = Framing::Length(n);
         } else if h.name.eq_ignore_ascii_case("connection") {
             close = h.value.eq_ignore_ascii_case(b"close");
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(String::from_utf8_lossy(h.value).trim().to_owned());
         }
     }
     if status == 204 || status == 304 {
@@ -127,8 +132,21 @@ pub(crate) fn parse_head(buf: &[u8]) -> anyhow::Result<Option<ResponseHead>> {
         status,
         framing,
         close,
+        content_type,
         len,
     }))
+}
+
+impl ResponseHead {
+    /// Whether the body is an event stream: `Content-Type:
+    /// text/event-stream`, parameters (e.g. a charset) allowed.
+    pub(crate) fn is_event_stream(&self) -> bool {
+        self.content_type.as_deref().is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+    }
 }
 
 /// An incremental decoder of `Transfer-Encoding: chunked` bodies.
@@ -310,8 +328,32 @@ mod tests {
             (head.status, head.framing, head.close),
             (201, Framing::Length(12), true)
         );
+        assert!(!head.is_event_stream());
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-").unwrap(), None);
         assert!(parse_head(b"garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn event_streams_are_told_by_their_content_type() {
+        let head = |content_type: &str| {
+            let text = format!("HTTP/1.1 200 OK\r\n{content_type}\r\n\r\n");
+            parse_head(text.as_bytes()).unwrap().unwrap()
+        };
+        for yes in [
+            "Content-Type: text/event-stream",
+            "content-type: Text/Event-Stream; charset=utf-8",
+        ] {
+            assert!(head(yes).is_event_stream(), "{yes}");
+        }
+        let html = head("Content-Type: text/html; charset=utf-8");
+        assert!(!html.is_event_stream());
+        assert_eq!(
+            html.content_type.as_deref(),
+            Some("text/html; charset=utf-8")
+        );
+        let none = head("Content-Length: 0");
+        assert!(!none.is_event_stream());
+        assert_eq!(none.content_type, None);
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub(crate) struct BenchArgs {
     /// Scenario whose defaults to use.
     #[arg(long, value_enum, default_value = "custom")]
     scenario: Scenario,
-    /// Mercure hub URL (used unless --sub-url/--pub-url are given).
+    /// Mercure hub: its endpoint or base URL, as for `herald pub` (used
+    /// unless --sub-url/--pub-url are given).
     #[arg(long, default_value = "http://127.0.0.1:8080/.well-known/mercure")]
     hub: String,
     /// Subscribe URL template for other SSE servers, e.g.
@@ -237,6 +238,9 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
         bail!("rates must be finite and not negative");
     }
     let subscribers = args.subscribers.unwrap_or(subs);
+    if subscribers == 0 {
+        bail!("-n/--subscribers must be at least 1: deliveries are measured at subscribers");
+    }
     let topics = args.topics.unwrap_or(topics).max(1);
     let idle = steps.iter().all(|r| *r == Some(0.0));
     Ok(Plan {
@@ -303,13 +307,13 @@ fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
             let token = match (&args.token, &args.jwt_key) {
                 (Some(t), _) => Some(t.clone()),
                 (None, Some(key)) => Some(
-                    herald_hub::auth::mint(
+                    crate::token::sign(
                         jsonwebtoken::Algorithm::HS256,
                         key.as_bytes(),
-                        &herald_hub::auth::Claims {
-                            publish: Some(vec!["*".into()]),
-                            ..Default::default()
-                        },
+                        &["*".to_owned()],
+                        &[],
+                        "none",
+                        None,
                     )
                     .context("cannot mint a publisher token")?,
                 ),
@@ -319,7 +323,7 @@ fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
                 headers.push(("Authorization".into(), format!("Bearer {token}")));
             }
             (
-                args.hub.clone(),
+                hub_endpoint(args)?,
                 args.pub_body
                     .clone()
                     .unwrap_or_else(|| "topic={topic}&data={data}".into()),
@@ -343,19 +347,27 @@ fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
     })
 }
 
-fn sub_url(args: &BenchArgs) -> String {
-    match &args.sub_url {
+/// The hub endpoint of --hub, normalized as `herald pub` and `herald sub`
+/// do: a base URL gets `/.well-known/mercure`.
+fn hub_endpoint(args: &BenchArgs) -> anyhow::Result<String> {
+    crate::publish::hub_endpoint(&args.hub)
+}
+
+fn sub_url(args: &BenchArgs) -> anyhow::Result<String> {
+    Ok(match &args.sub_url {
         Some(url) => url.clone(),
         None => {
-            let sep = if args.hub.contains('?') { '&' } else { '?' };
-            format!("{}{sep}topic={{topic}}", args.hub)
+            let hub = hub_endpoint(args)?;
+            let sep = if hub.contains('?') { '&' } else { '?' };
+            format!("{hub}{sep}topic={{topic}}")
         }
-    }
+    })
 }
 
 async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let plan = plan(args)?;
     let pub_config = Arc::new(pub_config(args, &plan)?);
+    let sub_url = sub_url(args)?;
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -377,7 +389,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         let first = p * share;
         let count = share.min(plan.subscribers.saturating_sub(first));
         let config = PoolConfig {
-            sub_url: sub_url(args),
+            sub_url: sub_url.clone(),
             topic_prefix: args.topic_prefix.clone(),
             first,
             count,
@@ -671,13 +683,15 @@ mod tests {
         assert_eq!(p.steps, vec![None]);
         assert!(plan(&args(&["--rate", "fast"])).is_err());
         assert!(plan(&args(&["--rate=-1"])).is_err());
+        let err = plan(&args(&["-n", "0"])).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
     }
 
     #[test]
     fn urls_default_to_mercure_and_templates_are_taken_as_given() {
         let a = args(&[]);
         assert_eq!(
-            sub_url(&a),
+            sub_url(&a).unwrap(),
             "http://127.0.0.1:8080/.well-known/mercure?topic={topic}"
         );
         let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
@@ -689,7 +703,7 @@ mod tests {
             "--pub-url",
             "http://127.0.0.1:9/pub/{topic}",
         ]);
-        assert_eq!(sub_url(&a), "http://127.0.0.1:9/sub/{topic}");
+        assert_eq!(sub_url(&a).unwrap(), "http://127.0.0.1:9/sub/{topic}");
         let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
         assert_eq!(
             (c.body.as_str(), c.content_type.as_str()),
@@ -703,5 +717,27 @@ mod tests {
             &plan(&args(&[])).unwrap()
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_hub_base_url_gets_the_mercure_path_as_for_herald_pub() {
+        for hub in ["http://127.0.0.1:8080", "http://127.0.0.1:8080/"] {
+            let a = args(&["--hub", hub]);
+            assert_eq!(
+                sub_url(&a).unwrap(),
+                "http://127.0.0.1:8080/.well-known/mercure?topic={topic}"
+            );
+            let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
+            assert_eq!(c.url, "http://127.0.0.1:8080/.well-known/mercure");
+        }
+        let a = args(&["--hub", "http://127.0.0.1:8080/custom?x=1"]);
+        assert_eq!(
+            sub_url(&a).unwrap(),
+            "http://127.0.0.1:8080/custom?x=1&topic={topic}"
+        );
+        assert!(sub_url(&args(&["--hub", "127.0.0.1:8080"])).is_err());
+        // Templates for other servers are not touched.
+        let a = args(&["--hub", "nonsense", "--sub-url", "http://127.0.0.1:9/"]);
+        assert_eq!(sub_url(&a).unwrap(), "http://127.0.0.1:9/");
     }
 }

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
-use super::http::{self, Chunked, Framing, Url};
+use super::http::{self, Chunked, Framing, ResponseHead, Url};
 use super::stats::{parse_event_data, unix_ns, Phase, PhaseWire, SeqTracker, Totals};
 
 /// Bytes read from a socket at a time.
@@ -357,7 +357,6 @@ struct State {
     first_error: Option<String>,
     /// First connection attempts that ended.
     attempted: usize,
-    connect_started: Option<Instant>,
     connect_ended: Option<Instant>,
 }
 
@@ -412,6 +411,7 @@ async fn run_thread(
     connected: oneshot::Sender<ConnectReport>,
 ) {
     let topics = config.topics.max(1);
+    let connect_started = Instant::now();
     let state = Rc::new(RefCell::new(State {
         subs: indices
             .iter()
@@ -422,8 +422,7 @@ async fn run_thread(
             })
             .collect(),
         phase: Phase::named("connect"),
-        phase_started: Some(Instant::now()),
-        connect_started: Some(Instant::now()),
+        phase_started: Some(connect_started),
         ..State::default()
     }));
     let (storm_tx, storm_rx) = watch::channel(0u64);
@@ -451,11 +450,10 @@ async fn run_thread(
             _ = tick.tick(), if connected.is_some() => {
                 let s = state.borrow();
                 if s.attempted >= total {
-                    let started = s.connect_started.unwrap_or_else(Instant::now);
                     let report = ConnectReport {
                         connected: s.subs.iter().filter(|x| x.opened).count() as u64,
                         errors: s.totals.connect_errors,
-                        seconds: s.connect_ended.unwrap_or_else(Instant::now).duration_since(started).as_secs_f64(),
+                        seconds: s.connect_ended.unwrap_or_else(Instant::now).duration_since(connect_started).as_secs_f64(),
                         first_error: s.first_error.clone(),
                     };
                     if let Some(tx) = connected.take() {
@@ -525,6 +523,31 @@ async fn run_thread(
             }
         }
     }
+}
+
+/// Whether a subscription's answer opens an event stream; if not, why, and
+/// what to do.
+fn check_subscription(head: &ResponseHead) -> anyhow::Result<()> {
+    match head.status {
+        200 => {}
+        401 => bail!(
+            "the server answered 401 to the subscription: herald bench subscribes without a token (start the hub with --anonymous)"
+        ),
+        404 => bail!(
+            "the server answered 404 to the subscription: check --hub (the hub's endpoint is http://HOST/.well-known/mercure) or --sub-url"
+        ),
+        status => bail!("the server answered {status} to the subscription"),
+    }
+    if !head.is_event_stream() {
+        bail!(
+            "the subscription was answered with {}, not text/event-stream: check --hub (the hub's endpoint is http://HOST/.well-known/mercure) or --sub-url",
+            match &head.content_type {
+                Some(t) => format!("Content-Type {t}"),
+                None => "no Content-Type".to_owned(),
+            }
+        );
+    }
+    Ok(())
 }
 
 /// One subscriber connection, reconnecting as the run asks.
@@ -685,9 +708,7 @@ impl Conn {
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(head) = http::parse_head(&buf)? {
-                if head.status != 200 {
-                    bail!("the server answered {} to the subscription", head.status);
-                }
+                check_subscription(&head)?;
                 let rest = buf.split_off(head.len);
                 return Ok((stream, rest, head.framing));
             }
@@ -815,6 +836,30 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_event_stream_opens_a_subscription_and_failures_say_what_to_do() {
+        let check = |head: &str| {
+            let text = format!("{head}\r\n\r\n");
+            let head = http::parse_head(text.as_bytes()).unwrap().unwrap();
+            check_subscription(&head).map_err(|e| e.to_string())
+        };
+        assert!(check("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream").is_ok());
+        // The web UI at / of a hub given by its base URL.
+        let err = check("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8").unwrap_err();
+        assert!(
+            err.contains("text/html") && err.contains("--hub") && err.contains("--sub-url"),
+            "{err}"
+        );
+        let err = check("HTTP/1.1 200 OK\r\nContent-Length: 0").unwrap_err();
+        assert!(err.contains("no Content-Type"), "{err}");
+        let err = check("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0").unwrap_err();
+        assert!(err.contains("(start the hub with --anonymous)"), "{err}");
+        let err = check("HTTP/1.1 404 Not Found\r\nContent-Length: 0").unwrap_err();
+        assert!(err.contains("--hub"), "{err}");
+        let err = check("HTTP/1.1 503 Unavailable\r\nContent-Length: 0").unwrap_err();
+        assert!(err.contains("503"), "{err}");
+    }
 
     #[test]
     fn a_subscriber_tracks_each_publishing_connection_on_its_own() {

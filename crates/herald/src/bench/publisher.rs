@@ -48,8 +48,6 @@ pub(crate) struct PubConfig {
 pub(crate) struct Published {
     per_stream: Vec<AtomicU64>,
     connections: usize,
-    /// Publish requests answered with an error (their events may be missing).
-    pub(crate) failed: AtomicU64,
     /// Requests sent, for the progress line.
     pub(crate) sent: AtomicU64,
 }
@@ -62,7 +60,6 @@ impl Published {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             connections,
-            failed: AtomicU64::new(0),
             sent: AtomicU64::new(0),
         }
     }
@@ -227,7 +224,8 @@ async fn session(
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
     let window = Arc::new(Semaphore::new(config.window.max(1)));
-    let in_flight: Arc<Mutex<VecDeque<(Instant, usize, u64)>>> = Arc::default();
+    // When each request in flight was written, oldest first.
+    let in_flight: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
 
     // Reader: answers in order.
     let read_task = {
@@ -288,15 +286,13 @@ async fn session(
                     let mut s = lock(&stats);
                     if (200..300).contains(&head.status) {
                         s.acked += 1;
-                        if let Some((at, _, _)) = sent {
+                        if let Some(at) = sent {
                             s.latency.record(at.elapsed().as_micros() as u64);
                         }
                     } else {
                         s.errors += 1;
-                        published.failed.fetch_add(1, Ordering::Relaxed);
                         if s.first_error.is_none() {
-                            s.first_error =
-                                Some(format!("the publish was answered {}", head.status));
+                            s.first_error = Some(rejected(head.status));
                         }
                     }
                 }
@@ -367,7 +363,6 @@ async fn session(
             }
             out.clear();
             let now = Instant::now();
-            let mut queued = Vec::with_capacity(batch);
             for _ in 0..batch {
                 let i = if topics.len() == 1 {
                     0
@@ -400,13 +395,12 @@ async fn session(
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(body.as_bytes());
                 published.per_stream[stream].store(seq, Ordering::Release);
-                queued.push((now, topic, seq));
             }
             *scheduled += batch as u64;
             in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .extend(queued);
+                .extend(std::iter::repeat_n(now, batch));
             writer.write_all(&out).await?;
             published.sent.fetch_add(batch as u64, Ordering::Relaxed);
             lock(stats).sent += batch as u64;
@@ -441,7 +435,30 @@ async fn session(
     }
 }
 
+/// Why a publish answered `status` failed, with what to do about it.
+fn rejected(status: u16) -> String {
+    let hint = match status {
+        401 => " (give the hub's key with --jwt-key, or a publisher token with --token)",
+        403 => " (the token must allow publishing to every topic: use --jwt-key, or a --token whose mercure.publish allows them)",
+        _ => "",
+    };
+    format!("the publish was answered {status}{hint}")
+}
+
 /// The name of topic `t`.
 pub(crate) fn topic_name(config: &PubConfig, t: usize) -> String {
     format!("{}{}", config.topic_prefix, t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_publishes_say_which_option_authorises_them() {
+        assert!(rejected(401).contains("--jwt-key"), "{}", rejected(401));
+        assert!(rejected(401).contains("--token"), "{}", rejected(401));
+        assert!(rejected(403).contains("--jwt-key"), "{}", rejected(403));
+        assert_eq!(rejected(500), "the publish was answered 500");
+    }
 }

@@ -160,7 +160,7 @@ impl Report {
         if !self.steps.is_empty() {
             let _ = writeln!(
                 out,
-                "{:<18} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<18} {:>10} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
                 "step",
                 "offered/s",
                 "acked/s",
@@ -169,7 +169,8 @@ impl Report {
                 "p99 ms",
                 "p99.9 ms",
                 "max ms",
-                "ack p99"
+                "ack p99",
+                "hub CPU"
             );
             for s in &self.steps {
                 let _ = writeln!(
@@ -307,6 +308,11 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("rate 10/s"), "{table}");
+        // The header has a column for every figure of a step's row.
+        let lines: Vec<&str> = table.lines().collect();
+        let header = lines.iter().position(|l| l.starts_with("step ")).unwrap();
+        assert!(lines[header].ends_with("hub CPU"), "{table}");
+        assert_eq!(lines[header].len(), lines[header + 1].len(), "{table}");
         assert!(table.contains("1.25"), "{table}");
         assert!(
             table.contains("1000 received, 0 lost, 0 duplicated"),

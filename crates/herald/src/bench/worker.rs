@@ -79,7 +79,7 @@ impl Pool {
         }
     }
 
-    /// Sends the storm command; [`Pool::storm_done`] waits for its outcome.
+    /// Runs a reconnect storm and waits for its outcome.
     pub(crate) async fn storm(
         &mut self,
         gap: Duration,

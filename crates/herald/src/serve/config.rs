@@ -2,8 +2,7 @@
 //! whether to start in development mode.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use herald_hub::protocol::ProtocolLimits;
@@ -11,21 +10,28 @@ use herald_hub::{HubConfig, JwtKey};
 
 use super::args::{ServeArgs, Switch};
 use super::dev::{dev_mode, DevMode};
-use crate::token::parse_alg;
+use crate::token::{parse_alg, read_key};
 
-/// The hub configuration from the options; `Some(DevMode)` when no key is
-/// configured and the hub listens on loopback only.
+/// The hub configuration from the options, final: `Some(DevMode)` when no
+/// key is configured and the hub listens on loopback only, and then the
+/// configuration already carries development mode's key, anonymous
+/// subscribers and any CORS origin (unless the options say otherwise).
 pub(super) fn hub_config(
     args: &ServeArgs,
     listen: SocketAddr,
 ) -> anyhow::Result<(HubConfig, Option<DevMode>)> {
     let alg = parse_alg(args.jwt_alg.as_deref().unwrap_or("HS256"))?;
-    let shared_key = read_key(args.jwt_key.as_deref(), args.jwt_key_file.as_deref())?;
+    let shared_key = serve_key(
+        &args.jwt_key,
+        &args.jwt_key_file,
+        "--jwt-key (or HERALD_JWT_KEY)",
+    )?;
     let role_key = |key: &Option<String>,
                     file: &Option<PathBuf>,
+                    flag: &str,
                     role_alg: &Option<String>|
      -> anyhow::Result<Option<JwtKey>> {
-        let key = read_key(key.as_deref(), file.as_deref())?.or_else(|| shared_key.clone());
+        let key = serve_key(key, file, flag)?.or_else(|| shared_key.clone());
         let algorithm = match role_alg {
             Some(a) => parse_alg(a)?,
             None => alg,
@@ -35,22 +41,24 @@ pub(super) fn hub_config(
     let publisher_key = role_key(
         &args.publisher_jwt_key,
         &args.publisher_jwt_key_file,
+        "--publisher-jwt-key (or HERALD_PUBLISHER_JWT_KEY)",
         &args.publisher_jwt_alg,
     )?;
     let subscriber_key = role_key(
         &args.subscriber_jwt_key,
         &args.subscriber_jwt_key_file,
+        "--subscriber-jwt-key (or HERALD_SUBSCRIBER_JWT_KEY)",
         &args.subscriber_jwt_alg,
     )?;
 
+    let defaults = HubConfig::default();
+    // humantime reads a bare "0" as zero, which disables heartbeats.
     let heartbeat = match args.heartbeat.as_deref() {
-        None => Duration::from_secs(40),
-        Some("0") => Duration::ZERO,
+        None => defaults.heartbeat,
         Some(text) => humantime::parse_duration(text)
             .with_context(|| format!("invalid --heartbeat {text:?}: use e.g. 40s, 500ms or 0"))?,
     };
-    let defaults = HubConfig::default();
-    let config = HubConfig {
+    let mut config = HubConfig {
         publisher_key,
         subscriber_key,
         anonymous: args.anonymous.unwrap_or(false),
@@ -79,22 +87,99 @@ pub(super) fn hub_config(
              Without a key the hub only runs in development mode, which listens on loopback addresses only."
         );
     }
-    Ok((config, Some(dev_mode()?)))
+    let dev = dev_mode()?;
+    config.anonymous = args.anonymous.unwrap_or(true);
+    if args.cors_origin.is_none() {
+        config.cors_origins = vec!["*".into()];
+    }
+    config.publisher_key = Some(dev.key.clone());
+    config.subscriber_key = Some(dev.key.clone());
+    Ok((config, Some(dev)))
 }
 
-fn read_key(key: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
-    if let Some(key) = key {
-        if key.is_empty() {
-            bail!("the JWT key is empty");
-        }
-        return Ok(Some(key.as_bytes().to_vec()));
+/// A key of `herald serve`, inline or from its file. Flags keep the two
+/// apart; should a config file and the environment give both, the inline
+/// key wins, as it always has here.
+fn serve_key(
+    key: &Option<String>,
+    file: &Option<PathBuf>,
+    flag: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let file = file.as_deref().filter(|_| key.is_none());
+    read_key(key.as_deref(), file, flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn loopback() -> SocketAddr {
+        "127.0.0.1:0".parse().unwrap()
     }
-    match file {
-        Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read the JWT key file {}", path.display()))?;
-            Ok(Some(bytes))
+
+    fn keyed() -> ServeArgs {
+        ServeArgs {
+            jwt_key: Some("a-test-secret".into()),
+            ..ServeArgs::default()
         }
-        None => Ok(None),
+    }
+
+    #[test]
+    fn heartbeat_defaults_to_the_hubs_and_zero_disables_it() {
+        let (config, _) = hub_config(&keyed(), loopback()).unwrap();
+        assert_eq!(config.heartbeat, HubConfig::default().heartbeat);
+        for (text, want) in [("0", Duration::ZERO), ("500ms", Duration::from_millis(500))] {
+            let args = ServeArgs {
+                heartbeat: Some(text.into()),
+                ..keyed()
+            };
+            assert_eq!(hub_config(&args, loopback()).unwrap().0.heartbeat, want);
+        }
+        let args = ServeArgs {
+            heartbeat: Some("soon".into()),
+            ..keyed()
+        };
+        assert!(hub_config(&args, loopback()).is_err());
+    }
+
+    #[test]
+    fn a_configured_key_is_used_as_given() {
+        let (config, dev) = hub_config(&keyed(), loopback()).unwrap();
+        assert!(dev.is_none());
+        assert!(!config.anonymous);
+        assert!(config.cors_origins.is_empty());
+        assert_eq!(config.publisher_key.unwrap().key, b"a-test-secret");
+        let args = ServeArgs {
+            jwt_key: Some(String::new()),
+            ..ServeArgs::default()
+        };
+        let Err(err) = hub_config(&args, loopback()) else {
+            panic!("an empty --jwt-key was accepted");
+        };
+        assert!(format!("{err:#}").contains("--jwt-key"), "{err:#}");
+    }
+
+    #[test]
+    fn development_mode_comes_out_final() {
+        let (config, dev) = hub_config(&ServeArgs::default(), loopback()).unwrap();
+        let dev = dev.expect("development mode without a key on loopback");
+        assert!(config.anonymous);
+        assert_eq!(config.cors_origins, vec!["*".to_owned()]);
+        assert_eq!(config.publisher_key.unwrap().key, dev.key.key);
+        assert_eq!(config.subscriber_key.unwrap().key, dev.key.key);
+
+        let args = ServeArgs {
+            anonymous: Some(false),
+            cors_origin: Some(vec!["https://app.example".into()]),
+            ..ServeArgs::default()
+        };
+        let (config, dev) = hub_config(&args, loopback()).unwrap();
+        assert!(dev.is_some());
+        assert!(!config.anonymous);
+        assert_eq!(config.cors_origins, vec!["https://app.example".to_owned()]);
+
+        assert!(hub_config(&ServeArgs::default(), "0.0.0.0:0".parse().unwrap()).is_err());
     }
 }

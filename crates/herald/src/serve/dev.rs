@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use herald_hub::auth::{mint, Claims};
 use herald_hub::{JwtKey, HUB_PATH};
 use jsonwebtoken::Algorithm;
+
+use crate::token::sign;
 
 /// Development mode: a key made for this run, and the tokens signed with it.
 pub(super) struct DevMode {
@@ -24,25 +25,11 @@ pub(super) fn dev_mode() -> anyhow::Result<DevMode> {
         algorithm: Algorithm::HS256,
         key: secret.into_bytes(),
     };
-    let everything = Some(vec!["*".to_string()]);
-    let publisher_token = mint(
-        key.algorithm,
-        &key.key,
-        &Claims {
-            publish: everything.clone(),
-            ..Claims::default()
-        },
-    )
-    .context("cannot sign the development publisher token")?;
-    let subscriber_token = mint(
-        key.algorithm,
-        &key.key,
-        &Claims {
-            subscribe: everything,
-            ..Claims::default()
-        },
-    )
-    .context("cannot sign the development subscriber token")?;
+    let everything = ["*".to_owned()];
+    let publisher_token = sign(key.algorithm, &key.key, &everything, &[], "none", None)
+        .context("cannot sign the development publisher token")?;
+    let subscriber_token = sign(key.algorithm, &key.key, &[], &everything, "none", None)
+        .context("cannot sign the development subscriber token")?;
     Ok(DevMode {
         key,
         publisher_token,

@@ -52,17 +52,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse()?,
     };
-    let (mut config, dev) = hub_config(&args, listen)?;
-    if let Some(dev) = &dev {
-        config.anonymous = args.anonymous.unwrap_or(true);
-        if args.cors_origin.is_none() {
-            config.cors_origins = vec!["*".into()];
-        }
-        config.publisher_key = Some(dev.key.clone());
-        config.subscriber_key = Some(dev.key.clone());
-    }
-    let history = open_history(&args)?;
+    let (config, dev) = hub_config(&args, listen)?;
+    // Every option is checked before the history is opened, which creates
+    // the data directory: a bad option leaves nothing behind.
     let tls = tls_config(&args, listen)?;
+    let history = open_history(&args)?;
     let hub = Hub::with_history(config, history).context("cannot start the hub")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
