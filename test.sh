@@ -56,7 +56,16 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
   || die "node $(node --version) is too old for the e2e suite: 18 or later is needed"
-if [ ! -d e2e/node_modules/playwright-core ]; then
+# npm ci when playwright-core is missing or is not the version the lockfile
+# pins (a node_modules left by an older checkout).
+locked_playwright() {
+  node -e 'const fs = require("fs");
+    const want = JSON.parse(fs.readFileSync("e2e/package-lock.json", "utf8")).packages["node_modules/playwright-core"].version;
+    let have = null;
+    try { have = JSON.parse(fs.readFileSync("e2e/node_modules/playwright-core/package.json", "utf8")).version; } catch {}
+    process.exit(have === want ? 0 : 1);'
+}
+if ! locked_playwright; then
   say "npm ci (e2e)"
   (cd e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) || die "npm ci failed in e2e/"
 fi
@@ -69,11 +78,19 @@ export HERALD_BIN="$target_dir/debug/herald"
 [ -x "$HERALD_BIN" ] || die "the herald binary is not at $HERALD_BIN"
 
 say "e2e: node --test (Chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'))"
-# One test file at a time: the timing-sensitive scenarios (reconnection,
-# the 6-connection limit) stay deterministic on small machines.
-concurrency=
-if node --test-concurrency=1 -e '' 2>/dev/null; then concurrency=--test-concurrency=1; fi
-(cd e2e && rm -rf artifacts && timeout 900 node --test $concurrency tests/*.test.js) \
+# One test file at a time, each in its own `node --test`: the
+# timing-sensitive scenarios (reconnection, the 6-connection limit) stay
+# deterministic on small machines, the same on every node version, and the
+# first failing file stops the suite.
+run_e2e() {
+  local file
+  for file in tests/*.test.js; do
+    [ -e "$file" ] || { echo "no e2e test files in e2e/tests/" >&2; return 1; }
+    printf '\n--> %s\n' "$file"
+    timeout 600 node --test "$file" || { echo "FAILED: e2e/$file" >&2; return 1; }
+  done
+}
+(cd e2e && rm -rf artifacts && run_e2e) \
   || die "the end-to-end suite failed: see e2e/artifacts/ for screenshots and console logs"
 
 say "all tests passed"

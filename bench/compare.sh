@@ -13,7 +13,9 @@
 # Results: one JSON per scenario and peer, the logs, and summary.md in
 # $OUT (default bench/results/DATE, not committed). Everything runs on
 # loopback and stops by itself. It installs what is missing (apt, npm)
-# and fails loudly when it cannot.
+# and fails loudly when it cannot. A run that fails (losses, duplicates,
+# errors) does not stop the others: it is listed in $OUT/failed.txt and
+# the summary, and the script exits non-zero once the summary is written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,6 +30,13 @@ RUN=$(mktemp -d /tmp/herald-compare.XXXXXX)
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf '\ncompare.sh: %s\n' "$*" >&2; exit 1; }
+# As test.sh: root runs it directly, anyone else through sudo.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
 
 # --- what the peers need -------------------------------------------------
 need_apt=()
@@ -38,8 +47,9 @@ command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]}"
   command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"
-  apt-get update -q || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" || die "cannot install ${need_apt[*]}"
+  as_root apt-get update -q || die "apt-get update failed"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" \
+    || die "cannot install ${need_apt[*]}"
 fi
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || die "the nchan module is still missing"
 
@@ -61,12 +71,17 @@ PID=""       # the process we started (stopped at the end)
 MEM_PID=""   # the process whose memory is measured
 ARGS=()      # herald bench flags that point at the peer
 
-wait_port() {
+wait_port() {  # PORT LOG: waits up to 10 s for the peer that logs to LOG
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.1
   done
-  die "nothing listens on port $1 (see $RUN/*.log)"
+  # nginx writes its error log under $RUN, which goes at exit: keep a copy.
+  local extra
+  for extra in "$RUN"/*/error.log; do
+    if [ -f "$extra" ]; then cat "$extra" >>"$2"; fi
+  done
+  die "nothing listens on port $1 (see $2)"
 }
 
 start_peer() {
@@ -78,22 +93,22 @@ start_peer() {
       rm -rf "$RUN/redb"
       "$HERALD" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history "$history" \
         --data-dir "$RUN/redb" --ui off --log warn >"$log" 2>&1 &
-      PID=$!; MEM_PID=$PID; wait_port 9400
+      PID=$!; MEM_PID=$PID; wait_port 9400 "$log"
       ARGS=(--hub http://127.0.0.1:9400/.well-known/mercure --jwt-key "$KEY") ;;
     nchan)
       rm -rf "$RUN/nchan"; mkdir -p "$RUN/nchan/tmp"
       nginx -p "$RUN/nchan/" -c "$ROOT/bench/peers/nchan/nginx.conf" >"$log" 2>&1 &
-      PID=$!; wait_port 9100
+      PID=$!; wait_port 9100 "$log"
       MEM_PID=$(tr -d ' ' <"/proc/$PID/task/$PID/children")
       [ -n "$MEM_PID" ] || die "the nginx worker did not start"
       ARGS=(--sub-url 'http://127.0.0.1:9100/sub/{topic}' --pub-url 'http://127.0.0.1:9100/pub/{topic}') ;;
     axum)
       "$AXUM" 127.0.0.1:9200 >"$log" 2>&1 &
-      PID=$!; MEM_PID=$PID; wait_port 9200
+      PID=$!; MEM_PID=$PID; wait_port 9200 "$log"
       ARGS=(--sub-url 'http://127.0.0.1:9200/sub/{topic}' --pub-url 'http://127.0.0.1:9200/pub/{topic}') ;;
     node)
       node "$ROOT/bench/peers/node-express/server.js" 9300 >"$log" 2>&1 &
-      PID=$!; MEM_PID=$PID; wait_port 9300
+      PID=$!; MEM_PID=$PID; wait_port 9300 "$log"
       ARGS=(--sub-url 'http://127.0.0.1:9300/sub/{topic}' --pub-url 'http://127.0.0.1:9300/pub/{topic}') ;;
     *) die "unknown peer $peer" ;;
   esac
@@ -121,18 +136,27 @@ trap 'stop_peer; rm -rf "$RUN"' EXIT
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
+failed=()   # SCENARIO-PEER of each run whose herald bench failed
+: >"$OUT/failed.txt"
 for scenario in $SCENARIOS; do
   for peer in $PEERS; do
     say "$scenario against $peer"
     start_peer "$peer" "$scenario"
     # shellcheck disable=SC2086
-    "$HERALD" bench --scenario "$scenario" "${ARGS[@]}" --hub-pid "$MEM_PID" --name "$peer" \
-      --json "$OUT/$scenario-$peer.json" $EXTRA 2>"$OUT/$scenario-$peer.bench.log" | tee "$OUT/$scenario-$peer.txt" \
-      || say "$scenario against $peer: losses, duplicates or errors (see $OUT/$scenario-$peer.txt)"
+    if ! "$HERALD" bench --scenario "$scenario" "${ARGS[@]}" --hub-pid "$MEM_PID" --name "$peer" \
+      --json "$OUT/$scenario-$peer.json" $EXTRA 2>"$OUT/$scenario-$peer.bench.log" | tee "$OUT/$scenario-$peer.txt"
+    then
+      say "$scenario against $peer FAILED: losses, duplicates or errors (see $OUT/$scenario-$peer.txt and .bench.log)"
+      failed+=("$scenario-$peer")
+      echo "$scenario-$peer" >>"$OUT/failed.txt"
+    fi
     stop_peer
   done
 done
 
-node "$ROOT/bench/summarize.js" "$OUT" >"$OUT/summary.md"
+node "$ROOT/bench/summarize.js" "$OUT" >"$OUT/summary.md" || die "bench/summarize.js failed on $OUT"
 say "summary ($OUT/summary.md)"
 cat "$OUT/summary.md"
+if [ ${#failed[@]} -gt 0 ]; then
+  die "${#failed[@]} run(s) failed: ${failed[*]} (see $OUT/failed.txt and the logs next to it)"
+fi

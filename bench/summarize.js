@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Summarizes a bench/compare.sh run: reads DIR/SCENARIO-PEER.json (herald
-// bench reports) and prints Markdown tables, one per scenario.
+// bench reports) and prints Markdown tables, one per scenario. The runs
+// listed in DIR/failed.txt (herald bench exited non-zero) are named first
+// and marked "(failed)" in the tables.
 //   node bench/summarize.js DIR
 'use strict';
 const fs = require('fs');
@@ -11,10 +13,23 @@ if (!dir) {
   console.error('usage: node bench/summarize.js DIR');
   process.exit(2);
 }
+const failedFile = path.join(dir, 'failed.txt');
+const failed = fs.existsSync(failedFile)
+  ? fs.readFileSync(failedFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean)
+  : [];
+const unreadable = [];
 const reports = fs
   .readdirSync(dir)
   .filter((f) => f.endsWith('.json'))
-  .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')));
+  .sort()
+  .flatMap((f) => {
+    try {
+      return [JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))];
+    } catch (e) {
+      unreadable.push(`${f} (${e.message})`);
+      return [];
+    }
+  });
 
 const num = (v, d = 0) => (v === null || v === undefined ? '?' : Number(v).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }));
 const ms = (v) => (v === undefined ? '?' : num(v, 2));
@@ -22,11 +37,18 @@ const kib = (v) => (v === null || v === undefined ? '?' : num(v / 1024, 1) + ' M
 const by = (scenario) => reports.filter((r) => r.scenario === scenario);
 const lossCell = (r) => `${r.totals.lost} / ${r.totals.duplicates}`;
 const mem = (r) => r.memory || {};
+const peer = (r) => (failed.includes(`${r.scenario}-${r.target}`) ? `${r.target} (failed)` : r.target);
 
 const out = [];
 const machine = path.join(dir, 'machine.txt');
 if (fs.existsSync(machine)) {
   out.push('```', fs.readFileSync(machine, 'utf8').trim(), '```', '');
+}
+if (failed.length) {
+  out.push(`**Failed runs** (herald bench exited non-zero: losses, duplicates or errors; see SCENARIO-PEER.txt and .bench.log): ${failed.join(', ')}`, '');
+}
+if (unreadable.length) {
+  out.push(`**Unreadable reports**: ${unreadable.join(', ')}`, '');
 }
 
 const fanout = by('fanout');
@@ -37,11 +59,11 @@ if (fanout.length) {
   for (const r of fanout) {
     const peak = r.steps.reduce((a, s) => (s.deliveries_per_second > (a ? a.deliveries_per_second : -1) ? s : a), null);
     const one = r.steps.find((s) => s.offered_events_per_second === 1);
-    out.push(`| ${r.target} | ${num(r.peak_deliveries_per_second)} | ${peak ? peak.name : '?'} | ${one ? ms(one.latency.p99_ms) : '?'} | ${peak ? [peak.latency.p50_ms, peak.latency.p99_ms, peak.latency.p999_ms, peak.latency.max_ms].map(ms).join(' / ') : '?'} | ${lossCell(r)} | ${r.totals.disconnects} |`);
+    out.push(`| ${peer(r)} | ${num(r.peak_deliveries_per_second)} | ${peak ? peak.name : '?'} | ${one ? ms(one.latency.p99_ms) : '?'} | ${peak ? [peak.latency.p50_ms, peak.latency.p99_ms, peak.latency.p999_ms, peak.latency.max_ms].map(ms).join(' / ') : '?'} | ${lossCell(r)} | ${r.totals.disconnects} |`);
   }
   out.push('', 'Each step (deliveries/s, p99 ms):', '');
   for (const r of fanout) {
-    out.push(`- ${r.target}: ` + r.steps.map((s) => `${s.name} → ${num(s.deliveries_per_second)} (${ms(s.latency.p99_ms)})`).join('; '));
+    out.push(`- ${peer(r)}: ` + r.steps.map((s) => `${s.name} → ${num(s.deliveries_per_second)} (${ms(s.latency.p99_ms)})`).join('; '));
   }
   out.push('');
 }
@@ -53,7 +75,7 @@ if (idle.length) {
   out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of idle) {
     const m = mem(r);
-    out.push(`| ${r.target} | ${r.connect.connected} | ${r.connect.errors} | ${num(r.connects_per_second)} | ${kib(m.hub_rss_start_kib)} | ${kib(m.hub_rss_connected_kib)} | ${num(m.hub_bytes_per_subscriber)} | ${num(m.kernel_tcp_bytes_per_subscriber)} |`);
+    out.push(`| ${peer(r)} | ${r.connect.connected} | ${r.connect.errors} | ${num(r.connects_per_second)} | ${kib(m.hub_rss_start_kib)} | ${kib(m.hub_rss_connected_kib)} | ${num(m.hub_bytes_per_subscriber)} | ${num(m.kernel_tcp_bytes_per_subscriber)} |`);
   }
   out.push('');
 }
@@ -65,7 +87,7 @@ if (many.length) {
   out.push('| --- | ---: | ---: | ---: | --- | ---: | ---: |');
   for (const r of many) {
     const s = r.steps[0] || { latency: {} };
-    out.push(`| ${r.target} | ${num(s.offered_events_per_second)} | ${num(s.acked_per_second)} | ${num(s.deliveries_per_second)} | ${[s.latency.p50_ms, s.latency.p99_ms, s.latency.p999_ms, s.latency.max_ms].map(ms).join(' / ')} | ${lossCell(r)} | ${kib(mem(r).hub_rss_connected_kib)} |`);
+    out.push(`| ${peer(r)} | ${num(s.offered_events_per_second)} | ${num(s.acked_per_second)} | ${num(s.deliveries_per_second)} | ${[s.latency.p50_ms, s.latency.p99_ms, s.latency.p999_ms, s.latency.max_ms].map(ms).join(' / ')} | ${lossCell(r)} | ${kib(mem(r).hub_rss_connected_kib)} |`);
   }
   out.push('');
 }
@@ -77,7 +99,7 @@ if (storm.length) {
   out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of storm) {
     const s = r.storm || {};
-    out.push(`| ${r.target} | ${s.reconnected}/${s.dropped} | ${num(s.reconnect_seconds, 2)} | ${s.caught_up}/${s.dropped} | ${num(s.caught_up_seconds, 2)} | ${r.totals.lost} | ${r.totals.duplicates} | ${r.totals.behind} |`);
+    out.push(`| ${peer(r)} | ${s.reconnected}/${s.dropped} | ${num(s.reconnect_seconds, 2)} | ${s.caught_up}/${s.dropped} | ${num(s.caught_up_seconds, 2)} | ${r.totals.lost} | ${r.totals.duplicates} | ${r.totals.behind} |`);
   }
   out.push('');
 }
@@ -89,7 +111,7 @@ if (publish.length) {
   out.push('| --- | ---: | --- | ---: | ---: | ---: |');
   for (const r of publish) {
     const s = r.steps[0] || { publish: { ack_latency: {} } };
-    out.push(`| ${r.target} | ${num(s.acked_per_second)} | ${ms(s.publish.ack_latency.p50_ms)} / ${ms(s.publish.ack_latency.p99_ms)} | ${num(s.deliveries_per_second)} | ${r.publish_errors} | ${kib(mem(r).hub_rss_end_kib)} |`);
+    out.push(`| ${peer(r)} | ${num(s.acked_per_second)} | ${ms(s.publish.ack_latency.p50_ms)} / ${ms(s.publish.ack_latency.p99_ms)} | ${num(s.deliveries_per_second)} | ${r.publish_errors} | ${kib(mem(r).hub_rss_end_kib)} |`);
   }
   out.push('');
 }

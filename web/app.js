@@ -30,6 +30,17 @@
     return node;
   };
 
+  // The mercureAuthorization cookie the hub reads a subscriber's token
+  // from, scoped to the hub's path: `token` sets it, null clears it (an
+  // expiry in the past). Script cannot touch an HttpOnly cookie an
+  // application set, so clearing only ever drops the one this page set.
+  const authorizationCookie = (token) => {
+    const value = token === null ? '' : encodeURIComponent(token);
+    const expires = token === null ? '; expires=Thu, 01 Jan 1970 00:00:00 GMT' : '';
+    const secure = location.protocol === 'https:' ? '; Secure' : '';
+    return `mercureAuthorization=${value}; path=${new URL(HUB).pathname}; SameSite=Strict${expires}${secure}`;
+  };
+
   // Form fields survive a reload (tokens included: this is a developer tool).
   const remembered = ['sub-topics', 'sub-types', 'sub-token', 'pub-topics', 'pub-token'];
   const storage = (() => {
@@ -141,10 +152,10 @@
     const url = new URL(HUB);
     for (const t of topics) url.searchParams.append('topic', t);
     if (token && tokenAs === 'query') url.searchParams.set('authorization', token);
-    if (token && tokenAs === 'cookie') {
-      const secure = location.protocol === 'https:' ? '; Secure' : '';
-      document.cookie = `mercureAuthorization=${encodeURIComponent(token)}; path=/.well-known/mercure; SameSite=Strict${secure}`;
-    }
+    // The browser sends a cookie with every request to its path: set it
+    // only for a subscription that asked for it, and clear one left by an
+    // earlier subscription otherwise.
+    document.cookie = authorizationCookie(token && tokenAs === 'cookie' ? token : null);
     if (resumeFrom) url.searchParams.set('lastEventID', resumeFrom);
 
     source = new EventSource(url.href);
@@ -201,13 +212,11 @@
     plain.searchParams.delete('authorization');
     let curl = `curl -N ${shellQuote(plain.href)}`;
     if (token) curl += ` \\\n     -H ${shellQuote(`Authorization: Bearer ${token}`)}`;
-    let js;
-    if (token && tokenAs === 'query') {
-      js = `const es = new EventSource(${jsString(url.href)});`;
-    } else if (token) {
-      js = `// the mercureAuthorization cookie carries the token\ndocument.cookie = ${jsString(`mercureAuthorization=${encodeURIComponent(token)}; path=/.well-known/mercure; SameSite=Strict`)};\nconst es = new EventSource(${jsString(url.href)}, { withCredentials: true });`;
-    } else {
-      js = `const es = new EventSource(${jsString(url.href)});`;
+    // With the query parameter, url carries the token; without a token,
+    // it carries none.
+    let js = `const es = new EventSource(${jsString(url.href)});`;
+    if (token && tokenAs === 'cookie') {
+      js = `// the mercureAuthorization cookie carries the token\ndocument.cookie = ${jsString(authorizationCookie(token))};\nconst es = new EventSource(${jsString(url.href)}, { withCredentials: true });`;
     }
     js += '\nes.onmessage = (e) => console.log(e.lastEventId, e.data);';
     $('sub-curl').textContent = curl;
@@ -259,7 +268,7 @@
   function showPublishSnippets(body, token) {
     const args = [];
     for (const [name, value] of body) {
-      args.push(name === 'data' ? `--data-urlencode ${shellQuote(`data=${value}`)}` : `--data-urlencode ${shellQuote(`${name}=${value}`)}`);
+      args.push(`--data-urlencode ${shellQuote(`${name}=${value}`)}`);
     }
     let curl = `curl ${shellQuote(HUB)}`;
     if (token) curl += ` \\\n     -H ${shellQuote(`Authorization: Bearer ${token}`)}`;

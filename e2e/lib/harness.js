@@ -42,6 +42,16 @@ export async function until(check, what, timeoutMs = 10_000) {
   }
 }
 
+/**
+ * The environment for a `herald` child: this process's, without any
+ * `HERALD_*` variable (as the Rust tests' support::serve_command does), so
+ * a HERALD_JWT_KEY or HERALD_HISTORY of the caller's shell (or the
+ * HERALD_BIN that points at the binary) never changes the hub under test.
+ */
+export function heraldEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HERALD_')));
+}
+
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -90,7 +100,7 @@ export async function startHub(options = {}) {
   if (options.tls) args.push('--tls-self-signed');
   if (options.key) args.push('--jwt-key', KEY, '--anonymous');
   args.push(...(options.args ?? []));
-  const child = spawn(HERALD, args, { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(HERALD, args, { cwd: dataDir, env: heraldEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => { stdout += d; });
@@ -160,7 +170,7 @@ export function publish(hub, fields, token = PUBLISHER_TOKEN) {
 
 /** Runs the `herald` CLI and returns its stdout. */
 export function herald(args) {
-  return execFileSync(HERALD, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(HERALD, args, { encoding: 'utf8', env: heraldEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 // ---------- browsers ----------

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  cleanup, loggedIds, publish, startHub, subscribeFromPage, until, withBrowser,
+  cleanup, loggedIds, publish, sleep, startHub, subscribeFromPage, until, withBrowser,
 } from '../lib/harness.js';
 
 const TOPIC = 'https://example.com/e2e/reconnect';
@@ -53,7 +53,7 @@ test('after a kill and restart the page resumes from its Last-Event-ID and logs 
     assert.ok(resumedFrom.includes(null), 'the first request had no Last-Event-ID');
 
     // A moment for any duplicate to arrive, then the exact log.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     assert.deepEqual(await loggedIds(page), [...before, ...after]);
 
     // History is durable (redb): it survived the kill, so a new
@@ -63,13 +63,13 @@ test('after a kill and restart the page resumes from its Last-Event-ID and logs 
     await page.click('#clear-log');
     await subscribeFromPage(page, [TOPIC], { lastEventId: 'earliest' });
     await page.waitForSelector('#log li.event[data-id="after-3"]');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     assert.deepEqual(await loggedIds(page), [...before, ...after]);
 
     await page.click('#clear-log');
     await subscribeFromPage(page, [TOPIC], { lastEventId: 'before-1' });
     await page.waitForSelector('#log li.event[data-id="after-3"]');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     assert.deepEqual(await loggedIds(page), [...before.slice(1), ...after]);
   });
 });

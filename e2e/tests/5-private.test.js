@@ -1,5 +1,6 @@
 // Scenario 5: private updates never reach a page with no token, and do
-// reach one with a subscriber cookie (or the token in the form).
+// reach one with a subscriber cookie (or the token in the form); a
+// subscription without a token after one with the cookie is anonymous.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -52,5 +53,28 @@ test('private updates reach only the page with a subscriber cookie or token', as
     await page.waitForSelector('#log li.event[data-id="public-3"]');
     assert.deepEqual(await loggedIds(page), ['private-3', 'public-3']);
     assert.deepEqual(await page.context().cookies(), [], 'no cookie was involved');
+  });
+
+  // The token sent as the cookie from the form, then a subscription
+  // without a token on the same page: the page clears its cookie, so the
+  // second subscription is anonymous again.
+  await withBrowser(t, async (browser) => {
+    const page = await browser.page();
+    await page.goto(`${hub.origin}/`);
+    await subscribeFromPage(page, [TOPIC], { token: SUBSCRIBER_TOKEN, tokenAs: 'cookie' });
+    assert.deepEqual((await page.context().cookies()).map((c) => [c.name, c.path]),
+      [['mercureAuthorization', '/.well-known/mercure']]);
+    await publish(hub, { topic: TOPIC, data: 'secret 4', id: 'private-4', private: 'on' });
+    await publish(hub, { topic: TOPIC, data: 'news 4', id: 'public-4' });
+    await page.waitForSelector('#log li.event[data-id="public-4"]');
+    assert.deepEqual(await loggedIds(page), ['private-4', 'public-4']);
+
+    await page.click('#clear-log');
+    await subscribeFromPage(page, [TOPIC], { token: '', tokenAs: 'cookie' });
+    assert.deepEqual(await page.context().cookies(), [], 'the cookie was cleared');
+    await publish(hub, { topic: TOPIC, data: 'secret 5', id: 'private-5', private: 'on' });
+    await publish(hub, { topic: TOPIC, data: 'news 5', id: 'public-5' });
+    await page.waitForSelector('#log li.event[data-id="public-5"]');
+    assert.deepEqual(await loggedIds(page), ['public-5']);
   });
 });

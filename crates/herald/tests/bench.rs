@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 mod support;
-use support::{herald_async, start_hub_async};
+use support::{herald_async, start_hub_async, TempDir};
 
 const KEY: &str = "bench-test-secret";
 
@@ -15,8 +15,7 @@ async fn bench_against_the_hub_loses_and_duplicates_nothing_and_writes_json() {
     let hub = start_hub_async(KEY, &[]).await;
     let url = hub.url.clone();
     let pid = hub.child.id().expect("the hub runs").to_string();
-    let dir = std::env::temp_dir().join(format!("herald-bench-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("bench-test");
     let json = dir.join("report.json");
     let out = tokio::time::timeout(
         Duration::from_secs(120),
@@ -87,5 +86,4 @@ async fn bench_against_the_hub_loses_and_duplicates_nothing_and_writes_json() {
         report["memory"]["hub_rss_start_kib"].as_u64().unwrap() > 0,
         "{report}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use herald_hub::server::TlsConfig;
+
 mod support;
-use support::{herald_async, start_hub_async, AsyncHub};
+use support::{herald_async, start_hub_async, AsyncHub, TempDir};
 
 const KEY: &str = "cli-hub-test-secret";
 
@@ -53,6 +55,37 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `herald sub --hub HUB --topic TOPIC --last-event-id FROM --json --count
+/// COUNT EXTRA...`: asserts that it succeeded and returns the events it
+/// printed (one JSON object a line) and its stderr.
+async fn sub_json(
+    hub: &AsyncHub,
+    topic: &str,
+    from: &str,
+    count: usize,
+    extra: &[&str],
+) -> (Vec<serde_json::Value>, String) {
+    let count = count.to_string();
+    let out = run(herald_async()
+        .args([
+            "sub",
+            "--hub",
+            &hub.url,
+            "--topic",
+            topic,
+            "--last-event-id",
+            from,
+            "--json",
+            "--count",
+            &count,
+        ])
+        .args(extra))
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "sub failed: {stderr}");
+    (json_lines(&out), stderr)
+}
+
 #[tokio::test]
 async fn published_updates_replay_to_a_subscriber_from_earliest() {
     let hub = start_hub().await;
@@ -60,26 +93,9 @@ async fn published_updates_replay_to_a_subscriber_from_earliest() {
     let second = publish(&hub, "books/1", "two", &["--type", "update"]).await;
     assert_eq!(first, "b1");
     assert!(!second.is_empty());
-    let out = run(herald_async().args([
-        "sub",
-        "--hub",
-        &hub.url,
-        "--topic",
-        "books/{id}",
-        "--last-event-id",
-        "earliest",
-        "--json",
-        "--count",
-        "2",
-    ]))
-    .await;
-    assert!(
-        out.status.success(),
-        "sub failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (events, _) = sub_json(&hub, "books/{id}", "earliest", 2, &[]).await;
     assert_eq!(
-        json_lines(&out),
+        events,
         [
             serde_json::json!({"id": "b1", "type": "message", "data": "one"}),
             serde_json::json!({"id": second, "type": "update", "data": "two"}),
@@ -131,37 +147,13 @@ async fn private_updates_need_a_subscriber_token_from_herald_token() {
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
 
-    let sub = |token: Option<&str>, count: &str| {
-        let mut cmd = herald_async();
-        cmd.args([
-            "sub",
-            "--hub",
-            &hub.url,
-            "--topic",
-            "secret",
-            "--last-event-id",
-            "earliest",
-            "--json",
-            "--count",
-            count,
-        ]);
-        if let Some(token) = token {
-            cmd.args(["--token", token]);
-        }
-        cmd
+    let datas = |events: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        events.into_iter().map(|v| v["data"].clone()).collect()
     };
-    let anonymous = run(&mut sub(None, "2")).await;
-    let datas: Vec<_> = json_lines(&anonymous)
-        .iter()
-        .map(|v| v["data"].clone())
-        .collect();
-    assert_eq!(datas, ["public", "end"]);
-    let authorised = run(&mut sub(Some(&token), "3")).await;
-    let datas: Vec<_> = json_lines(&authorised)
-        .iter()
-        .map(|v| v["data"].clone())
-        .collect();
-    assert_eq!(datas, ["public", "private", "end"]);
+    let (anonymous, _) = sub_json(&hub, "secret", "earliest", 2, &[]).await;
+    assert_eq!(datas(anonymous), ["public", "end"]);
+    let (authorised, _) = sub_json(&hub, "secret", "earliest", 3, &["--token", &token]).await;
+    assert_eq!(datas(authorised), ["public", "private", "end"]);
 }
 
 #[tokio::test]
@@ -179,62 +171,23 @@ async fn publishing_without_a_token_is_refused_with_a_hint() {
 async fn sub_warns_when_the_hub_does_not_know_its_last_event_id() {
     let hub = start_hub().await;
     publish(&hub, "t", "kept", &["--id", "k1"]).await;
-    let out = run(herald_async().args([
-        "sub",
-        "--hub",
-        &hub.url,
-        "--topic",
-        "t",
-        "--last-event-id",
-        "never-published",
-        "--json",
-        "--count",
-        "1",
-    ]))
-    .await;
-    assert!(
-        out.status.success(),
-        "sub failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (events, err) = sub_json(&hub, "t", "never-published", 1, &[]).await;
     assert!(err.contains("no longer knows id never-published"), "{err}");
     assert_eq!(
-        json_lines(&out),
+        events,
         [serde_json::json!({"id": "k1", "type": "message", "data": "kept"})]
     );
 }
 
-/// A certificate for `localhost` and 127.0.0.1, valid until 2126, made for
-/// these tests with `openssl req -x509` (EC P-256, CA:FALSE, serverAuth).
-const TLS_CERT: &str = "-----BEGIN CERTIFICATE-----
-MIIBrjCCAVSgAwIBAgIUHkTohIz7L7kjUE+PSBTcLm4tGHswCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMTE4NTM0NloYDzIxMjYxMDI4
-MTg1MzQ2WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAAQPrfOU8D25CXDApgzDHFhJSbrAmbz9x1sdsr3Q1bw5D2t6rNJnh6pH
-rAgsiLZ6CsBMASJVq2gpsnAC4njy4OvIo4GBMH8wHQYDVR0OBBYEFNUxjLQnQ5Ne
-hUc1p2kFI8r5mD99MB8GA1UdIwQYMBaAFNUxjLQnQ5NehUc1p2kFI8r5mD99MBoG
-A1UdEQQTMBGCCWxvY2FsaG9zdIcEfwAAATAMBgNVHRMBAf8EAjAAMBMGA1UdJQQM
-MAoGCCsGAQUFBwMBMAoGCCqGSM49BAMCA0gAMEUCIGxNzzrYbJiud1oA43k2aPf5
-FaiTRe4ujbGIytzTlXK1AiEAmJ1ClHa19+I2wb7axtfDNLTZYP/oY9YmXdJJ1+6F
-vUY=
------END CERTIFICATE-----
-";
-const TLS_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg4xMTu3ZYO4SOUSnU
-3addt+OJ2ZtEmcmrhYJA6MAze8ChRANCAAQPrfOU8D25CXDApgzDHFhJSbrAmbz9
-x1sdsr3Q1bw5D2t6rNJnh6pHrAgsiLZ6CsBMASJVq2gpsnAC4njy4OvI
------END PRIVATE KEY-----
-";
-
-/// Writes the test certificate and key to a fresh directory.
-fn tls_files(name: &str) -> (std::path::PathBuf, String, String) {
-    let dir = std::env::temp_dir().join(format!("herald-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, TLS_CERT).unwrap();
-    std::fs::write(&key, TLS_KEY).unwrap();
+/// A fresh self-signed certificate for `localhost` and 127.0.0.1 (made
+/// now, so always valid) and its key, written as PEM files to a scratch
+/// directory: the directory and the two paths.
+fn tls_files(name: &str) -> (TempDir, String, String) {
+    let tls = TlsConfig::self_signed(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = TempDir::new(&format!("cli-{name}"));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, tls.certificate_pem()).unwrap();
+    std::fs::write(&key, tls.private_key_pem()).unwrap();
     let (cert, key) = (
         cert.to_string_lossy().into_owned(),
         key.to_string_lossy().into_owned(),
@@ -244,33 +197,13 @@ fn tls_files(name: &str) -> (std::path::PathBuf, String, String) {
 
 #[tokio::test]
 async fn pub_and_sub_over_https_with_cacert() {
-    let (dir, cert, key) = tls_files("cacert");
+    let (_dir, cert, key) = tls_files("cacert");
     let hub = start_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
     assert!(hub.url.starts_with("https://"), "{}", hub.url);
     let id = publish(&hub, "t", "secure", &["--cacert", &cert]).await;
-    let out = run(herald_async().args([
-        "sub",
-        "--hub",
-        &hub.url,
-        "--topic",
-        "t",
-        "--cacert",
-        &cert,
-        "--last-event-id",
-        "earliest",
-        "--json",
-        "--count",
-        "1",
-    ]))
-    .await;
-    let _ = std::fs::remove_dir_all(dir);
-    assert!(
-        out.status.success(),
-        "sub failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (events, _) = sub_json(&hub, "t", "earliest", 1, &["--cacert", &cert]).await;
     assert_eq!(
-        json_lines(&out),
+        events,
         [serde_json::json!({"id": id, "type": "message", "data": "secure"})]
     );
 }
@@ -279,7 +212,7 @@ async fn pub_and_sub_over_https_with_cacert() {
 async fn an_untrusted_certificate_is_refused_with_a_hint_and_insecure_accepts_it() {
     let (dir, cert, key) = tls_files("insecure");
     let hub = start_hub_with(&["--tls-cert", &cert, "--tls-key", &key]).await;
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir); // the hub read them at start; it needs them no more
     let refused = run(herald_async().args([
         "pub", "--hub", &hub.url, "--topic", "t", "--data", "d", "--key", KEY,
     ]))
@@ -311,27 +244,9 @@ async fn an_untrusted_certificate_is_refused_with_a_hint_and_insecure_accepts_it
 
     let id = publish(&hub, "t", "anyway", &["--insecure", "--id", "i1"]).await;
     assert_eq!(id, "i1");
-    let out = run(herald_async().args([
-        "sub",
-        "--hub",
-        &hub.url,
-        "--topic",
-        "t",
-        "-k",
-        "--last-event-id",
-        "earliest",
-        "--json",
-        "--count",
-        "1",
-    ]))
-    .await;
-    assert!(
-        out.status.success(),
-        "sub failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (events, _) = sub_json(&hub, "t", "earliest", 1, &["-k"]).await;
     assert_eq!(
-        json_lines(&out),
+        events,
         [serde_json::json!({"id": "i1", "type": "message", "data": "anyway"})]
     );
 }

@@ -7,6 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use herald_hub::auth::JwtVerifier;
 use jsonwebtoken::Algorithm;
 
+mod support;
+use support::TempDir;
+
 /// A throwaway P-256 key pair, made for this test with `openssl genpkey`.
 const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgqqv22PTFc7/hQ/nJ
@@ -107,8 +110,7 @@ fn key_comes_from_the_environment() {
 
 #[test]
 fn es256_token_is_signed_with_a_pem_key_file() {
-    let dir = std::env::temp_dir().join(format!("herald-cli-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cli-token");
     let path = dir.join("ec.pem");
     std::fs::write(&path, EC_PRIVATE).unwrap();
     let out = herald(
@@ -125,7 +127,6 @@ fn es256_token_is_signed_with_a_pem_key_file() {
         ],
         None,
     );
-    let _ = std::fs::remove_dir_all(&dir);
     let token = token_of(&out);
     let claims = JwtVerifier::new(Algorithm::ES256, EC_PUBLIC.as_bytes())
         .unwrap()

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{address_in, lines_until, serve_command, Killed, TempDir, BIN};
+use support::{address_in, lines_until, serve_command, sigterm, Killed, TempDir, BIN};
 
 const KEY: &str = "durability-test-secret-durability-test";
 
@@ -222,10 +222,7 @@ fn replay_across_a_restart_has_no_gap_and_no_duplicate_while_publishes_continue(
     // The client got up to n29, then the hub restarts (cleanly this time).
     let resume_from = first[29].1.clone();
     let mut hub = hub;
-    Command::new("kill")
-        .args(["-TERM", &hub.child.0.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(hub.child.0.id());
     assert!(hub.child.0.wait().unwrap().success());
     drop(hub);
 

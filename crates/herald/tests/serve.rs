@@ -3,12 +3,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{address_in, lines_until, serve_command, Killed, BIN};
+use support::{address_in, lines_until, serve_command, sigterm, Killed, TempDir, BIN};
 
 /// A `herald serve` child process and the stdout lines read so far.
 struct Server {
@@ -58,6 +58,8 @@ fn publish_request(addr: &str, token: &str, body: &str) -> String {
 }
 
 /// Opens a subscription and returns the socket once the headers arrived.
+/// The head is read a byte at a time, so no event that follows it in the
+/// same packet (a replay, say) is consumed with it.
 fn open_stream(addr: &str, query: &str) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -67,27 +69,77 @@ fn open_stream(addr: &str, query: &str) -> TcpStream {
     )
     .unwrap();
     let mut seen = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
-        let n = tcp.read(&mut buf).unwrap();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        let n = tcp.read(&mut byte).unwrap();
         assert!(n > 0, "stream closed before headers");
-        seen.extend_from_slice(&buf[..n]);
+        seen.push(byte[0]);
     }
     assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
     tcp
 }
 
-/// Reads from a stream until `needle` appears or it ends.
-fn read_until(tcp: &mut TcpStream, needle: &str) -> (bool, String) {
+/// How [`read_stream`] stopped reading.
+#[derive(Debug, PartialEq, Eq)]
+enum Until {
+    /// The needle arrived.
+    Found,
+    /// The peer closed the connection (a read returned 0 bytes).
+    Eof,
+    /// A read failed: the socket's read timeout (`WouldBlock` or
+    /// `TimedOut`), a reset, ...
+    Failed(ErrorKind),
+}
+
+/// Reads from a stream until `needle` appears, it ends, or a read fails
+/// (e.g. times out), and returns which along with everything read.
+fn read_stream(tcp: &mut TcpStream, needle: &str) -> (Until, String) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
+    let until = loop {
         if String::from_utf8_lossy(&seen).contains(needle) {
-            return (true, String::from_utf8_lossy(&seen).into_owned());
+            break Until::Found;
         }
         match tcp.read(&mut buf) {
-            Ok(0) | Err(_) => return (false, String::from_utf8_lossy(&seen).into_owned()),
+            Ok(0) => break Until::Eof,
             Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => break Until::Failed(e.kind()),
+        }
+    };
+    (until, String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// Reads from a stream until `needle` appears (true) or it ends or a read
+/// fails (false).
+fn read_until(tcp: &mut TcpStream, needle: &str) -> (bool, String) {
+    let (until, seen) = read_stream(tcp, needle);
+    (until == Until::Found, seen)
+}
+
+/// Runs `cmd`, which should fail at start, and returns its output; if it
+/// is still running after 20 s (it started after all), it gets SIGTERM and
+/// the test fails instead of hanging.
+fn output_of_failed_start(mut cmd: Command) -> std::process::Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            sigterm(pid);
+            panic!(
+                "herald serve {:?} started",
+                cmd.get_args().collect::<Vec<_>>()
+            );
         }
     }
 }
@@ -103,8 +155,9 @@ fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
 #[test]
 fn with_no_key_on_loopback_it_starts_a_working_development_hub() {
     // The README's command, with the default durable history in a scratch
-    // directory instead of ./herald-data.
-    let data_dir = std::env::temp_dir().join(format!("herald-dev-test-{}", std::process::id()));
+    // directory instead of ./herald-data (not there yet: the hub makes it).
+    let scratch = TempDir::new("dev-test");
+    let data_dir = scratch.join("herald-data");
     let server = start(
         serve(
             &[
@@ -149,7 +202,6 @@ fn with_no_key_on_loopback_it_starts_a_working_development_hub() {
         "history is durable by default"
     );
     drop(server);
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[test]
@@ -175,26 +227,26 @@ fn sigterm_ends_streams_and_exits_zero() {
         ],
         &[("HERALD_JWT_KEY", "a-production-secret-of-enough-length")],
     );
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed if an assertion fails before the hub exits by itself.
+    let mut child = Killed(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // The address is logged on stderr outside development mode.
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
     let lines = lines_until(stderr, |l| l.contains("listening on http://"));
     let addr = lines.last().and_then(|l| address_in(l)).unwrap();
     let mut stream = open_stream(&addr, "topic=a");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let (found, _) = read_until(&mut stream, "never-sent");
-    assert!(!found, "the stream ended");
+    sigterm(child.0.id());
+    // The hub closes the stream: the read sees the end of the connection,
+    // not its 10 s read timeout.
+    let (until, seen) = read_stream(&mut stream, "never-sent");
+    assert_eq!(until, Until::Eof, "the stream did not end; read: {seen:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let code = loop {
-        if let Some(code) = child.try_wait().unwrap() {
+        if let Some(code) = child.0.try_wait().unwrap() {
             break code;
         }
         assert!(
@@ -254,16 +306,13 @@ fn memory_history_drops_events_past_the_age_limit() {
 
 #[test]
 fn options_come_from_a_toml_file_and_flags_win() {
-    let dir = std::env::temp_dir().join(format!("herald-serve-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("serve-test");
     let file = dir.join("herald.toml");
+    let config = file.to_str().unwrap();
+
+    // A flag's invalid value wins over the file's valid one.
     std::fs::write(&file, "jwt-key = \"file-secret-file-secret-file-secret\"\nanonymous = true\nheartbeat = \"40s\"\n").unwrap();
-    let output = serve(
-        &["--config", file.to_str().unwrap(), "--heartbeat", "soon"],
-        &[],
-    )
-    .output()
-    .unwrap();
+    let output = output_of_failed_start(serve(&["--config", config, "--heartbeat", "soon"], &[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -271,10 +320,59 @@ fn options_come_from_a_toml_file_and_flags_win() {
         "the flag overrode the file: {stderr}"
     );
 
+    // The file's invalid value is read, and refused, when no flag is given...
+    std::fs::write(&file, "jwt-key = \"file-secret-file-secret-file-secret\"\nanonymous = true\nheartbeat = \"soon\"\n").unwrap();
+    let output = output_of_failed_start(serve(
+        &[
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--history",
+            "memory",
+        ],
+        &[],
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "started with heartbeat = \"soon\""
+    );
+    assert!(
+        stderr.contains("--heartbeat") && stderr.contains("soon"),
+        "{stderr}"
+    );
+
+    // ...and a valid flag wins over it: the hub starts, with the file's key
+    // (no development mode: the address is logged on stderr) and its
+    // anonymous subscribers.
+    let mut child = Killed(
+        serve(
+            &[
+                "--config",
+                config,
+                "--heartbeat",
+                "40s",
+                "--listen",
+                "127.0.0.1:0",
+                "--history",
+                "memory",
+            ],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let lines = lines_until(stderr, |l| l.contains("listening on http://"));
+    let addr = lines.last().and_then(|l| address_in(l)).unwrap();
+    drop(open_stream(&addr, "topic=a"));
+    drop(child);
+
     std::fs::write(&file, "jwt-key = \"x\"\nno-such-option = 1\n").unwrap();
-    let output = serve(&["--config", file.to_str().unwrap()], &[])
-        .output()
-        .unwrap();
+    let output = output_of_failed_start(serve(&["--config", config], &[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("no-such-option"), "{stderr}");

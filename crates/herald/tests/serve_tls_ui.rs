@@ -8,13 +8,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_hub::server::TlsConfig;
-use support::{address_in, lines_until, serve_command, Killed};
+use support::{address_in, lines_until, serve_command, Killed, TempDir};
 
 /// A `herald serve` child, killed when dropped.
 struct Served {
@@ -107,16 +106,10 @@ fn plain_get(addr: &str, path: &str) -> String {
     answer
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("herald-serve-tls-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn tls_cert_and_key_files_serve_h2_and_http1_by_alpn() {
     let tls = TlsConfig::self_signed(&["localhost".into()]).unwrap();
-    let dir = temp_dir("files");
+    let dir = TempDir::new("serve-tls-files");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, tls.certificate_pem()).unwrap();
     std::fs::write(&key, tls.private_key_pem()).unwrap();
@@ -138,7 +131,6 @@ fn tls_cert_and_key_files_serve_h2_and_http1_by_alpn() {
     assert_eq!(alpn, b"http/1.1");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("<title>Herald</title>"), "{answer}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -193,7 +185,7 @@ fn ui_off_removes_the_page_and_the_stats_stream() {
 
 #[test]
 fn bad_tls_options_fail_at_start_with_a_clear_message() {
-    let dir = temp_dir("bad");
+    let dir = TempDir::new("serve-tls-bad");
     let missing = dir.join("missing.pem");
     let garbage = dir.join("garbage.pem");
     std::fs::write(&garbage, "not a certificate").unwrap();
@@ -237,7 +229,6 @@ fn bad_tls_options_fail_at_start_with_a_clear_message() {
         assert!(!out.status.success(), "{args:?} started");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Accepts any server certificate (only to observe ALPN in a test).

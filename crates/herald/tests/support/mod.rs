@@ -22,6 +22,18 @@ pub fn serve_command(args: &[&str]) -> Command {
     cmd
 }
 
+/// Sends SIGTERM to process `pid`, as an operator (or systemd) ends the
+/// hub. Through the shell's built-in `kill` (dash's and bash's alike), so
+/// the tests need no procps `kill` binary, which a minimal system lacks;
+/// the pid is passed as `$0`, never spliced into the script.
+pub fn sigterm(pid: u32) {
+    let status = Command::new("sh")
+        .args(["-c", r#"kill -TERM "$0""#, &pid.to_string()])
+        .status()
+        .expect("cannot run sh");
+    assert!(status.success(), "kill -TERM {pid} failed: {status}");
+}
+
 /// A child process, killed when dropped.
 pub struct Killed(pub Child);
 
@@ -66,14 +78,23 @@ pub fn address_in(line: &str) -> Option<String> {
     (!addr.is_empty()).then_some(addr)
 }
 
-/// A fresh scratch directory, removed when dropped.
+/// A fresh, empty scratch directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// `herald-NAME-PID` in the system's temporary directory, emptied and
+    /// created. `name` must be unique among the tests of one test binary.
     pub fn new(name: &str) -> TempDir {
         let dir = std::env::temp_dir().join(format!("herald-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         TempDir(dir)
+    }
+
+    /// `NAME` inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 }
 
