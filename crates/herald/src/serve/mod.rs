@@ -56,6 +56,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Every option is checked before the history is opened, which creates
     // the data directory: a bad option leaves nothing behind.
     let tls = tls_config(&args, listen)?;
+    // The handlers are installed before the hub says it is listening: a
+    // signal at any moment after that line is a graceful stop, never the
+    // default action that kills the process.
+    let signals = ShutdownSignals::install()?;
     let history = open_history(&args)?;
     let hub = Hub::with_history(config, history).context("cannot start the hub")?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -83,7 +87,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stop = {
         let hub = hub.clone();
         async move {
-            shutdown_signal().await;
+            signals.recv().await;
             tracing::info!("shutting down: closing streams, finishing in-flight publishes");
             hub.shutdown();
         }
@@ -128,29 +132,41 @@ fn tls_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<Option<Tls
         .context("cannot make a self-signed certificate")
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
+/// SIGINT and SIGTERM, listened for from the moment this is made.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers now; `tokio::signal::ctrl_c` would install
+    /// them only when first polled, after the hub may have said it is up.
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(ShutdownSignals {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
+    }
+
+    /// Waits for the first of the signals.
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
