@@ -2,7 +2,8 @@
 //
 // Chromium is Debian's /usr/bin/chromium, driven by playwright-core (which
 // never downloads a browser). Each hub is the built binary on 127.0.0.1 at
-// a free port, with its own data directory. On failure a test saves a
+// the port it binds itself (port 0), with its own data directory; it is
+// used once it prints its readiness line. On failure a test saves a
 // screenshot of each open page and the browser console under
 // e2e/artifacts/<test name>/.
 
@@ -11,7 +12,6 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +30,11 @@ export const KEY = 'e2e-secret-key-that-is-long-enough-for-hs256';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls `check` until it returns a truthy value. */
-export async function until(check, what, timeoutMs = 10_000) {
+/**
+ * Polls `check` until it returns a truthy value. The timeout only turns a
+ * hang into a failure: it is generous, never the thing being measured.
+ */
+export async function until(check, what, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   let last;
   for (;;) {
@@ -52,26 +55,6 @@ export function heraldEnv() {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HERALD_')));
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** An HS256 JWT signed with `key`. */
 export function mint(claims, key = KEY) {
   const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
@@ -85,45 +68,108 @@ export const SUBSCRIBER_TOKEN = mint({ mercure: { subscribe: ['*'] } });
 
 // ---------- hubs ----------
 
+/** How long a hub may take to say it is ready, on a loaded machine. */
+const READY_TIMEOUT_MS = 30_000;
+
+// The hub's log is coloured even into a pipe.
+const stripAnsi = (text) => text.replace(/\x1b\[[0-9;]*m/g, '');
+
 /**
- * Starts `herald serve` on 127.0.0.1.
- * options.port: a fixed port (default: a free one); options.tls: serve
- * HTTPS with a self-signed certificate; options.key: use KEY instead of
- * development mode; options.dataDir: history directory (default: fresh);
- * options.args: more flags. History is durable (redb) in the data directory.
+ * Waits for the hub's readiness line and returns the URL it states: "Herald
+ * hub listening on URL" in its log (stderr), or in development mode "Herald
+ * hub running at URL" atop its banner (stdout). The hub prints either only
+ * once its listener is bound and its signal handlers are installed, so
+ * from then on it serves: nothing here guesses from an open port.
+ */
+function readiness(child, output) {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const m = stripAnsi(output.stderr).match(/Herald hub listening on (\S+)/)
+        ?? output.stdout.match(/^Herald hub running at (\S+)/m);
+      if (m) done(() => resolve(m[1]));
+    };
+    const exited = (code, signal) => done(() => reject(
+      Object.assign(new Error(`herald serve exited (code ${code}, signal ${signal}) before it was ready:\n${stripAnsi(output.stderr)}`),
+        { stderr: output.stderr })));
+    const timer = setTimeout(() => done(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`herald serve did not say it was ready within ${READY_TIMEOUT_MS} ms:\n${stripAnsi(output.stderr)}`));
+    }), READY_TIMEOUT_MS);
+    function done(settle) {
+      clearTimeout(timer);
+      child.stdout.off('data', check);
+      child.stderr.off('data', check);
+      child.off('exit', exited);
+      settle();
+    }
+    child.stdout.on('data', check);
+    child.stderr.on('data', check);
+    child.once('exit', exited);
+    check();
+  });
+}
+
+/**
+ * Starts `herald serve` on 127.0.0.1 and resolves once it says it is ready.
+ * options.port: a fixed port, e.g. the one of a hub being restarted (by
+ * default the hub binds port 0 and the harness reads the port it got from
+ * its readiness line: no port is chosen first and bound later); options.tls:
+ * serve HTTPS with a self-signed certificate; options.key: use KEY instead
+ * of development mode; options.anonymous: with a key, admit anonymous
+ * subscribers (default true); options.dataDir: history directory (default:
+ * fresh); options.args: more flags. History is durable (redb) in the data
+ * directory.
  */
 export async function startHub(options = {}) {
-  const port = options.port ?? await freePort();
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'herald-e2e-data-'));
-  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--log', 'warn'];
+  const args = ['serve', '--listen', `127.0.0.1:${options.port ?? 0}`, '--log', 'info'];
   args.push('--data-dir', dataDir);
   if (options.tls) args.push('--tls-self-signed');
-  if (options.key) args.push('--jwt-key', KEY, '--anonymous');
+  if (options.key) {
+    args.push('--jwt-key', KEY);
+    if (options.anonymous ?? true) args.push('--anonymous');
+  }
   args.push(...(options.args ?? []));
   const child = spawn(HERALD, args, { cwd: dataDir, env: heraldEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => { stdout += d; });
-  child.stderr.on('data', (d) => { stderr += d; });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => { output.stdout += d; });
+  child.stderr.on('data', (d) => { output.stderr += d; });
   let exited = null;
   child.once('exit', (code, signal) => { exited = { code, signal }; });
 
-  await until(async () => {
-    if (exited) throw new Error(`herald serve exited (${JSON.stringify(exited)}): ${stderr}`);
-    return portOpen(port);
-  }, `herald serve on port ${port}`);
+  let url;
+  try {
+    url = new URL(await readiness(child, output));
+  } catch (error) {
+    if (options.port !== undefined && /cannot listen on/.test(stripAnsi(output.stderr))) {
+      // A restart must come back where its clients reconnect to; another
+      // process took the port while the hub was down. Say so rather than
+      // move to another port the test would not be testing.
+      throw new Error(`port ${options.port} was taken while the hub was down, so it cannot come back on it: ${error.message}`);
+    }
+    throw error;
+  }
   const scheme = options.tls ? 'https' : 'http';
+  if (url.protocol !== `${scheme}:` || url.hostname !== '127.0.0.1' || url.pathname !== '/.well-known/mercure') {
+    child.kill('SIGKILL');
+    throw new Error(`herald serve says it listens on ${url}, not on ${scheme}://127.0.0.1:PORT/.well-known/mercure`);
+  }
+  const port = Number(url.port);
+  if (options.port !== undefined && port !== options.port) {
+    child.kill('SIGKILL');
+    throw new Error(`herald serve listens on port ${port}, not on the ${options.port} it was given`);
+  }
   const hub = {
     port,
     dataDir,
-    origin: `${scheme}://127.0.0.1:${port}`,
-    url: `${scheme}://127.0.0.1:${port}/.well-known/mercure`,
+    origin: url.origin,
+    url: url.href,
     process: child,
-    get stdout() { return stdout; },
-    get stderr() { return stderr; },
+    get stdout() { return output.stdout; },
+    get stderr() { return output.stderr; },
     /** Development mode's printed tokens, once the banner is out. */
     async bannerTokens() {
-      const m = await until(() => stdout.match(/Publisher token:\s+(\S+)[\s\S]*Subscriber token:\s+(\S+)/), 'the development banner');
+      const m = await until(() => output.stdout.match(/Publisher token:\s+(\S+)[\s\S]*Subscriber token:\s+(\S+)/), 'the development banner');
       return { publisher: m[1], subscriber: m[2] };
     },
     /** Ends the hub with `signal` and waits for it to exit. */
@@ -165,6 +211,33 @@ export function publish(hub, fields, token = PUBLISHER_TOKEN) {
     });
     request.on('error', reject);
     request.end(payload);
+  });
+}
+
+/**
+ * The hub's counters now: the first snapshot of its stats stream
+ * (/.well-known/herald/stats sends one at once), read from node.
+ */
+export function hubStats(hub) {
+  const client = hub.origin.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = client.get(`${hub.origin}/.well-known/herald/stats`, { rejectUnauthorized: false }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        reject(new Error(`stats: ${response.statusCode}`));
+        return;
+      }
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (d) => {
+        text += d;
+        const m = text.match(/^data: (.*)\n\n/m);
+        if (!m) return;
+        request.destroy();
+        try { resolve(JSON.parse(m[1])); } catch (error) { reject(error); }
+      });
+    });
+    request.on('error', reject);
   });
 }
 
