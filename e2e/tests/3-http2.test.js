@@ -3,7 +3,7 @@
 // plain HTTP/1.1 hit the browser's 6-connections-per-origin limit.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cleanup, publish, sleep, startHub, until, withBrowser } from '../lib/harness.js';
+import { cleanup, publish, startHub, until, withBrowser } from '../lib/harness.js';
 
 const TOPIC = 'https://example.com/e2e/h2';
 const SOURCES = 20;
@@ -73,18 +73,30 @@ test('the same 20 EventSources over HTTP/1.1 stop at 6 open connections', async 
     await page.goto(`${hub.origin}/healthz`);
     await openSources(page, SOURCES);
     await until(async () => (await states(page)).filter((s) => s === 1).length === 6, '6 EventSources open');
-    // Give the other 14 time to open, which they cannot.
-    await sleep(1500);
-    const now = await states(page);
-    assert.equal(now.filter((s) => s === 1).length, 6, `states: ${now}`);
-    assert.equal(now.filter((s) => s === 0).length, SOURCES - 6, 'the rest wait, connecting');
+    await until(() => protocols.length === 6, 'a response for each open EventSource');
     assert.deepEqual([...protocols], Array(6).fill('http/1.1'));
     assert.equal(protocols.connections.size, 6, 'one connection each');
 
+    // An event the open ones receive: the other 14 are still waiting for a
+    // connection (the browser opens one only when another is freed), so
+    // they have none to receive it on.
     await publish(hub, { topic: TOPIC, data: 'one', id: 'h1-1' });
     await until(async () => (await received(page)).filter((r) => r.length === 1).length === 6, 'the event on the 6 open ones');
-    await sleep(300);
+    const now = await states(page);
+    assert.equal(now.filter((s) => s === 1).length, 6, `states: ${now}`);
+    assert.equal(now.filter((s) => s === 0).length, SOURCES - 6, 'the rest wait, connecting');
     const got = await received(page);
     assert.equal(got.filter((r) => r.length === 0).length, SOURCES - 6, 'the waiting ones received nothing');
+    assert.equal(protocols.length, 6, 'no other EventSource got a response');
+
+    // Closing one frees its connection, and exactly then one waiting
+    // EventSource gets it: they were queued behind the limit of 6.
+    const first = now.indexOf(1);
+    await page.evaluate((i) => window.sources[i].es.close(), first);
+    await until(() => protocols.length === 7, 'a response for the next waiting EventSource');
+    await until(async () => (await states(page)).filter((s) => s === 1).length === 6, '6 EventSources open again');
+    const later = await states(page);
+    assert.equal(later[first], 2, 'the closed one is CLOSED');
+    assert.equal(later.filter((s) => s === 0).length, SOURCES - 7, 'one fewer waits');
   });
 });
