@@ -312,6 +312,29 @@ export async function withBrowser(t, options, body) {
   }
 }
 
+/**
+ * Records the request headers of `page`'s EventSource requests as the
+ * browser put them on the wire, from CDP (Playwright's own view of a request
+ * it intercepts lacks the headers the network stack adds, such as Cookie).
+ * Returns a function that lists them, in the order the requests were made,
+ * with lower-case names; a request shows once its headers went out.
+ */
+export async function eventSourceHeaders(browser, page) {
+  const requests = [];
+  const onWire = new Map();
+  const cdp = await browser.context.newCDPSession(page);
+  cdp.on('Network.requestWillBeSent', (e) => {
+    if (e.type === 'EventSource' && !requests.includes(e.requestId)) requests.push(e.requestId);
+  });
+  // CDP sends this one before or after requestWillBeSent: keep every
+  // request's, and pick the EventSource ones when asked.
+  cdp.on('Network.requestWillBeSentExtraInfo', (e) => {
+    onWire.set(e.requestId, Object.fromEntries(Object.entries(e.headers).map(([name, value]) => [name.toLowerCase(), value])));
+  });
+  await cdp.send('Network.enable');
+  return () => requests.filter((id) => onWire.has(id)).map((id) => onWire.get(id));
+}
+
 /** Stops hubs and removes their data when the test ends. */
 export function cleanup(t, ...hubs) {
   t.after(async () => {

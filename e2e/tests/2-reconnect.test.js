@@ -10,28 +10,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  cleanup, loggedIds, publish, startHub, subscribeFromPage, until, withBrowser,
+  cleanup, eventSourceHeaders, loggedIds, publish, startHub, subscribeFromPage, until, withBrowser,
 } from '../lib/harness.js';
 
 const TOPIC = 'https://example.com/e2e/reconnect';
-
-/**
- * The `Last-Event-ID` header (null when absent) of each EventSource request
- * of `page`, in the order the browser sent them, as CDP saw them go out.
- */
-async function sentLastEventIds(browser, page) {
-  const sent = [];
-  const eventSources = new Set();
-  const cdp = await browser.context.newCDPSession(page);
-  cdp.on('Network.requestWillBeSent', (e) => { if (e.type === 'EventSource') eventSources.add(e.requestId); });
-  cdp.on('Network.requestWillBeSentExtraInfo', (e) => {
-    if (!eventSources.has(e.requestId)) return;
-    const header = Object.entries(e.headers).find(([name]) => name.toLowerCase() === 'last-event-id');
-    sent.push(header ? header[1] : null);
-  });
-  await cdp.send('Network.enable');
-  return sent;
-}
 
 test('after a kill and restart the page resumes from its Last-Event-ID and logs every id once, in order', async (t) => {
   let hub = await startHub({ key: true });
@@ -43,10 +25,10 @@ test('after a kill and restart the page resumes from its Last-Event-ID and logs 
     const page = await browser.page();
     const isSubscribe = (url) => new URL(url).pathname === '/.well-known/mercure';
     // The Last-Event-ID of every subscribe request as the browser put it on
-    // the wire (from CDP: Playwright's own view of a request it intercepts
-    // lacks the headers the network stack adds), and the one the hub
-    // answers with (it echoes the id it resumed from).
-    const sent = await sentLastEventIds(browser, page);
+    // the wire, and the one the hub answers with (it echoes the id it
+    // resumed from).
+    const onWire = await eventSourceHeaders(browser, page);
+    const sent = () => onWire().map((headers) => headers['last-event-id'] ?? null);
     const answered = [];
     page.on('response', async (response) => {
       if (isSubscribe(response.url()) && response.request().method() === 'GET') {
@@ -90,8 +72,8 @@ test('after a kill and restart the page resumes from its Last-Event-ID and logs 
     // Two requests went out: the first, with no Last-Event-ID, and the held
     // reconnection, with the id of the last event the browser had
     // received; the restarted hub found that id in its durable history.
-    await until(() => sent.length >= 2, 'the reconnection request on the wire');
-    assert.deepEqual(sent, [null, 'before-3']);
+    await until(() => sent().length >= 2, 'the reconnection request on the wire');
+    assert.deepEqual(sent(), [null, 'before-3']);
     await until(() => answered.some((a) => a.status === 200 && a.lastEventId === 'before-3'),
       'the restarted hub answering that it resumed from before-3');
 
