@@ -84,8 +84,9 @@ const stripAnsi = (text) => text.replace(/\x1b\[[0-9;]*m/g, '');
 function readiness(child, output) {
   return new Promise((resolve, reject) => {
     const check = () => {
-      const m = stripAnsi(output.stderr).match(/Herald hub listening on (\S+)/)
-        ?? output.stdout.match(/^Herald hub running at (\S+)/m);
+      // Whole lines only: a chunk may end in the middle of the URL.
+      const m = stripAnsi(output.stderr).match(/Herald hub listening on (\S+)\r?\n/)
+        ?? output.stdout.match(/^Herald hub running at (\S+)\r?\n/m);
       if (m) done(() => resolve(m[1]));
     };
     const exited = (code, signal) => done(() => reject(
