@@ -116,6 +116,7 @@ pub(crate) struct ServeArgs {
     /// Interval between heartbeat comments on idle streams, e.g. 40s or
     /// 500ms; 0 disables them [default: 40s].
     #[arg(long, env = "HERALD_HEARTBEAT", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
     pub(super) heartbeat: Option<String>,
 
     /// Where history is kept: `redb` (durable, in --data-dir) or `memory`
@@ -135,6 +136,7 @@ pub(crate) struct ServeArgs {
     /// Most bytes of events kept in history, e.g. 512MiB or 2GiB
     /// [default: 1GiB].
     #[arg(long, env = "HERALD_HISTORY_MAX_BYTES", value_name = "SIZE")]
+    #[serde(default, deserialize_with = "text_or_number")]
     pub(super) history_max_bytes: Option<String>,
     /// When a publish is acknowledged (redb only): `full` fsyncs before
     /// every 200; `periodic` fsyncs every 200 ms, faster, but a crash can
@@ -183,6 +185,28 @@ pub(crate) struct ServeArgs {
     /// `herald_hub=debug,warn` [default: info].
     #[arg(long, env = "HERALD_LOG", value_name = "FILTER")]
     pub(super) log: Option<String>,
+}
+
+/// A value the file may give as a string or, since a plain number is
+/// valid too (`heartbeat = 0`, `history-max-bytes = 1048576`), as a
+/// TOML integer; either is read as the flag's text.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Some(
+        match TextOrNumber::deserialize(de).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a string such as \"40s\" or \"512MiB\", or a whole number",
+            )
+        })? {
+            TextOrNumber::Text(text) => text,
+            TextOrNumber::Number(n) => n.to_string(),
+        },
+    ))
 }
 
 /// A feature switch.
