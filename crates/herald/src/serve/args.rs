@@ -101,6 +101,7 @@ pub(crate) struct ServeArgs {
         value_name = "ORIGIN",
         value_delimiter = ','
     )]
+    #[serde(default, deserialize_with = "list_or_text")]
     pub(super) cors_origin: Option<Vec<String>>,
 
     /// Origin allowed to publish with the mercureAuthorization cookie (the
@@ -111,6 +112,7 @@ pub(crate) struct ServeArgs {
         value_name = "ORIGIN",
         value_delimiter = ','
     )]
+    #[serde(default, deserialize_with = "list_or_text")]
     pub(super) publish_origin: Option<Vec<String>>,
 
     /// Interval between heartbeat comments on idle streams, e.g. 40s or
@@ -205,6 +207,27 @@ fn text_or_number<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Stri
         })? {
             TextOrNumber::Text(text) => text,
             TextOrNumber::Number(n) => n.to_string(),
+        },
+    ))
+}
+
+/// A list the file may give as a TOML array or, like the flag and the
+/// environment variable, as one string separated with commas.
+fn list_or_text<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(Some(
+        match ListOrText::deserialize(de).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a list of strings, or one string separated with commas",
+            )
+        })? {
+            ListOrText::List(list) => list,
+            ListOrText::Text(text) => text.split(',').map(str::to_owned).collect(),
         },
     ))
 }

@@ -62,8 +62,8 @@ pub(super) fn hub_config(
         publisher_key,
         subscriber_key,
         anonymous: args.anonymous.unwrap_or(false),
-        cors_origins: args.cors_origin.clone().unwrap_or_default(),
-        publish_origins: args.publish_origin.clone().unwrap_or_default(),
+        cors_origins: origins(&args.cors_origin),
+        publish_origins: origins(&args.publish_origin),
         heartbeat,
         max_body: args.max_body.unwrap_or(defaults.max_body),
         limits: ProtocolLimits {
@@ -95,6 +95,18 @@ pub(super) fn hub_config(
     config.publisher_key = Some(dev.key.clone());
     config.subscriber_key = Some(dev.key.clone());
     Ok((config, Some(dev)))
+}
+
+/// Configured origins as the hub compares them with a request's `Origin`,
+/// which never has spaces or a trailing slash: `https://app.example/` and
+/// ` https://app.example` (as in `a, b`) both mean `https://app.example`.
+fn origins(given: &Option<Vec<String>>) -> Vec<String> {
+    given
+        .iter()
+        .flatten()
+        .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+        .filter(|origin| !origin.is_empty())
+        .collect()
 }
 
 /// A key of `herald serve`, inline or from its file. Flags keep the two
