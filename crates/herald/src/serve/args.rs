@@ -277,6 +277,13 @@ Examples:
   # Options from a file (keys are the long flag names)
   herald serve --config herald.toml";
 
+/// The options that give one key two ways, inline or as a file.
+const KEY_PAIRS: [[&str; 2]; 3] = [
+    ["jwt-key", "jwt-key-file"],
+    ["publisher-jwt-key", "publisher-jwt-key-file"],
+    ["subscriber-jwt-key", "subscriber-jwt-key-file"],
+];
+
 impl ServeArgs {
     /// Fills every option not given on the command line or in the
     /// environment from the config file.
@@ -294,6 +301,15 @@ impl ServeArgs {
         // keys in the file.
         let given = toml::Table::try_from(&self).context("cannot merge the options")?;
         let mut merged = file;
+        // A key inline and a key file are one option given two ways: a key
+        // given by flag or environment replaces the file's either way.
+        for pair in KEY_PAIRS {
+            if pair.iter().any(|name| given.contains_key(*name)) {
+                for name in pair {
+                    merged.remove(name);
+                }
+            }
+        }
         merged.extend(given);
         let mut args: ServeArgs = merged
             .try_into()

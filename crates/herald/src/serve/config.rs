@@ -109,9 +109,10 @@ fn origins(given: &Option<Vec<String>>) -> Vec<String> {
         .collect()
 }
 
-/// A key of `herald serve`, inline or from its file. Flags keep the two
-/// apart; should a config file and the environment give both, the inline
-/// key wins, as it always has here.
+/// A key of `herald serve`, inline or from its file. Flags and the
+/// environment keep the two apart, and either replaces the file's key
+/// whichever way the file gives it (`ServeArgs::merge_file`); should the
+/// file alone give both, the inline key wins.
 fn serve_key(
     key: &Option<String>,
     file: &Option<PathBuf>,
