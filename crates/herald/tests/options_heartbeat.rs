@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 mod support;
 mod support_options;
 use support::{AsyncHub, TempDir};
-use support_options::{publish_ok, serve_keyed, start, subscribe, Stream, DEADLINE};
+use support_options::{
+    assert_refused, publish_ok, run_to_exit, serve_keyed, start, subscribe, Stream, DEADLINE,
+};
 
 const HEARTBEAT: &str = ":\n\n";
 
@@ -126,5 +128,24 @@ async fn heartbeats_come_only_in_silences() {
         quiet.elapsed() >= INTERVAL / 2,
         "a heartbeat {:?} into a silence",
         quiet.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_heartbeat_is_refused_clearly_from_the_flag_and_the_file() {
+    let out = run_to_exit(serve_keyed(&["--heartbeat", "soon"])).await;
+    assert_refused(
+        &out,
+        "invalid --heartbeat \"soon\": use e.g. 40s, 500ms or 0",
+    );
+
+    let dir = TempDir::new("options-heartbeat-bad");
+    let file = dir.join("herald.toml");
+    std::fs::write(&file, "heartbeat = -1\n").unwrap();
+    let out = run_to_exit(serve_keyed(&["--config", file.to_str().unwrap()])).await;
+    let stderr = assert_refused(&out, "invalid config file");
+    assert!(
+        stderr.contains("expected a string such as \"40s\" or \"512MiB\", or a whole number"),
+        "{stderr}"
     );
 }

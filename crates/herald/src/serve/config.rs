@@ -175,6 +175,18 @@ mod tests {
     }
 
     #[test]
+    fn origins_lose_spaces_and_trailing_slashes() {
+        let args = ServeArgs {
+            cors_origin: Some(vec!["https://a.example/".into(), " *".into(), " ".into()]),
+            publish_origin: Some(vec![" https://b.example:8443//".into()]),
+            ..keyed()
+        };
+        let (config, _) = hub_config(&args, loopback()).unwrap();
+        assert_eq!(config.cors_origins, ["https://a.example", "*"]);
+        assert_eq!(config.publish_origins, ["https://b.example:8443"]);
+    }
+
+    #[test]
     fn development_mode_comes_out_final() {
         let (config, dev) = hub_config(&ServeArgs::default(), loopback()).unwrap();
         let dev = dev.expect("development mode without a key on loopback");
