@@ -101,6 +101,7 @@ pub(crate) struct ServeArgs {
         value_name = "ORIGIN",
         value_delimiter = ','
     )]
+    #[serde(default, deserialize_with = "list_or_text")]
     pub(super) cors_origin: Option<Vec<String>>,
 
     /// Origin allowed to publish with the mercureAuthorization cookie (the
@@ -111,11 +112,13 @@ pub(crate) struct ServeArgs {
         value_name = "ORIGIN",
         value_delimiter = ','
     )]
+    #[serde(default, deserialize_with = "list_or_text")]
     pub(super) publish_origin: Option<Vec<String>>,
 
     /// Interval between heartbeat comments on idle streams, e.g. 40s or
     /// 500ms; 0 disables them [default: 40s].
     #[arg(long, env = "HERALD_HEARTBEAT", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
     pub(super) heartbeat: Option<String>,
 
     /// Where history is kept: `redb` (durable, in --data-dir) or `memory`
@@ -135,6 +138,7 @@ pub(crate) struct ServeArgs {
     /// Most bytes of events kept in history, e.g. 512MiB or 2GiB
     /// [default: 1GiB].
     #[arg(long, env = "HERALD_HISTORY_MAX_BYTES", value_name = "SIZE")]
+    #[serde(default, deserialize_with = "text_or_number")]
     pub(super) history_max_bytes: Option<String>,
     /// When a publish is acknowledged (redb only): `full` fsyncs before
     /// every 200; `periodic` fsyncs every 200 ms, faster, but a crash can
@@ -185,6 +189,49 @@ pub(crate) struct ServeArgs {
     pub(super) log: Option<String>,
 }
 
+/// A value the file may give as a string or, since a plain number is
+/// valid too (`heartbeat = 0`, `history-max-bytes = 1048576`), as a
+/// TOML integer; either is read as the flag's text.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Some(
+        match TextOrNumber::deserialize(de).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a string such as \"40s\" or \"512MiB\", or a whole number",
+            )
+        })? {
+            TextOrNumber::Text(text) => text,
+            TextOrNumber::Number(n) => n.to_string(),
+        },
+    ))
+}
+
+/// A list the file may give as a TOML array or, like the flag and the
+/// environment variable, as one string separated with commas.
+fn list_or_text<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(Some(
+        match ListOrText::deserialize(de).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a list of strings, or one string separated with commas",
+            )
+        })? {
+            ListOrText::List(list) => list,
+            ListOrText::Text(text) => text.split(',').map(str::to_owned).collect(),
+        },
+    ))
+}
+
 /// A feature switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -230,6 +277,13 @@ Examples:
   # Options from a file (keys are the long flag names)
   herald serve --config herald.toml";
 
+/// The options that give one key two ways, inline or as a file.
+const KEY_PAIRS: [[&str; 2]; 3] = [
+    ["jwt-key", "jwt-key-file"],
+    ["publisher-jwt-key", "publisher-jwt-key-file"],
+    ["subscriber-jwt-key", "subscriber-jwt-key-file"],
+];
+
 impl ServeArgs {
     /// Fills every option not given on the command line or in the
     /// environment from the config file.
@@ -247,6 +301,15 @@ impl ServeArgs {
         // keys in the file.
         let given = toml::Table::try_from(&self).context("cannot merge the options")?;
         let mut merged = file;
+        // A key inline and a key file are one option given two ways: a key
+        // given by flag or environment replaces the file's either way.
+        for pair in KEY_PAIRS {
+            if pair.iter().any(|name| given.contains_key(*name)) {
+                for name in pair {
+                    merged.remove(name);
+                }
+            }
+        }
         merged.extend(given);
         let mut args: ServeArgs = merged
             .try_into()

@@ -62,8 +62,8 @@ pub(super) fn hub_config(
         publisher_key,
         subscriber_key,
         anonymous: args.anonymous.unwrap_or(false),
-        cors_origins: args.cors_origin.clone().unwrap_or_default(),
-        publish_origins: args.publish_origin.clone().unwrap_or_default(),
+        cors_origins: origins(&args.cors_origin),
+        publish_origins: origins(&args.publish_origin),
         heartbeat,
         max_body: args.max_body.unwrap_or(defaults.max_body),
         limits: ProtocolLimits {
@@ -97,9 +97,22 @@ pub(super) fn hub_config(
     Ok((config, Some(dev)))
 }
 
-/// A key of `herald serve`, inline or from its file. Flags keep the two
-/// apart; should a config file and the environment give both, the inline
-/// key wins, as it always has here.
+/// Configured origins as the hub compares them with a request's `Origin`,
+/// which never has spaces or a trailing slash: `https://app.example/` and
+/// ` https://app.example` (as in `a, b`) both mean `https://app.example`.
+fn origins(given: &Option<Vec<String>>) -> Vec<String> {
+    given
+        .iter()
+        .flatten()
+        .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+        .filter(|origin| !origin.is_empty())
+        .collect()
+}
+
+/// A key of `herald serve`, inline or from its file. Flags and the
+/// environment keep the two apart, and either replaces the file's key
+/// whichever way the file gives it (`ServeArgs::merge_file`); should the
+/// file alone give both, the inline key wins.
 fn serve_key(
     key: &Option<String>,
     file: &Option<PathBuf>,
@@ -159,6 +172,18 @@ mod tests {
             panic!("an empty --jwt-key was accepted");
         };
         assert!(format!("{err:#}").contains("--jwt-key"), "{err:#}");
+    }
+
+    #[test]
+    fn origins_lose_spaces_and_trailing_slashes() {
+        let args = ServeArgs {
+            cors_origin: Some(vec!["https://a.example/".into(), " *".into(), " ".into()]),
+            publish_origin: Some(vec![" https://b.example:8443//".into()]),
+            ..keyed()
+        };
+        let (config, _) = hub_config(&args, loopback()).unwrap();
+        assert_eq!(config.cors_origins, ["https://a.example", "*"]);
+        assert_eq!(config.publish_origins, ["https://b.example:8443"]);
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! The request limits of `herald serve` (`--max-body`, `--max-topics`,
+//! `--max-selectors`, `--max-selector-length`), set as a user sets them
+//! (flag, environment, file): each accepts a request at the limit and
+//! refuses one just above it with the documented status and message. And
+//! the order of precedence of the three sources, flag > environment >
+//! file.
+
+use herald_hub::HUB_PATH;
+
+mod support;
+mod support_options;
+use support::{AsyncHub, TempDir};
+use support_options::{
+    base, get, publish, send, serve_keyed, start, subscribe, token, Reply, DEADLINE,
+};
+
+/// A publish form of exactly `len` bytes: one topic and padding data.
+fn form_of_len(len: usize) -> String {
+    let head = "topic=t&data=";
+    assert!(len >= head.len());
+    format!("{head}{}", "x".repeat(len - head.len()))
+}
+
+/// A form publishing to topics `t0`…`t{n-1}`.
+fn form_with_topics(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("topic=t{i}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A subscribe query with selectors `s0`…`s{n-1}`.
+fn query_with_selectors(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("topic=s{i}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `GET HUB?QUERY` read whole: for subscriptions the hub refuses.
+async fn subscribe_refused(hub: &AsyncHub, query: &str) -> Reply {
+    send(get(&format!("{}?{query}", hub.url))).await
+}
+
+/// Asserts that a subscription with `query` is admitted (a 200 event
+/// stream, its first frame the opening comment).
+async fn assert_subscribes(hub: &AsyncHub, query: &str) {
+    let mut stream = subscribe(hub, query, &[]).await;
+    assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+}
+
+#[tokio::test]
+async fn max_body_flag_accepts_the_limit_and_answers_413_above_it() {
+    let hub = start(serve_keyed(&["--max-body", "200"])).await;
+    let at_limit = publish(&hub, &form_of_len(200)).await;
+    assert_eq!(at_limit.status, 200, "{}", at_limit.body);
+
+    let over = publish(&hub, &form_of_len(201)).await;
+    assert_eq!(over.status, 413);
+    assert_eq!(
+        over.body,
+        "request body larger than the limit of 200 bytes\n"
+    );
+}
+
+/// The status line of the hub's answer to a publish of `form` sent with
+/// `Transfer-Encoding: chunked`, in chunks of 64 bytes, over raw TCP.
+async fn publish_chunked(hub: &AsyncHub, form: &str) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    let addr = base(hub).trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut request = format!(
+        "POST {HUB_PATH} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        token()
+    );
+    for chunk in form.as_bytes().chunks(64) {
+        request.push_str(&format!("{:x}\r\n", chunk.len()));
+        request.push_str(std::str::from_utf8(chunk).unwrap());
+        request.push_str("\r\n");
+    }
+    request.push_str("0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut status = String::new();
+    let mut reader = tokio::io::BufReader::new(stream);
+    tokio::time::timeout(DEADLINE, reader.read_line(&mut status))
+        .await
+        .expect("no answer in time")
+        .unwrap();
+    status.trim_end().to_owned()
+}
+
+#[tokio::test]
+async fn max_body_applies_to_a_body_without_content_length() {
+    // A chunked body declares no length: the hub must count what it reads.
+    let hub = start(serve_keyed(&["--max-body", "200"])).await;
+    assert_eq!(
+        publish_chunked(&hub, &form_of_len(200)).await,
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        publish_chunked(&hub, &form_of_len(201)).await,
+        "HTTP/1.1 413 Payload Too Large"
+    );
+}
+
+#[tokio::test]
+async fn max_topics_from_the_environment_accepts_the_limit_and_refuses_one_more() {
+    let mut cmd = serve_keyed(&[]);
+    cmd.env("HERALD_MAX_TOPICS", "3");
+    let hub = start(cmd).await;
+    let at_limit = publish(&hub, &form_with_topics(3)).await;
+    assert_eq!(at_limit.status, 200, "{}", at_limit.body);
+
+    let over = publish(&hub, &form_with_topics(4)).await;
+    assert_eq!(over.status, 400);
+    assert_eq!(
+        over.body,
+        "invalid \"topic\": at most 3 topics per update\n"
+    );
+}
+
+#[tokio::test]
+async fn max_selectors_from_the_config_file_accepts_the_limit_and_refuses_one_more() {
+    let dir = TempDir::new("options-max-selectors");
+    let file = dir.join("herald.toml");
+    std::fs::write(&file, "max-selectors = 4\n").unwrap();
+    let hub = start(serve_keyed(&["--config", file.to_str().unwrap()])).await;
+    assert_subscribes(&hub, &query_with_selectors(4)).await;
+
+    let over = subscribe_refused(&hub, &query_with_selectors(5)).await;
+    assert_eq!(over.status, 400);
+    assert_eq!(
+        over.body,
+        "invalid \"topic\": at most 4 selectors per subscription\n"
+    );
+}
+
+#[tokio::test]
+async fn max_selector_length_counts_characters_for_topics_and_selectors() {
+    let hub = start(serve_keyed(&["--max-selector-length", "8"])).await;
+    // Eight characters, sixteen bytes: the limit is in characters.
+    let at_limit = "é".repeat(8);
+    let over = "é".repeat(9);
+    let encoded = |s: &str| s.replace('é', "%C3%A9");
+
+    let published = publish(&hub, &format!("topic={}", encoded(&at_limit))).await;
+    assert_eq!(published.status, 200, "{}", published.body);
+    assert_subscribes(&hub, &format!("topic={}", encoded(&at_limit))).await;
+
+    let refused = publish(&hub, &format!("topic={}", encoded(&over))).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.body,
+        "invalid \"topic\": longer than 8 characters\n"
+    );
+    let refused = subscribe_refused(&hub, &format!("topic={}", encoded(&over))).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.body,
+        "invalid \"topic\": longer than 8 characters\n"
+    );
+}
+
+/// The most topics the hub accepts in one publish, found by publishing
+/// `1..=5` topics: every count up to the limit passes, every one above is
+/// refused.
+async fn topics_limit_of(hub: &AsyncHub) -> usize {
+    let mut limit = 0;
+    for n in 1..=5 {
+        let reply = publish(hub, &form_with_topics(n)).await;
+        match reply.status {
+            200 => {
+                assert_eq!(limit, n - 1, "{n} topics passed after a refusal");
+                limit = n;
+            }
+            400 => assert!(reply.body.contains("topics per update"), "{}", reply.body),
+            other => panic!("status {other}: {}", reply.body),
+        }
+    }
+    limit
+}
+
+#[tokio::test]
+async fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
+    let dir = TempDir::new("options-precedence");
+    let file = dir.join("herald.toml");
+    std::fs::write(&file, "max-topics = 1\n").unwrap();
+    let config = file.to_str().unwrap();
+
+    let hub = start(serve_keyed(&["--config", config])).await;
+    assert_eq!(topics_limit_of(&hub).await, 1, "the file alone");
+
+    let mut cmd = serve_keyed(&["--config", config]);
+    cmd.env("HERALD_MAX_TOPICS", "2");
+    let hub = start(cmd).await;
+    assert_eq!(topics_limit_of(&hub).await, 2, "environment over file");
+
+    let mut cmd = serve_keyed(&["--config", config, "--max-topics", "3"]);
+    cmd.env("HERALD_MAX_TOPICS", "2");
+    let hub = start(cmd).await;
+    assert_eq!(topics_limit_of(&hub).await, 3, "flag over environment");
+}

@@ -1,0 +1,82 @@
+//! Throwaway key pairs for the tests of `--jwt-key-file` and the RS*/ES*
+//! algorithms, made once with `openssl genpkey` (RSA 2048, P-256) for
+//! these tests only; they protect nothing.
+
+/// An RSA private key (PKCS#8), for signing RS256 tokens.
+pub const RSA_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDoMZ7yjj8A/SwW
+Te899FZoWTghHQJVYHGXKPsAB2LlYV9/2DHdbJsBr+5dGJU8+3SXv9gVzZ3gbMGl
+NvKD1rI2pmRRsIsg97bY+l9zUH6zAeB2ZPAO1NMON1DmakY9oU/yNb3k/U0ATOGl
+EUl6j4gOtUEIJYtXY4lbp2WBFDCWIWRRF/uW/3qo0aYAxHE9WkcKWP3B/jIxTs5c
+3KK0ZR6g2leC3z6vbHMgrJHIy0rn3ssPQgrkLYMbjCVOhLR7xlPUMDvMCWx3HAO/
+zbaxDEqTbrrMPAo5P6paV+mei395k7itAyOT2wf9OZnjW+bp8tcg7bg1M5k4Ab+a
+Lb8/oy2/AgMBAAECggEAU0/yoz9s1dMBbaNbE1THaDuTCzaYbr/jIgS/QvxjfMBa
+fsm44qUkXQ+eLGM0sSPcatKYGwKjAjKjrL8xdyKi4T8EwdbhpNudDO+RLhQU0e/7
+dR+0ju3IKNKqQXKib1yhDdxAnZhRd6keUZcJUWOMwxJAGkc2Xw3E7FD897qh0EvN
+0KEEN5fls526m+yn5XCvaIe8+aJyLAHicGwKYtzBrRjcOigb3UkuI4DMEUECkRi5
+2BgCGSfRx/uZFNWRB8BfoeUL5iiruzznxsMKBW23eNMvRUydP4B8lIWgiN+T8XBh
+kxTPnklV3I0JXnBiB21+hLgLZpSqJ2Rf70uoJvlt6QKBgQD+O++iPVV2pcOo3fur
+bE0O13qjh72IdD2tAqwadgoynQuvpOGDauTxK0LOhIVN28UESVP3s9pDndA4bjK6
+gxNxpNb+aX5UfJHdXM0HpFxFcF6yhywYuLlCYKk6qgOY5DxvAK006lm4ikbXDibt
+GwnyEt/wHHDVbxgION1nRY9duwKBgQDpzn58a6MDKD0i8vTM5FNaZDHISacTdwV/
+mxGjTxNWEwrxTCvkCLIaQXULyEBqnAqAy64EBZiNoH232n0h9zPw2Kwk3a0dnnQJ
++eTWipKue+xgnuZ7IUqVQLzFKJb1f3dTvQKFms8Bw1Nex3h9Zb/txdYgr4THa5vD
+pGFSbb3tzQKBgGp4Q1UYhpAXv6cav+j8hBDxIMUXdcKNm7623ch/Iqorptc6H89f
+lt2BFotSaFlA7nNrGiUkRwYGM0tOqyP8/MmdFQSavXM4cAXadWr75ECYXLA7d7Yq
+tjscLAMLbFI9UynRiLgeZNCp6BzsKlUl+7ZLPUlbP83CprfayK4VLYM9AoGBAMml
+J/2Sr3Knn6Kmu26CdUj+JNlCfHATNJDLYrjgGCMiJUvaj/gJb+GpFpNkz/miPoS6
+JYiecuWixwpry4QhuZA8rqrU7Nsgr59zAGPv+3W0tzbVlJ4ZJkP3I1c/HIL6viVg
+W+5yh5pTpXGWw1oTCSa+e2CRQAjly989xBndP/L5AoGAUvu7c0G1NM6COTavi7cO
+h/cLhTM/rq4Go7GG7+L+OQjJiV8yWPe1w7TyyYnqWDDDDVeHRrr+tfINlA9rVWMA
+E5S1PSodW7vIdFnDBNcIVC7ttd5xHh1YtsLBIlKBSHj96+iEUTQfVwEvYATRqdKR
+V8wNN7hjIfVaJr26I5q0b0s=
+-----END PRIVATE KEY-----
+";
+
+/// The public key of [`RSA_PRIVATE`], for the hub.
+pub const RSA_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA6DGe8o4/AP0sFk3vPfRW
+aFk4IR0CVWBxlyj7AAdi5WFff9gx3WybAa/uXRiVPPt0l7/YFc2d4GzBpTbyg9ay
+NqZkUbCLIPe22Ppfc1B+swHgdmTwDtTTDjdQ5mpGPaFP8jW95P1NAEzhpRFJeo+I
+DrVBCCWLV2OJW6dlgRQwliFkURf7lv96qNGmAMRxPVpHClj9wf4yMU7OXNyitGUe
+oNpXgt8+r2xzIKyRyMtK597LD0IK5C2DG4wlToS0e8ZT1DA7zAlsdxwDv822sQxK
+k266zDwKOT+qWlfpnot/eZO4rQMjk9sH/TmZ41vm6fLXIO24NTOZOAG/mi2/P6Mt
+vwIDAQAB
+-----END PUBLIC KEY-----
+";
+
+/// A P-256 private key (PKCS#8), for signing ES256 tokens.
+pub const EC_A_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg4ZLd95mkyW8CiIp8
+umckfn5FWFSyXB8co19oxj6i+AqhRANCAATFtiQ2zGBnRE4s4HRDoIdRapbi8aMb
+vw5lRLfOiZDoKJhJp3wsPkYBG4SoD/LshEhnjXFkhR+7siRhzB/l5UJ7
+-----END PRIVATE KEY-----
+";
+
+/// The public key of [`EC_A_PRIVATE`].
+pub const EC_A_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAExbYkNsxgZ0ROLOB0Q6CHUWqW4vGj
+G78OZUS3zomQ6CiYSad8LD5GARuEqA/y7IRIZ41xZIUfu7IkYcwf5eVCew==
+-----END PUBLIC KEY-----
+";
+
+/// Another P-256 private key, unrelated to [`EC_A_PRIVATE`].
+pub const EC_B_PRIVATE: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg4n9vQRrzV9ba36gp
+KZAuX5/EHQjuxLZwnCOcKo2MImqhRANCAAS9lx5vOn7ELK5ghW+j/jRzBk3eUDbQ
+7jj+22hu/5QKK84HL4ihlIduCNqe23MC57bqc+f5gKg5totfX14ZYF9b
+-----END PRIVATE KEY-----
+";
+
+/// The public key of [`EC_B_PRIVATE`].
+pub const EC_B_PUBLIC: &str = "\
+-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEvZcebzp+xCyuYIVvo/40cwZN3lA2
+0O44/ttobv+UCivOBy+IoZSHbgjanttzAue26nPn+YCoObaLX19eGWBfWw==
+-----END PUBLIC KEY-----
+";
