@@ -46,16 +46,23 @@ pub fn readiness_url(line: &str) -> Option<String> {
     url.contains("://").then_some(url)
 }
 
-/// `herald serve ARGS`, with no `HERALD_*` variable of the test's own
-/// environment leaking in.
-pub fn serve_command(args: &[&str]) -> Command {
+/// `herald`, with no `HERALD_*` variable of the test's own environment
+/// leaking in and no colours.
+pub fn herald_command() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve").args(args).env("NO_COLOR", "1");
     for (key, _) in std::env::vars() {
         if key.starts_with("HERALD_") {
             cmd.env_remove(key);
         }
     }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// `herald serve ARGS`, as [`herald_command`].
+pub fn serve_command(args: &[&str]) -> Command {
+    let mut cmd = herald_command();
+    cmd.arg("serve").args(args);
     cmd
 }
 
@@ -353,6 +360,28 @@ pub fn herald_async() -> tokio::process::Command {
     }
     cmd.env("NO_COLOR", "1").kill_on_drop(true);
     cmd
+}
+
+/// Runs `cmd` (an async [`herald_async`] command) to its end with `stdin`
+/// as its input and returns its output; a child still running after
+/// [`DEADLINE`] fails the test (and is killed, being dropped).
+pub async fn run_async(cmd: &mut tokio::process::Command, stdin: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot run herald");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("herald did not finish within {DEADLINE:?}"))
+        .expect("cannot wait for herald")
 }
 
 /// A `herald serve` on a free loopback port, started by
