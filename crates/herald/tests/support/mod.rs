@@ -352,13 +352,8 @@ impl Drop for TempDir {
 /// `herald` as a tokio process, for async tests: no `HERALD_*` variable
 /// of the test's environment, no colours, killed when dropped.
 pub fn herald_async() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HERALD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1").kill_on_drop(true);
+    let mut cmd = tokio::process::Command::from(herald_command());
+    cmd.kill_on_drop(true);
     cmd
 }
 
