@@ -2,7 +2,6 @@
 //! (`herald serve`), all as child processes of the test.
 
 use std::process::{Output, Stdio};
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -10,7 +9,7 @@ use tokio::process::Command;
 use herald_hub::server::TlsConfig;
 
 mod support;
-use support::{herald_async, start_hub_async, AsyncHub, TempDir};
+use support::{herald_async, run_async, start_hub_async, AsyncHub, TempDir, DEADLINE};
 
 const KEY: &str = "cli-hub-test-secret";
 
@@ -27,10 +26,7 @@ async fn start_hub_with(extra: &[&str]) -> AsyncHub {
 }
 
 async fn run(cmd: &mut Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(20), cmd.stdin(Stdio::null()).output())
-        .await
-        .expect("herald did not finish within 20 s")
-        .expect("cannot run herald")
+    run_async(cmd, "").await
 }
 
 async fn publish(hub: &AsyncHub, topic: &str, data: &str, extra: &[&str]) -> String {
@@ -115,7 +111,7 @@ async fn a_live_subscriber_receives_what_is_published() {
         .spawn()
         .unwrap();
     let mut err = BufReader::new(sub.stderr.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(20), async {
+    tokio::time::timeout(DEADLINE, async {
         while let Ok(Some(line)) = err.next_line().await {
             if line.contains("connected to") {
                 return;
@@ -126,7 +122,7 @@ async fn a_live_subscriber_receives_what_is_published() {
     .await
     .unwrap();
     let id = publish(&hub, "news", "breaking", &[]).await;
-    let out = tokio::time::timeout(Duration::from_secs(20), sub.wait_with_output())
+    let out = tokio::time::timeout(DEADLINE, sub.wait_with_output())
         .await
         .unwrap()
         .unwrap();

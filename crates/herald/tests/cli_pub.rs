@@ -4,31 +4,17 @@
 #[path = "../../herald-client/tests/fixture/mod.rs"]
 mod fixture;
 
-use std::process::{Output, Stdio};
+mod support;
+
+use std::process::Output;
 use std::time::Duration;
 
 use fixture::{write, Fixture, Step};
-use tokio::io::AsyncWriteExt;
+use support::{herald_async, run_async};
 
-/// Runs `herald ARGS` with `stdin` as its standard input (at most 20 s).
+/// Runs `herald ARGS` with `stdin` as its standard input.
 async fn herald(args: &[&str], stdin: &str) -> Output {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(args)
-        .env_remove("HERALD_JWT_KEY")
-        .env_remove("HERALD_HUB")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run herald");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("herald did not finish within 20 s")
-        .unwrap()
+    run_async(herald_async().args(args), stdin).await
 }
 
 /// A hub that answers every publish with `status` and `body`.

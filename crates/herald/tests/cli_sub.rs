@@ -2,24 +2,16 @@
 
 #[path = "../../herald-client/tests/fixture/mod.rs"]
 mod fixture;
+mod support;
 
 use std::process::Output;
-use std::time::Duration;
 
 use fixture::{write, Fixture, Step, SSE_HEAD};
+use support::{herald_async, run_async};
 
-/// Runs `herald ARGS` to completion (at most 20 s).
+/// Runs `herald ARGS` to completion, with no input and no colours.
 async fn herald(args: &[&str]) -> Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(20), child)
-        .await
-        .expect("herald did not finish within 20 s")
-        .expect("cannot run herald")
+    run_async(herald_async().args(args), "").await
 }
 
 fn stdout(out: &Output) -> String {
@@ -76,17 +68,13 @@ async fn sub_prints_readable_text_without_colour_when_piped() {
         ]
     })
     .await;
-    let out = tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let out = run_async(
+        herald_async()
             .args(["sub", &server.url("/"), "--count", "1"])
-            .env_remove("NO_COLOR")
-            .kill_on_drop(true)
-            .output(),
+            .env_remove("NO_COLOR"),
+        "",
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), "event: price  id: 7\nhello\nworld\n\n");
 }

@@ -1,14 +1,14 @@
 //! `herald token`, the real binary: what it prints verifies with the hub's
 //! own verifier (`herald_hub::auth`), and its errors say what to do.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use herald_hub::auth::JwtVerifier;
 use jsonwebtoken::Algorithm;
 
 mod support;
-use support::TempDir;
+use support::{herald_command, output, TempDir};
 
 /// A throwaway P-256 key pair, made for this test with `openssl genpkey`.
 const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
@@ -24,12 +24,12 @@ CNc1DVbYtn9rgMMmPkzSPIAw4z23MK002sGLD++69eYb/VMLFxHnpGI36g==
 ";
 
 fn herald(args: &[&str], env_key: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.args(args).env_remove("HERALD_JWT_KEY");
+    let mut cmd = herald_command();
+    cmd.args(args);
     if let Some(key) = env_key {
         cmd.env("HERALD_JWT_KEY", key);
     }
-    cmd.output().expect("cannot run herald")
+    output(&mut cmd)
 }
 
 fn token_of(out: &Output) -> String {

@@ -1,20 +1,20 @@
 //! `herald serve` as a user runs it: the real binary, over real sockets.
+//! The lifecycle: readiness, signals, shutdown with work in flight.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
 
-use support::{address_in, lines_until, serve_command, sigterm, Killed, TempDir, BIN};
+use support::http::{
+    connect, id_in, open_stream, publish, publish_head, publisher_token, read_head, read_stream,
+    read_until, replay, Until,
+};
+use support::{serve_command, signal, start, Serving, Stream, TempDir, BIN};
 
-/// A `herald serve` child process and the stdout lines read so far.
-struct Server {
-    _child: Killed,
-    stdout: Vec<String>,
-}
+const KEY: &str = "a-production-secret-of-enough-length";
 
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = serve_command(args);
@@ -24,124 +24,18 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// Starts the server and reads its stdout until a line containing `until`.
-fn start(mut cmd: Command, until: &str) -> Server {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines = lines_until(stdout, |l| l.contains(until));
-    Server {
-        _child: Killed(child),
-        stdout: lines,
-    }
-}
-
-/// Sends a raw HTTP/1.1 request and returns the whole answer (the server
-/// closes the connection after it).
-fn exchange(addr: &str, request: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    tcp.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = tcp.read_to_string(&mut out);
-    out
-}
-
-fn publish_request(addr: &str, token: &str, body: &str) -> String {
-    format!(
-        "POST /.well-known/mercure HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// Opens a subscription and returns the socket once the headers arrived.
-/// The head is read a byte at a time, so no event that follows it in the
-/// same packet (a replay, say) is consumed with it.
-fn open_stream(addr: &str, query: &str) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        tcp,
-        "GET /.well-known/mercure?{query} HTTP/1.1\r\nhost: {addr}\r\n\r\n"
-    )
-    .unwrap();
-    let mut seen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !seen.ends_with(b"\r\n\r\n") {
-        let n = tcp.read(&mut byte).unwrap();
-        assert!(n > 0, "stream closed before headers");
-        seen.push(byte[0]);
-    }
-    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
-    tcp
-}
-
-/// How [`read_stream`] stopped reading.
-#[derive(Debug, PartialEq, Eq)]
-enum Until {
-    /// The needle arrived.
-    Found,
-    /// The peer closed the connection (a read returned 0 bytes).
-    Eof,
-    /// A read failed: the socket's read timeout (`WouldBlock` or
-    /// `TimedOut`), a reset, ...
-    Failed(ErrorKind),
-}
-
-/// Reads from a stream until `needle` appears, it ends, or a read fails
-/// (e.g. times out), and returns which along with everything read.
-fn read_stream(tcp: &mut TcpStream, needle: &str) -> (Until, String) {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let until = loop {
-        if String::from_utf8_lossy(&seen).contains(needle) {
-            break Until::Found;
-        }
-        match tcp.read(&mut buf) {
-            Ok(0) => break Until::Eof,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => break Until::Failed(e.kind()),
-        }
-    };
-    (until, String::from_utf8_lossy(&seen).into_owned())
-}
-
-/// Reads from a stream until `needle` appears (true) or it ends or a read
-/// fails (false).
-fn read_until(tcp: &mut TcpStream, needle: &str) -> (bool, String) {
-    let (until, seen) = read_stream(tcp, needle);
-    (until == Until::Found, seen)
-}
-
-/// Runs `cmd`, which should fail at start, and returns its output; if it
-/// is still running after 20 s (it started after all), it gets SIGTERM and
-/// the test fails instead of hanging.
-fn output_of_failed_start(mut cmd: Command) -> std::process::Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            sigterm(pid);
-            panic!(
-                "herald serve {:?} started",
-                cmd.get_args().collect::<Vec<_>>()
-            );
-        }
-    }
+/// A hub with `KEY` (not development mode), anonymous subscribers and
+/// memory history, plus `extra`, once it says it is listening.
+fn start_hub(extra: &[&str]) -> Serving {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--anonymous",
+        "--history",
+        "memory",
+    ];
+    args.extend_from_slice(extra);
+    start(serve(&args, &[("HERALD_JWT_KEY", KEY)]))
 }
 
 fn field<'a>(lines: &'a [String], label: &str) -> &'a str {
@@ -158,41 +52,38 @@ fn with_no_key_on_loopback_it_starts_a_working_development_hub() {
     // directory instead of ./herald-data (not there yet: the hub makes it).
     let scratch = TempDir::new("dev-test");
     let data_dir = scratch.join("herald-data");
-    let server = start(
-        serve(
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-            ],
-            &[],
-        ),
-        "Publisher token:",
+    let mut server = start(serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    // Development mode says it is ready with its banner, on stdout.
+    assert!(
+        server.printed.stdout.len() == 1
+            && server.printed.stdout[0] == format!("Herald hub running at {}", server.url),
+        "{:?}",
+        server.printed
     );
-    let url = server.stdout[0]
-        .strip_prefix("Herald hub running at ")
-        .expect("the URL first");
-    let addr = url
-        .strip_prefix("http://")
-        .and_then(|u| u.strip_suffix("/.well-known/mercure"))
-        .unwrap()
-        .to_string();
-    let token = field(&server.stdout, "Publisher token:").to_string();
-    assert!(server.stdout.iter().any(|l| l.contains("DEVELOPMENT MODE")));
+    server
+        .printed
+        .until(Stream::Stdout, |l| l.contains("Publisher token:"));
+    let addr = server.addr.clone();
+    assert_eq!(server.url, format!("http://{addr}/.well-known/mercure"));
+    let stdout = &server.printed.stdout;
+    let token = field(stdout, "Publisher token:").to_string();
+    assert!(stdout.iter().any(|l| l.contains("DEVELOPMENT MODE")));
 
     // Anonymous subscribers are admitted; the printed token publishes.
     let mut stream = open_stream(&addr, "topic=https%3A%2F%2Fexample.com%2Fhello");
-    let answer = exchange(
+    let id = publish(
         &addr,
-        &publish_request(
-            &addr,
-            &token,
-            "topic=https%3A%2F%2Fexample.com%2Fhello&data=Hello",
-        ),
+        &token,
+        "topic=https%3A%2F%2Fexample.com%2Fhello&data=Hello",
     );
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let id = answer.rsplit("\r\n\r\n").next().unwrap().trim().to_string();
     assert!(id.starts_with("urn:uuid:"), "{id}");
     let (found, seen) = read_until(&mut stream, "data: Hello");
     assert!(found, "{seen}");
@@ -201,12 +92,11 @@ fn with_no_key_on_loopback_it_starts_a_working_development_hub() {
         data_dir.join("history.redb").exists(),
         "history is durable by default"
     );
-    drop(server);
 }
 
 #[test]
 fn without_a_key_on_a_public_address_it_refuses_to_start_and_says_what_to_do() {
-    let output = serve(&["--listen", "0.0.0.0:0"], &[]).output().unwrap();
+    let output = support::output(&mut serve(&["--listen", "0.0.0.0:0"], &[]));
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -215,87 +105,146 @@ fn without_a_key_on_a_public_address_it_refuses_to_start_and_says_what_to_do() {
     );
 }
 
+/// Starts a hub, opens a stream, sends `sig` and checks that the stream
+/// ends (the read sees the end of the connection, not its read timeout)
+/// and the hub exits with status 0.
+fn signal_ends_streams_and_exits_zero(sig: &str) {
+    let server = start_hub(&[]);
+    // Outside development mode the readiness line is the log's, on stderr.
+    assert!(
+        server.printed.stderr.last().unwrap().contains(&format!(
+            "Herald hub listening on http://{}/.well-known/mercure",
+            server.addr
+        )),
+        "{:?}",
+        server.printed
+    );
+    let mut stream = open_stream(&server.addr, "topic=a");
+    signal(server.child.id(), sig);
+    let (until, seen) = read_stream(&mut stream, "never-sent");
+    assert_eq!(until, Until::Eof, "the stream did not end; read: {seen:?}");
+    let status = server.wait();
+    assert!(status.success(), "SIG{sig}: {status:?}");
+}
+
 #[test]
 fn sigterm_ends_streams_and_exits_zero() {
-    let mut cmd = serve(
+    signal_ends_streams_and_exits_zero("TERM");
+}
+
+#[test]
+fn sigint_ends_streams_and_exits_zero() {
+    signal_ends_streams_and_exits_zero("INT");
+}
+
+#[test]
+fn a_signal_right_after_the_readiness_line_is_a_graceful_exit() {
+    // Both modes: the log line (with a key) and the banner (without one).
+    // The signal follows the line at once: the handlers must be in place
+    // by then, or the default action kills the hub (status: signal 15).
+    let with_key = start_hub(&[]);
+    signal(with_key.child.id(), "TERM");
+    let status = with_key.wait();
+    assert!(status.success(), "with a key: {status:?}");
+
+    let dev = start(serve(
+        &["--listen", "127.0.0.1:0", "--history", "memory"],
+        &[],
+    ));
+    assert!(dev.printed.stdout[0].starts_with("Herald hub running at "));
+    signal(dev.child.id(), "TERM");
+    let status = dev.wait();
+    assert!(status.success(), "development mode: {status:?}");
+}
+
+#[test]
+fn a_publish_under_way_at_sigterm_is_answered_and_stored() {
+    let dir = TempDir::new("in-flight");
+    let data_dir = dir.0.to_str().unwrap();
+    let server = start(serve(
         &[
             "--listen",
             "127.0.0.1:0",
             "--anonymous",
-            "--history",
-            "memory",
+            "--data-dir",
+            data_dir,
         ],
-        &[("HERALD_JWT_KEY", "a-production-secret-of-enough-length")],
-    );
-    // Killed if an assertion fails before the hub exits by itself.
-    let mut child = Killed(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    // The address is logged on stderr outside development mode.
-    let stderr = child.0.stderr.take().unwrap();
-    let lines = lines_until(stderr, |l| l.contains("listening on http://"));
-    let addr = lines.last().and_then(|l| address_in(l)).unwrap();
+        &[("HERALD_JWT_KEY", KEY)],
+    ));
+    let addr = server.addr.clone();
+    let token = publisher_token(KEY);
     let mut stream = open_stream(&addr, "topic=a");
-    sigterm(child.0.id());
-    // The hub closes the stream: the read sees the end of the connection,
-    // not its 10 s read timeout.
+    // A keep-alive connection left idle after one answer: the server
+    // closes it when it tells its connections to stop.
+    let mut idle = connect(&addr).unwrap();
+    write!(idle, "GET /healthz HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+    let head = read_head(&mut idle);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(read_stream(&mut idle, "ok\n").0, Until::Found);
+
+    // The publish is under way: its head is read and its handler waits for
+    // the body (the 100 Continue says so), half of which has been sent.
+    let body = "topic=a&id=in-flight&data=finished";
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut publishing = connect(&addr).unwrap();
+    let head = publish_head(&addr, &token, body.len())
+        .replace("\r\n\r\n", "\r\nexpect: 100-continue\r\n\r\n");
+    publishing.write_all(head.as_bytes()).unwrap();
+    let continued = read_head(&mut publishing);
+    assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
+    publishing.write_all(first.as_bytes()).unwrap();
+
+    signal(server.child.id(), "TERM");
+    // The hub is stopping: streams have ended and idle connections closed.
     let (until, seen) = read_stream(&mut stream, "never-sent");
     assert_eq!(until, Until::Eof, "the stream did not end; read: {seen:?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(code) = child.0.try_wait().unwrap() {
-            break code;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(code.success(), "{code:?}");
+    let (until, seen) = read_stream(&mut idle, "never-sent");
+    assert_eq!(
+        until,
+        Until::Eof,
+        "the idle connection stayed open: {seen:?}"
+    );
+
+    publishing.write_all(rest.as_bytes()).unwrap();
+    let (until, answer) = read_stream(&mut publishing, "never-sent");
+    assert_eq!(until, Until::Eof, "{answer}");
+    assert_eq!(id_in(&answer).as_deref(), Some("in-flight"), "{answer}");
+    let status = server.wait();
+    assert!(status.success(), "{status:?}");
+
+    // The event is in the history the next run opens.
+    let server = start(serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--anonymous",
+            "--data-dir",
+            data_dir,
+        ],
+        &[("HERALD_JWT_KEY", KEY)],
+    ));
+    publish(&server.addr, &token, "topic=a&data=end");
+    let (events, _) = replay(&server.addr, "a", "earliest", "end");
+    assert_eq!(
+        events,
+        vec![("finished".to_string(), "in-flight".to_string())]
+    );
 }
 
 #[test]
 fn memory_history_drops_events_past_the_age_limit() {
-    let key = "an-age-limit-secret-of-enough-length";
-    let mut child = serve(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--anonymous",
-            "--history",
-            "memory",
-            "--history-max-age",
-            "2s",
-        ],
-        &[("HERALD_JWT_KEY", key)],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _child = Killed(child);
-    let lines = lines_until(stderr, |l| l.contains("listening on http://"));
-    let addr = lines.last().and_then(|l| address_in(l)).unwrap();
-    let claims = herald_hub::auth::Claims {
-        publish: Some(vec!["*".into()]),
-        ..Default::default()
-    };
-    let token =
-        herald_hub::auth::mint(jsonwebtoken::Algorithm::HS256, key.as_bytes(), &claims).unwrap();
+    let server = start_hub(&["--history-max-age", "2s"]);
+    let addr = &server.addr;
+    let token = publisher_token(KEY);
 
-    let answer = exchange(&addr, &publish_request(&addr, &token, "topic=a&id=old"));
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    publish(addr, &token, "topic=a&id=old");
+    // Age is what is tested: "old" must be over two seconds old (it only
+    // gets older), "new" under (it has two seconds of margin).
     std::thread::sleep(Duration::from_millis(2500));
-    let answer = exchange(&addr, &publish_request(&addr, &token, "topic=a&id=new"));
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    publish(addr, &token, "topic=a&id=new");
 
     // Replay from the start holds only what is younger than two seconds.
-    let mut stream = open_stream(&addr, "topic=a&lastEventID=earliest");
+    let mut stream = open_stream(addr, "topic=a&lastEventID=earliest");
     let (found, seen) = read_until(&mut stream, "id: new");
     assert!(found, "{seen}");
     assert!(
@@ -312,7 +261,10 @@ fn options_come_from_a_toml_file_and_flags_win() {
 
     // A flag's invalid value wins over the file's valid one.
     std::fs::write(&file, "jwt-key = \"file-secret-file-secret-file-secret\"\nanonymous = true\nheartbeat = \"40s\"\n").unwrap();
-    let output = output_of_failed_start(serve(&["--config", config, "--heartbeat", "soon"], &[]));
+    let output = support::output(&mut serve(
+        &["--config", config, "--heartbeat", "soon"],
+        &[],
+    ));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -322,7 +274,7 @@ fn options_come_from_a_toml_file_and_flags_win() {
 
     // The file's invalid value is read, and refused, when no flag is given...
     std::fs::write(&file, "jwt-key = \"file-secret-file-secret-file-secret\"\nanonymous = true\nheartbeat = \"soon\"\n").unwrap();
-    let output = output_of_failed_start(serve(
+    let output = support::output(&mut serve(
         &[
             "--config",
             config,
@@ -346,33 +298,29 @@ fn options_come_from_a_toml_file_and_flags_win() {
     // ...and a valid flag wins over it: the hub starts, with the file's key
     // (no development mode: the address is logged on stderr) and its
     // anonymous subscribers.
-    let mut child = Killed(
-        serve(
-            &[
-                "--config",
-                config,
-                "--heartbeat",
-                "40s",
-                "--listen",
-                "127.0.0.1:0",
-                "--history",
-                "memory",
-            ],
-            &[],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
+    let server = start(serve(
+        &[
+            "--config",
+            config,
+            "--heartbeat",
+            "40s",
+            "--listen",
+            "127.0.0.1:0",
+            "--history",
+            "memory",
+        ],
+        &[],
+    ));
+    assert!(
+        server.printed.stdout.is_empty(),
+        "development mode: {:?}",
+        server.printed
     );
-    let stderr = child.0.stderr.take().unwrap();
-    let lines = lines_until(stderr, |l| l.contains("listening on http://"));
-    let addr = lines.last().and_then(|l| address_in(l)).unwrap();
-    drop(open_stream(&addr, "topic=a"));
-    drop(child);
+    drop(open_stream(&server.addr, "topic=a"));
+    drop(server);
 
     std::fs::write(&file, "jwt-key = \"x\"\nno-such-option = 1\n").unwrap();
-    let output = output_of_failed_start(serve(&["--config", config], &[]));
+    let output = support::output(&mut serve(&["--config", config], &[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("no-such-option"), "{stderr}");
@@ -380,10 +328,7 @@ fn options_come_from_a_toml_file_and_flags_win() {
 
 #[test]
 fn help_explains_each_option_with_its_default() {
-    let output = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
+    let output = support::output(Command::new(BIN).args(["serve", "--help"]));
     let help = String::from_utf8_lossy(&output.stdout);
     for needle in [
         "--listen",

@@ -1,27 +1,28 @@
 //! `herald serve`'s HTTPS and UI options through the real binary:
 //! `--tls-cert`/`--tls-key` and `--tls-self-signed` serve HTTP/2 and
-//! HTTP/1.1 by ALPN, `--ui off` removes the page, bad combinations fail at
-//! start with a clear message.
+//! HTTP/1.1 by ALPN, the self-signed certificate is the one whose
+//! fingerprint is printed and names the loopback addresses,
+//! `--h2-max-streams` is the limit the server advertises, `--ui
+//! off` removes the page, bad combinations fail at start with a clear
+//! message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::poll_fn;
+use std::net::IpAddr;
+use std::process::Command;
+use std::task::Poll;
 
-use herald_hub::server::TlsConfig;
-use support::{address_in, lines_until, serve_command, Killed, TempDir};
-
-/// A `herald serve` child, killed when dropped.
-struct Served {
-    _child: Killed,
-    /// `host:port` from the banner.
-    addr: String,
-    banner: Vec<String>,
-}
+use futures_util::FutureExt as _;
+use herald_hub::server::{TlsConfig, DEFAULT_H2_MAX_STREAMS};
+use support::http::exchange;
+use support::tls::{
+    accepting_any, connect, fingerprint, h2_client, h2_get, h2_read_until, http1_get, served_chain,
+    trusting, try_connect,
+};
+use support::{serve_command, start, Serving, Stream, TempDir};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 fn command(args: &[&str]) -> Command {
     let mut cmd = serve_command(&["--listen", "127.0.0.1:0", "--history", "memory"]);
@@ -29,85 +30,24 @@ fn command(args: &[&str]) -> Command {
     cmd
 }
 
-/// Starts a development hub and reads its stdout up to a line starting
-/// with `until`.
-fn serve_until(args: &[&str], until: &str) -> Served {
-    let mut child = command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let banner = lines_until(stdout, |l| l.starts_with(until));
-    let first = &banner[0];
-    let addr = address_in(first).unwrap_or_else(|| panic!("no address in {first:?}"));
-    Served {
-        _child: Killed(child),
-        addr,
-        banner,
-    }
-}
-
-/// A TLS client trusting `tls`'s certificate and offering `alpn`.
-fn tls_client(tls: &TlsConfig, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in tls.certificates() {
-        roots.add(cert.clone()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
-}
-
-/// Completes a TLS handshake and returns the negotiated ALPN protocol and,
-/// for `http/1.1`, the answer to `GET path`.
-/// Starts a development hub and reads its banner.
-fn serve(args: &[&str]) -> Served {
-    serve_until(args, "Stop with")
-}
-
-fn over_tls(addr: &str, config: Arc<rustls::ClientConfig>, path: &str) -> (Vec<u8>, String) {
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).unwrap();
-    }
-    let alpn = conn.alpn_protocol().unwrap_or_default().to_vec();
-    let mut answer = String::new();
-    if alpn == b"http/1.1" {
-        let mut stream = rustls::Stream::new(&mut conn, &mut tcp);
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let _ = stream.read_to_string(&mut answer);
-    }
-    (alpn, answer)
+/// Starts a development hub and reads its banner through `Stop with`.
+fn serve(args: &[&str]) -> Serving {
+    let mut served = start(command(args));
+    served
+        .printed
+        .until(Stream::Stdout, |l| l.starts_with("Stop with"));
+    served
 }
 
 fn plain_get(addr: &str, path: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
     )
-    .unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).unwrap();
-    answer
 }
 
-#[test]
-fn tls_cert_and_key_files_serve_h2_and_http1_by_alpn() {
+#[tokio::test]
+async fn tls_cert_and_key_files_serve_h2_and_http1_by_alpn() {
     let tls = TlsConfig::self_signed(&["localhost".into()]).unwrap();
     let dir = TempDir::new("serve-tls-files");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -119,50 +59,129 @@ fn tls_cert_and_key_files_serve_h2_and_http1_by_alpn() {
         "--tls-key",
         key.to_str().unwrap(),
     ]);
-    assert!(served.banner[0].starts_with("Herald hub running at https://"));
+    let addr = &served.addr;
+    assert!(served.url.starts_with("https://"), "{}", served.url);
     assert!(served
-        .banner
+        .printed
+        .stdout
         .iter()
-        .any(|l| l.contains(&format!("Web UI at https://{}/", served.addr))));
+        .any(|l| l.contains(&format!("Web UI at https://{addr}/"))));
 
-    let (alpn, _) = over_tls(&served.addr, tls_client(&tls, &[b"h2", b"http/1.1"]), "/");
-    assert_eq!(alpn, b"h2");
-    let (alpn, answer) = over_tls(&served.addr, tls_client(&tls, &[b"http/1.1"]), "/");
-    assert_eq!(alpn, b"http/1.1");
+    // A browser's offer: HTTP/2 is chosen, and spoken.
+    let both = trusting(tls.certificates(), &[b"h2", b"http/1.1"]);
+    let mut h2 = h2_client(connect(addr, both, "localhost").await).await;
+    let mut page = h2_get(&mut h2, addr, "/").await;
+    assert_eq!(page.version(), http::Version::HTTP_2);
+    assert_eq!(page.status(), 200);
+    let html = h2_read_until(page.body_mut(), "</html>").await;
+    assert!(html.contains("<title>Herald</title>"), "{html}");
+
+    // A client that only speaks HTTP/1.1 gets it.
+    let http1 = trusting(tls.certificates(), &[b"http/1.1"]);
+    let answer = http1_get(connect(addr, http1, "localhost").await, "/").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("<title>Herald</title>"), "{answer}");
 }
 
-#[test]
-fn tls_self_signed_prints_its_fingerprint_and_negotiates_h2() {
-    let served = serve_until(&["--tls-self-signed"], "Self-signed certificate");
-    assert!(served.banner[0].starts_with("Herald hub running at https://"));
-    let line = served.banner.last().unwrap();
-    let fingerprint = line
+#[tokio::test]
+async fn tls_self_signed_serves_the_printed_certificate_for_the_loopback_names_over_h2() {
+    let mut served = start(command(&["--tls-self-signed"]));
+    assert!(served.url.starts_with("https://"), "{}", served.url);
+    let line = served
+        .printed
+        .until(Stream::Stdout, |l| l.starts_with("Self-signed certificate"));
+    let printed = line
         .strip_prefix("Self-signed certificate (SHA-256 ")
         .and_then(|rest| rest.split(')').next())
         .unwrap_or_else(|| panic!("{line}"));
-    assert_eq!(fingerprint.len(), 32 * 3 - 1, "{fingerprint}");
-    assert!(fingerprint
-        .split(':')
-        .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit())));
+    let addr = &served.addr;
 
-    // The certificate is made at start, so the client accepts any (this
-    // test is about the protocol, not trust).
-    let config = {
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny))
-        .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(config)
-    };
-    let (alpn, _) = over_tls(&served.addr, config, "/");
-    assert_eq!(alpn, b"h2");
+    // The certificate is made at start: the client takes what is served
+    // (its signatures still checked) and compares it with the print.
+    let tls = connect(addr, accepting_any(&[b"h2", b"http/1.1"]), "localhost").await;
+    let chain = served_chain(&tls);
+    assert_eq!(chain.len(), 1, "one self-signed certificate");
+    assert_eq!(fingerprint(&chain[0]), printed);
+    let mut h2 = h2_client(tls).await;
+    let health = h2_get(&mut h2, addr, "/healthz").await;
+    assert_eq!(health.version(), http::Version::HTTP_2);
+    assert_eq!(health.status(), 200);
+    // Without --h2-max-streams, the default is what is advertised.
+    assert_eq!(
+        h2.current_max_send_streams(),
+        DEFAULT_H2_MAX_STREAMS as usize
+    );
+
+    // Its names are exactly the loopback ones a browser or curl may use...
+    let (_, cert) = X509Certificate::from_der(&chain[0]).unwrap();
+    let san = cert.subject_alternative_name().unwrap().expect("a SAN");
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|name| match name {
+            GeneralName::DNSName(dns) => dns.to_string(),
+            GeneralName::IPAddress(&[a, b, c, d]) => IpAddr::from([a, b, c, d]).to_string(),
+            GeneralName::IPAddress(octets) => {
+                let octets: [u8; 16] = (*octets).try_into().unwrap();
+                IpAddr::from(octets).to_string()
+            }
+            other => panic!("unexpected name {other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["localhost", "127.0.0.1", "::1"]);
+    // ...and a client that trusts it verifies it under each of them, and
+    // under no other.
+    for name in ["localhost", "127.0.0.1", "::1"] {
+        let trusted = trusting(&chain, &[b"h2"]);
+        connect(addr, trusted, name).await;
+    }
+    let other = try_connect(addr, trusting(&chain, &[b"h2"]), "example.com").await;
+    assert!(other.is_err(), "the certificate is valid for example.com");
+}
+
+#[tokio::test]
+async fn h2_max_streams_is_the_concurrent_stream_limit_the_server_advertises() {
+    let served = start(command(&["--tls-self-signed", "--h2-max-streams", "3"]));
+    let addr = &served.addr;
+    let tls = connect(addr, accepting_any(&[b"h2"]), "localhost").await;
+    let mut h2 = h2_client(tls).await;
+    // A first answer: the server's SETTINGS frame, its first, is in.
+    let health = h2_get(&mut h2, addr, "/healthz").await;
+    assert_eq!(health.status(), 200);
+    assert_eq!(h2.current_max_send_streams(), 3);
+
+    // Three event streams take every slot; they stay open.
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let stream = h2_get(&mut h2, addr, "/.well-known/mercure?topic=a").await;
+        assert_eq!(stream.status(), 200);
+        streams.push(stream);
+    }
+    // A fourth waits for a slot: the client holds it back, as the
+    // server's SETTINGS_MAX_CONCURRENT_STREAMS says, and reports it not
+    // sent yet.
+    let request = http::Request::get(format!("https://{addr}/healthz"))
+        .body(())
+        .unwrap();
+    let (fourth, _) = h2.send_request(request, true).unwrap();
+    let still_pending = poll_fn(|cx| match h2.poll_ready(cx) {
+        Poll::Pending => Poll::Ready(true),
+        Poll::Ready(result) => {
+            result.unwrap();
+            Poll::Ready(false)
+        }
+    })
+    .now_or_never()
+    .unwrap();
+    assert!(still_pending, "a fourth stream was opened at once");
+    // Closing one stream lets it through.
+    drop(streams.pop());
+    let fourth = tokio::time::timeout(support::DEADLINE, fourth)
+        .await
+        .expect("the fourth stream never opened")
+        .unwrap();
+    assert_eq!(fourth.status(), 200);
 }
 
 #[test]
@@ -170,7 +189,8 @@ fn ui_off_removes_the_page_and_the_stats_stream() {
     let on = serve(&[]);
     assert!(plain_get(&on.addr, "/").starts_with("HTTP/1.1 200"));
     assert!(on
-        .banner
+        .printed
+        .stdout
         .iter()
         .any(|l| l.contains(&format!("Web UI at http://{}/", on.addr))));
 
@@ -180,7 +200,7 @@ fn ui_off_removes_the_page_and_the_stats_stream() {
         assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
     }
     assert!(plain_get(&off.addr, "/healthz").starts_with("HTTP/1.1 200"));
-    assert!(!off.banner.iter().any(|l| l.contains("Web UI")));
+    assert!(!off.printed.stdout.iter().any(|l| l.contains("Web UI")));
 }
 
 #[test]
@@ -224,50 +244,9 @@ fn bad_tls_options_fail_at_start_with_a_clear_message() {
         ),
     ];
     for (args, message) in cases {
-        let out = command(&args).output().unwrap();
+        let out = support::output(&mut command(&args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} started");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
-    }
-}
-
-/// Accepts any server certificate (only to observe ALPN in a test).
-#[derive(Debug)]
-struct AcceptAny;
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }

@@ -66,12 +66,54 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen} (is another process using it? choose another with --listen)"))?;
     let local = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    match &dev {
-        Some(dev) => print_dev_banner(scheme, local, dev, hub.config().ui),
+    let mut server = Server::new(&hub)
+        .h2_max_concurrent_streams(args.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS));
+    if let Some(tls) = &tls {
+        server = server.tls(tls).context("cannot serve HTTPS")?;
+    }
+    let stop = {
+        let hub = hub.clone();
+        async move {
+            signals.recv().await;
+            tracing::info!("shutting down: closing streams, finishing in-flight publishes");
+            hub.shutdown();
+        }
+    };
+    // Said last, once nothing else can fail the start.
+    let self_signed = tls.as_ref().filter(|_| args.tls_self_signed == Some(true));
+    announce_ready(
+        local,
+        tls.is_some(),
+        dev.as_ref(),
+        hub.config().ui,
+        self_signed,
+    );
+    server
+        .serve(listener, stop)
+        .await
+        .context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Says the hub is ready, in development mode with the banner (stdout),
+/// otherwise with the log line "Herald hub listening on URL" (stderr): the
+/// one statement of readiness, made once the listener is bound and the
+/// signal handlers are installed. Connections that arrive from then on wait
+/// in the listener's backlog until the accept loop takes them.
+fn announce_ready(
+    local: SocketAddr,
+    https: bool,
+    dev: Option<&dev::DevMode>,
+    ui: bool,
+    self_signed: Option<&TlsConfig>,
+) {
+    let scheme = if https { "https" } else { "http" };
+    match dev {
+        Some(dev) => print_dev_banner(scheme, local, dev, ui),
         None => tracing::info!("Herald hub listening on {scheme}://{local}{HUB_PATH}"),
     }
-    if let Some(tls) = tls.as_ref().filter(|_| args.tls_self_signed == Some(true)) {
+    if let Some(tls) = self_signed {
         tracing::info!(
             fingerprint = %tls.fingerprint(),
             "serving HTTPS with a self-signed certificate made for this run (development only)"
@@ -83,26 +125,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-
-    let stop = {
-        let hub = hub.clone();
-        async move {
-            signals.recv().await;
-            tracing::info!("shutting down: closing streams, finishing in-flight publishes");
-            hub.shutdown();
-        }
-    };
-    let mut server = Server::new(&hub)
-        .h2_max_concurrent_streams(args.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS));
-    if let Some(tls) = &tls {
-        server = server.tls(tls).context("cannot serve HTTPS")?;
-    }
-    server
-        .serve(listener, stop)
-        .await
-        .context("the server failed")?;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// The TLS certificate the options ask for, if any.
@@ -123,13 +145,20 @@ fn tls_config(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<Option<Tls
     if !self_signed {
         return Ok(None);
     }
+    TlsConfig::self_signed(&self_signed_names(listen))
+        .map(Some)
+        .context("cannot make a self-signed certificate")
+}
+
+/// The names a self-signed certificate is made for: the loopback ones a
+/// browser or curl on this machine uses, and the listen address when it is
+/// one specific non-loopback address (which clients elsewhere then use).
+fn self_signed_names(listen: SocketAddr) -> Vec<String> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
     if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
         names.push(listen.ip().to_string());
     }
-    TlsConfig::self_signed(&names)
-        .map(Some)
-        .context("cannot make a self-signed certificate")
+    names
 }
 
 /// SIGINT and SIGTERM, listened for from the moment this is made.
@@ -168,5 +197,26 @@ impl ShutdownSignals {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_self_signed_certificate_names_loopback_and_a_specific_listen_address() {
+        let loopback = ["localhost", "127.0.0.1", "::1"];
+        for any in ["127.0.0.1:8443", "[::1]:8443", "0.0.0.0:8443", "[::]:8443"] {
+            assert_eq!(self_signed_names(any.parse().unwrap()), loopback, "{any}");
+        }
+        assert_eq!(
+            self_signed_names("192.0.2.7:8443".parse().unwrap()),
+            ["localhost", "127.0.0.1", "::1", "192.0.2.7"]
+        );
+        assert_eq!(
+            self_signed_names("[2001:db8::7]:8443".parse().unwrap()),
+            ["localhost", "127.0.0.1", "::1", "2001:db8::7"]
+        );
     }
 }
