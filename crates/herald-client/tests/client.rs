@@ -492,6 +492,29 @@ async fn one_byte_chunks_parse_the_same() {
     );
 }
 
+/// The read timeout also bounds the wait for the response head: a server
+/// that accepts and never answers is left after exactly that long.
+#[tokio::test(start_paused = true)]
+async fn read_timeout_bounds_the_wait_for_the_response() {
+    let server = Fixture::start(|n, _| match n {
+        0 => vec![Step::Hang],
+        _ => sse("data: b\n\n"),
+    })
+    .await;
+    let mut source = fast(&server.url("/"))
+        .read_timeout(ms(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let (error, _) = expect_reconnecting(&mut source).await;
+    assert!(
+        matches!(error, Error::ReadTimeout(d) if d == ms(300)),
+        "{error:?}"
+    );
+    assert_eq!(started.elapsed(), ms(300));
+    assert_eq!(next_event(&mut source).await.data(), "b");
+}
+
 #[tokio::test(start_paused = true)]
 async fn read_timeout_reconnects_when_nothing_arrives() {
     let server = Fixture::start(|n, _| match n {
