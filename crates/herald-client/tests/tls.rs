@@ -84,7 +84,12 @@ async fn https_with_a_private_ca_over_http1() {
         tls.write_all(fixture::SSE_HEAD.as_bytes()).await.unwrap();
         tls.write_all(b"data: over tls\n\n").await.unwrap();
         tls.flush().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Keep the stream open until the client goes away.
+        while let Ok(n) = tls.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
     });
     let mut source = EventSource::builder(&format!("https://localhost:{port}/"))
         .tls_config(client)

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{feed_all, split_at_points, Seen};
+use common::{byte_by_byte, feed_all, split_at, split_at_points, Seen};
 use herald_sse::{Limits, ParseError, Parser};
 use proptest::prelude::*;
 
@@ -81,34 +81,144 @@ fn finish_while_a_long_line_streams_discards_it() {
     assert_eq!(got, vec![Ok("next".to_owned())]);
 }
 
+/// The ways to cut `body` that the limits could be sensitive to: whole,
+/// byte by byte, and in two at each position of `at`.
+fn cuts(body: &[u8], at: Vec<usize>) -> Vec<(String, Vec<Vec<u8>>)> {
+    let mut out = vec![
+        ("whole".to_owned(), vec![body.to_vec()]),
+        ("byte by byte".to_owned(), byte_by_byte(body)),
+    ];
+    out.extend(
+        at.into_iter()
+            .filter(|&p| p > 0 && p < body.len())
+            .map(|p| (format!("split at {p}"), split_at(body, p))),
+    );
+    out
+}
+
+/// Where a cut could matter: inside `data: `, around the 2 KiB after a line
+/// start where streaming starts, and on either side of every line ending.
+fn interesting_positions(body: &[u8]) -> Vec<usize> {
+    let mut at: Vec<usize> = (1..8).collect();
+    let mut line_start = 0;
+    for (i, b) in body.iter().enumerate() {
+        if *b == b'\r' || *b == b'\n' {
+            at.extend(i.saturating_sub(3)..i + 4);
+            at.extend(line_start + 2040..line_start + 2060);
+            line_start = i + 1;
+        }
+    }
+    at
+}
+
 #[test]
 fn limits_apply_to_long_lines_as_to_short_ones() {
-    let big = long(5000);
-    let body = format!("data: {big}\n\ndata: ok\n\n");
-    for limits in [
-        Limits::default().max_line(4000),
-        Limits::default().max_event(4000),
-        Limits::default().max_line(5006).max_event(5001),
-        Limits::default().max_line(5005).max_event(5001),
-        Limits::default().max_line(5006).max_event(5000),
-    ] {
-        let whole = run(&[body.as_bytes().to_vec()], limits);
-        for size in [1, 100, 2048, 3000] {
-            assert_eq!(
-                run(&chunked(body.as_bytes(), size), limits),
-                whole,
-                "{limits:?}, chunks of {size}"
-            );
+    // Long enough to be streamed, short enough to cut at every position.
+    const N: usize = 2500;
+    let big = long(N);
+    let small = long(1000);
+    let line_too_long = |limit| Err(ParseError::LineTooLong { limit });
+    let event_too_large = |limit| Err(ParseError::EventTooLarge { limit });
+    let message = |data: &str| Ok(Seen::new("message", data, ""));
+    for e in ["\n", "\r", "\r\n"] {
+        // One `data: ` line of N + 6 bytes: N + 1 bytes of event data with
+        // its line feed. Two lines: 1001 + N + 1.
+        let one_line = format!("data: {big}{e}{e}data: ok{e}{e}");
+        let two_lines = format!("data: {small}{e}data: {big}{e}{e}data: ok{e}{e}");
+        let both = format!("{small}\n{big}");
+        let cases = [
+            (
+                "line 1 byte over",
+                &one_line,
+                Limits::default().max_line(N + 5),
+                vec![line_too_long(N + 5), message("ok")],
+            ),
+            (
+                "line over once streaming",
+                &one_line,
+                Limits::default().max_line(2100),
+                vec![line_too_long(2100), message("ok")],
+            ),
+            (
+                "line over before streaming",
+                &one_line,
+                Limits::default().max_line(1000),
+                vec![line_too_long(1000), message("ok")],
+            ),
+            (
+                "event 1 byte over",
+                &one_line,
+                Limits::default().max_event(N),
+                vec![event_too_large(N), message("ok")],
+            ),
+            (
+                "event over once streaming",
+                &one_line,
+                Limits::default().max_event(2100),
+                vec![event_too_large(2100), message("ok")],
+            ),
+            (
+                "event over before streaming",
+                &one_line,
+                Limits::default().max_event(1000),
+                vec![event_too_large(1000), message("ok")],
+            ),
+            (
+                "second line takes the event 1 byte over",
+                &two_lines,
+                Limits::default().max_event(N + 1001),
+                vec![event_too_large(N + 1001), message("ok")],
+            ),
+            // The line's length is checked before its data is counted.
+            (
+                "both 1 byte over",
+                &one_line,
+                Limits::default().max_line(N + 5).max_event(N),
+                vec![line_too_long(N + 5), message("ok")],
+            ),
+            (
+                "line at the limit",
+                &one_line,
+                Limits::default().max_line(N + 6),
+                vec![message(&big), message("ok")],
+            ),
+            (
+                "event at the limit",
+                &one_line,
+                Limits::default().max_event(N + 1),
+                vec![message(&big), message("ok")],
+            ),
+            (
+                "both at the limit",
+                &one_line,
+                Limits::default().max_line(N + 6).max_event(N + 1),
+                vec![message(&big), message("ok")],
+            ),
+            (
+                "two lines at the limit",
+                &two_lines,
+                Limits::default().max_event(N + 1002),
+                vec![message(&both), message("ok")],
+            ),
+        ];
+        for (name, body, limits, expected) in cases {
+            // LF ends: a cut at every position, which also covers the
+            // limits being crossed in either chunk. CR and CRLF differ
+            // only at the line endings.
+            let at = if e == "\n" {
+                (1..body.len()).collect()
+            } else {
+                interesting_positions(body.as_bytes())
+            };
+            for (cut, chunks) in cuts(body.as_bytes(), at) {
+                assert_eq!(
+                    run(&chunks, limits).0,
+                    expected,
+                    "{name}, ending {e:?}, {cut}"
+                );
+            }
         }
-        let ok = Ok(Seen::new("message", "ok", ""));
-        assert_eq!(whole.0.last(), Some(&ok), "{limits:?}: parsing resumes");
     }
-    // Exactly at both limits: accepted.
-    let limits = Limits::default().max_line(5006).max_event(5001);
-    assert_eq!(
-        run(&chunked(body.as_bytes(), 1000), limits).0[0],
-        Ok(Seen::new("message", &big, ""))
-    );
 }
 
 /// Streams with long lines among short ones.

@@ -1,15 +1,21 @@
 //! The web-platform-tests `eventsource/format-*` vectors, re-expressed as
-//! bytes in and events out (sse.md §2).
+//! bytes in and events out.
 //!
-//! WPT serves each test body from `resources/message.py`, which appends
-//! `"\n\n"` to the message (unless `newline=none`) and then one more `"\n"`;
-//! the bodies below include those bytes. Where a WPT test depends on the
-//! browser reconnecting (the id tests), the vector has one body per
-//! connection, and the parser is `finish`ed between them, exactly as a
-//! client does.
+//! Each vector is what one WPT file states: the message it asks the WPT
+//! server to send (the percent-encoded `message` parameter of
+//! `resources/message.py`, decoded here, or the body of the server script it
+//! uses) and the events it asserts. `message.py` sends the message, then
+//! `"\n\n"` unless `newline=none`, then one more `"\n"`. Where a WPT test
+//! depends on the browser reconnecting (the id tests), the vector has one
+//! body per connection, and the parser is `finish`ed between them, exactly
+//! as a client does.
 //!
-//! Every vector runs fed whole, byte by byte, and split into two chunks at
-//! every position; all must give the same events, last event id and retry.
+//! Two independent checks hold every vector: the standard's algorithm,
+//! written out plainly below and sharing nothing with the parser, must give
+//! the vector's expected events (so a wrong expectation fails even if the
+//! parser shared the mistake); and the parser must give them too, fed whole,
+//! byte by byte and split in two at every position. Every WPT file listed
+//! must have its vectors, or every test fails.
 
 mod common;
 
@@ -18,16 +24,42 @@ use std::time::Duration;
 use common::{byte_by_byte, feed_all, split_at, whole, Seen};
 use herald_sse::Parser;
 
+/// The files of WPT's `eventsource/` directory that test the stream format.
+/// (The `format-mime-*` files test the `Content-Type` check, which is the
+/// client's: see `crates/herald-client/tests/client.rs`.)
+const WPT_FORMAT_FILES: [&str; 20] = [
+    "format-bom.any.js",
+    "format-bom-2.any.js",
+    "format-comments.any.js",
+    "format-data-before-final-empty-line.any.js",
+    "format-field-data.any.js",
+    "format-field-event.any.js",
+    "format-field-event-empty.any.js",
+    "format-field-id.any.js",
+    "format-field-id-2.any.js",
+    "format-field-id-3.window.js",
+    "format-field-id-null.window.js",
+    "format-field-parsing.any.js",
+    "format-field-retry.any.js",
+    "format-field-retry-bogus.any.js",
+    "format-field-retry-empty.any.js",
+    "format-field-unknown.any.js",
+    "format-leading-space.any.js",
+    "format-newlines.any.js",
+    "format-null-character.any.js",
+    "format-utf-8.any.js",
+];
+
 struct Vector {
-    /// The WPT file the vector comes from.
-    wpt: &'static str,
+    /// The WPT file, and the subtest when it has several.
+    wpt: String,
     /// One body per connection.
     bodies: Vec<Vec<u8>>,
     /// Every event dispatched, across all connections.
     events: Vec<Seen>,
-    /// `parser.last_event_id()` at the end.
+    /// The last event id at the end.
     last_event_id: &'static str,
-    /// `parser.retry()` at the end, in milliseconds.
+    /// The reconnection time at the end, in milliseconds.
     retry_ms: Option<u64>,
 }
 
@@ -37,6 +69,24 @@ fn seen(event_type: &str, data: &str, id: &str) -> Seen {
 
 fn msg(data: &str, id: &str) -> Seen {
     Seen::new("message", data, id)
+}
+
+/// A percent-encoded query value, decoded.
+fn percent_decoded(encoded: &str) -> Vec<u8> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// `message.py`'s body: the message, `"\n\n"` unless `newline=none`, `"\n"`.
@@ -49,237 +99,310 @@ fn message_py(message: &[u8], newline_none: bool) -> Vec<u8> {
     body
 }
 
-fn vectors() -> Vec<Vector> {
+/// `message.py`'s body for a `message` parameter as the WPT file writes it.
+fn message_query(encoded: &str) -> Vec<u8> {
+    message_py(&percent_decoded(encoded), false)
+}
+
+/// A vector whose only connection's body is `body`, with no id and no retry.
+fn single(wpt: &str, body: Vec<u8>, events: Vec<Seen>) -> Vector {
+    Vector {
+        wpt: wpt.to_owned(),
+        bodies: vec![body],
+        events,
+        last_event_id: "",
+        retry_ms: None,
+    }
+}
+
+/// `resources/last-event-id.py`: with no `Last-Event-ID` it sends the id
+/// (`…` unless `idvalue` is given), `retry: 200` and `hello`; with one, it
+/// sends that id back as data.
+fn last_event_id_py(idvalue: &[u8]) -> Vec<u8> {
+    let mut body = b"id: ".to_vec();
+    body.extend_from_slice(idvalue);
+    body.extend_from_slice(b"\nretry: 200\ndata: hello\n\n");
+    body
+}
+
+/// The vectors of one WPT file.
+fn vectors_for(wpt: &str) -> Vec<Vector> {
     let long = "x".repeat(2 * 1024);
-    let mut v = vec![
-        // format-bom.any.js: one BOM is stripped; a BOM at the start of a
-        // later line is part of the field name, so "data:2" is unknown.
-        Vector {
-            wpt: "format-bom.any.js",
-            bodies: vec![message_py(
-                b"\xEF\xBB\xBFdata:1\n\n\xEF\xBB\xBFdata:2\n\ndata:3",
-                false,
-            )],
-            events: vec![msg("1", ""), msg("3", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-bom-2.any.js: of two BOMs only the first is stripped; the
-        // second makes the first field name unknown.
-        Vector {
-            wpt: "format-bom-2.any.js",
-            bodies: vec![message_py(
-                b"\xEF\xBB\xBF\xEF\xBB\xBFdata:1\n\ndata:2\n\ndata:3",
-                false,
-            )],
-            events: vec![msg("2", ""), msg("3", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-comments.any.js: comments of every shape (`:` then NUL,
-        // empty, 2 KiB long) between data lines, CR/LF/CRLF line ends.
-        Vector {
-            wpt: "format-comments.any.js",
-            bodies: vec![message_py(
+    match wpt {
+        // "1" and "3" are dispatched, "2" is not: one BOM is stripped, a BOM
+        // at the start of a later line is part of the field name.
+        "format-bom.any.js" => vec![single(
+            wpt,
+            message_query("%EF%BB%BFdata%3A1%0A%0A%EF%BB%BFdata%3A2%0A%0Adata%3A3"),
+            vec![msg("1", ""), msg("3", "")],
+        )],
+        // "2" and "3", not "1": only the first of two BOMs is stripped.
+        "format-bom-2.any.js" => vec![single(
+            wpt,
+            message_query("%EF%BB%BF%EF%BB%BFdata%3A1%0A%0Adata%3A2%0A%0Adata%3A3"),
+            vec![msg("2", ""), msg("3", "")],
+        )],
+        // One event "1\n2\n3\n4": comments of every shape (`:` then NUL,
+        // empty, 2 KiB long) between data lines, CR/LF/CRLF line ends. The
+        // message is built in JavaScript, so it is written out here.
+        "format-comments.any.js" => vec![single(
+            wpt,
+            message_py(
                 format!(
                     "data:1\r:\0\n:\r\ndata:2\n:{long}\rdata:3\n:data:fail\r:{long}\ndata:4\n"
                 )
                 .as_bytes(),
                 true,
-            )],
-            events: vec![msg("1\n2\n3\n4", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-data-before-final-empty-line.any.js: the block after the
-        // last empty line is never dispatched, and its id is not committed:
-        // the reconnection gets "test1" again with an empty lastEventId.
-        Vector {
-            wpt: "format-data-before-final-empty-line.any.js",
-            bodies: vec![
-                message_py(b"retry:1000\ndata:test1\n\nid:test\ndata:test2", true),
-                message_py(b"retry:1000\ndata:test1\n\nid:test\ndata:test2", true),
-            ],
-            events: vec![msg("test1", ""), msg("test1", "")],
-            last_event_id: "",
-            retry_ms: Some(1000),
-        },
-        // format-field-data.any.js: `data:` is "", two bare `data` lines are
-        // "\n".
-        Vector {
-            wpt: "format-field-data.any.js",
-            bodies: vec![message_py(b"data:\n\ndata\ndata\n\ndata:test", false)],
-            events: vec![msg("", ""), msg("\n", ""), msg("test", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-field-event.any.js: a named event, then a `message`.
-        Vector {
-            wpt: "format-field-event.any.js",
-            bodies: vec![message_py(b"event:test\ndata:x\n\ndata:x", false)],
-            events: vec![seen("test", "x", ""), msg("x", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-field-event-empty.any.js: `event: ` means `message`.
-        Vector {
-            wpt: "format-field-event-empty.any.js",
-            bodies: vec![message_py(b"event: \ndata:data", false)],
-            events: vec![msg("data", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-field-id.any.js (server: last-event-id.py): a non-ASCII id;
-        // on reconnection the server echoes the Last-Event-ID as data and
-        // the event, which has no id field, still carries the old id.
-        Vector {
-            wpt: "format-field-id.any.js",
-            bodies: vec![
-                "id: …\nretry: 200\ndata: hello\n\n".into(),
-                "data: …\n\n".into(),
-            ],
-            events: vec![msg("hello", "…"), msg("…", "…")],
-            last_event_id: "…",
-            retry_ms: Some(200),
-        },
-        // format-field-id-2.any.js: as above, over two reconnections.
-        Vector {
-            wpt: "format-field-id-2.any.js",
-            bodies: vec![
-                "id: …\nretry: 200\ndata: hello\n\n".into(),
-                "data: …\n\n".into(),
-                "data: …\n\n".into(),
-            ],
-            events: vec![msg("hello", "…"), msg("…", "…"), msg("…", "…")],
-            last_event_id: "…",
-            retry_ms: Some(200),
-        },
-        // format-field-id-3.window.js, "lastEventId persists".
-        Vector {
-            wpt: "format-field-id-3.window.js (persists)",
-            bodies: vec![b"id: 1\ndata: 1\n\ndata: 2\n\nid: 2\ndata: 3\n\ndata: 4\n\n".to_vec()],
-            events: vec![msg("1", "1"), msg("2", "1"), msg("3", "2"), msg("4", "2")],
-            last_event_id: "2",
-            retry_ms: None,
-        },
-        // format-field-id-3.window.js, "lastEventId resets".
-        Vector {
-            wpt: "format-field-id-3.window.js (resets)",
-            bodies: vec![b"id: 1\ndata: 1\n\nid:\ndata: 2\n\ndata: 3\n\n".to_vec()],
-            events: vec![msg("1", "1"), msg("2", ""), msg("3", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-field-id-3.window.js, "lastEventId resets (id without
-        // colon)".
-        Vector {
-            wpt: "format-field-id-3.window.js (resets, no colon)",
-            bodies: vec![b"id: 1\ndata: 1\n\nid\ndata: 2\n\ndata: 3\n\n".to_vec()],
-            events: vec![msg("1", "1"), msg("2", ""), msg("3", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-field-parsing.any.js: NUL in data, two spaces keep one,
+            ),
+            vec![msg("1\n2\n3\n4", "")],
+        )],
+        // The second event is "test1" with an empty lastEventId: the block
+        // after the last empty line is never dispatched, and its id is not
+        // committed, so the reconnection gets the same body.
+        "format-data-before-final-empty-line.any.js" => {
+            let body = message_py(b"retry:1000\ndata:test1\n\nid:test\ndata:test2", true);
+            vec![Vector {
+                wpt: wpt.to_owned(),
+                bodies: vec![body.clone(), body],
+                events: vec![msg("test1", ""), msg("test1", "")],
+                last_event_id: "",
+                retry_ms: Some(1000),
+            }]
+        }
+        // "", then "\n", then "test".
+        "format-field-data.any.js" => vec![single(
+            wpt,
+            message_query("data%3A%0A%0Adata%0Adata%0A%0Adata%3Atest"),
+            vec![msg("", ""), msg("\n", ""), msg("test", "")],
+        )],
+        // A `test` event, then a `message`.
+        "format-field-event.any.js" => vec![single(
+            wpt,
+            message_query("event%3Atest%0Adata%3Ax%0A%0Adata%3Ax"),
+            vec![seen("test", "x", ""), msg("x", "")],
+        )],
+        // `event: ` means `message`, with data "data".
+        "format-field-event-empty.any.js" => vec![single(
+            wpt,
+            message_query("event%3A%20%0Adata%3Adata"),
+            vec![msg("data", "")],
+        )],
+        // "hello" with lastEventId "…"; on reconnection the server echoes
+        // the Last-Event-ID as data, and that event, which has no id field,
+        // still carries "…". The -2 file reconnects twice.
+        "format-field-id.any.js" | "format-field-id-2.any.js" => {
+            let reconnections = if wpt == "format-field-id.any.js" { 1 } else { 2 };
+            let mut bodies = vec![last_event_id_py("…".as_bytes())];
+            let mut events = vec![msg("hello", "…")];
+            for _ in 0..reconnections {
+                bodies.push("data: …\n\n".into());
+                events.push(msg("…", "…"));
+            }
+            vec![Vector {
+                wpt: wpt.to_owned(),
+                bodies,
+                events,
+                last_event_id: "…",
+                retry_ms: Some(200),
+            }]
+        }
+        // Three subtests over `resources/last-event-id2.py`'s bodies.
+        "format-field-id-3.window.js" => vec![
+            Vector {
+                last_event_id: "1",
+                ..single(
+                    "format-field-id-3.window.js (persists)",
+                    b"id: 1\ndata: 1\n\ndata:2\n\n".to_vec(),
+                    vec![msg("1", "1"), msg("2", "1")],
+                )
+            },
+            Vector {
+                last_event_id: "2",
+                ..single(
+                    "format-field-id-3.window.js (changes and persists)",
+                    b"id: 1\ndata: 1\n\nid: 2\ndata:2\n\ndata:3\n\n".to_vec(),
+                    vec![msg("1", "1"), msg("2", "2"), msg("3", "2")],
+                )
+            },
+            single(
+                "format-field-id-3.window.js (resets)",
+                b"id: 1\ndata: 1\n\nid:\ndata:2\n\ndata:3\n\n".to_vec(),
+                vec![msg("1", "1"), msg("2", ""), msg("3", "")],
+            ),
+        ],
+        // An id containing NUL is ignored: lastEventId stays "", so the
+        // reconnection sends no Last-Event-ID and gets "hello" again.
+        "format-field-id-null.window.js" => [&b"\0\0"[..], b"x\0", b"\0x", b"x\0x", b" \0"]
+            .into_iter()
+            .map(|idvalue| {
+                let body = last_event_id_py(idvalue);
+                Vector {
+                    wpt: format!("{wpt} (idvalue {idvalue:?})"),
+                    bodies: vec![body.clone(), body],
+                    events: vec![msg("hello", ""), msg("hello", "")],
+                    last_event_id: "",
+                    retry_ms: Some(200),
+                }
+            })
+            .collect(),
+        // One event "\0\n 2\n1\n3\n\n4": NUL in data, two spaces keep one,
         // `Data` is unknown (case-sensitive), `data\0` is unknown, a line
-        // after CR starting with NUL is unknown, ` data` is unknown.
-        Vector {
-            wpt: "format-field-parsing.any.js",
-            bodies: vec![message_py(
+        // starting with NUL is unknown, ` data` is unknown. Built in
+        // JavaScript, so written out here.
+        "format-field-parsing.any.js" => vec![single(
+            wpt,
+            message_py(
                 b"data:\0\ndata:  2\rData:1\ndata\0:2\ndata:1\r\0data:4\nda-ta:3\rdata_5\ndata:3\rdata:\r\n data:32\ndata:4\n",
                 true,
-            )],
-            events: vec![msg("\0\n 2\n1\n3\n\n4", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-field-retry.any.js: `03000` is decimal 3000, not octal.
-        Vector {
-            wpt: "format-field-retry.any.js",
-            bodies: vec![message_py(b"retry:03000\ndata:x", false)],
-            events: vec![msg("x", "")],
-            last_event_id: "",
+            ),
+            vec![msg("\0\n 2\n1\n3\n\n4", "")],
+        )],
+        // The reconnection waits 3000 ms: `03000` is decimal, not octal.
+        "format-field-retry.any.js" => vec![Vector {
             retry_ms: Some(3000),
-        },
-        // format-field-retry-bogus.any.js: `1000x` is ignored, 3000 stays.
-        Vector {
-            wpt: "format-field-retry-bogus.any.js",
-            bodies: vec![message_py(b"retry:3000\nretry:1000x\ndata:x", false)],
-            events: vec![msg("x", "")],
-            last_event_id: "",
+            ..single(wpt, message_query("retry%3A03000%0Adata%3Ax"), vec![msg("x", "")])
+        }],
+        // `1000x` is ignored: the reconnection waits 3000 ms.
+        "format-field-retry-bogus.any.js" => vec![Vector {
             retry_ms: Some(3000),
-        },
-        // format-field-retry-empty.any.js: a bare `retry` changes nothing
-        // and does not disturb the event.
-        Vector {
-            wpt: "format-field-retry-empty.any.js",
-            bodies: vec![message_py(b"retry\ndata:test", false)],
-            events: vec![msg("test", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-field-unknown.any.js: unknown names, a line without colon
-        // and a comment are skipped; bare `data` adds an empty line.
-        Vector {
-            wpt: "format-field-unknown.any.js",
-            bodies: vec![message_py(
-                b"data:test\n data\ndata\nfoobar:xxx\njustsometext\n:thisisacommentyay\ndata:test",
-                false,
-            )],
-            events: vec![msg("test\n\ntest", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-leading-space.any.js: a tab is kept, `data: ` is empty, a
+            ..single(
+                wpt,
+                message_query("retry%3A3000%0Aretry%3A1000x%0Adata%3Ax"),
+                vec![msg("x", "")],
+            )
+        }],
+        // A bare `retry` changes nothing; the event is "test".
+        "format-field-retry-empty.any.js" => vec![single(
+            wpt,
+            message_query("retry%0Adata%3Atest"),
+            vec![msg("test", "")],
+        )],
+        // One event "test\n\ntest": unknown names, a line without colon and a
+        // comment are skipped; a bare `data` adds an empty line.
+        "format-field-unknown.any.js" => vec![single(
+            wpt,
+            message_query(
+                "data%3Atest%0A%20data%0Adata%0Afoobar%3Axxx%0Ajustsometext%0A%3Athisisacommentyay%0Adata%3Atest",
+            ),
+            vec![msg("test\n\ntest", "")],
+        )],
+        // One event "\ttest\n\ntest": a tab is kept, `data: ` is empty, a
         // lone CR ends a line.
-        Vector {
-            wpt: "format-leading-space.any.js",
-            bodies: vec![message_py(b"data:\ttest\rdata: \ndata:test", false)],
-            events: vec![msg("\ttest\n\ntest", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-newlines.any.js: CRLF, LF, CRLF, then CR followed by the
-        // server's final LF (one CRLF: one empty line).
-        Vector {
-            wpt: "format-newlines.any.js",
-            bodies: vec![message_py(b"data:test\r\ndata\ndata:test\r\n\r", true)],
-            events: vec![msg("test\n\ntest", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-null-character.any.js: NUL is kept in data.
-        Vector {
-            wpt: "format-null-character.any.js",
-            bodies: vec![message_py(b"data:\0\n\n", false)],
-            events: vec![msg("\0", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-        // format-utf-8.any.js: always UTF-8, whatever the charset says.
-        Vector {
-            wpt: "format-utf-8.any.js",
-            bodies: vec![message_py(b"data:ok\xE2\x80\xA6", false)],
-            events: vec![msg("ok…", "")],
-            last_event_id: "",
-            retry_ms: None,
-        },
-    ];
-    // format-field-id-null.window.js: an id containing NUL is ignored, so
-    // lastEventId stays "" and the client sends no Last-Event-ID on
-    // reconnection: the server answers with the same body again.
-    for value in [&b"\0\0"[..], b"x\0", b"\0x", b"x\0x", b" \0"] {
-        let mut body = b"id: ".to_vec();
-        body.extend_from_slice(value);
-        body.extend_from_slice(b"\nretry: 200\ndata: hello\n\n");
-        v.push(Vector {
-            wpt: "format-field-id-null.window.js",
-            bodies: vec![body.clone(), body],
-            events: vec![msg("hello", ""), msg("hello", "")],
-            last_event_id: "",
-            retry_ms: Some(200),
-        });
+        "format-leading-space.any.js" => vec![single(
+            wpt,
+            message_query("data%3A%09test%0Ddata%3A%20%0Adata%3Atest"),
+            vec![msg("\ttest\n\ntest", "")],
+        )],
+        // One event "test\n\ntest": CRLF, LF, CRLF, then CR followed by the
+        // server's final LF (one CRLF: one empty line). `newline=none`.
+        "format-newlines.any.js" => vec![single(
+            wpt,
+            message_py(
+                &percent_decoded("data%3Atest%0D%0Adata%0Adata%3Atest%0D%0A%0D"),
+                true,
+            ),
+            vec![msg("test\n\ntest", "")],
+        )],
+        // NUL is kept in data.
+        "format-null-character.any.js" => vec![single(
+            wpt,
+            message_query("data%3A%00%0A%0A"),
+            vec![msg("\0", "")],
+        )],
+        // Always UTF-8, whatever the charset says.
+        "format-utf-8.any.js" => vec![single(
+            wpt,
+            message_query("data%3Aok%E2%80%A6"),
+            vec![msg("ok…", "")],
+        )],
+        other => panic!("no vector for {other}"),
     }
-    v
+}
+
+fn vectors() -> Vec<Vector> {
+    WPT_FORMAT_FILES
+        .iter()
+        .flat_map(|f| vectors_for(f))
+        .collect()
+}
+
+/// What the standard's "interpreting an event stream" steps produce for
+/// `bodies`, one per connection: each body decoded whole (invalid UTF-8 as
+/// U+FFFD, one leading BOM dropped), cut into lines at CRLF, LF or CR, each
+/// line applied in turn; what follows the last line ending, and a block not
+/// ended by an empty line, are dropped with the connection. Each connection
+/// starts from the last id committed by a dispatch, as browsers do (WPT's
+/// data-before-final-empty-line test asserts it).
+fn standard(bodies: &[Vec<u8>]) -> (Vec<Seen>, String, Option<Duration>) {
+    let mut events = Vec::new();
+    let mut last_event_id = String::new();
+    let mut retry = None;
+    for body in bodies {
+        let decoded = String::from_utf8_lossy(body);
+        let mut rest = decoded.strip_prefix('\u{FEFF}').unwrap_or(&decoded);
+        let mut data = String::new();
+        let mut event_type = String::new();
+        let mut id_buffer = last_event_id.clone();
+        while let Some(end) = rest.find(['\r', '\n']) {
+            let line = &rest[..end];
+            rest = &rest[end
+                + if rest[end..].starts_with("\r\n") {
+                    2
+                } else {
+                    1
+                }..];
+            if line.is_empty() {
+                last_event_id.clone_from(&id_buffer);
+                if !data.is_empty() {
+                    data.pop();
+                    let name = if event_type.is_empty() {
+                        "message"
+                    } else {
+                        &event_type
+                    };
+                    events.push(Seen::new(name, &data, &last_event_id));
+                }
+                data.clear();
+                event_type.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (name, value) = match line.split_once(':') {
+                Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line, ""),
+            };
+            match name {
+                "event" => event_type = value.to_owned(),
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                }
+                "id" if !value.contains('\0') => id_buffer = value.to_owned(),
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    retry = Some(Duration::from_millis(value.parse().unwrap()));
+                }
+                _ => {}
+            }
+        }
+    }
+    (events, last_event_id, retry)
+}
+
+#[test]
+fn wpt_expectations_are_what_the_standard_gives() {
+    for vector in vectors() {
+        let (events, last_event_id, retry) = standard(&vector.bodies);
+        assert_eq!(events, vector.events, "{}: events", vector.wpt);
+        assert_eq!(last_event_id, vector.last_event_id, "{}", vector.wpt);
+        assert_eq!(
+            retry,
+            vector.retry_ms.map(Duration::from_millis),
+            "{}",
+            vector.wpt
+        );
+    }
 }
 
 /// Runs one vector with every body cut by `chunker`.
@@ -333,40 +456,5 @@ fn wpt_vectors_split_at_every_position() {
             let chunker = |body: &[u8]| split_at(body, at.min(body.len()));
             run(&vector, &chunker, &format!("split at {at}"));
         }
-    }
-}
-
-#[test]
-fn every_listed_wpt_format_vector_is_covered() {
-    // sse.md §2 lists these; each must have at least one vector above.
-    let listed = [
-        "bom",
-        "bom-2",
-        "comments",
-        "data-before-final-empty-line",
-        "field-data",
-        "field-event",
-        "field-event-empty",
-        "field-id",
-        "field-id-2",
-        "field-id-3",
-        "field-id-null",
-        "field-parsing",
-        "field-retry",
-        "field-retry-bogus",
-        "field-retry-empty",
-        "field-unknown",
-        "leading-space",
-        "newlines",
-        "null-character",
-        "utf-8",
-    ];
-    let vectors = vectors();
-    for name in listed {
-        let prefix = format!("format-{name}.");
-        assert!(
-            vectors.iter().any(|v| v.wpt.starts_with(&prefix)),
-            "no vector for format-{name}"
-        );
     }
 }

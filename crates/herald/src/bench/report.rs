@@ -88,14 +88,20 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
 /// CPU time (user + system) a process has used, in seconds.
 pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    parse_stat_cpu_seconds(&stat)
+}
+
+/// User + system CPU seconds from a `/proc/PID/stat` line.
+fn parse_stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // Fields after the command name, which is in parentheses and may itself
+    // hold spaces and parentheses: the last `)` ends it.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line (11 and 12
     // here), in clock ticks of 1/100 s on Linux.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Kernel TCP buffer memory in KiB, from `/proc/net/sockstat` (pages).
@@ -260,8 +266,26 @@ mod tests {
         let rss = rss_kib(std::process::id()).unwrap();
         assert!(rss > 0);
         assert_eq!(rss_kib(u32::MAX), None);
-        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
+        assert!(cpu_seconds(std::process::id()).is_some());
         assert_eq!(cpu_seconds(u32::MAX), None);
+    }
+
+    #[test]
+    fn cpu_seconds_are_utime_plus_stime_in_hundredths() {
+        // A command name with spaces and parentheses of its own; utime 250
+        // and stime 75 ticks are fields 14 and 15 of the line.
+        let stat = "4242 (herald (bench) x) R 1 4242 4242 0 -1 4194560 1003 0 2 0 250 75 3 4 20 0 9 0 123456 1000 50\n";
+        assert_eq!(parse_stat_cpu_seconds(stat), Some(3.25));
+        // Cut before stime, or with a non-number there: nothing, not zero.
+        assert_eq!(
+            parse_stat_cpu_seconds("4242 (x) R 1 4242 4242 0 -1 4194560 1003 0 2 0 250"),
+            None
+        );
+        assert_eq!(
+            parse_stat_cpu_seconds("4242 (x) R 1 4242 4242 0 -1 4194560 1003 0 2 0 250 x"),
+            None
+        );
+        assert_eq!(parse_stat_cpu_seconds("no parenthesis at all"), None);
     }
 
     #[test]
