@@ -333,7 +333,7 @@ impl Stream {
     /// Waits for the initial comment, i.e. until the subscription is
     /// registered with the hub.
     pub async fn ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + LONG;
         while self.comments == 0 {
             match tokio::time::timeout_at(deadline, self.pump()).await {
                 Ok(true) => {}
