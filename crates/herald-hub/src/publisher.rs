@@ -274,7 +274,11 @@ mod tests {
         panic!("{what} never happened");
     }
 
-    #[tokio::test]
+    /// Paused time: a sleep ends only once every other task is blocked
+    /// (the clock auto-advances when the runtime is idle), so it means "the
+    /// publishers and the writer have gone as far as they can", not a guess
+    /// at how long that takes.
+    #[tokio::test(start_paused = true)]
     async fn a_batch_is_dispatched_while_the_next_commits_and_never_before_its_own_commit() {
         let history = Arc::new(Gated {
             inner: MemoryHistory::new(100),
@@ -296,14 +300,15 @@ mod tests {
             let publisher = publisher.clone();
             async move { publisher.publish(update("b")).await }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await; // "b" is queued
+        tokio::time::sleep(Duration::from_millis(50)).await; // until "b" is queued
 
         // "a" commits; "b" starts committing, and "a" goes out meanwhile.
         history.permits.add_permits(1);
         assert_eq!(next(&mut inbox).await, "a");
         assert_eq!(history.started.load(Ordering::SeqCst), 2);
         assert_eq!(first.await.unwrap().unwrap().id, "a");
-        // "b" is not delivered before its commit completes.
+        // "b" is not delivered before its commit completes: not once all
+        // else is idle.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(std::future::poll_fn(|cx| inbox.poll_recv(cx))
             .now_or_never()

@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use herald_hub::auth::{mint, Claims};
-use herald_hub::protocol::PublishForm;
 use herald_hub::server::Server;
 use herald_hub::{Hub, HUB_PATH};
 use http_body_util::{BodyExt, Empty};
@@ -95,26 +94,32 @@ async fn a_subscription_is_a_chunked_event_stream_with_the_usual_headers() {
     );
 }
 
-#[tokio::test]
-async fn after_a_stream_ends_a_pipelined_request_is_answered_on_the_same_connection() {
-    let hub = start(config()).await;
-    let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
-    // The subscription ends when its token expires; the request sent right
-    // behind it waits for that, then goes to hyper with the bytes already
-    // read.
-    let token = expiring_token(2);
-    let requests = format!(
-        "GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n\
-         GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-    );
-    tcp.write_all(requests.as_bytes()).await.unwrap();
-    let all = read_until(&mut tcp, "\r\n\r\nok\n").await;
-    assert!(all.starts_with("HTTP/1.1 200 OK"), "{all}");
-    let (stream, next) = all
-        .split_once("\r\n0\r\n\r\n")
-        .unwrap_or_else(|| panic!("the stream has no last chunk: {all}"));
-    assert!(stream.contains("text/event-stream"), "{stream}");
-    assert!(next.starts_with("HTTP/1.1 200 OK\r\n"), "{next}");
+/// Paused time: the subscription ends when its token expires, which the
+/// test brings about by advancing the clock past `exp`.
+#[test]
+fn after_a_stream_ends_a_pipelined_request_is_answered_on_the_same_connection() {
+    paused(|| async {
+        let hub = start(config()).await;
+        let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
+        // The request sent right behind the subscription waits for it to
+        // end, then goes to hyper with the bytes already read.
+        let token = expiring_token(60);
+        let requests = format!(
+            "GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n\
+             GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        tcp.write_all(requests.as_bytes()).await.unwrap();
+        let stream = read_until(&mut tcp, "\r\n:\n\n").await;
+        assert!(stream.starts_with("HTTP/1.1 200 OK"), "{stream}");
+        assert!(stream.contains("text/event-stream"), "{stream}");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let rest = read_until(&mut tcp, "\r\n\r\nok\n").await;
+        let (end, next) = rest
+            .split_once("0\r\n\r\n")
+            .unwrap_or_else(|| panic!("the stream has no last chunk: {rest}"));
+        assert!(!end.contains("HTTP/1.1"), "{end}");
+        assert!(next.starts_with("HTTP/1.1 200 OK\r\n"), "{next}");
+    });
 }
 
 #[tokio::test]
@@ -211,69 +216,37 @@ async fn http2_with_prior_knowledge_is_served_by_hyper() {
     );
 }
 
-#[tokio::test]
-async fn shutdown_closes_idle_and_streaming_connections_at_once() {
-    let hub = Hub::new(config()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(Server::new(&hub).serve(listener, async {
-        let _ = stopped.await;
-    }));
-    let mut idle = TcpStream::connect(addr).await.unwrap();
-    let mut streaming = subscribe_raw(addr, "topic=a").await;
-    read_until(&mut streaming, "text/event-stream").await;
-    // Let the server take the idle connection in before stopping.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+/// Paused time: the clock stands still, so a server that waited out its
+/// ten-second grace period for the open connections would never stop (and
+/// the test would fail on its watchdog).
+#[test]
+fn shutdown_closes_idle_and_streaming_connections_at_once() {
+    paused(|| async {
+        let hub = Hub::new(config()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(Server::new(&hub).serve(listener, async {
+            let _ = stopped.await;
+        }));
+        // Idle: a keep-alive connection between requests, which the
+        // answer to its first proves the server holds.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        read_until(&mut idle, "\r\n\r\nok\n").await;
+        let mut streaming = subscribe_raw(addr, "topic=a").await;
+        read_until(&mut streaming, "text/event-stream").await;
 
-    stop.send(()).unwrap();
-    // Well within the ten seconds the server would wait for stragglers.
-    tokio::time::timeout(Duration::from_secs(3), server)
-        .await
-        .expect("the server stops without waiting for its grace period")
-        .unwrap()
-        .unwrap();
-    let mut rest = Vec::new();
-    idle.read_to_end(&mut rest).await.unwrap();
-    assert!(rest.is_empty(), "{rest:?}");
-    // The stream ends with its last chunk.
-    read_until(&mut streaming, "0\r\n\r\n").await;
-}
-
-#[tokio::test]
-async fn a_client_that_stops_reading_is_let_go_after_the_stall_limit() {
-    let hub = Hub::new(config()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Server::new(&hub).write_stall_limit(Duration::from_millis(500));
-    tokio::spawn(server.serve(listener, std::future::pending()));
-
-    // A subscriber that never reads, with a small receive buffer.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut tcp = socket.connect(addr).await.unwrap();
-    tcp.write_all(format!("GET {HUB_PATH}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    wait_subscribers(&hub, |n| n > 0, "the subscription registers").await;
-
-    // 25 MiB: far more than the socket buffers hold, and within the
-    // subscriber's queue (1,024 events), so it is not closed as slow.
-    let data = "x".repeat(64 * 1024);
-    for _ in 0..400 {
-        let form = PublishForm {
-            topics: vec!["a".into()],
-            data: data.clone(),
-            ..PublishForm::default()
-        };
-        hub.publish(form).await.unwrap();
-    }
-    assert_eq!(hub.metrics().slow_disconnects_total, 0);
-
-    // The client holds the connection open and reads nothing; the hub lets
-    // go of it (and of the subscription) once its writes make no progress.
-    wait_subscribers(&hub, |n| n == 0, "the stalled connection is let go").await;
-    drop(tcp);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+        let mut rest = Vec::new();
+        idle.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+        // The stream ends with its last chunk.
+        read_until(&mut streaming, "0\r\n\r\n").await;
+    });
 }
 
 #[tokio::test]

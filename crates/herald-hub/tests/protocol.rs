@@ -63,10 +63,13 @@ async fn selectors_star_exact_and_uri_template_match() {
     for s in [&mut star, &mut exact, &mut template] {
         assert_eq!(s.next_event_within(LONG).await.unwrap().data(), "book");
     }
-    assert!(
-        other.next_event_within(SHORT).await.is_none(),
-        "a non-matching template receives nothing"
-    );
+    assert_nothing_before_marker(
+        hub.addr,
+        &mut other,
+        "https://example.com/authors/1",
+        "a non-matching template",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -77,8 +80,8 @@ async fn publish_without_topic_is_400_naming_topic_and_nothing_is_dispatched() {
     let reply = publish_as(hub.addr, Some(&publisher()), &[("data", "orphan")]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("topic"), "{}", reply.body);
-    assert!(sub.next_event_within(SHORT).await.is_none());
     assert_eq!(hub.hub.metrics().history.events, 0, "nothing stored");
+    assert_nothing_before_marker(hub.addr, &mut sub, "a", "a refused publish").await;
 }
 
 #[tokio::test]
@@ -171,13 +174,16 @@ async fn every_event_carries_its_id_and_type_and_retry_when_set() {
     let event = sub.next_event_within(LONG).await.unwrap();
     assert_eq!(event.last_event_id(), id);
     assert_eq!(event.event_type(), "update");
-    // The parser only exposes retry through itself; read the raw frame too.
-    let stored = hub.hub.metrics().history;
-    assert_eq!(stored.events, 1);
+    assert_eq!(sub.retry(), Some(Duration::from_millis(2500)));
     let id2 = publish(hub.addr, &[("topic", "a"), ("data", "plain")]).await;
     let event = sub.next_event_within(LONG).await.unwrap();
     assert_eq!(event.last_event_id(), id2, "ids are never left out");
     assert_eq!(event.event_type(), "message");
+    // On the wire: the first frame carries `retry`, the second none.
+    let wire = String::from_utf8(sub.raw.clone()).unwrap();
+    let frames =
+        format!("event: update\nid: {id}\nretry: 2500\ndata: d\n\nid: {id2}\ndata: plain\n\n");
+    assert!(wire.ends_with(&frames), "{wire:?}");
 }
 
 #[tokio::test]
@@ -185,13 +191,18 @@ async fn retry_field_reaches_the_client() {
     let hub = start(config()).await;
     let mut sub = subscribe(hub.addr, "topic=a", &[]).await;
     sub.ready().await;
-    publish(
+    let id = publish(
         hub.addr,
         &[("topic", "a"), ("data", "d"), ("retry", "2500")],
     )
     .await;
     sub.next_event_within(LONG).await.unwrap();
     assert_eq!(sub.retry(), Some(Duration::from_millis(2500)));
+    let wire = String::from_utf8(sub.raw.clone()).unwrap();
+    assert!(
+        wire.ends_with(&format!("id: {id}\nretry: 2500\ndata: d\n\n")),
+        "{wire:?}"
+    );
 }
 
 #[tokio::test]
@@ -208,10 +219,7 @@ async fn data_is_one_data_line_per_line_so_no_field_can_be_injected() {
     );
     assert_eq!(event.last_event_id(), id);
     assert_eq!(event.event_type(), "message");
-    assert!(
-        sub.next_event_within(SHORT).await.is_none(),
-        "exactly one event"
-    );
+    assert_nothing_before_marker(hub.addr, &mut sub, "a", "exactly one event").await;
 }
 
 #[tokio::test]
@@ -239,7 +247,12 @@ async fn an_update_is_sent_once_even_when_several_selectors_match() {
         &[("topic", "https://ex.com/a/1"), ("data", "twice")],
     )
     .await;
-    let events = sub.take(3, Duration::from_secs(1)).await;
+    publish(
+        hub.addr,
+        &[("topic", "https://ex.com/a/1"), ("data", "marker")],
+    )
+    .await;
+    let events = sub.events_until("marker").await;
     let data: Vec<_> = events.iter().map(|e| e.data()).collect();
     assert_eq!(data, vec!["once", "twice"]);
 }
@@ -256,21 +269,87 @@ async fn subscribe_response_is_an_event_stream_with_the_checklist_headers_and_an
     assert_eq!(sub.comments, 1);
 }
 
-#[tokio::test]
-async fn heartbeat_comments_arrive_at_the_configured_interval() {
+/// The hub with `heartbeat`, and a subscriber to topic `a` that has had its
+/// initial comment. Under [`paused`] time.
+async fn heartbeat_hub(heartbeat: Duration) -> (TestHub, Stream) {
     let mut cfg = config();
-    cfg.heartbeat = Duration::from_millis(100);
+    cfg.heartbeat = heartbeat;
     let hub = start(cfg).await;
     let mut sub = subscribe(hub.addr, "topic=a", &[]).await;
     sub.ready().await;
-    assert!(!sub.ends_within(Duration::from_millis(750)).await);
-    // 1 initial comment, then roughly one per 100 ms.
-    assert!(
-        sub.comments >= 4,
-        "only {} comments in 750 ms",
-        sub.comments
-    );
-    assert!(sub.comments <= 10, "{} comments in 750 ms", sub.comments);
+    assert_eq!(sub.comments, 1);
+    (hub, sub)
+}
+
+/// Publishes `marker` in-process and reads up to it; returns the comments
+/// read before it, the initial one included.
+async fn comments_before(hub: &TestHub, sub: &mut Stream, marker: &str) -> usize {
+    // First let the tasks the last advance woke run: a stream polled with
+    // the marker already queued serves it before a heartbeat that is due
+    // (and the heartbeat is then no longer due), so a heartbeat due too
+    // early would go unseen. On the current-thread runtime each yield runs
+    // every task already scheduled.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    hub.hub
+        .publish(herald_hub::protocol::PublishForm {
+            topics: vec!["a".into()],
+            data: marker.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let events = sub.events_until(marker).await;
+    assert!(events.is_empty(), "{events:?}");
+    sub.comments_before_last_event
+}
+
+#[test]
+fn heartbeat_comments_arrive_at_the_configured_interval() {
+    paused(|| async {
+        const EVERY: Duration = Duration::from_secs(10);
+        let (hub, mut sub) = heartbeat_hub(EVERY).await;
+        // A comment is due EVERY after the last write; one after another,
+        // each comes exactly when the paused clock reaches it.
+        for due in 1..=3 {
+            tokio::time::advance(EVERY).await;
+            sub.wait_comments(1 + due).await;
+        }
+        // Not before: just short of the next one, a marker comes first.
+        tokio::time::advance(EVERY - Duration::from_millis(1)).await;
+        assert_eq!(comments_before(&hub, &mut sub, "m").await, 4);
+    });
+}
+
+#[test]
+fn heartbeats_fill_silences_only_an_event_restarts_the_wait() {
+    paused(|| async {
+        const EVERY: Duration = Duration::from_secs(10);
+        let (hub, mut sub) = heartbeat_hub(EVERY).await;
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(comments_before(&hub, &mut sub, "at 6 s").await, 1);
+        // 12 s is past the heartbeat the initial comment would have made
+        // due, but only 6 s after the event.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(comments_before(&hub, &mut sub, "at 12 s").await, 1);
+        // 10 s after that last event, the silence gets its comment.
+        tokio::time::advance(EVERY).await;
+        sub.wait_comments(2).await;
+    });
+}
+
+#[test]
+fn a_zero_heartbeat_sends_no_comment_but_the_initial_one() {
+    paused(|| async {
+        let (hub, mut sub) = heartbeat_hub(Duration::ZERO).await;
+        // Far past any interval, in steps (each would fire a due timer).
+        for _ in 0..24 {
+            tokio::time::advance(Duration::from_secs(3600)).await;
+        }
+        assert_eq!(comments_before(&hub, &mut sub, "a day later").await, 1);
+        assert!(!sub.ended);
+    });
 }
 
 #[tokio::test]

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use common::*;
 use herald_hub::HUB_PATH;
@@ -13,11 +11,24 @@ use http_body_util::Full;
 use hyper::{Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Sends `bytes` and reads the answer's head (or all there is, if the
+/// server closes first).
 async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(bytes).await.unwrap();
+    // The server may answer and close before taking a refused body whole.
+    let _ = tcp.write_all(bytes).await;
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut out)).await;
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(LONG, async {
+        while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within {LONG:?}: {out:?}");
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -134,49 +145,6 @@ async fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
         "still here"
     );
     assert!(hub.hub.metrics().publishes_rejected_total >= 10);
-}
-
-#[tokio::test]
-async fn a_slow_subscriber_is_closed_counted_and_others_are_unaffected() {
-    let mut cfg = config();
-    cfg.queue_capacity = 4;
-    let hub = start(cfg).await;
-    let mut slow = subscribe(hub.addr, "topic=a", &[]).await;
-    slow.ready().await;
-    let mut fast = subscribe(hub.addr, "topic=a", &[]).await;
-    fast.ready().await;
-
-    // 64 KiB events fill the socket buffers of the subscriber that does not
-    // read, then its queue.
-    let payload = "y".repeat(64 * 1024);
-    let mut published = 0;
-    while hub.hub.metrics().slow_disconnects_total == 0 {
-        publish(hub.addr, &[("topic", "a"), ("data", &payload)]).await;
-        published += 1;
-        assert_eq!(
-            fast.next_event_within(LONG).await.unwrap().data().len(),
-            payload.len()
-        );
-        assert!(published < 2000, "the slow subscriber was never closed");
-    }
-    assert_eq!(hub.hub.metrics().slow_disconnects_total, 1);
-    // The slow stream ends after what was queued: the client will resume.
-    assert!(slow.ends_within(LONG).await);
-    let metrics = request(
-        Request::get(format!("http://{}/metrics", hub.addr))
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-    )
-    .await;
-    assert!(
-        metrics
-            .body
-            .contains("herald_slow_subscriber_disconnects_total 1"),
-        "{}",
-        metrics.body
-    );
-    publish(hub.addr, &[("topic", "a"), ("data", "after")]).await;
-    assert_eq!(fast.next_event_within(LONG).await.unwrap().data(), "after");
 }
 
 #[tokio::test]

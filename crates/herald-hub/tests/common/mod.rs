@@ -2,6 +2,8 @@
 //! reader built on herald-sse.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redb;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -168,8 +170,13 @@ pub struct Stream {
     body: Incoming,
     parser: herald_sse::Parser,
     pub comments: usize,
+    /// Comments read before the last event [`Stream::next_event`] returned.
+    pub comments_before_last_event: usize,
     pub ended: bool,
-    pending: std::collections::VecDeque<herald_sse::Event>,
+    /// Every byte of the body read so far, for checks on the exact wire form.
+    pub raw: Vec<u8>,
+    /// Parsed events not yet returned, each with the comments read before it.
+    pending: std::collections::VecDeque<(herald_sse::Event, usize)>,
 }
 
 /// Opens `GET /.well-known/mercure?{query}` with extra headers.
@@ -190,7 +197,9 @@ pub async fn subscribe(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) 
         body: res.into_body(),
         parser: herald_sse::Parser::new().with_comments(true),
         comments: 0,
+        comments_before_last_event: 0,
         ended: false,
+        raw: Vec::new(),
         pending: Default::default(),
     }
 }
@@ -223,7 +232,7 @@ impl Stream {
     fn drain_parser(&mut self) {
         while let Some(item) = self.parser.next_item() {
             match item.expect("hub output within parser limits") {
-                herald_sse::Item::Event(e) => self.pending.push_back(e),
+                herald_sse::Item::Event(e) => self.pending.push_back((e, self.comments)),
                 herald_sse::Item::Comment(_) => self.comments += 1,
                 _ => {}
             }
@@ -238,6 +247,7 @@ impl Stream {
         match self.body.frame().await {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
+                    self.raw.extend_from_slice(data);
                     self.parser.feed(data);
                 }
             }
@@ -253,7 +263,8 @@ impl Stream {
     /// The next event; `None` when the stream ends.
     pub async fn next_event(&mut self) -> Option<herald_sse::Event> {
         loop {
-            if let Some(e) = self.pending.pop_front() {
+            if let Some((e, comments)) = self.pending.pop_front() {
+                self.comments_before_last_event = comments;
                 return Some(e);
             }
             if !self.pump().await {
@@ -273,6 +284,33 @@ impl Stream {
             }
         }
         events
+    }
+
+    /// The events read before the first one whose data is `marker` (which
+    /// is consumed). The marker is published after whatever must not
+    /// arrive, so "nothing arrived" is a fact, not a guess from a wait.
+    pub async fn events_until(&mut self, marker: &str) -> Vec<herald_sse::Event> {
+        let mut before = Vec::new();
+        loop {
+            match tokio::time::timeout(LONG, self.next_event()).await {
+                Ok(Some(e)) if e.data() == marker => return before,
+                Ok(Some(e)) => before.push(e),
+                Ok(None) => panic!("the stream ended before the marker {marker:?}; got {before:?}"),
+                Err(_) => panic!("no marker {marker:?} within {LONG:?}; got {before:?}"),
+            }
+        }
+    }
+
+    /// Reads until `n` comments arrived in all (the initial one included).
+    pub async fn wait_comments(&mut self, n: usize) {
+        while self.comments < n {
+            let more = tokio::time::timeout(LONG, self.pump()).await;
+            assert!(
+                matches!(more, Ok(true)) && !self.ended,
+                "{} comments, not {n}, before the stream ended or {LONG:?} passed",
+                self.comments
+            );
+        }
     }
 
     /// Whether the stream ends (the server closes it) within `wait`; events
@@ -295,7 +333,7 @@ impl Stream {
     /// Waits for the initial comment, i.e. until the subscription is
     /// registered with the hub.
     pub async fn ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + LONG;
         while self.comments == 0 {
             match tokio::time::timeout_at(deadline, self.pump()).await {
                 Ok(true) => {}
@@ -305,15 +343,70 @@ impl Stream {
     }
 }
 
-pub const SHORT: Duration = Duration::from_millis(300);
 pub const LONG: Duration = Duration::from_secs(10);
 
 /// Seconds since the Unix epoch, now.
 pub fn now() -> u64 {
+    since_epoch().as_secs()
+}
+
+/// The wall clock, as JWT validation reads it.
+pub fn since_epoch() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs()
+}
+
+/// Publishes `marker` to `topic` and asserts it is the next event `stream`
+/// receives: whatever was published or done before it did not arrive.
+pub async fn assert_nothing_before_marker(
+    addr: SocketAddr,
+    stream: &mut Stream,
+    topic: &str,
+    what: &str,
+) {
+    const MARKER: &str = "the marker published last";
+    publish(addr, &[("topic", topic), ("data", MARKER)]).await;
+    let before = stream.events_until(MARKER).await;
+    assert!(before.is_empty(), "{what}: {before:?} arrived");
+}
+
+/// Runs `test` on a current-thread runtime whose clock is paused and moves
+/// only when the test calls [`tokio::time::advance`]: auto-advance is held
+/// off, since it would jump to the next timer (a heartbeat, an expiry)
+/// whenever the runtime waits for the loopback socket. Tokio timeouts then
+/// never fire, so a real-time watchdog turns a hang into a failure.
+pub fn paused<F>(test: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(async {
+                // A blocking task in flight holds off auto-advance until
+                // `release` drops, at the end of the test or when it panics.
+                let (release, held) = std::sync::mpsc::channel::<()>();
+                let hold = tokio::task::spawn_blocking(move || {
+                    let _ = held.recv();
+                });
+                test().await;
+                drop(release);
+                hold.await.unwrap();
+            })
+        }));
+        let _ = done.send(outcome);
+    });
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the paused-time test hung for 60 s of real time"),
+    }
 }
 
 /// Waits (up to [`LONG`]) until the hub's subscriber count satisfies

@@ -153,6 +153,8 @@ struct Inner {
     events: AtomicU64,
     bytes: AtomicU64,
     last_seq: AtomicU64,
+    /// The last sequence number a durable commit covers.
+    durable_seq: AtomicU64,
 }
 
 /// State only the (single) writer changes, under a lock held for the
@@ -218,6 +220,8 @@ impl RedbHistory {
             events: AtomicU64::new(events),
             bytes: AtomicU64::new(bytes),
             last_seq: AtomicU64::new(last_seq),
+            // The counters were just read in a durable commit.
+            durable_seq: AtomicU64::new(last_seq),
         });
         inner.warm_cache().map_err(|e| unreadable(e.0))?;
         let needs_upkeep = options.retention.max_age.is_some()
@@ -240,6 +244,13 @@ impl RedbHistory {
     /// The file this history lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The sequence number of the last entry fsynced: everything up to it
+    /// survives a crash. With periodic durability it trails
+    /// [`HistoryStats::last_seq`] until the next fsync.
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.durable_seq.load(Ordering::Acquire)
     }
 
     /// Runs redb work on a blocking thread.
@@ -328,6 +339,7 @@ impl Inner {
         if sync {
             writer.unsynced = false;
             writer.last_sync = Instant::now();
+            self.durable_seq.store(writer.last_seq, Ordering::Release);
         } else {
             writer.unsynced = true;
         }
@@ -428,6 +440,7 @@ impl Inner {
         (writer.last_seq, writer.events, writer.bytes) = state;
         writer.unsynced = false;
         writer.last_sync = Instant::now();
+        self.durable_seq.store(writer.last_seq, Ordering::Release);
         self.publish_stats(&writer);
         drop(writer);
         if let Some(first) = first_kept {
