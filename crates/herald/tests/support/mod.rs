@@ -392,16 +392,22 @@ pub struct AsyncHub {
 /// [`DEADLINE`]) for its readiness line. Its log keeps being drained in the
 /// background.
 pub async fn start_hub_async(key: &str, extra: &[&str]) -> AsyncHub {
-    use tokio::io::AsyncBufReadExt;
-
-    let mut child = herald_async()
-        .args(["serve", "--listen", "127.0.0.1:0", "--jwt-key", key])
+    let mut cmd = herald_async();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--jwt-key", key])
         .args(["--anonymous", "--history", "memory", "--log", "info"])
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run herald serve");
+        .stderr(Stdio::piped());
+    start_ready(cmd).await
+}
+
+/// Spawns `cmd` (a `herald serve` with stderr piped) and waits (up to
+/// [`DEADLINE`]) for its readiness line; panics with its log if it exits
+/// first. Its log keeps being drained in the background.
+pub async fn start_ready(mut cmd: tokio::process::Command) -> AsyncHub {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut child = cmd.spawn().expect("cannot run herald serve");
     let stderr = child.stderr.take().expect("piped stderr");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     let url = tokio::time::timeout(DEADLINE, async {

@@ -16,9 +16,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::Algorithm;
-use tokio::io::AsyncBufReadExt;
 
-use crate::support::{herald_async, AsyncHub};
+use crate::support::{herald_async, start_ready, AsyncHub};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -52,26 +51,8 @@ pub fn serve_keyed(extra: &[&str]) -> tokio::process::Command {
 
 /// Starts `cmd` (made by [`serve`]) and waits for its readiness line,
 /// `Herald hub listening on URL`; panics with its log if it exits first.
-pub async fn start(mut cmd: tokio::process::Command) -> AsyncHub {
-    let mut child = cmd.spawn().expect("cannot run herald serve");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut log = Vec::new();
-    let url = tokio::time::timeout(DEADLINE, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("Herald hub listening on ") {
-                let rest = &line[at + "Herald hub listening on ".len()..];
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-            log.push(line);
-        }
-        panic!("herald serve exited before it was ready: {log:#?}");
-    })
-    .await
-    .expect("herald serve was not ready in time");
-    // Keep draining the log so the hub never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    AsyncHub { child, url }
+pub async fn start(cmd: tokio::process::Command) -> AsyncHub {
+    start_ready(cmd).await
 }
 
 /// Runs `cmd` (made by [`serve`]) to its end, which must come within the
