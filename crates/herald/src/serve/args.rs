@@ -145,6 +145,12 @@ pub(crate) struct ServeArgs {
     /// lose the last 200 ms of acknowledged events [default: full].
     #[arg(long, env = "HERALD_DURABILITY", value_name = "MODE")]
     pub(super) durability: Option<DurabilityMode>,
+    /// When the history file is empty or damaged, move it aside (renamed
+    /// `history.redb.unusable-SECONDS`, never deleted) and start with an
+    /// empty history, instead of refusing to start. A healthy file is
+    /// always kept, so the option is safe to leave set [default: false].
+    #[arg(long, env = "HERALD_RESET_HISTORY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(super) reset_history: Option<bool>,
 
     /// Largest publish body, in bytes [default: 1048576].
     #[arg(long, env = "HERALD_MAX_BODY", value_name = "BYTES")]
