@@ -8,6 +8,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Large enough that connection bursts are queued, not dropped (the
+/// kernel's usual 128 stalled about one connect in 200 for a second).
+pub(super) const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+/// The most a listen backlog can be on Linux (it is kept in 16 bits).
+pub(super) const MAX_LISTEN_BACKLOG: u32 = 65_535;
 
 /// Options of `herald serve`. Each is also read from the environment
 /// variable named in its help, and from the `--config` file under the
@@ -24,6 +29,12 @@ pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
     pub(super) listen: Option<SocketAddr>,
+    /// Connections the kernel queues for the hub before it accepts them,
+    /// 1 to 65535; a burst beyond it waits for the client's SYN retry
+    /// (a second or more). The kernel caps it at net.core.somaxconn
+    /// [default: 4096].
+    #[arg(long, env = "HERALD_LISTEN_BACKLOG", value_name = "N")]
+    pub(super) listen_backlog: Option<u32>,
 
     /// JWT key for publishers and subscribers: the secret for HS*, a PEM
     /// public key for RS*/ES*.
