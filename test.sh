@@ -18,19 +18,7 @@ for component in rustfmt clippy; do
   fi
 done
 
-say "cargo fmt --check"
-cargo fmt --all -- --check
-
-say "cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
-
-say "cargo test"
-cargo test --workspace --all-targets
-cargo test --workspace --doc
-
-# ---- end-to-end: the hub in a real browser (e2e/) ----
-# Debian's Chromium driven by npm's playwright-core (never a downloaded
-# browser), run by node's built-in test runner.
+# What the suite needs from Debian is installed when missing, as root.
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"
   elif command -v sudo >/dev/null; then sudo "$@"
@@ -46,6 +34,26 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" \
     || die "could not install $* with apt-get"
 }
+# The listen-backlog tests read the kernel's view of a listening socket
+# with ss (Debian's iproute2, absent from minimal images).
+if ! command -v ss >/dev/null; then
+  say "installing ss (Debian's iproute2 package)"
+  apt_install iproute2
+fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "cargo test"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+# ---- end-to-end: the hub in a real browser (e2e/) ----
+# Debian's Chromium driven by npm's playwright-core (never a downloaded
+# browser), run by node's built-in test runner.
 if [ ! -x /usr/bin/chromium ]; then
   say "installing Chromium (Debian's chromium package)"
   apt_install chromium

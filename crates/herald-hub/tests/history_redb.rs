@@ -303,9 +303,12 @@ async fn an_unreadable_file_is_a_clear_error_and_is_never_deleted() {
         .collect();
     std::fs::write(dir.0.join(FILE_NAME), &garbage).unwrap();
     let err = RedbHistory::open(&dir.0, RedbOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::Damaged { .. }), "{err}");
     let message = err.to_string();
     assert!(
-        message.contains("unreadable") && message.contains("backup"),
+        message.contains("is not a redb database or is damaged")
+            && message.contains("backup")
+            && message.contains("--reset-history"),
         "{message}"
     );
     assert_eq!(
@@ -323,4 +326,70 @@ async fn a_data_dir_that_cannot_be_created_is_a_clear_error() {
     assert!(matches!(err, OpenError::Io { .. }), "{err}");
     assert!(err.to_string().contains("--data-dir"), "{err}");
     let _ = std::fs::remove_file(&dir.0);
+}
+
+/// Opens the history in `dir` expecting a refusal for its file's contents,
+/// and checks the file is left exactly as it was.
+fn assert_refused_untouched(dir: &TempDir) -> OpenError {
+    let file = dir.0.join(FILE_NAME);
+    let before = std::fs::read(&file).unwrap();
+    let err = RedbHistory::open(&dir.0, RedbOptions::default()).unwrap_err();
+    assert_eq!(err.unusable_file(), Some(file.as_path()), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&file.display().to_string()), "{message}");
+    assert!(
+        message.contains("backup") && message.contains("--reset-history"),
+        "{message}"
+    );
+    assert!(!message.contains("writable"), "{message}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the file is untouched"
+    );
+    err
+}
+
+#[tokio::test]
+async fn an_empty_file_is_refused_not_taken_for_a_first_start() {
+    let dir = TempDir::new("empty-file");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    std::fs::write(dir.0.join(FILE_NAME), b"").unwrap();
+    let err = assert_refused_untouched(&dir);
+    assert!(matches!(err, OpenError::Empty { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is empty (0 bytes): it is not a Herald history"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_history_file_is_reported_as_damaged() {
+    let dir = TempDir::new("truncated-file");
+    {
+        let h = RedbHistory::open(&dir.0, RedbOptions::default()).unwrap();
+        append_n(&h, 0..20, 10).await;
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.0.join(FILE_NAME))
+        .unwrap();
+    file.set_len(100).unwrap();
+    drop(file);
+    let err = assert_refused_untouched(&dir);
+    assert!(matches!(err, OpenError::Damaged { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is not a redb database or is damaged: it ends early, probably truncated"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_file_is_a_first_start_and_not_an_unusable_one() {
+    let dir = TempDir::new("first-start");
+    let h = RedbHistory::open(&dir.0, RedbOptions::default()).unwrap();
+    assert_eq!(h.stats().events, 0);
+    assert!(h.path().exists());
 }

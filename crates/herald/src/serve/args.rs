@@ -8,6 +8,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub(super) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Large enough that connection bursts are queued, not dropped (the
+/// kernel's usual 128 stalled about one connect in 200 for a second).
+pub(super) const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+/// The most a listen backlog can be on Linux (it is kept in 16 bits).
+pub(super) const MAX_LISTEN_BACKLOG: u32 = 65_535;
 
 /// Options of `herald serve`. Each is also read from the environment
 /// variable named in its help, and from the `--config` file under the
@@ -24,6 +29,12 @@ pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
     pub(super) listen: Option<SocketAddr>,
+    /// Connections the kernel queues for the hub before it accepts them,
+    /// 1 to 65535; a burst beyond it waits for the client's SYN retry
+    /// (a second or more). The kernel caps it at net.core.somaxconn
+    /// [default: 4096].
+    #[arg(long, env = "HERALD_LISTEN_BACKLOG", value_name = "N")]
+    pub(super) listen_backlog: Option<u32>,
 
     /// JWT key for publishers and subscribers: the secret for HS*, a PEM
     /// public key for RS*/ES*.
@@ -145,6 +156,12 @@ pub(crate) struct ServeArgs {
     /// lose the last 200 ms of acknowledged events [default: full].
     #[arg(long, env = "HERALD_DURABILITY", value_name = "MODE")]
     pub(super) durability: Option<DurabilityMode>,
+    /// When the history file is empty or damaged, move it aside (renamed
+    /// `history.redb.unusable-SECONDS`, never deleted) and start with an
+    /// empty history, instead of refusing to start. A healthy file is
+    /// always kept, so the option is safe to leave set [default: false].
+    #[arg(long, env = "HERALD_RESET_HISTORY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(super) reset_history: Option<bool>,
 
     /// Largest publish body, in bytes [default: 1048576].
     #[arg(long, env = "HERALD_MAX_BODY", value_name = "BYTES")]

@@ -1,8 +1,8 @@
 //! Opening the history backend the options ask for.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use herald_hub::history::redb::{Durability, RedbOptions, Retention};
@@ -55,11 +55,52 @@ pub(super) fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>>
                 },
                 ..RedbOptions::default()
             };
-            let history = RedbHistory::open(&dir, options)?;
+            let history = match RedbHistory::open(&dir, options) {
+                Err(refusal) if args.reset_history == Some(true) => {
+                    let Some(unusable) = refusal.unusable_file() else {
+                        return Err(refusal.into());
+                    };
+                    let aside = set_aside(unusable).with_context(|| {
+                        format!(
+                            "--reset-history cannot move the unusable history file {} aside ({refusal})",
+                            unusable.display()
+                        )
+                    })?;
+                    tracing::warn!(
+                        reason = %refusal,
+                        kept_as = %aside.display(),
+                        "--reset-history: moved the unusable history file aside; starting with an empty history"
+                    );
+                    RedbHistory::open(&dir, options)?
+                }
+                opened => opened?,
+            };
             tracing::info!(path = %history.path().display(), events = history.stats().events, "durable history opened");
             Ok(Arc::new(history))
         }
     }
+}
+
+/// Renames the unusable history file `file` to `FILE.unusable-SECONDS` in
+/// its directory (with `-N` added if that name is taken, so an earlier
+/// one is never overwritten) and returns the new path.
+fn set_aside(file: &Path) -> anyhow::Result<PathBuf> {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mut name = file.as_os_str().to_owned();
+    name.push(format!(".unusable-{seconds}"));
+    let first = PathBuf::from(name);
+    let mut aside = first.clone();
+    let mut n = 0u32;
+    while aside.try_exists()? {
+        n += 1;
+        let mut name = first.clone().into_os_string();
+        name.push(format!("-{n}"));
+        aside = PathBuf::from(name);
+    }
+    std::fs::rename(file, &aside)?;
+    Ok(aside)
 }
 
 /// Parses a byte size: a plain number, or one with a KiB, MiB or GiB suffix.

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use herald_hub::server::{Server, TlsConfig, DEFAULT_H2_MAX_STREAMS};
 use herald_hub::{Hub, HUB_PATH};
 
-use args::DEFAULT_LISTEN;
+use args::{DEFAULT_LISTEN, DEFAULT_LISTEN_BACKLOG, MAX_LISTEN_BACKLOG};
 use config::hub_config;
 use dev::print_dev_banner;
 use history::open_history;
@@ -52,6 +52,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse()?,
     };
+    let backlog = listen_backlog(&args)?;
     let (config, dev) = hub_config(&args, listen)?;
     // Every option is checked before the history is opened, which creates
     // the data directory: a bad option leaves nothing behind.
@@ -62,9 +63,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signals = ShutdownSignals::install()?;
     let history = open_history(&args)?;
     let hub = Hub::with_history(config, history).context("cannot start the hub")?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (is another process using it? choose another with --listen)"))?;
+    let listener = bind(listen, backlog).with_context(|| {
+        format!(
+            "cannot listen on {listen} (is another process using it? choose another with --listen)"
+        )
+    })?;
     let local = listener.local_addr()?;
     let mut server = Server::new(&hub)
         .h2_max_concurrent_streams(args.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS));
@@ -94,6 +97,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listen backlog the options ask for, checked.
+fn listen_backlog(args: &ServeArgs) -> anyhow::Result<u32> {
+    let backlog = args.listen_backlog.unwrap_or(DEFAULT_LISTEN_BACKLOG);
+    if backlog == 0 || backlog > MAX_LISTEN_BACKLOG {
+        bail!("invalid --listen-backlog {backlog}: use 1 to {MAX_LISTEN_BACKLOG} (the kernel caps it at net.core.somaxconn)");
+    }
+    Ok(backlog)
+}
+
+/// A listener on `addr` with room for `backlog` connections not yet
+/// accepted (`TcpListener::bind` always asks for 128). Like std, it sets
+/// SO_REUSEADDR on Unix, so a restart does not wait out the old sockets'
+/// TIME_WAIT.
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Says the hub is ready, in development mode with the banner (stdout),

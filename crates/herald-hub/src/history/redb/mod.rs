@@ -23,8 +23,11 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 mod codec;
+mod error;
 
 use codec::{decode, encode, stored_at};
+use error::open_error;
+pub use error::OpenError;
 
 use super::ring::Ring;
 use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry};
@@ -87,56 +90,6 @@ impl Default for RedbOptions {
     }
 }
 
-/// The history file could not be opened. Each message says what to do;
-/// Herald never deletes or rewrites a file it cannot read.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// The directory could not be created or the file not opened.
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
-    /// Another process holds the file.
-    InUse {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The file is not a history file Herald can read.
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// What redb or the decoder reported.
-        reason: String,
-    },
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Io { path, error } => write!(
-                f,
-                "cannot open the history at {}: {error}. Check that the directory exists or can be created and is writable, or choose another with --data-dir",
-                path.display()
-            ),
-            OpenError::InUse { path } => write!(
-                f,
-                "the history file {} is in use by another process (another herald serve?). Stop it, or give this hub its own --data-dir",
-                path.display()
-            ),
-            OpenError::Unreadable { path, reason } => write!(
-                f,
-                "the history file {} is unreadable ({reason}). Herald will not delete it: restore it from a backup, or move it aside to start with an empty history",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {}
-
 /// History in a redb file. See the module documentation.
 #[derive(Debug)]
 pub struct RedbHistory {
@@ -185,8 +138,16 @@ impl RedbHistory {
             error,
         })?;
         let path = dir.join(FILE_NAME);
+        // redb makes a new database in an empty file; only a missing file
+        // is a first start.
+        match std::fs::metadata(&path) {
+            Ok(file) if file.len() == 0 => return Err(OpenError::Empty { path }),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(OpenError::Io { path, error }),
+        }
         let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
-        let unreadable = |reason: String| OpenError::Unreadable {
+        let damaged = |reason: String| OpenError::Damaged {
             path: path.clone(),
             reason,
         };
@@ -203,7 +164,7 @@ impl RedbHistory {
             txn.commit()?;
             Ok(counters)
         })()
-        .map_err(|e| unreadable(e.to_string()))?;
+        .map_err(|e| damaged(e.to_string()))?;
 
         let inner = Arc::new(Inner {
             db,
@@ -223,7 +184,7 @@ impl RedbHistory {
             // The counters were just read in a durable commit.
             durable_seq: AtomicU64::new(last_seq),
         });
-        inner.warm_cache().map_err(|e| unreadable(e.0))?;
+        inner.warm_cache().map_err(|e| damaged(e.0))?;
         let needs_upkeep = options.retention.max_age.is_some()
             || matches!(options.durability, Durability::Periodic(_));
         if needs_upkeep && tokio::runtime::Handle::try_current().is_ok() {
@@ -469,30 +430,6 @@ impl Inner {
             out.push(Arc::new(decode(seq.value(), value.value())?));
         }
         Ok(out)
-    }
-}
-
-fn open_error(path: &Path, e: redb::DatabaseError) -> OpenError {
-    match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
-            path: path.to_path_buf(),
-        },
-        redb::DatabaseError::Storage(redb::StorageError::Io(error))
-            if error.kind() == std::io::ErrorKind::InvalidData =>
-        {
-            OpenError::Unreadable {
-                path: path.to_path_buf(),
-                reason: error.to_string(),
-            }
-        }
-        redb::DatabaseError::Storage(redb::StorageError::Io(error)) => OpenError::Io {
-            path: path.to_path_buf(),
-            error,
-        },
-        other => OpenError::Unreadable {
-            path: path.to_path_buf(),
-            reason: other.to_string(),
-        },
     }
 }
 
