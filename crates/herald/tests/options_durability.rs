@@ -145,3 +145,25 @@ async fn a_wrong_durability_is_refused_clearly_from_every_source() {
         "a refused option created the data directory"
     );
 }
+
+#[tokio::test]
+async fn durability_with_memory_history_is_refused_not_ignored() {
+    let flag = run_to_exit(serve(&[
+        "--jwt-key",
+        KEY,
+        "--history",
+        "memory",
+        "--durability",
+        "periodic",
+    ]))
+    .await;
+    assert_refused(&flag, "--durability applies to durable history only");
+
+    let mut cmd = serve(&["--jwt-key", KEY]);
+    cmd.env("HERALD_HISTORY", "memory")
+        .env("HERALD_DURABILITY", "full");
+    assert_refused(
+        &run_to_exit(cmd).await,
+        "--durability applies to durable history only",
+    );
+}

@@ -31,6 +31,13 @@ pub(super) fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>>
         .transpose()?;
     match args.history.unwrap_or(HistoryBackend::Redb) {
         HistoryBackend::Memory => {
+            // Memory history is never written to disk: a durability asked
+            // for would be silently meaningless.
+            if args.durability.is_some() {
+                bail!(
+                    "--durability applies to durable history only (--history redb); memory history is lost on restart whatever the setting: drop --durability or use --history redb"
+                );
+            }
             let capacity = usize::try_from(max_events).unwrap_or(usize::MAX);
             let history = MemoryHistory::with_max_bytes(capacity, max_bytes);
             Ok(Arc::new(match max_age {
