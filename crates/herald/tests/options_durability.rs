@@ -77,25 +77,13 @@ async fn periodic_durability_from_the_config_file_keeps_acknowledged_events() {
     )
     .unwrap();
     let config = file.to_str().unwrap();
-    let hub = start(serve(&[
-        "--jwt-key",
-        KEY,
-        "--anonymous",
-        "--config",
-        config,
-    ]))
-    .await;
+    // The same hub twice: everything but the key comes from the file.
+    let from_file = || serve(&["--jwt-key", KEY, "--anonymous", "--config", config]);
+    let hub = start(from_file()).await;
     let id = publish_ok(&hub, "topic=t&data=kept").await;
     stop_gracefully(hub).await;
 
-    let hub = start(serve(&[
-        "--jwt-key",
-        KEY,
-        "--anonymous",
-        "--config",
-        config,
-    ]))
-    .await;
+    let hub = start(from_file()).await;
     let mut replay = subscribe(&hub, "topic=t", &[("last-event-id", "earliest")]).await;
     publish_ok(&hub, "topic=t&id=marker").await;
     assert_eq!(replay.ids_until("marker").await, [id.as_str(), "marker"]);

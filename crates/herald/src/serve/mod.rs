@@ -109,7 +109,7 @@ fn listen_backlog(args: &ServeArgs) -> anyhow::Result<u32> {
 }
 
 /// A listener on `addr` with room for `backlog` connections not yet
-/// accepted (`TcpListener::bind` always asks for 128). Like std, it sets
+/// accepted (`TcpListener::bind` always asks for mio's fixed 1024). Like std, it sets
 /// SO_REUSEADDR on Unix, so a restart does not wait out the old sockets'
 /// TIME_WAIT.
 fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
