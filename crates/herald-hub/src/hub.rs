@@ -11,7 +11,9 @@ use bytes::Bytes;
 
 use crate::auth::{AuthError, JwtVerifier};
 use crate::config::HubConfig;
+use crate::dispatcher::{self, Dispatcher};
 use crate::fanout::Fanout;
+use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory, NewEntry};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::protocol::{check_id, PublishForm};
@@ -67,6 +69,9 @@ pub(crate) struct Shared {
     pub(crate) history: Arc<dyn History>,
     pub(crate) fanout: Arc<Fanout>,
     pub(crate) publisher: Publisher,
+    /// Kept here so that the reader of a shared log stops with the hub.
+    _dispatcher: Arc<Dispatcher>,
+    pub(crate) health: Arc<Health>,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
@@ -125,13 +130,34 @@ impl Hub {
             Arc::clone(&metrics),
             config.queue_capacity,
         ));
-        let publisher = Publisher::spawn(Arc::clone(&history), Arc::clone(&fanout));
+        let health = Arc::new(Health::new(Arc::clone(&metrics)));
+        // Live entries start after what the log holds now: a subscriber
+        // that wants older ones replays them.
+        let last_seq = history.stats().last_seq;
+        let dispatcher = Arc::new(Dispatcher::new(Arc::clone(&fanout), last_seq));
+        let publisher = match history.follow(last_seq) {
+            Some(follow) => {
+                tokio::spawn(dispatcher::follow(
+                    follow,
+                    Arc::downgrade(&dispatcher),
+                    Arc::clone(&health),
+                ));
+                Publisher::shared(Arc::clone(&history), Arc::clone(&health))
+            }
+            None => Publisher::local(
+                Arc::clone(&history),
+                Arc::clone(&dispatcher),
+                Arc::clone(&health),
+            ),
+        };
         Ok(Hub {
             shared: Arc::new(Shared {
                 config,
                 history,
                 fanout,
                 publisher,
+                _dispatcher: dispatcher,
+                health,
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,

@@ -8,10 +8,12 @@
 //! # Layout
 //!
 //! The publish path, in order: [`protocol`] parses and validates the form,
-//! [`auth`] checks the publisher's JWT, the `publisher` writer appends to
-//! [`history`] (one batch per commit) and then hands the stored entries to
-//! `fanout`, which queues each one (an `Arc`, encoded once) for every
-//! matching, authorized subscriber. The subscribe path: [`protocol`] parses
+//! [`auth`] checks the publisher's JWT, the `publisher` appends to
+//! [`history`] (one batch per commit), and the `dispatcher`, fed in log
+//! order (by the publisher, or on a log shared by several nodes by a
+//! reader following it), hands the stored entries to `fanout`, which
+//! queues each one (an `Arc`, encoded once) for every matching, authorized
+//! subscriber. The subscribe path: [`protocol`] parses
 //! the selectors, [`auth`] admits the subscriber, `fanout` registers it,
 //! `http` replays history after its `Last-Event-ID` and then streams live
 //! entries, with heartbeats. [`topic`] matches selectors (exact, `*`, URI
@@ -42,7 +44,9 @@
 
 pub mod auth;
 mod config;
+mod dispatcher;
 mod fanout;
+mod health;
 pub mod history;
 mod http;
 mod hub;

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub(crate) publishes_rejected_total: AtomicU64,
     pub(crate) events_delivered_total: AtomicU64,
     pub(crate) slow_disconnects_total: AtomicU64,
+    pub(crate) history_errors_total: AtomicU64,
+    /// 1 while history is failing (see `health`), else 0.
+    pub(crate) history_failing: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -35,6 +38,10 @@ pub struct MetricsSnapshot {
     pub events_delivered_total: u64,
     /// Subscribers closed because their queue overflowed.
     pub slow_disconnects_total: u64,
+    /// History operations (appends, reads of a shared log) that failed.
+    pub history_errors_total: u64,
+    /// Whether history worked at its last use.
+    pub history_available: bool,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -46,6 +53,10 @@ impl Metrics {
 
     pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     pub(crate) fn dec(counter: &AtomicU64) {
@@ -62,6 +73,8 @@ impl Metrics {
             publishes_rejected_total: get(&self.publishes_rejected_total),
             events_delivered_total: get(&self.events_delivered_total),
             slow_disconnects_total: get(&self.slow_disconnects_total),
+            history_errors_total: get(&self.history_errors_total),
+            history_available: get(&self.history_failing) == 0,
             history,
         }
     }
@@ -70,7 +83,7 @@ impl Metrics {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 9] = [
+        let rows: [(&str, &str, &str, u64); 11] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -106,6 +119,18 @@ impl MetricsSnapshot {
                 "counter",
                 "Subscribers closed because their queue overflowed.",
                 self.slow_disconnects_total,
+            ),
+            (
+                "herald_history_errors_total",
+                "counter",
+                "History operations that failed (appends, reads of a shared log).",
+                self.history_errors_total,
+            ),
+            (
+                "herald_history_available",
+                "gauge",
+                "1 when history worked at its last use, 0 while it fails.",
+                u64::from(self.history_available),
             ),
             (
                 "herald_history_events",

@@ -1,98 +1,177 @@
-//! The one path from publish requests to history and fan-out.
+//! The one path from publish requests to the log, and, on a log that only
+//! this process writes, to the dispatcher.
 //!
-//! Every accepted update is appended to history, then dispatched to
-//! fan-out, one update (or batch) at a time: that is what keeps the order
-//! subscribers see identical to the order in history, so replay and live
-//! never disagree. How depends on the backend:
+//! On such a log (memory, redb), every accepted update is appended, then
+//! handed to the [`Dispatcher`], one update (or batch) at a time: that is
+//! what keeps the order subscribers see identical to the order in history,
+//! so replay and live never disagree. Appending and dispatching take turns:
 //!
-//! * With a backend that appends without waiting (memory), a publisher
-//!   that finds nobody else writing appends and dispatches on its own task:
-//!   no hand-over to another task, so a lone publisher's answer waits for
-//!   nothing but its own append and dispatch. Publishers that find the
-//!   turn taken queue for a writer task, which appends what queued as one
-//!   batch when its turn comes.
-//! * A backend that waits (redb: an fsync per commit) always goes through
-//!   the writer task, which takes whatever requests are waiting and
-//!   appends them as one batch (one commit: group commit), dispatches the
-//!   stored entries in sequence order, and only then answers each
-//!   publisher. It pipelines: while batch N+1 commits, batch N (already
-//!   committed) is dispatched, so with many subscribers the fsync and the
-//!   fan-out overlap instead of alternating.
+//! * A publisher that finds nobody else writing appends and dispatches on
+//!   its own task while appends complete at once (memory): no hand-over to
+//!   another task, so a lone publisher's answer waits for nothing but its
+//!   own append and dispatch. An append that has to wait (redb's fsync)
+//!   is finished on a task of its own, and from then on every update goes
+//!   through the writer task, which suits a log that waits.
+//! * Publishers that find the turn taken queue for the writer task, which
+//!   takes whatever requests are waiting and appends them as one batch (one
+//!   commit: group commit), dispatches the stored entries in sequence
+//!   order, and only then answers each publisher. It pipelines: while batch
+//!   N+1 commits, batch N (already committed) is dispatched, so with many
+//!   subscribers the fsync and the fan-out overlap instead of alternating.
+//!
+//! On a log that other nodes append to (Redis Streams), the order is the
+//! log's: a publish only appends, and this node's reader dispatches the
+//! entry when it reads it back, in log order with everybody else's (see
+//! `dispatcher`). The 200 then means "stored in the shared log".
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
-use tokio::sync::{mpsc, oneshot, Mutex};
+use futures_util::FutureExt as _;
+use tokio::sync::{mpsc, oneshot, Mutex, OwnedMutexGuard};
 
-use crate::fanout::Fanout;
+use crate::dispatcher::Dispatcher;
+use crate::health::Health;
 use crate::history::{Entry, History, HistoryError, NewEntry};
 
 /// Most requests appended in one batch.
 const MAX_BATCH: usize = 1024;
 
 type Ack = oneshot::Sender<Result<Arc<Entry>, HistoryError>>;
+type Stored = Result<Vec<Arc<Entry>>, HistoryError>;
 
 /// A handle to the publish path; cheap to clone. The writer task ends when
 /// every handle is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Publisher {
-    requests: mpsc::Sender<(NewEntry, Ack)>,
-    /// Set when history appends without waiting.
-    inline: Option<Inline>,
+    history: Arc<dyn History>,
+    health: Arc<Health>,
+    /// `None` on a shared log, whose reader dispatches.
+    local: Option<Local>,
 }
 
-/// What an uncontended publish needs to write on its own task.
+/// The publish path of a log that only this process writes.
 #[derive(Debug, Clone)]
-struct Inline {
+struct Local {
+    requests: mpsc::Sender<(NewEntry, Ack)>,
     /// Held while appending and dispatching, by a publisher or the writer.
     turn: Arc<Mutex<()>>,
-    history: Arc<dyn History>,
-    fanout: Arc<Fanout>,
+    /// Cleared once an append had to wait: from then on the writer task
+    /// appends everything (see the module docs).
+    inline: Arc<AtomicBool>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl Publisher {
-    /// The publish path for `history`; starts the writer task on the
-    /// current tokio runtime.
-    pub(crate) fn spawn(history: Arc<dyn History>, fanout: Arc<Fanout>) -> Publisher {
+    /// The publish path for a log that only this process writes: appended
+    /// entries go to `dispatcher`. Starts the writer task on the current
+    /// tokio runtime.
+    pub(crate) fn local(
+        history: Arc<dyn History>,
+        dispatcher: Arc<Dispatcher>,
+        health: Arc<Health>,
+    ) -> Publisher {
         let (requests, rx) = mpsc::channel(MAX_BATCH * 4);
-        let inline = if history.appends_immediately() {
-            let inline = Inline {
-                turn: Arc::new(Mutex::new(())),
-                history,
-                fanout,
-            };
-            tokio::spawn(run_taking_turns(rx, inline.clone()));
-            Some(inline)
-        } else {
-            tokio::spawn(run(rx, history, fanout));
-            None
+        let local = Local {
+            requests,
+            turn: Arc::new(Mutex::new(())),
+            inline: Arc::new(AtomicBool::new(true)),
+            dispatcher,
         };
-        Publisher { requests, inline }
+        tokio::spawn(run(
+            rx,
+            local.turn.clone(),
+            Arc::clone(&history),
+            Writer {
+                dispatcher: Arc::clone(&local.dispatcher),
+                health: Arc::clone(&health),
+            },
+        ));
+        Publisher {
+            history,
+            health,
+            local: Some(local),
+        }
     }
 
-    /// Stores and dispatches one update; resolves once it is in history.
+    /// The publish path for a log that other nodes append to as well.
+    pub(crate) fn shared(history: Arc<dyn History>, health: Arc<Health>) -> Publisher {
+        Publisher {
+            history,
+            health,
+            local: None,
+        }
+    }
+
+    /// Stores one update (and, on a local log, dispatches it); resolves
+    /// once it is in history.
     pub(crate) async fn publish(&self, entry: NewEntry) -> Result<Arc<Entry>, HistoryError> {
-        if let Some(inline) = &self.inline {
+        let Some(local) = &self.local else {
+            let stored = self.history.append(vec![entry]).await;
+            return first(report(&self.health, stored));
+        };
+        if local.inline.load(Ordering::Relaxed) {
             // Nobody else is writing: write here, with no hand-over. When
             // someone is, queue for the writer, which batches.
-            if let Ok(_turn) = inline.turn.try_lock() {
-                // Completes in the poll that starts it (`appends_immediately`),
-                // so nothing can cancel the dispatch away from the append.
-                let stored = inline.history.append(vec![entry]).await?;
-                inline.fanout.dispatch(&stored);
-                return stored
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| HistoryError("history stored nothing".into()));
+            if let Ok(turn) = Arc::clone(&local.turn).try_lock_owned() {
+                return first(self.append_inline(local, entry, turn).await);
             }
         }
         let (ack, done) = oneshot::channel();
-        self.requests
+        local
+            .requests
             .send((entry, ack))
             .await
             .map_err(|_| writer_stopped())?;
         done.await.map_err(|_| writer_stopped())?
     }
+
+    /// Appends and dispatches `entry` holding `turn`: on this task when the
+    /// append completes at once, else on a task of its own, so that a
+    /// publisher who goes away cannot separate the dispatch from the append.
+    async fn append_inline(
+        &self,
+        local: &Local,
+        entry: NewEntry,
+        turn: OwnedMutexGuard<()>,
+    ) -> Stored {
+        let history = Arc::clone(&self.history);
+        let dispatcher = Arc::clone(&local.dispatcher);
+        let health = Arc::clone(&self.health);
+        let mut job: Pin<Box<dyn Future<Output = Stored> + Send>> = Box::pin(async move {
+            let stored = report(&health, history.append(vec![entry]).await);
+            if let Ok(entries) = &stored {
+                dispatcher.dispatch(entries);
+            }
+            drop(turn);
+            stored
+        });
+        if let Some(stored) = (&mut job).now_or_never() {
+            return stored;
+        }
+        local.inline.store(false, Ordering::Relaxed);
+        tokio::spawn(job).await.map_err(|_| writer_stopped())?
+    }
+}
+
+/// Notes the outcome of an append in the hub's health.
+fn report(health: &Health, stored: Stored) -> Stored {
+    match &stored {
+        Ok(_) => health.ok(),
+        Err(e) => health.failed(e),
+    }
+    stored
+}
+
+/// The one entry of a one-update batch.
+fn first(stored: Stored) -> Result<Arc<Entry>, HistoryError> {
+    stored?
+        .into_iter()
+        .next()
+        .ok_or_else(|| HistoryError("history stored nothing".into()))
 }
 
 /// The writer task is gone: it only ends when the runtime stops or a
@@ -103,38 +182,32 @@ fn writer_stopped() -> HistoryError {
     )
 }
 
-/// The writer for a history that appends without waiting: batches what
-/// publishers queued while the turn was taken, and takes its turn too.
-async fn run_taking_turns(mut rx: mpsc::Receiver<(NewEntry, Ack)>, inline: Inline) {
-    let mut requests = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut requests, MAX_BATCH).await > 0 {
-        let (batch, acks): (Vec<NewEntry>, Vec<Ack>) = requests.drain(..).unzip();
-        let _turn = inline.turn.lock().await;
-        let entries = inline.history.append(batch).await;
-        Stored { entries, acks }.deliver(&inline.fanout);
-    }
+/// Where the writer sends what it stored.
+struct Writer {
+    dispatcher: Arc<Dispatcher>,
+    health: Arc<Health>,
 }
 
 /// A batch that is in history, waiting to be dispatched and answered.
-struct Stored {
-    entries: Result<Vec<Arc<Entry>>, HistoryError>,
+struct Committed {
+    entries: Stored,
     acks: Vec<Ack>,
 }
 
-impl Stored {
-    /// Dispatches the batch to fan-out, then answers its publishers.
-    fn deliver(self, fanout: &Fanout) {
-        match self.entries {
+impl Writer {
+    /// Dispatches a committed batch, then answers its publishers.
+    fn deliver(&self, batch: Committed) {
+        match report(&self.health, batch.entries) {
             Ok(stored) => {
-                fanout.dispatch(&stored);
-                for (ack, entry) in self.acks.into_iter().zip(stored) {
+                self.dispatcher.dispatch(&stored);
+                for (ack, entry) in batch.acks.into_iter().zip(stored) {
                     // A publisher that went away still had its update stored.
                     let _ = ack.send(Ok(entry));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "history append failed; the batch was refused");
-                for ack in self.acks {
+                for ack in batch.acks {
                     let _ = ack.send(Err(e.clone()));
                 }
             }
@@ -142,27 +215,35 @@ impl Stored {
     }
 }
 
-/// The writer for a history that may wait: group commit, pipelined.
+/// The writer task: group commit, pipelined. It holds the turn while it
+/// has work, and lets it go when idle so that a lone publisher can write
+/// on its own task again.
 async fn run(
     mut rx: mpsc::Receiver<(NewEntry, Ack)>,
+    turn: Arc<Mutex<()>>,
     history: Arc<dyn History>,
-    fanout: Arc<Fanout>,
+    writer: Writer,
 ) {
     let mut requests = Vec::with_capacity(MAX_BATCH);
     // The batch stored last, not yet dispatched: it is dispatched while the
     // next batch is being committed, so a durable backend's fsync and the
     // fan-out overlap instead of taking turns. Dispatch order is still
     // storage order, and each batch is dispatched only after its own commit.
-    let mut stored: Option<Stored> = None;
+    let mut stored: Option<Committed> = None;
+    let mut held: Option<OwnedMutexGuard<()>> = None;
     loop {
         if rx.is_empty() {
             // Nothing to overlap with: deliver now rather than wait.
             if let Some(batch) = stored.take() {
-                batch.deliver(&fanout);
+                writer.deliver(batch);
             }
+            held = None;
         }
         if rx.recv_many(&mut requests, MAX_BATCH).await == 0 {
             break;
+        }
+        if held.is_none() {
+            held = Some(Arc::clone(&turn).lock_owned().await);
         }
         let (batch, acks): (Vec<NewEntry>, Vec<Ack>) = requests.drain(..).unzip();
         let mut append = history.append(batch);
@@ -170,22 +251,23 @@ async fn run(
         // thread) before dispatching the previous batch.
         let started = std::future::poll_fn(|cx| Poll::Ready(append.as_mut().poll(cx))).await;
         if let Some(batch) = stored.take() {
-            batch.deliver(&fanout);
+            writer.deliver(batch);
         }
         let entries = match started {
             Poll::Ready(entries) => entries,
             Poll::Pending => append.await,
         };
-        stored = Some(Stored { entries, acks });
+        stored = Some(Committed { entries, acks });
     }
     if let Some(batch) = stored {
-        batch.deliver(&fanout);
+        writer.deliver(batch);
     }
+    drop(held);
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
 
     use async_trait::async_trait;
@@ -194,7 +276,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::fanout::{Inbox, Interest, Registration};
+    use crate::fanout::{Fanout, Inbox, Interest, Registration};
     use crate::history::{HistoryStats, MemoryHistory};
     use crate::metrics::Metrics;
     use crate::topic::TopicMatcher;
@@ -238,8 +320,12 @@ mod tests {
         }
     }
 
-    /// A fan-out with one subscriber to topic "t", queueing up to `capacity`.
-    fn one_subscriber(capacity: usize) -> (Arc<Fanout>, Registration, Inbox) {
+    /// A local publish path to `history` with one subscriber to topic "t",
+    /// queueing up to `capacity`.
+    fn publisher_with_subscriber(
+        history: Arc<dyn History>,
+        capacity: usize,
+    ) -> (Publisher, Registration, Inbox) {
         let fanout = Arc::new(Fanout::new(
             Arc::new(TopicMatcher::new(16)),
             Arc::new(Metrics::default()),
@@ -250,7 +336,11 @@ mod tests {
             private_selectors: None,
         });
         let (registration, inbox) = fanout.register(interest).unwrap();
-        (fanout, registration, inbox)
+        let health = Arc::new(Health::new(Arc::new(Metrics::default())));
+        let last_seq = history.stats().last_seq;
+        let dispatcher = Arc::new(Dispatcher::new(fanout, last_seq));
+        let publisher = Publisher::local(history, dispatcher, health);
+        (publisher, registration, inbox)
     }
 
     async fn next(inbox: &mut Inbox) -> String {
@@ -274,26 +364,39 @@ mod tests {
         panic!("{what} never happened");
     }
 
+    fn gated() -> Arc<Gated> {
+        Arc::new(Gated {
+            inner: MemoryHistory::new(100),
+            permits: Semaphore::new(0),
+            started: AtomicUsize::new(0),
+        })
+    }
+
+    fn nothing_queued(inbox: &mut Inbox) -> bool {
+        std::future::poll_fn(|cx| inbox.poll_recv(cx))
+            .now_or_never()
+            .is_none()
+    }
+
     /// Paused time: a sleep ends only once every other task is blocked
     /// (the clock auto-advances when the runtime is idle), so it means "the
     /// publishers and the writer have gone as far as they can", not a guess
     /// at how long that takes.
     #[tokio::test(start_paused = true)]
     async fn a_batch_is_dispatched_while_the_next_commits_and_never_before_its_own_commit() {
-        let history = Arc::new(Gated {
-            inner: MemoryHistory::new(100),
-            permits: Semaphore::new(0),
-            started: AtomicUsize::new(0),
-        });
-        let (fanout, _registration, mut inbox) = one_subscriber(16);
-        let publisher = Publisher::spawn(history.clone(), fanout);
+        let history = gated();
+        let (publisher, _registration, mut inbox) = publisher_with_subscriber(history.clone(), 16);
+        // The first append waits: from then on the writer task appends.
+        history.permits.add_permits(1);
+        publisher.publish(update("w")).await.unwrap();
+        assert_eq!(next(&mut inbox).await, "w");
 
         let first = tokio::spawn({
             let publisher = publisher.clone();
             async move { publisher.publish(update("a")).await }
         });
         until("the first commit starting", || {
-            history.started.load(Ordering::SeqCst) == 1
+            history.started.load(Ordering::SeqCst) == 2
         })
         .await;
         let second = tokio::spawn({
@@ -305,27 +408,48 @@ mod tests {
         // "a" commits; "b" starts committing, and "a" goes out meanwhile.
         history.permits.add_permits(1);
         assert_eq!(next(&mut inbox).await, "a");
-        assert_eq!(history.started.load(Ordering::SeqCst), 2);
+        assert_eq!(history.started.load(Ordering::SeqCst), 3);
         assert_eq!(first.await.unwrap().unwrap().id, "a");
         // "b" is not delivered before its commit completes: not once all
         // else is idle.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(std::future::poll_fn(|cx| inbox.poll_recv(cx))
-            .now_or_never()
-            .is_none());
+        assert!(nothing_queued(&mut inbox));
         assert!(!second.is_finished());
 
         history.permits.add_permits(1);
         assert_eq!(next(&mut inbox).await, "b");
-        assert_eq!(second.await.unwrap().unwrap().seq, 2);
+        assert_eq!(second.await.unwrap().unwrap().seq, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_append_that_waits_is_dispatched_even_if_its_publisher_goes_away() {
+        let history = gated();
+        let (publisher, _registration, mut inbox) = publisher_with_subscriber(history.clone(), 16);
+        let gone = tokio::spawn({
+            let publisher = publisher.clone();
+            async move { publisher.publish(update("a")).await }
+        });
+        until("the commit starting", || {
+            history.started.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        gone.abort();
+        assert!(gone.await.unwrap_err().is_cancelled());
+
+        history.permits.add_permits(1);
+        assert_eq!(next(&mut inbox).await, "a");
+        // The next update queues for the writer, and follows in order.
+        history.permits.add_permits(1);
+        assert_eq!(publisher.publish(update("b")).await.unwrap().seq, 2);
+        assert_eq!(next(&mut inbox).await, "b");
+        assert!(nothing_queued(&mut inbox));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_publishers_are_dispatched_in_history_order() {
         let history: Arc<dyn History> = Arc::new(MemoryHistory::new(10_000));
-        assert!(history.appends_immediately(), "exercises the inline path");
-        let (fanout, _registration, mut inbox) = one_subscriber(10_000);
-        let publisher = Publisher::spawn(Arc::clone(&history), fanout);
+        let (publisher, _registration, mut inbox) =
+            publisher_with_subscriber(Arc::clone(&history), 10_000);
 
         // Enough concurrency that some publishers find the turn taken and
         // queue for the writer while others write inline.
@@ -355,8 +479,6 @@ mod tests {
             assert_eq!(received.seq, expected as u64 + 1);
             assert_eq!(received.id, entry.id);
         }
-        assert!(std::future::poll_fn(|cx| inbox.poll_recv(cx))
-            .now_or_never()
-            .is_none());
+        assert!(nothing_queued(&mut inbox));
     }
 }

@@ -278,6 +278,22 @@ impl Fanout {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Ends every stream (each after what is queued for it); new
+    /// subscribers are still taken.
+    pub(crate) fn disconnect_all(&self) {
+        let mut registry = self.write();
+        // Numbering goes on: a reused id would let an old registration's
+        // drop remove a new subscriber.
+        let fresh = Registry {
+            next_id: registry.next_id,
+            ..Registry::default()
+        };
+        let everyone = std::mem::replace(&mut *registry, fresh);
+        drop(registry);
+        // Dropping the subscribers closes their mailboxes.
+        drop(everyone);
+    }
+
     /// Ends every stream and refuses new subscribers (shutdown).
     pub(crate) fn close(&self) {
         let mut registry = self.write();

@@ -89,10 +89,6 @@ impl MemoryHistory {
 
 #[async_trait]
 impl History for MemoryHistory {
-    fn appends_immediately(&self) -> bool {
-        true
-    }
-
     async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
         let now = now_ms();
         let mut state = self.lock();

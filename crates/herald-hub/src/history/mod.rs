@@ -8,13 +8,16 @@
 //!
 //! Backends implement [`History`]: [`RedbHistory`] (durable, in a redb
 //! file: the default of `herald serve`) and [`MemoryHistory`] (a bounded
-//! ring, lost on restart). A Redis Streams backend fits the same trait. Each
-//! entry gets a sequence number: dense, increasing, assigned by the backend.
+//! ring, lost on restart). A Redis Streams backend, shared by many hub
+//! nodes, fits the same trait through [`History::follow`]. Each entry gets
+//! a sequence number: dense, increasing, assigned by the backend.
 //! Fan-out and replay compare sequence numbers, never ids, which is what
 //! makes the switch from replay to live free of gaps and duplicates.
 
 mod memory;
 pub mod redb;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod ring;
 
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use bytes::Bytes;
 
 pub use memory::MemoryHistory;
 pub use redb::RedbHistory;
+#[cfg(feature = "redis")]
+pub use redis::{RedisHistory, RedisOptions};
 
 /// An update ready to be stored: routing data plus its encoded SSE frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,11 +102,39 @@ impl std::fmt::Display for HistoryError {
 
 impl std::error::Error for HistoryError {}
 
+/// A shared log as a node follows it: what it yields, in log order. See
+/// [`History::follow`].
+///
+/// An `Err` item is one failed read; the stream goes on afterwards (the
+/// backend waits before retrying), so the follower can report the outage
+/// and keep following.
+pub type Follow =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Followed, HistoryError>> + Send>>;
+
+/// One step of following a shared log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// New entries, oldest first, each above the last one yielded. An
+    /// empty batch says the log was read and held nothing new.
+    Entries(Vec<Arc<Entry>>),
+    /// The log lost entries that had been followed (its store lost its
+    /// data, or failed over to a copy that lacked the newest): positions up
+    /// to `last_seq` may now hold other entries than the ones followed.
+    /// Following goes on after `last_seq`.
+    Restarted {
+        /// The log's last position now.
+        last_seq: u64,
+    },
+}
+
 /// The ordered log of updates.
 ///
-/// Implementations must assign dense, increasing sequence numbers in
+/// Implementations assign dense, increasing sequence numbers in
 /// [`History::append`] and return only once the entries are stored as
-/// durably as the backend promises.
+/// durably as the backend promises. Delivery is not the log's business:
+/// the hub has one dispatcher per node that feeds fan-out in log order,
+/// from what [`History::append`] returns when this process is the log's
+/// only writer, or from [`History::follow`] when other nodes append too.
 #[async_trait]
 pub trait History: Send + Sync + std::fmt::Debug + 'static {
     /// Appends a batch, in order; the returned entries carry their sequence
@@ -119,13 +152,16 @@ pub trait History: Send + Sync + std::fmt::Debug + 'static {
     /// What the log holds now.
     fn stats(&self) -> HistoryStats;
 
-    /// Whether [`History::append`] always completes in the poll that
-    /// starts it (an in-memory log). The hub then publishes on each
-    /// publisher's own task instead of handing updates to a writer task;
-    /// a backend that may wait (disk, network) must keep the default
-    /// `false`, which also gives it batches to commit together.
-    fn appends_immediately(&self) -> bool {
-        false
+    /// Follows what every writer appends after `after`, for a log that
+    /// other processes append to as well (Redis Streams): the hub
+    /// dispatches only what this stream yields, whoever appended it.
+    ///
+    /// `None` (the default) says this process is the log's only writer:
+    /// every new entry is one that [`History::append`] returned, and the
+    /// hub dispatches those itself.
+    fn follow(&self, after: u64) -> Option<Follow> {
+        let _ = after;
+        None
     }
 }
 

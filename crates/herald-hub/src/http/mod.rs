@@ -46,9 +46,17 @@ pub(crate) fn router(hub: Hub) -> Router {
 
 async fn readyz(axum::extract::State(hub): axum::extract::State<Hub>) -> impl IntoResponse {
     if hub.is_shutting_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    } else {
-        (StatusCode::OK, "ready\n")
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        );
+    }
+    match hub.shared.health.problem() {
+        Some(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        ),
+        None => (StatusCode::OK, "ready\n".to_owned()),
     }
 }
 
