@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod redb;
+pub mod redis_server;
 
 use std::net::SocketAddr;
 use std::time::Duration;
