@@ -41,6 +41,13 @@ if ! command -v ss >/dev/null; then
   apt_install iproute2
 fi
 
+# The cluster tests start their own redis-server (Debian's redis-server,
+# which brings redis-cli), each on its own port and directory.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  say "installing Redis (Debian's redis-server package)"
+  apt_install redis-server
+fi
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

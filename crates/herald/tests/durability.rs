@@ -9,11 +9,11 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use support::http::{publish, publisher_token, replay, try_publish};
-use support::{serve_command, sigterm, start, Serving, TempDir, DEADLINE};
+use support::storm::Acks;
+use support::{serve_command, sigterm, start, Serving, TempDir};
 
 const KEY: &str = "durability-test-secret-durability-test";
 
@@ -29,36 +29,6 @@ fn start_hub(data_dir: &Path) -> Serving {
         .arg(data_dir)
         .env("HERALD_JWT_KEY", KEY);
     start(cmd)
-}
-
-/// Every publish that got a 200: (publisher, its sequence number, id), in
-/// the order the answers came; `grew` is notified on each.
-#[derive(Default)]
-struct Acks {
-    list: Mutex<Vec<(usize, u64, String)>>,
-    grew: Condvar,
-}
-
-impl Acks {
-    fn push(&self, ack: (usize, u64, String)) {
-        self.list.lock().unwrap().push(ack);
-        self.grew.notify_all();
-    }
-
-    /// Waits until there are at least `count` acknowledgements.
-    fn wait_for(&self, count: usize) {
-        let deadline = Instant::now() + DEADLINE;
-        let mut list = self.list.lock().unwrap();
-        while list.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "only {} of {count} publishes acknowledged within {DEADLINE:?}",
-                list.len()
-            );
-            list = self.grew.wait_timeout(list, left).unwrap().0;
-        }
-    }
 }
 
 #[test]

@@ -644,7 +644,7 @@ fn spawn_progress(
             );
             if tty {
                 eprint!("\r{line:<110}");
-            } else if ticks % 5 == 0 {
+            } else if ticks.is_multiple_of(5) {
                 eprintln!("{line}");
             }
         }

@@ -132,13 +132,33 @@ pub(crate) struct ServeArgs {
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) heartbeat: Option<String>,
 
-    /// Where history is kept: `redb` (durable, in --data-dir) or `memory`
-    /// (lost on restart) [default: redb].
+    /// Where history is kept: `redb` (durable, in --data-dir), `memory`
+    /// (lost on restart) or `redis` (a Redis stream that many hub nodes
+    /// share, at --redis-url) [default: redb].
     #[arg(long, env = "HERALD_HISTORY", value_name = "BACKEND")]
     pub(super) history: Option<HistoryBackend>,
     /// Directory of the durable history [default: ./herald-data].
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     pub(super) data_dir: Option<PathBuf>,
+    /// The Redis server of `--history redis`: redis://[USER:PASSWORD@]HOST:PORT/DB,
+    /// rediss://… for TLS, or redis+unix:///PATH. Every hub node given the
+    /// same server and --redis-key shares one log.
+    #[arg(long, env = "HERALD_REDIS_URL", value_name = "URL")]
+    pub(super) redis_url: Option<String>,
+    /// The name the shared log's keys are grouped under in Redis (keys
+    /// `{NAME}:log`, `{NAME}:seq`, …) [default: herald].
+    #[arg(long, env = "HERALD_REDIS_KEY", value_name = "NAME")]
+    pub(super) redis_key: Option<String>,
+    /// For a rediss:// URL whose server certificate a private CA signed:
+    /// a PEM file of the certificates to trust instead of the system's
+    /// roots.
+    #[arg(long, env = "HERALD_REDIS_TLS_CA", value_name = "FILE")]
+    pub(super) redis_tls_ca: Option<PathBuf>,
+    /// How long a Redis command may take before it fails: a publish gets
+    /// a 503 after this long when Redis does not answer [default: 3s].
+    #[arg(long, env = "HERALD_REDIS_TIMEOUT", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) redis_timeout: Option<String>,
     /// Most events kept in history for replay [default: 100000].
     #[arg(long, env = "HERALD_HISTORY_SIZE", value_name = "EVENTS")]
     pub(super) history_size: Option<u64>,
@@ -267,6 +287,8 @@ pub(super) enum HistoryBackend {
     Redb,
     /// In memory, lost on restart.
     Memory,
+    /// A Redis stream shared by every hub node on it (--redis-url).
+    Redis,
 }
 
 /// When a publish to the durable history is acknowledged.
@@ -290,6 +312,10 @@ Examples:
   # Production: a shared secret, anonymous subscribers, one browser origin
   HERALD_JWT_KEY=$(cat secret) herald serve --listen 0.0.0.0:8080 \\
       --anonymous --cors-origin https://app.example.com
+
+  # One node of a cluster: every node on the same Redis shares one log
+  herald serve --listen 0.0.0.0:8080 --history redis \\
+      --redis-url redis://redis.internal:6379/0
 
   # Options from a file (keys are the long flag names)
   herald serve --config herald.toml";

@@ -6,14 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use herald_hub::history::redb::{Durability, RedbOptions, Retention};
-use herald_hub::history::{History, MemoryHistory, RedbHistory};
+use herald_hub::history::{History, MemoryHistory, RedbHistory, RedisHistory, RedisOptions};
 
 use super::args::{
     DurabilityMode, HistoryBackend, ServeArgs, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_SIZE,
 };
 
 /// The history backend the options ask for.
-pub(super) fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>> {
+pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>> {
     let max_events = args.history_size.unwrap_or(DEFAULT_HISTORY_SIZE);
     let max_bytes = match args.history_max_bytes.as_deref() {
         Some(text) => parse_size(text).with_context(|| {
@@ -29,7 +29,70 @@ pub(super) fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn History>>
                 .with_context(|| format!("invalid --history-max-age {text:?}: use e.g. 24h or 30m"))
         })
         .transpose()?;
-    match args.history.unwrap_or(HistoryBackend::Redb) {
+    let backend = args.history.unwrap_or(HistoryBackend::Redb);
+    if backend != HistoryBackend::Redis {
+        for (given, name) in [
+            (args.redis_url.is_some(), "--redis-url"),
+            (args.redis_key.is_some(), "--redis-key"),
+            (args.redis_timeout.is_some(), "--redis-timeout"),
+            (args.redis_tls_ca.is_some(), "--redis-tls-ca"),
+        ] {
+            if given {
+                bail!("{name} applies to --history redis only: add --history redis or drop {name}");
+            }
+        }
+    }
+    match backend {
+        HistoryBackend::Redis => {
+            for (given, name) in [
+                (args.durability.is_some(), "--durability"),
+                (args.data_dir.is_some(), "--data-dir"),
+                (args.reset_history.is_some(), "--reset-history"),
+            ] {
+                if given {
+                    bail!("{name} applies to --history redb only; with --history redis, durability is Redis's own (appendonly, appendfsync: see docs/cluster.md)");
+                }
+            }
+            let Some(url) = args.redis_url.clone() else {
+                bail!("--history redis needs --redis-url (e.g. redis://127.0.0.1:6379/0)");
+            };
+            let mut options = RedisOptions::new(url);
+            if let Some(key) = &args.redis_key {
+                if key.is_empty() || key.contains(['{', '}']) {
+                    bail!("invalid --redis-key {key:?}: use a non-empty name without braces");
+                }
+                options.key_prefix = key.clone();
+            }
+            if let Some(text) = &args.redis_timeout {
+                let timeout = humantime::parse_duration(text).with_context(|| {
+                    format!("invalid --redis-timeout {text:?}: use e.g. 3s or 500ms")
+                })?;
+                if timeout.is_zero() {
+                    bail!("invalid --redis-timeout {text:?}: it must be above zero");
+                }
+                options.timeout = timeout;
+            }
+            if let Some(path) = &args.redis_tls_ca {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("cannot read --redis-tls-ca {}", path.display()))?;
+                options.tls_ca = Some(pem);
+            }
+            if max_events == 0 {
+                bail!("--history-size 0 cannot work with --history redis: the log is also how nodes reach each other; keep at least 1 (better: enough for a client to resume)");
+            }
+            options.max_events = max_events;
+            options.max_bytes = max_bytes;
+            options.max_age = max_age;
+            let history = RedisHistory::connect(options)
+                .await
+                .context("cannot open the shared history")?;
+            tracing::info!(
+                events = history.stats().events,
+                last_seq = history.stats().last_seq,
+                "shared history opened in Redis"
+            );
+            Ok(Arc::new(history))
+        }
         HistoryBackend::Memory => {
             // Memory history is never written to disk: a durability asked
             // for would be silently meaningless.

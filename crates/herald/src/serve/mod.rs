@@ -61,7 +61,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // signal at any moment after that line is a graceful stop, never the
     // default action that kills the process.
     let signals = ShutdownSignals::install()?;
-    let history = open_history(&args)?;
+    let history = open_history(&args).await?;
     let hub = Hub::with_history(config, history).context("cannot start the hub")?;
     let listener = bind(listen, backlog).with_context(|| {
         format!(

@@ -9,6 +9,9 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod http;
+#[path = "../../../herald-hub/tests/common/redis_server.rs"]
+pub mod redis_server;
+pub mod storm;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};

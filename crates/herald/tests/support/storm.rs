@@ -1,0 +1,154 @@
+//! Publish storms and the subscribers that watch them: the acknowledgements
+//! publishers got, and followers that read a topic's events across node
+//! failures, resuming with `Last-Event-ID` as a browser would.
+
+use std::io::{ErrorKind, Read, Write};
+use std::sync::{Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::http::connect;
+use super::DEADLINE;
+
+/// Every publish that got a 200: (publisher, its sequence number, id), in
+/// the order the answers came; `grew` is notified on each.
+#[derive(Default)]
+pub struct Acks {
+    pub list: Mutex<Vec<(usize, u64, String)>>,
+    grew: Condvar,
+}
+
+impl Acks {
+    pub fn push(&self, ack: (usize, u64, String)) {
+        self.list.lock().unwrap().push(ack);
+        self.grew.notify_all();
+    }
+
+    /// How many publishes were acknowledged so far.
+    pub fn len(&self) -> usize {
+        self.list.lock().unwrap().len()
+    }
+
+    /// Waits until there are at least `count` acknowledgements.
+    pub fn wait_for(&self, count: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut list = self.list.lock().unwrap();
+        while list.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "only {} of {count} publishes acknowledged within {DEADLINE:?}",
+                list.len()
+            );
+            list = self.grew.wait_timeout(list, left).unwrap().0;
+        }
+    }
+}
+
+/// A subscriber on its own thread, reading one topic until an event whose
+/// data is its marker. When its stream ends (its node died, say) it
+/// resumes on the next node of its list with `Last-Event-ID`, as a browser
+/// behind a load balancer would.
+pub struct Follower {
+    thread: JoinHandle<Followed>,
+}
+
+/// What a follower saw: every event as (data, id), and the nodes it read
+/// from, in order.
+#[derive(Debug)]
+pub struct Followed {
+    pub events: Vec<(String, String)>,
+    pub nodes: Vec<String>,
+}
+
+impl Follower {
+    /// Subscribes to `topic` on `nodes[0]` (returning once the hub has
+    /// answered, so the subscription is registered) and follows it to
+    /// `marker`.
+    pub fn start(nodes: &[String], topic: &str, marker: &str) -> Follower {
+        let nodes = nodes.to_vec();
+        let first = open(&nodes[0], topic, None).expect("the first node answers");
+        let (topic, marker) = (topic.to_owned(), marker.to_owned());
+        let thread = std::thread::spawn(move || follow(first, &nodes, &topic, &marker));
+        Follower { thread }
+    }
+
+    /// Waits for the marker; the test fails if the follower panicked.
+    pub fn join(self) -> Followed {
+        self.thread.join().expect("the follower failed")
+    }
+}
+
+/// A stream of `topic` on `addr` (HTTP/1.0: the body is the raw event
+/// stream) from `last_event_id`, once its head arrived; `None` when the
+/// node does not answer with a 200.
+fn open(addr: &str, topic: &str, last_event_id: Option<&str>) -> Option<std::net::TcpStream> {
+    let mut tcp = connect(addr).ok()?;
+    let resume = last_event_id
+        .map(|id| format!("last-event-id: {id}\r\n"))
+        .unwrap_or_default();
+    write!(
+        tcp,
+        "GET /.well-known/mercure?topic={topic} HTTP/1.0\r\nhost: {addr}\r\n{resume}\r\n"
+    )
+    .ok()?;
+    // The head, a byte at a time so that no event is consumed with it.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tcp.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    (head.starts_with(b"HTTP/1.0 200") || head.starts_with(b"HTTP/1.1 200")).then_some(tcp)
+}
+
+fn follow(mut tcp: std::net::TcpStream, nodes: &[String], topic: &str, marker: &str) -> Followed {
+    let mut followed = Followed {
+        events: Vec::new(),
+        nodes: vec![nodes[0].clone()],
+    };
+    let mut node = 0;
+    let mut last_id = String::new();
+    let deadline = Instant::now() + 4 * DEADLINE;
+    loop {
+        let mut parser = herald_sse::Parser::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            while let Some(event) = parser.next_event() {
+                let event = event.expect("the hub's output parses");
+                last_id = event.last_event_id().to_string();
+                if event.data() == marker {
+                    return followed;
+                }
+                followed
+                    .events
+                    .push((event.data().to_string(), last_id.clone()));
+            }
+            match tcp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => parser.feed(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        // The stream ended: resume on the next node that answers.
+        tcp = loop {
+            assert!(
+                Instant::now() < deadline,
+                "no node took the follower back: {followed:?}"
+            );
+            node = (node + 1) % nodes.len();
+            if let Some(tcp) = open(
+                &nodes[node],
+                topic,
+                Some(last_id.as_str()).filter(|id| !id.is_empty()),
+            ) {
+                followed.nodes.push(nodes[node].clone());
+                break tcp;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+    }
+}
