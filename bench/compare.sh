@@ -6,7 +6,10 @@
 #   SCENARIOS="fanout idle" PEERS="herald-memory nchan" bench/compare.sh
 #
 # Peers: herald-memory, herald-redb (Herald with memory / durable history),
-# nchan (Debian's nginx + libnginx-mod-nchan, one worker), axum (axum's Sse
+# herald-redis (Herald with its history in a local redis-server, as one
+# node of a cluster), baseline-memory, baseline-redb (the same with the
+# herald binary at $BASELINE, e.g. a build of an earlier commit, for a
+# before/after comparison in one run), nchan (Debian's nginx + libnginx-mod-nchan, one worker), axum (axum's Sse
 # over a tokio broadcast channel, bench/peers/axum-sse), node (Express
 # writing data: lines to every open response, bench/peers/node-express).
 # Each scenario gets a fresh server, so memory figures start from zero.
@@ -24,6 +27,7 @@ SCENARIOS=${SCENARIOS:-"fanout idle many-topics storm publish"}
 PEERS=${PEERS:-"herald-memory herald-redb nchan axum node"}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%M%S)}
 EXTRA=${EXTRA:-}   # more herald bench flags for every run, e.g. "--duration 5s"
+BASELINE=${BASELINE:-}   # another herald binary, for the baseline-* peers
 KEY=compare-secret-key-long-enough-for-hs256
 mkdir -p "$OUT"
 RUN=$(mktemp -d /tmp/herald-compare.XXXXXX)
@@ -68,6 +72,7 @@ ulimit -n 20000 2>/dev/null || true
 
 # --- starting and stopping a peer -----------------------------------------
 PID=""       # the process we started (stopped at the end)
+REDIS_PID="" # herald-redis's redis-server
 MEM_PID=""   # the process whose memory is measured
 ARGS=()      # herald bench flags that point at the peer
 
@@ -87,12 +92,26 @@ wait_port() {  # PORT LOG: waits up to 10 s for the peer that logs to LOG
 start_peer() {
   local peer=$1 log=$OUT/$peer-$2.server.log
   case $peer in
-    herald-memory|herald-redb)
-      local history=memory
-      [ "$peer" = herald-redb ] && history=redb
+    herald-memory|herald-redb|baseline-memory|baseline-redb)
+      local history=${peer#*-} bin=$HERALD
+      if [ "${peer%%-*}" = baseline ]; then
+        [ -x "$BASELINE" ] || die "peer $peer needs BASELINE=/path/to/another/herald"
+        bin=$BASELINE
+      fi
       rm -rf "$RUN/redb"
-      "$HERALD" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history "$history" \
+      "$bin" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history "$history" \
         --data-dir "$RUN/redb" --ui off --log warn >"$log" 2>&1 &
+      PID=$!; MEM_PID=$PID; wait_port 9400 "$log"
+      ARGS=(--hub http://127.0.0.1:9400/.well-known/mercure --jwt-key "$KEY") ;;
+    herald-redis)
+      command -v redis-server >/dev/null || die "herald-redis needs redis-server (Debian's redis-server package)"
+      rm -rf "$RUN/redis"; mkdir -p "$RUN/redis"
+      # AOF with an fsync per write: the same promise as herald-redb's.
+      redis-server --bind 127.0.0.1 --port 9500 --dir "$RUN/redis" --appendonly yes \
+        --appendfsync always --save '' >"$OUT/$peer-$2.redis.log" 2>&1 &
+      REDIS_PID=$!; wait_port 9500 "$OUT/$peer-$2.redis.log"
+      "$HERALD" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history redis \
+        --redis-url redis://127.0.0.1:9500/0 --ui off --log warn >"$log" 2>&1 &
       PID=$!; MEM_PID=$PID; wait_port 9400 "$log"
       ARGS=(--hub http://127.0.0.1:9400/.well-known/mercure --jwt-key "$KEY") ;;
     nchan)
@@ -122,7 +141,11 @@ stop_peer() {
     kill -KILL "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
   fi
-  PID=""; MEM_PID=""
+  if [ -n "$REDIS_PID" ]; then
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+  fi
+  PID=""; MEM_PID=""; REDIS_PID=""
   sleep 2 # let TIME_WAIT sockets and the port settle
 }
 trap 'stop_peer; rm -rf "$RUN"' EXIT
