@@ -58,3 +58,33 @@ impl Health {
         Some(error.unwrap_or_else(|| "history is failing".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_reported_until_the_next_success_and_counted() {
+        let metrics = Arc::new(Metrics::default());
+        let health = Health::new(Arc::clone(&metrics));
+        assert_eq!(health.problem(), None);
+        assert!(metrics.snapshot(Default::default()).history_available);
+
+        health.failed(&HistoryError("redis: no answer within 3s".into()));
+        health.failed(&HistoryError("redis: cannot reach Redis".into()));
+        assert_eq!(
+            health.problem().as_deref(),
+            Some("history: redis: cannot reach Redis"),
+            "the latest error"
+        );
+        let snapshot = metrics.snapshot(Default::default());
+        assert!(!snapshot.history_available);
+        assert_eq!(snapshot.history_errors_total, 2);
+
+        health.ok();
+        assert_eq!(health.problem(), None);
+        let snapshot = metrics.snapshot(Default::default());
+        assert!(snapshot.history_available);
+        assert_eq!(snapshot.history_errors_total, 2, "a counter never goes back");
+    }
+}
