@@ -85,6 +85,9 @@ mod tests {
         assert_eq!(health.problem(), None);
         let snapshot = metrics.snapshot(Default::default());
         assert!(snapshot.history_available);
-        assert_eq!(snapshot.history_errors_total, 2, "a counter never goes back");
+        assert_eq!(
+            snapshot.history_errors_total, 2,
+            "a counter never goes back"
+        );
     }
 }

@@ -9,22 +9,20 @@ use support::redis_server::RedisServer;
 use support::TempDir;
 use support_options::{assert_refused, publish_ok, run_to_exit, serve, start, KEY};
 
+/// `herald serve` keyed with [`KEY`], its history in Redis at `url`, plus
+/// `extra`.
+fn on_redis(url: &str, extra: &[&str]) -> tokio::process::Command {
+    let mut cmd = serve(&["--jwt-key", KEY, "--history", "redis", "--redis-url", url]);
+    cmd.args(extra);
+    cmd
+}
+
 #[tokio::test]
 async fn the_log_goes_to_the_redis_and_key_given_by_flag_environment_or_file() {
     let redis = RedisServer::start("options-where");
     let url = redis.url();
 
-    let hub = start(serve(&[
-        "--jwt-key",
-        KEY,
-        "--history",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-key",
-        "by-flag",
-    ]))
-    .await;
+    let hub = start(on_redis(&url, &["--redis-key", "by-flag"])).await;
     publish_ok(&hub, "topic=t&id=one").await;
     assert_eq!(redis.cli(&["XLEN", "{by-flag}:log"]).trim(), "1");
 
@@ -107,17 +105,7 @@ async fn an_unreachable_redis_stops_the_start_naming_it_without_its_password() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let url = format!("redis://herald:hunter2@127.0.0.1:{port}/0");
-    let out = run_to_exit(serve(&[
-        "--jwt-key",
-        KEY,
-        "--history",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-timeout",
-        "2s",
-    ]))
-    .await;
+    let out = run_to_exit(on_redis(&url, &["--redis-timeout", "2s"])).await;
     let stderr = assert_refused(&out, "cannot open the shared history");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");

@@ -20,6 +20,7 @@ pub mod redb;
 pub mod redis;
 mod ring;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -88,6 +89,41 @@ pub struct HistoryStats {
     pub bytes: u64,
     /// Sequence number of the last entry appended (0 when none ever was).
     pub last_seq: u64,
+}
+
+/// [`HistoryStats`] kept where [`History::stats`] can read them without a
+/// lock while the backend updates them.
+#[derive(Debug, Default)]
+pub(crate) struct StatsCell {
+    events: AtomicU64,
+    bytes: AtomicU64,
+    last_seq: AtomicU64,
+}
+
+impl StatsCell {
+    pub(crate) fn new(stats: HistoryStats) -> StatsCell {
+        let cell = StatsCell::default();
+        cell.set(stats);
+        cell
+    }
+
+    pub(crate) fn get(&self) -> HistoryStats {
+        HistoryStats {
+            events: self.events.load(Ordering::Acquire),
+            bytes: self.bytes.load(Ordering::Acquire),
+            last_seq: self.last_seq.load(Ordering::Acquire),
+        }
+    }
+
+    pub(crate) fn set(&self, stats: HistoryStats) {
+        self.events.store(stats.events, Ordering::Release);
+        self.bytes.store(stats.bytes, Ordering::Release);
+        self.last_seq.store(stats.last_seq, Ordering::Release);
+    }
+
+    pub(crate) fn set_last_seq(&self, last_seq: u64) {
+        self.last_seq.store(last_seq, Ordering::Release);
+    }
 }
 
 /// A history backend failed.

@@ -30,7 +30,7 @@ use error::open_error;
 pub use error::OpenError;
 
 use super::ring::Ring;
-use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry};
+use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry, StatsCell};
 
 /// Sequence number → encoded entry.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -103,9 +103,7 @@ struct Inner {
     options: RedbOptions,
     writer: Mutex<Writer>,
     cache: Mutex<Ring>,
-    events: AtomicU64,
-    bytes: AtomicU64,
-    last_seq: AtomicU64,
+    stats: StatsCell,
     /// The last sequence number a durable commit covers.
     durable_seq: AtomicU64,
 }
@@ -178,9 +176,11 @@ impl RedbHistory {
                 last_sync: Instant::now(),
             }),
             cache: Mutex::new(Ring::new(options.cache_events, u64::MAX)),
-            events: AtomicU64::new(events),
-            bytes: AtomicU64::new(bytes),
-            last_seq: AtomicU64::new(last_seq),
+            stats: StatsCell::new(HistoryStats {
+                events,
+                bytes,
+                last_seq,
+            }),
             // The counters were just read in a durable commit.
             durable_seq: AtomicU64::new(last_seq),
         });
@@ -237,7 +237,7 @@ impl Inner {
 
     /// Loads the most recent entries into the in-memory cache.
     fn warm_cache(&self) -> Result<(), HistoryError> {
-        let last = self.last_seq.load(Ordering::Acquire);
+        let last = self.stats.get().last_seq;
         let from = last.saturating_sub(self.options.cache_events as u64);
         let entries = self.read_from_disk(from, self.options.cache_events)?;
         let mut cache = self.cache();
@@ -369,8 +369,7 @@ impl Inner {
     /// durability owes.
     fn maintain_blocking(&self) -> Result<(), HistoryError> {
         let mut writer = self.writer();
-        let needs_age =
-            self.options.retention.max_age.is_some() && self.events.load(Ordering::Acquire) > 0;
+        let needs_age = self.options.retention.max_age.is_some() && self.stats.get().events > 0;
         let needs_sync =
             matches!(self.options.durability, Durability::Periodic(_)) && writer.unsynced;
         if !needs_age && !needs_sync {
@@ -411,9 +410,11 @@ impl Inner {
     }
 
     fn publish_stats(&self, writer: &Writer) {
-        self.events.store(writer.events, Ordering::Release);
-        self.bytes.store(writer.bytes, Ordering::Release);
-        self.last_seq.store(writer.last_seq, Ordering::Release);
+        self.stats.set(HistoryStats {
+            events: writer.events,
+            bytes: writer.bytes,
+            last_seq: writer.last_seq,
+        });
     }
 
     fn read_from_disk(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {
@@ -488,11 +489,6 @@ impl History for RedbHistory {
     }
 
     fn stats(&self) -> HistoryStats {
-        let inner = &self.inner;
-        HistoryStats {
-            events: inner.events.load(Ordering::Acquire),
-            bytes: inner.bytes.load(Ordering::Acquire),
-            last_seq: inner.last_seq.load(Ordering::Acquire),
-        }
+        self.inner.stats.get()
     }
 }

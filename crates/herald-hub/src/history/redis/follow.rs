@@ -2,7 +2,6 @@
 //! on a connection of its own (a blocked read holds up every other command
 //! on its connection).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,7 +105,7 @@ impl Follower {
         let entries = codec::read_reply(reply)?;
         if let Some(newest) = entries.last() {
             self.last = newest.seq;
-            inner.last_seq.store(newest.seq, Ordering::Release);
+            inner.stats.set_last_seq(newest.seq);
         }
         Ok(Followed::Entries(entries))
     }
@@ -114,7 +113,7 @@ impl Follower {
     /// Follows on from `last_seq`, the log's end now.
     fn restarted(&mut self, last_seq: u64) -> Followed {
         self.last = last_seq;
-        self.inner.last_seq.store(last_seq, Ordering::Release);
+        self.inner.stats.set_last_seq(last_seq);
         Followed::Restarted { last_seq }
     }
 }

@@ -21,7 +21,6 @@
 mod codec;
 mod follow;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
-use super::{Entry, Follow, History, HistoryError, HistoryStats, NewEntry};
+use super::{Entry, Follow, History, HistoryError, HistoryStats, NewEntry, StatsCell};
 
 /// How long a read of the stream blocks on the server waiting for news.
 const FOLLOW_BLOCK: Duration = Duration::from_secs(1);
@@ -95,9 +94,9 @@ struct Inner {
     append: Script,
     /// The log's epoch when this node connected (see [`Keys::epoch`]).
     epoch: String,
-    events: AtomicU64,
-    bytes: AtomicU64,
-    last_seq: AtomicU64,
+    /// This node's view of the log, refreshed by its appends, its reads
+    /// and its upkeep.
+    stats: StatsCell,
 }
 
 #[derive(Debug, Clone)]
@@ -197,9 +196,7 @@ impl RedisHistory {
                 options,
                 append: Script::new(include_str!("append.lua")),
                 epoch,
-                events: AtomicU64::new(0),
-                bytes: AtomicU64::new(0),
-                last_seq: AtomicU64::new(0),
+                stats: StatsCell::default(),
             }),
         };
         // Applies retention too, so a hub started with smaller limits
@@ -363,9 +360,11 @@ impl Inner {
                 "redis: the append script stored a different number of entries".into(),
             ));
         }
-        self.events.store(*events, Ordering::Release);
-        self.bytes.store(*bytes, Ordering::Release);
-        self.last_seq.store(*last_seq, Ordering::Release);
+        self.stats.set(HistoryStats {
+            events: *events,
+            bytes: *bytes,
+            last_seq: *last_seq,
+        });
         Ok(batch
             .into_iter()
             .zip(seqs)
@@ -444,12 +443,7 @@ impl History for RedisHistory {
     }
 
     fn stats(&self) -> HistoryStats {
-        let inner = &self.inner;
-        HistoryStats {
-            events: inner.events.load(Ordering::Acquire),
-            bytes: inner.bytes.load(Ordering::Acquire),
-            last_seq: inner.last_seq.load(Ordering::Acquire),
-        }
+        self.inner.stats.get()
     }
 
     fn follow(&self, after: u64) -> Option<Follow> {
