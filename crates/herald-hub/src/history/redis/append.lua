@@ -51,21 +51,27 @@ for b = 4, #ARGV, 5 do
 end
 
 -- Retention: drop from the front while over a limit. At least one entry
--- stays under the byte limit, as in the other backends.
+-- stays under the byte limit, as in the other backends. Entries are read
+-- only when one may have to go: as many as the count limit asks for, else
+-- the oldest one, to see its size or age.
 local len = redis.call('XLEN', stream)
 local held = tonumber(redis.call('GET', bytes_key) or '0') + added
 local cutoff = -1
 if max_age > 0 then cutoff = now - max_age end
+local function over()
+  return len > max_events or (held > max_bytes and len > 1)
+end
 local last_removed = nil
-while len > 0 do
-  local oldest = redis.call('XRANGE', stream, last_removed and ('(' .. last_removed) or '-', '+', 'COUNT', 64)
+while len > 0 and (over() or cutoff >= 0) do
+  local count = 1
+  if len > max_events then count = math.min(len - max_events, 256) end
+  local oldest = redis.call('XRANGE', stream, last_removed and ('(' .. last_removed) or '-', '+', 'COUNT', count)
   if #oldest == 0 then break end
   local stop = false
   for _, e in ipairs(oldest) do
     -- Fields as written above: t, now, i, id, p, private, o, topics, f, frame, s, size.
     local f = e[2]
-    local over = len > max_events or (held > max_bytes and len > 1)
-    if not over and not (cutoff >= 0 and tonumber(f[2]) < cutoff) then
+    if not over() and not (cutoff >= 0 and tonumber(f[2]) < cutoff) then
       stop = true
       break
     end
