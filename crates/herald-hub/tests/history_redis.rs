@@ -316,14 +316,7 @@ async fn acknowledged_appends_survive_a_redis_restart_with_appendfsync_always() 
     server.restart();
     // The connection reconnects by itself; the first command after the
     // restart may still see the old, broken one.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let stored = loop {
-        match a.append(vec![entry("three", 1)]).await {
-            Ok(stored) => break stored,
-            Err(e) => assert!(Instant::now() < deadline, "no append after restart: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let stored = append_when_back(&a, "three").await;
     assert_eq!(seqs(&stored), vec![3]);
     assert_eq!(
         ids(&a.read_after(0, 10).await.unwrap()),
@@ -453,5 +446,64 @@ async fn a_redis_cluster_is_refused_with_a_clear_message() {
     assert!(
         message.contains("Redis Cluster is not supported"),
         "{message}"
+    );
+}
+
+/// Appends `id` until one succeeds (the test fails after 30 s).
+async fn append_when_back(history: &RedisHistory, id: &str) -> Vec<Arc<Entry>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match history.append(vec![entry(id, 1)]).await {
+            Ok(stored) => return stored,
+            Err(e) => assert!(Instant::now() < deadline, "still failing after 30 s: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_redis_down_longer_than_the_reconnection_retries_is_used_again_when_back() {
+    let mut server = RedisServer::start("down");
+    let a = node(&server, |o| o.timeout = Duration::from_millis(500)).await;
+    a.append(vec![entry("before", 1)]).await.unwrap();
+    let mut follow = a.follow(1).unwrap();
+    server.kill();
+    // Well past the connection's own retries (two, at most 500 ms apart):
+    // a command fails each time, and quickly.
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert!(a.append(vec![entry("while-down", 1)]).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(tokio::time::timeout(Duration::from_secs(30), follow.next())
+            .await
+            .expect("the follow stream reports the outage")
+            .unwrap()
+            .is_err());
+    }
+    // Back, with a stall while the nodes reconnect, the worst moment.
+    server.restart();
+    server.signal("STOP");
+    assert!(a.append(vec![entry("stalled", 1)]).await.is_err());
+    server.signal("CONT");
+    let stored = append_when_back(&a, "after").await;
+    let all = a.read_after(0, 10).await.unwrap();
+    assert_eq!(ids(&all).last().map(String::as_str), Some("after"));
+    assert_eq!(all.last().unwrap().seq, stored[0].seq);
+    // The follower reads again too, from where it was.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut followed: Vec<Arc<Entry>> = Vec::new();
+    while !followed.iter().any(|e| e.id == "after") {
+        assert!(Instant::now() < deadline, "the follower never read again");
+        if let Some(Ok(Followed::Entries(batch))) =
+            tokio::time::timeout(Duration::from_secs(30), follow.next())
+                .await
+                .unwrap()
+        {
+            followed.extend(batch);
+        }
+    }
+    assert_eq!(
+        followed[0].seq, 2,
+        "following resumed right after \"before\""
     );
 }
