@@ -23,6 +23,7 @@ use anyhow::{bail, Context};
 use tokio::sync::watch;
 
 mod http;
+mod hubs;
 mod pool;
 mod publisher;
 mod report;
@@ -60,15 +61,24 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_enum, default_value = "custom")]
     scenario: Scenario,
     /// Mercure hub: its endpoint or base URL, as for `herald pub` (used
-    /// unless --sub-url/--pub-url are given).
-    #[arg(long, default_value = "http://127.0.0.1:8080/.well-known/mercure")]
-    hub: String,
+    /// unless --sub-url/--pub-url are given). Repeat the flag for the nodes
+    /// of a cluster, `--hub URL1 --hub URL2 …` (not a comma-separated list:
+    /// a comma may be part of a URL): subscriber i subscribes on hub i mod
+    /// N, publishing connection j publishes to hub j mod N.
+    #[arg(
+        long = "hub",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080/.well-known/mercure"
+    )]
+    hubs: Vec<String>,
     /// Subscribe URL template for other SSE servers, e.g.
-    /// `http://127.0.0.1:9000/sub/{topic}`.
+    /// `http://127.0.0.1:9000/sub/{topic}` (one server: not with several
+    /// --hub).
     #[arg(long, value_name = "TEMPLATE")]
     sub_url: Option<String>,
     /// Publish URL template for other servers, e.g.
-    /// `http://127.0.0.1:9000/pub/{topic}`.
+    /// `http://127.0.0.1:9000/pub/{topic}` (one server: not with several
+    /// --hub).
     #[arg(long, value_name = "TEMPLATE")]
     pub_url: Option<String>,
     /// Publish method.
@@ -112,7 +122,8 @@ pub(crate) struct BenchArgs {
     /// Stop after this many events in total (fixed-rate runs).
     #[arg(long)]
     events: Option<u64>,
-    /// Publishing connections.
+    /// Publishing connections [default: the scenario's, and at least one
+    /// per --hub].
     #[arg(long)]
     publishers: Option<usize>,
     /// Publish requests in flight per connection (HTTP/1.1 pipelining;
@@ -168,6 +179,11 @@ Examples:
   herald serve --jwt-key secret --anonymous --history memory &
   herald bench --scenario fanout --jwt-key secret --hub-pid $! --json fanout.json
 
+  # Two nodes of a cluster (--history redis, one --redis-url): subscribers and
+  # publishers spread over both
+  herald bench --scenario fanout --jwt-key secret \\
+      --hub http://127.0.0.1:9401 --hub http://127.0.0.1:9402
+
   # Any SSE server: subscribe and publish URL templates
   herald bench -n 1000 --rate 100 --sub-url 'http://127.0.0.1:9000/sub/{topic}' \\
       --pub-url 'http://127.0.0.1:9000/pub/{topic}'
@@ -189,10 +205,13 @@ struct Plan {
     /// Publish nothing; hold the connections this long.
     idle: bool,
     ramp: bool,
+    /// Hubs (servers) loaded: the number of --hub, or one with templates.
+    hubs: usize,
 }
 
 fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
     use Scenario::*;
+    let hubs = hubs::count(args)?;
     let (subs, topics, rates, step, publishers, window): (
         usize,
         usize,
@@ -253,7 +272,8 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
             .map(Into::into)
             .unwrap_or(Duration::from_secs(step)),
         events: args.events,
-        publishers: args.publishers.unwrap_or(publishers).max(1),
+        // By default every hub gets a publishing connection of its own.
+        publishers: args.publishers.unwrap_or(publishers.max(hubs)).max(1),
         window: args.window.unwrap_or(window).max(1),
         storm_gap: (args.scenario == Storm || args.storm_gap.is_some()).then(|| {
             args.storm_gap
@@ -261,6 +281,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
                 .unwrap_or(Duration::from_secs(1))
         }),
         idle,
+        hubs,
     })
 }
 
@@ -295,9 +316,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
     let mut headers = Vec::new();
-    let (url, body, content_type) = match &args.pub_url {
+    let (urls, body, content_type) = match &args.pub_url {
         Some(url) => (
-            url.clone(),
+            vec![url.clone()],
             args.pub_body.clone().unwrap_or_else(|| "{data}".into()),
             args.pub_content_type
                 .clone()
@@ -323,7 +344,7 @@ fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
                 headers.push(("Authorization".into(), format!("Bearer {token}")));
             }
             (
-                hub_endpoint(args)?,
+                hubs::endpoints(args)?,
                 args.pub_body
                     .clone()
                     .unwrap_or_else(|| "topic={topic}&data={data}".into()),
@@ -333,9 +354,11 @@ fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
             )
         }
     };
-    http::Url::parse(&http::fill(&url, "t", "", true)).context("invalid publish URL")?;
+    for url in &urls {
+        http::Url::parse(&http::fill(url, "t", "", true)).context("invalid publish URL")?;
+    }
     Ok(PubConfig {
-        url,
+        urls,
         method: args.pub_method.clone(),
         body,
         content_type,
@@ -347,27 +370,10 @@ fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
     })
 }
 
-/// The hub endpoint of --hub, normalized as `herald pub` and `herald sub`
-/// do: a base URL gets `/.well-known/mercure`.
-fn hub_endpoint(args: &BenchArgs) -> anyhow::Result<String> {
-    crate::publish::hub_endpoint(&args.hub)
-}
-
-fn sub_url(args: &BenchArgs) -> anyhow::Result<String> {
-    Ok(match &args.sub_url {
-        Some(url) => url.clone(),
-        None => {
-            let hub = hub_endpoint(args)?;
-            let sep = if hub.contains('?') { '&' } else { '?' };
-            format!("{hub}{sep}topic={{topic}}")
-        }
-    })
-}
-
 async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let plan = plan(args)?;
     let pub_config = Arc::new(pub_config(args, &plan)?);
-    let sub_url = sub_url(args)?;
+    let sub_urls = hubs::sub_urls(args)?;
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -389,7 +395,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         let first = p * share;
         let count = share.min(plan.subscribers.saturating_sub(first));
         let config = PoolConfig {
-            sub_url: sub_url.clone(),
+            sub_urls: sub_urls.clone(),
             topic_prefix: args.topic_prefix.clone(),
             first,
             count,
@@ -589,6 +595,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             .map(|v| v.get_name().to_owned())
             .unwrap_or_default(),
         target: args.name.clone(),
+        hubs: plan.hubs,
         started_unix,
         subscribers: plan.subscribers,
         topics: plan.topics,
@@ -666,6 +673,13 @@ mod tests {
         Cli::parse_from(std::iter::once("bench").chain(extra.iter().copied())).args
     }
 
+    /// The one subscribe URL of a run against one server.
+    fn sub_url(a: &BenchArgs) -> anyhow::Result<String> {
+        let mut urls = hubs::sub_urls(a)?;
+        assert_eq!(urls.len(), 1, "{urls:?}");
+        Ok(urls.remove(0))
+    }
+
     #[test]
     fn scenarios_set_defaults_and_flags_win() {
         let p = plan(&args(&["--scenario", "fanout"])).unwrap();
@@ -728,7 +742,7 @@ mod tests {
                 "http://127.0.0.1:8080/.well-known/mercure?topic={topic}"
             );
             let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-            assert_eq!(c.url, "http://127.0.0.1:8080/.well-known/mercure");
+            assert_eq!(c.urls, ["http://127.0.0.1:8080/.well-known/mercure"]);
         }
         let a = args(&["--hub", "http://127.0.0.1:8080/custom?x=1"]);
         assert_eq!(
@@ -739,5 +753,99 @@ mod tests {
         // Templates for other servers are not touched.
         let a = args(&["--hub", "nonsense", "--sub-url", "http://127.0.0.1:9/"]);
         assert_eq!(sub_url(&a).unwrap(), "http://127.0.0.1:9/");
+    }
+
+    #[test]
+    fn hub_repeats_for_the_nodes_of_a_cluster() {
+        // No --hub: the one default; one --hub replaces it.
+        let p = plan(&args(&[])).unwrap();
+        assert_eq!((p.hubs, p.publishers), (1, 1));
+        let a = args(&["--hub", "http://127.0.0.1:9611"]);
+        assert_eq!(a.hubs, ["http://127.0.0.1:9611"]);
+        assert_eq!(plan(&a).unwrap().hubs, 1);
+
+        let two = [
+            "--hub",
+            "http://127.0.0.1:9611",
+            "--hub",
+            "http://127.0.0.1:9612/",
+        ];
+        let a = args(&two);
+        let p = plan(&a).unwrap();
+        assert_eq!(p.hubs, 2);
+        // Every hub gets a publishing connection by default; flags win.
+        let six: Vec<String> = (9401..=9406)
+            .flat_map(|port| ["--hub".to_owned(), format!("http://127.0.0.1:{port}")])
+            .collect();
+        let six: Vec<&str> = six.iter().map(String::as_str).collect();
+        assert_eq!(plan(&args(&six)).unwrap().publishers, 6);
+        let fanout = args(&[&six[..], &["--scenario", "fanout"]].concat());
+        assert_eq!(plan(&fanout).unwrap().publishers, 16);
+        let one = args(&[&six[..], &["--publishers", "1"]].concat());
+        assert_eq!(plan(&one).unwrap().publishers, 1);
+    }
+
+    #[test]
+    fn subscribers_and_publishers_spread_over_the_hubs() {
+        let a = args(&[
+            "--hub",
+            "http://127.0.0.1:9611",
+            "--hub",
+            "http://127.0.0.1:9612/.well-known/mercure",
+            "--hub",
+            "http://127.0.0.1:9613/custom?x=1",
+        ]);
+        let subs = hubs::sub_urls(&a).unwrap();
+        assert_eq!(
+            subs,
+            [
+                "http://127.0.0.1:9611/.well-known/mercure?topic={topic}",
+                "http://127.0.0.1:9612/.well-known/mercure?topic={topic}",
+                "http://127.0.0.1:9613/custom?x=1&topic={topic}",
+            ]
+        );
+        // Subscriber i on hub i mod 3.
+        let on: Vec<&str> = (0..4)
+            .map(|i| subs[hubs::assigned_hub(i, subs.len())].as_str())
+            .collect();
+        assert_eq!(on, [&subs[0], &subs[1], &subs[2], &subs[0]]);
+        // Publishing connection j to hub j mod 3.
+        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
+        let to: Vec<&str> = (0..5).map(|j| c.url_of(j)).collect();
+        assert_eq!(
+            to,
+            [
+                "http://127.0.0.1:9611/.well-known/mercure",
+                "http://127.0.0.1:9612/.well-known/mercure",
+                "http://127.0.0.1:9613/custom?x=1",
+                "http://127.0.0.1:9611/.well-known/mercure",
+                "http://127.0.0.1:9612/.well-known/mercure",
+            ]
+        );
+        // One bad hub among several is refused.
+        let a = args(&["--hub", "http://127.0.0.1:9611", "--hub", "9612"]);
+        assert!(hubs::sub_urls(&a).is_err());
+        assert!(pub_config(&a, &plan(&a).unwrap()).is_err());
+    }
+
+    #[test]
+    fn several_hubs_refuse_templates() {
+        let two = [
+            "--hub",
+            "http://127.0.0.1:9611",
+            "--hub",
+            "http://127.0.0.1:9612",
+        ];
+        for template in ["--sub-url", "--pub-url"] {
+            let a = args(&[&two[..], &[template, "http://127.0.0.1:9/{topic}"]].concat());
+            let err = plan(&a).unwrap_err().to_string();
+            assert!(
+                err.contains("--sub-url and --pub-url address one server"),
+                "{err}"
+            );
+        }
+        // One server of another kind with a template is as before.
+        let a = args(&["--sub-url", "http://127.0.0.1:9/{topic}", "--hub-pid", "7"]);
+        assert_eq!(plan(&a).unwrap().hubs, 1);
     }
 }

@@ -17,6 +17,10 @@ pub(crate) struct Report {
     pub(crate) scenario: String,
     /// What was measured (`--name`).
     pub(crate) target: String,
+    /// Hubs loaded: the number of `--hub` (the nodes of a cluster), or 1
+    /// with `--sub-url`/`--pub-url`.
+    #[serde(default)]
+    pub(crate) hubs: usize,
     /// Seconds since the Unix epoch when the run started.
     pub(crate) started_unix: u64,
     pub(crate) subscribers: usize,
@@ -139,9 +143,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "herald bench: scenario {} against {}: {} subscribers on {} topic(s){}",
+            "herald bench: scenario {} against {}{}: {} subscribers on {} topic(s){}",
             self.scenario,
             self.target,
+            if self.hubs > 1 {
+                format!(" ({} hubs)", self.hubs)
+            } else {
+                String::new()
+            },
             self.subscribers,
             self.topics,
             if self.workers > 0 {
@@ -348,5 +357,29 @@ mod tests {
         assert_eq!(json["totals"]["lost"], 0);
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back.steps[0].deliveries, 1000);
+    }
+
+    #[test]
+    fn the_table_and_json_say_how_many_hubs_were_loaded() {
+        let report = Report {
+            target: "cluster".into(),
+            hubs: 6,
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(table.contains("against cluster (6 hubs):"), "{table}");
+        assert_eq!(serde_json::to_value(&report).unwrap()["hubs"], 6);
+        // One hub: the line as before.
+        let report = Report {
+            target: "hub".into(),
+            hubs: 1,
+            ..Report::default()
+        };
+        assert!(
+            report.table().contains("against hub: "),
+            "{}",
+            report.table()
+        );
+        assert_eq!(serde_json::to_value(&report).unwrap()["hubs"], 1);
     }
 }

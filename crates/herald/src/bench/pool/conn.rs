@@ -1,7 +1,8 @@
 //! One subscriber connection: connect from its 127.0.0.x source address,
 //! send the GET (with `Last-Event-ID` when resuming), check that the answer
 //! opens an event stream, decode the body and account for every event in
-//! the thread's shared [`State`]; reconnect as the run asks.
+//! the thread's shared [`State`]; reconnect as the run asks. Subscriber `i`
+//! subscribes on hub `i mod N`.
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,6 +18,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::{Counters, PoolConfig, State};
 use crate::bench::http::{self, Chunked, Framing, ResponseHead, Url};
+use crate::bench::hubs::assigned_hub;
 use crate::bench::stats::{parse_event_data, unix_ns};
 
 /// Bytes read from a socket at a time.
@@ -47,6 +49,16 @@ fn check_subscription(head: &ResponseHead) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The subscribe URL of topic `topic_name` on hub `hub` (an index into
+/// `sub_urls`).
+fn url_on(config: &PoolConfig, hub: usize, topic_name: &str) -> anyhow::Result<Url> {
+    let template = config
+        .sub_urls
+        .get(hub)
+        .with_context(|| format!("no subscribe URL for hub {hub}"))?;
+    Url::parse(&http::fill(template, topic_name, "", true))
+}
+
 /// One subscriber connection, reconnecting as the run asks.
 pub(super) struct Conn {
     /// Index of its subscriber in the thread's `State::subs`.
@@ -74,7 +86,9 @@ impl Conn {
     pub(super) async fn run(mut self) {
         let topic = self.state.borrow().subs[self.local].topic;
         let topic_name = format!("{}{}", self.config.topic_prefix, topic);
-        let url = match Url::parse(&http::fill(&self.config.sub_url, &topic_name, "", true)) {
+        let hubs = self.config.sub_urls.len();
+        let hub = assigned_hub(self.global, hubs);
+        let url = match url_on(&self.config, hub, &topic_name) {
             Ok(u) => u,
             Err(e) => {
                 self.first_attempt(Err(e));
@@ -337,6 +351,31 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscriber_subscribes_on_hub_i_mod_n() {
+        let config = PoolConfig {
+            sub_urls: (1..=3)
+                .map(|n| format!("http://127.0.0.1:940{n}/.well-known/mercure?topic={{topic}}"))
+                .collect(),
+            topic_prefix: "bench-".into(),
+            first: 0,
+            count: 8,
+            topics: 1,
+            publishers: 1,
+            source_ips: 1,
+            threads: 1,
+            connect_concurrency: 1,
+            reconnect: true,
+        };
+        let port = |hub| url_on(&config, hub, "bench-0").unwrap().addr.port();
+        // Subscribers 0..8 on 3 hubs.
+        let on: Vec<u16> = (0..8).map(|i| port(assigned_hub(i, 3))).collect();
+        assert_eq!(on, [9401, 9402, 9403, 9401, 9402, 9403, 9401, 9402]);
+        let url = url_on(&config, 1, "bench-7").unwrap();
+        assert_eq!(url.target, "/.well-known/mercure?topic=bench%2D7");
+        assert!(url_on(&config, 3, "bench-0").is_err());
+    }
 
     #[test]
     fn only_an_event_stream_opens_a_subscription_and_failures_say_what_to_do() {

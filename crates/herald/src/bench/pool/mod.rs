@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
@@ -30,8 +30,10 @@ use conn::Conn;
 /// What a pool (or a worker process) is asked to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PoolConfig {
-    /// Subscribe URL template, `{topic}` replaced (percent-encoded).
-    pub(crate) sub_url: String,
+    /// Subscribe URL templates, one per hub, `{topic}` replaced
+    /// (percent-encoded). Subscriber `i` subscribes on hub `i mod N`
+    /// (`hubs::assigned_hub`).
+    pub(crate) sub_urls: Vec<String>,
     /// Topic names are this prefix followed by the topic index.
     pub(crate) topic_prefix: String,
     /// Index of this pool's first subscriber among all of the run's.
@@ -167,9 +169,13 @@ pub(crate) struct LocalPool {
 impl LocalPool {
     /// Starts the threads; they begin connecting at once.
     pub(crate) fn start(config: &PoolConfig, counters: Arc<Counters>) -> anyhow::Result<LocalPool> {
-        let url = config.sub_url.clone();
+        if config.sub_urls.is_empty() {
+            bail!("no subscribe URL");
+        }
         // Fail early on a bad template.
-        Url::parse(&http::fill(&url, "t", "", true))?;
+        for url in &config.sub_urls {
+            Url::parse(&http::fill(url, "t", "", true))?;
+        }
         let threads = config.threads.clamp(1, 64).min(config.count.max(1));
         let per_thread_connects = (config.connect_concurrency / threads).max(1);
         let mut handles = Vec::with_capacity(threads);
