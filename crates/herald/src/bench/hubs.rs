@@ -5,9 +5,11 @@
 //! every node holds its share of the subscribers and takes its share of
 //! the publishes; in a cluster every subscriber still receives every
 //! event, whichever node it was published on, so the accounting (one
-//! sequence per topic and publishing connection) stays exact. The
-//! assignment lives here, so subscribers in any process, publishers and
-//! the tests agree on it.
+//! sequence per topic and publishing connection) stays exact. In a
+//! reconnect storm a subscriber resumes on the next hub (`(i + 1) mod N`),
+//! with the `Last-Event-ID` it got from the one before, unless
+//! `--resume-same-hub`. The assignment lives here, in two functions, so
+//! subscribers in any process, publishers and the tests agree on it.
 //!
 //! `--sub-url` and `--pub-url` describe one server of another kind and are
 //! refused with several hubs.
@@ -20,6 +22,12 @@ use super::BenchArgs;
 /// connection `index` uses: `index mod hubs`.
 pub(crate) fn assigned_hub(index: usize, hubs: usize) -> usize {
     index % hubs.max(1)
+}
+
+/// The hub a subscriber on `hub` resumes on when it resumes elsewhere: the
+/// next one, wrapping around.
+pub(crate) fn next_hub(hub: usize, hubs: usize) -> usize {
+    (hub + 1) % hubs.max(1)
 }
 
 /// How many hubs (servers) the run loads, once the flags are found to make
@@ -66,12 +74,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn index_i_goes_to_hub_i_mod_n() {
+    fn index_i_goes_to_hub_i_mod_n_and_resumes_on_the_next() {
         let on: Vec<usize> = (0..7).map(|i| assigned_hub(i, 3)).collect();
         assert_eq!(on, [0, 1, 2, 0, 1, 2, 0]);
-        // One hub: everything on it.
-        assert_eq!(assigned_hub(5, 1), 0);
+        // Resuming on the next hub of one's own is hub (i + 1) mod N.
+        for i in 0..12 {
+            assert_eq!(next_hub(assigned_hub(i, 6), 6), (i + 1) % 6);
+        }
+        // One hub: everything on it, and the next one is itself.
+        assert_eq!((assigned_hub(5, 1), next_hub(0, 1)), (0, 0));
         // No hub cannot divide by zero.
-        assert_eq!(assigned_hub(5, 0), 0);
+        assert_eq!((assigned_hub(5, 0), next_hub(0, 0)), (0, 0));
     }
 }

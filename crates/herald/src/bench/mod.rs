@@ -136,6 +136,11 @@ pub(crate) struct BenchArgs {
     /// Gap of the reconnect storm (scenario storm).
     #[arg(long)]
     storm_gap: Option<humantime::Duration>,
+    /// With several --hub, a storm's subscribers resume on their own hub
+    /// (by default subscriber i, on hub i mod N, resumes on the next one,
+    /// (i + 1) mod N, with the Last-Event-ID the first one gave).
+    #[arg(long)]
+    resume_same_hub: bool,
     /// How long to wait at the end for late events.
     #[arg(long, default_value = "15s")]
     drain: humantime::Duration,
@@ -180,8 +185,8 @@ Examples:
   herald bench --scenario fanout --jwt-key secret --hub-pid $! --json fanout.json
 
   # Two nodes of a cluster (--history redis, one --redis-url): subscribers and
-  # publishers spread over both
-  herald bench --scenario fanout --jwt-key secret \\
+  # publishers spread over both; the storm resumes each on the other node
+  herald bench --scenario storm --jwt-key secret \\
       --hub http://127.0.0.1:9401 --hub http://127.0.0.1:9402
 
   # Any SSE server: subscribe and publish URL templates
@@ -207,6 +212,8 @@ struct Plan {
     ramp: bool,
     /// Hubs (servers) loaded: the number of --hub, or one with templates.
     hubs: usize,
+    /// In a storm, subscribers resume on the next hub rather than their own.
+    resume_elsewhere: bool,
 }
 
 fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
@@ -282,6 +289,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
         }),
         idle,
         hubs,
+        resume_elsewhere: hubs > 1 && !args.resume_same_hub,
     })
 }
 
@@ -396,6 +404,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         let count = share.min(plan.subscribers.saturating_sub(first));
         let config = PoolConfig {
             sub_urls: sub_urls.clone(),
+            resume_elsewhere: plan.resume_elsewhere,
             topic_prefix: args.topic_prefix.clone(),
             first,
             count,
@@ -759,7 +768,7 @@ mod tests {
     fn hub_repeats_for_the_nodes_of_a_cluster() {
         // No --hub: the one default; one --hub replaces it.
         let p = plan(&args(&[])).unwrap();
-        assert_eq!((p.hubs, p.publishers), (1, 1));
+        assert_eq!((p.hubs, p.resume_elsewhere, p.publishers), (1, false, 1));
         let a = args(&["--hub", "http://127.0.0.1:9611"]);
         assert_eq!(a.hubs, ["http://127.0.0.1:9611"]);
         assert_eq!(plan(&a).unwrap().hubs, 1);
@@ -773,6 +782,10 @@ mod tests {
         let a = args(&two);
         let p = plan(&a).unwrap();
         assert_eq!(p.hubs, 2);
+        // A storm resumes elsewhere unless told not to.
+        assert!(p.resume_elsewhere);
+        let a = args(&[&two[..], &["--resume-same-hub"]].concat());
+        assert!(!plan(&a).unwrap().resume_elsewhere);
         // Every hub gets a publishing connection by default; flags win.
         let six: Vec<String> = (9401..=9406)
             .flat_map(|port| ["--hub".to_owned(), format!("http://127.0.0.1:{port}")])

@@ -216,9 +216,14 @@ impl Report {
         if let Some(storm) = &self.storm {
             let _ = writeln!(
                 out,
-                "storm: {} dropped, {} reconnected in {:.2} s, {} caught up in {:.2} s",
+                "storm: {} dropped, {} reconnected{} in {:.2} s, {} caught up in {:.2} s",
                 storm.dropped,
                 storm.reconnected,
+                if storm.resumed_on_next_hub {
+                    " on the next hub"
+                } else {
+                    ""
+                },
                 storm.reconnect_seconds,
                 storm.caught_up,
                 storm.caught_up_seconds

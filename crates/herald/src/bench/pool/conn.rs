@@ -2,7 +2,8 @@
 //! send the GET (with `Last-Event-ID` when resuming), check that the answer
 //! opens an event stream, decode the body and account for every event in
 //! the thread's shared [`State`]; reconnect as the run asks. Subscriber `i`
-//! subscribes on hub `i mod N`.
+//! subscribes on hub `i mod N` and, when a storm asks it to resume
+//! elsewhere, on the next hub from then on.
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,7 +19,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::{Counters, PoolConfig, State};
 use crate::bench::http::{self, Chunked, Framing, ResponseHead, Url};
-use crate::bench::hubs::assigned_hub;
+use crate::bench::hubs::{assigned_hub, next_hub};
 use crate::bench::stats::{parse_event_data, unix_ns};
 
 /// Bytes read from a socket at a time.
@@ -87,8 +88,8 @@ impl Conn {
         let topic = self.state.borrow().subs[self.local].topic;
         let topic_name = format!("{}{}", self.config.topic_prefix, topic);
         let hubs = self.config.sub_urls.len();
-        let hub = assigned_hub(self.global, hubs);
-        let url = match url_on(&self.config, hub, &topic_name) {
+        let mut hub = assigned_hub(self.global, hubs);
+        let mut url = match url_on(&self.config, hub, &topic_name) {
             Ok(u) => u,
             Err(e) => {
                 self.first_attempt(Err(e));
@@ -134,6 +135,26 @@ impl Conn {
             let ended = self.read(stream, rest, framing).await;
             match ended {
                 Ended::Storm => {
+                    if self.config.resume_elsewhere && hubs > 1 {
+                        // Resume on another node, with the id this one gave:
+                        // what a cluster promises to a client whose load
+                        // balancer sends it elsewhere.
+                        hub = next_hub(hub, hubs);
+                        url = match url_on(&self.config, hub, &topic_name) {
+                            Ok(u) => u,
+                            Err(e) => {
+                                // Every template was parsed at the start, so
+                                // this is not expected; the subscriber stops
+                                // and what it misses counts as lost.
+                                let mut s = self.state.borrow_mut();
+                                s.totals.disconnects += 1;
+                                if s.totals.first_disconnect.is_none() {
+                                    s.totals.first_disconnect = Some(format!("{e:#}"));
+                                }
+                                return;
+                            }
+                        };
+                    }
                     // Stay away for the gap the storm asked for, counted
                     // from the drop, so every connection returns at once.
                     let back = self.state.borrow().storm.as_ref().map(|st| st.at + st.gap);
@@ -353,11 +374,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_subscriber_subscribes_on_hub_i_mod_n() {
+    fn a_subscriber_subscribes_on_hub_i_mod_n_and_resumes_on_the_next() {
         let config = PoolConfig {
             sub_urls: (1..=3)
                 .map(|n| format!("http://127.0.0.1:940{n}/.well-known/mercure?topic={{topic}}"))
                 .collect(),
+            resume_elsewhere: true,
             topic_prefix: "bench-".into(),
             first: 0,
             count: 8,
@@ -369,9 +391,13 @@ mod tests {
             reconnect: true,
         };
         let port = |hub| url_on(&config, hub, "bench-0").unwrap().addr.port();
-        // Subscribers 0..8 on 3 hubs.
+        // Subscribers 0..8 on 3 hubs, then where each resumes.
         let on: Vec<u16> = (0..8).map(|i| port(assigned_hub(i, 3))).collect();
         assert_eq!(on, [9401, 9402, 9403, 9401, 9402, 9403, 9401, 9402]);
+        let resumed: Vec<u16> = (0..8)
+            .map(|i| port(next_hub(assigned_hub(i, 3), 3)))
+            .collect();
+        assert_eq!(resumed, [9402, 9403, 9401, 9402, 9403, 9401, 9402, 9403]);
         let url = url_on(&config, 1, "bench-7").unwrap();
         assert_eq!(url.target, "/.well-known/mercure?topic=bench%2D7");
         assert!(url_on(&config, 3, "bench-0").is_err());

@@ -34,6 +34,9 @@ pub(crate) struct PoolConfig {
     /// (percent-encoded). Subscriber `i` subscribes on hub `i mod N`
     /// (`hubs::assigned_hub`).
     pub(crate) sub_urls: Vec<String>,
+    /// In a storm, resume on the next hub of `sub_urls` rather than on the
+    /// subscriber's own (`hubs::next_hub`).
+    pub(crate) resume_elsewhere: bool,
     /// Topic names are this prefix followed by the topic index.
     pub(crate) topic_prefix: String,
     /// Index of this pool's first subscriber among all of the run's.
@@ -103,6 +106,9 @@ pub(crate) struct StormReport {
     pub(crate) reconnect_seconds: f64,
     /// Seconds from the drop until the last subscriber caught up.
     pub(crate) caught_up_seconds: f64,
+    /// Subscribers resumed on the next hub rather than their own.
+    #[serde(default)]
+    pub(crate) resumed_on_next_hub: bool,
 }
 
 impl StormReport {
@@ -112,6 +118,7 @@ impl StormReport {
         self.caught_up += other.caught_up;
         self.reconnect_seconds = self.reconnect_seconds.max(other.reconnect_seconds);
         self.caught_up_seconds = self.caught_up_seconds.max(other.caught_up_seconds);
+        self.resumed_on_next_hub |= other.resumed_on_next_hub;
     }
 }
 
@@ -481,6 +488,7 @@ async fn run_thread(
                         }
                         storm_tx.send_modify(|g| *g += 1);
                         let s = Rc::clone(&state);
+                        let elsewhere = config.resume_elsewhere && config.sub_urls.len() > 1;
                         tokio::task::spawn_local(async move {
                             let deadline = Instant::now() + gap + Duration::from_secs(60);
                             loop {
@@ -493,7 +501,8 @@ async fn run_thread(
                                     break;
                                 }
                             }
-                            let report = s.borrow().storm_report().unwrap_or_default();
+                            let mut report = s.borrow().storm_report().unwrap_or_default();
+                            report.resumed_on_next_hub = elsewhere;
                             s.borrow_mut().storm = None;
                             let _ = reply.send(report);
                         });
