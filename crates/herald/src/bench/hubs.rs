@@ -12,7 +12,8 @@
 //! subscribers in any process, publishers and the tests agree on it.
 //!
 //! `--sub-url` and `--pub-url` describe one server of another kind and are
-//! refused with several hubs.
+//! refused with several hubs; `--hub-pid`, when given, names one process
+//! per hub, in the order of `--hub`.
 
 use anyhow::bail;
 
@@ -39,7 +40,14 @@ pub(crate) fn count(args: &BenchArgs) -> anyhow::Result<usize> {
             "--sub-url and --pub-url address one server: give them with at most one --hub (several --hub are the nodes of a Herald cluster, and need no templates)"
         );
     }
-    Ok(hubs.max(1))
+    let hubs = hubs.max(1);
+    let pids = args.hub_pids.len();
+    if pids > 0 && pids != hubs {
+        bail!(
+            "{pids} --hub-pid for {hubs} hub(s): give one --hub-pid per --hub, in the same order"
+        );
+    }
+    Ok(hubs)
 }
 
 /// The endpoint of each `--hub`, normalized as `herald pub` and `herald sub`

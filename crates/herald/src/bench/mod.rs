@@ -32,7 +32,7 @@ mod worker;
 
 use pool::PoolConfig;
 use publisher::{PubConfig, Published};
-use report::{Memory, Report, Step};
+use report::{Memory, Moment, Report, Step};
 use stats::{merge_phases, Phase};
 use worker::Pool;
 
@@ -161,9 +161,11 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     no_reconnect: bool,
 
-    /// PID of the hub, to read its memory from /proc.
-    #[arg(long)]
-    hub_pid: Option<u32>,
+    /// PID of the hub, to read its memory and CPU from /proc. With several
+    /// --hub, repeat it, one per hub in the same order: the report gives
+    /// the total and each node's.
+    #[arg(long = "hub-pid", value_name = "PID")]
+    hub_pids: Vec<u32>,
     /// Name of what is measured, for the report.
     #[arg(long, default_value = "hub")]
     name: String,
@@ -386,11 +388,15 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut memory = Memory {
-        hub_pid: args.hub_pid,
-        hub_rss_start_kib: args.hub_pid.and_then(report::rss_kib),
-        ..Memory::default()
+    let pids = &args.hub_pids;
+    // Each node is named by its endpoint; with the templates there is one
+    // server and no per-node list, whatever --hub says.
+    let nodes = if args.sub_url.is_none() && args.pub_url.is_none() {
+        hubs::endpoints(args)?
+    } else {
+        Vec::new()
     };
+    let mut memory = Memory::start(pids, &nodes);
     let tcp_start = report::kernel_tcp_kib();
 
     // Subscribers, split over processes.
@@ -440,7 +446,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     }
     // Let the hub settle before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    memory.hub_rss_connected_kib = args.hub_pid.and_then(report::rss_kib);
+    memory.read(pids, Moment::Connected);
     let tcp_connected = report::kernel_tcp_kib();
     let n = connect.connected.max(1) as f64;
     if let (Some(a), Some(b)) = (memory.hub_rss_start_kib, memory.hub_rss_connected_kib) {
@@ -478,7 +484,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 pool.phase(&name).await?;
             }
             let deliveries_before = total_deliveries(&pools);
-            let cpu_before = args.hub_pid.and_then(report::cpu_seconds);
+            let cpu_before = report::cpu_seconds_of_all(pids);
             let (stop_tx, stop_rx) = watch::channel(false);
             let task = tokio::spawn(publisher::publish(
                 Arc::clone(&pub_config),
@@ -523,9 +529,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 first_publish_error.clone_from(&stats.first_error);
             }
             let delivered = total_deliveries(&pools) - deliveries_before;
-            let hub_cpu_percent = args
-                .hub_pid
-                .and_then(report::cpu_seconds)
+            let hub_cpu_percent = report::cpu_seconds_of_all(pids)
                 .zip(cpu_before)
                 .map(|(after, before)| (after - before) * 100.0 / seconds);
             let achieved = delivered as f64 / seconds;
@@ -594,7 +598,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             ..Step::default()
         });
     }
-    memory.hub_rss_end_kib = args.hub_pid.and_then(report::rss_kib);
+    memory.read(pids, Moment::End);
     let peak = steps
         .iter()
         .map(|s| s.deliveries_per_second)
@@ -618,7 +622,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         published: final_counts.iter().sum(),
         publish_errors,
         first_publish_error,
-        memory: args.hub_pid.map(|_| memory),
+        memory: (!pids.is_empty()).then_some(memory),
     })
 }
 
@@ -842,7 +846,7 @@ mod tests {
     }
 
     #[test]
-    fn several_hubs_refuse_templates() {
+    fn several_hubs_refuse_templates_and_want_one_pid_each() {
         let two = [
             "--hub",
             "http://127.0.0.1:9611",
@@ -860,5 +864,18 @@ mod tests {
         // One server of another kind with a template is as before.
         let a = args(&["--sub-url", "http://127.0.0.1:9/{topic}", "--hub-pid", "7"]);
         assert_eq!(plan(&a).unwrap().hubs, 1);
+
+        let a = args(&[&two[..], &["--hub-pid", "7", "--hub-pid", "8"]].concat());
+        assert_eq!(a.hub_pids, [7, 8]);
+        assert!(plan(&a).is_ok());
+        let three = ["--hub-pid", "7", "--hub-pid", "8", "--hub-pid", "9"];
+        for pids in [&three[..2], &three[..]] {
+            let a = args(&[&two[..], pids].concat());
+            let err = plan(&a).unwrap_err().to_string();
+            assert!(err.contains("one --hub-pid per --hub"), "{err}");
+        }
+        let a = args(&["--hub-pid", "7", "--hub-pid", "8"]);
+        let err = plan(&a).unwrap_err().to_string();
+        assert!(err.contains("2 --hub-pid for 1 hub(s)"), "{err}");
     }
 }
