@@ -8,12 +8,13 @@
 //! errors, lost and duplicated events, the hub's memory per connection, and
 //! the recovery from a reconnect storm.
 //!
-//! Layout: `pool` (subscribers), `worker` (child processes), `publisher`,
-//! `stats` (sequence and latency accounting), `report` (JSON and table),
-//! `http` (the raw HTTP/1.1 it speaks). See bench/scenarios.md.
+//! Layout: `options` (the flags and the plan they make), `pool`
+//! (subscribers), `worker` (child processes), `publisher`, `hubs` (several
+//! hubs: who uses which), `stats` (sequence and latency accounting),
+//! `report` (JSON and table), `http` (the raw HTTP/1.1 it speaks). This
+//! file runs the whole. See bench/scenarios.md.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,246 +24,21 @@ use anyhow::{bail, Context};
 use tokio::sync::watch;
 
 mod http;
+mod hubs;
+mod options;
 mod pool;
 mod publisher;
 mod report;
 mod stats;
 mod worker;
 
+pub(crate) use options::BenchArgs;
+use options::{plan, pub_config};
 use pool::PoolConfig;
-use publisher::{PubConfig, Published};
-use report::{Memory, Report, Step};
+use publisher::Published;
+use report::{Memory, Moment, Report, Step};
 use stats::{merge_phases, Phase};
 use worker::Pool;
-
-/// A ready-made scenario; its defaults apply to every flag not given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Scenario {
-    /// Only the flags given (1,000 subscribers, 10 events/s for 10 s).
-    Custom,
-    /// As many idle subscribers as one hub process can hold: memory.
-    Idle,
-    /// 10,000 subscribers on one topic; rate ramped to saturation.
-    Fanout,
-    /// 10,000 subscribers each on its own topic; random publishes.
-    ManyTopics,
-    /// 10,000 subscribers drop and resume with Last-Event-ID at once.
-    Storm,
-    /// Concurrent publishers as fast as acknowledged.
-    Publish,
-}
-
-/// Options of `herald bench`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(after_help = BENCH_EXAMPLES)]
-pub(crate) struct BenchArgs {
-    /// Scenario whose defaults to use.
-    #[arg(long, value_enum, default_value = "custom")]
-    scenario: Scenario,
-    /// Mercure hub: its endpoint or base URL, as for `herald pub` (used
-    /// unless --sub-url/--pub-url are given).
-    #[arg(long, default_value = "http://127.0.0.1:8080/.well-known/mercure")]
-    hub: String,
-    /// Subscribe URL template for other SSE servers, e.g.
-    /// `http://127.0.0.1:9000/sub/{topic}`.
-    #[arg(long, value_name = "TEMPLATE")]
-    sub_url: Option<String>,
-    /// Publish URL template for other servers, e.g.
-    /// `http://127.0.0.1:9000/pub/{topic}`.
-    #[arg(long, value_name = "TEMPLATE")]
-    pub_url: Option<String>,
-    /// Publish method.
-    #[arg(long, default_value = "POST")]
-    pub_method: String,
-    /// Publish body template: `{topic}` and `{data}` [default: Mercure's
-    /// form, or `{data}` with --pub-url].
-    #[arg(long, value_name = "TEMPLATE")]
-    pub_body: Option<String>,
-    /// Publish Content-Type [default: the form type, or text/plain with
-    /// --pub-url].
-    #[arg(long)]
-    pub_content_type: Option<String>,
-    /// Publisher JWT for the hub.
-    #[arg(long, env = "HERALD_BENCH_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// HS256 key to mint a publisher JWT with (instead of --token).
-    #[arg(long, env = "HERALD_JWT_KEY", hide_env_values = true)]
-    jwt_key: Option<String>,
-    /// Topic names are this prefix and a number.
-    #[arg(long, default_value = "bench-")]
-    topic_prefix: String,
-
-    /// Subscribers.
-    #[arg(long, short = 'n')]
-    subscribers: Option<usize>,
-    /// Topics (subscriber i follows topic i mod topics).
-    #[arg(long)]
-    topics: Option<usize>,
-    /// Events per second in total; 0 publishes nothing, `max` as fast as
-    /// acknowledged.
-    #[arg(long)]
-    rate: Option<String>,
-    /// Rates to step through, e.g. `10,100,1000`; the ramp stops at
-    /// saturation.
-    #[arg(long, value_delimiter = ',')]
-    ramp: Option<Vec<f64>>,
-    /// Duration of the run, or of each ramp step, e.g. 10s.
-    #[arg(long)]
-    duration: Option<humantime::Duration>,
-    /// Stop after this many events in total (fixed-rate runs).
-    #[arg(long)]
-    events: Option<u64>,
-    /// Publishing connections.
-    #[arg(long)]
-    publishers: Option<usize>,
-    /// Publish requests in flight per connection (HTTP/1.1 pipelining;
-    /// 1: each connection waits for its answer, as a publisher does).
-    #[arg(long)]
-    window: Option<usize>,
-    /// Minimum bytes of data per event.
-    #[arg(long, default_value_t = 0)]
-    payload: usize,
-    /// Gap of the reconnect storm (scenario storm).
-    #[arg(long)]
-    storm_gap: Option<humantime::Duration>,
-    /// How long to wait at the end for late events.
-    #[arg(long, default_value = "15s")]
-    drain: humantime::Duration,
-
-    /// Source addresses 127.0.0.1 ..= 127.0.0.N to spread connections over.
-    #[arg(long, default_value_t = 16)]
-    source_ips: usize,
-    /// Threads reading subscriptions (per process).
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Most subscribers per process; more start worker processes.
-    #[arg(long, default_value_t = 19_000)]
-    per_process: usize,
-    /// Connections opened at once.
-    #[arg(long, default_value_t = 256)]
-    connect_concurrency: usize,
-    /// Do not reconnect streams that end.
-    #[arg(long)]
-    no_reconnect: bool,
-
-    /// PID of the hub, to read its memory from /proc.
-    #[arg(long)]
-    hub_pid: Option<u32>,
-    /// Name of what is measured, for the report.
-    #[arg(long, default_value = "hub")]
-    name: String,
-    /// Write the report as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// No progress line.
-    #[arg(long, short = 'q')]
-    quiet: bool,
-    /// Internal: run as a worker process of another `herald bench`.
-    #[arg(long, hide = true)]
-    worker: bool,
-}
-
-const BENCH_EXAMPLES: &str = "\
-Examples:
-  # Fan-out to 10,000 subscribers against a local hub, ramped to saturation
-  herald serve --jwt-key secret --anonymous --history memory &
-  herald bench --scenario fanout --jwt-key secret --hub-pid $! --json fanout.json
-
-  # Any SSE server: subscribe and publish URL templates
-  herald bench -n 1000 --rate 100 --sub-url 'http://127.0.0.1:9000/sub/{topic}' \\
-      --pub-url 'http://127.0.0.1:9000/pub/{topic}'
-
-Scenarios and the peer comparison: bench/scenarios.md, bench/compare.sh.";
-
-/// The plan a scenario and the flags make.
-#[derive(Debug, Clone)]
-struct Plan {
-    subscribers: usize,
-    topics: usize,
-    /// Rates of the steps; `None` in a step: as fast as possible.
-    steps: Vec<Option<f64>>,
-    step: Duration,
-    events: Option<u64>,
-    publishers: usize,
-    window: usize,
-    storm_gap: Option<Duration>,
-    /// Publish nothing; hold the connections this long.
-    idle: bool,
-    ramp: bool,
-}
-
-fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
-    use Scenario::*;
-    let (subs, topics, rates, step, publishers, window): (
-        usize,
-        usize,
-        Vec<Option<f64>>,
-        u64,
-        usize,
-        usize,
-    ) = match args.scenario {
-        Custom => (1_000, 1, vec![Some(10.0)], 10, 1, 1),
-        Idle => (19_500, 1, vec![Some(0.0)], 10, 1, 1),
-        Fanout => (
-            10_000,
-            1,
-            [1.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0]
-                .into_iter()
-                .map(Some)
-                .collect(),
-            8,
-            16,
-            1,
-        ),
-        ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 8, 1),
-        Storm => (10_000, 1, vec![Some(20.0)], 5, 1, 1),
-        Publish => (100, 100, vec![None], 15, 32, 1),
-    };
-    let mut steps = rates;
-    if let Some(rate) = &args.rate {
-        steps = vec![match rate.as_str() {
-            "max" => None,
-            r => Some(
-                r.parse::<f64>()
-                    .with_context(|| format!("invalid --rate {r:?}: a number or max"))?,
-            ),
-        }];
-    }
-    if let Some(ramp) = &args.ramp {
-        steps = ramp.iter().map(|r| Some(*r)).collect();
-    }
-    if steps
-        .iter()
-        .any(|r| r.is_some_and(|r| !(r >= 0.0 && r.is_finite())))
-    {
-        bail!("rates must be finite and not negative");
-    }
-    let subscribers = args.subscribers.unwrap_or(subs);
-    if subscribers == 0 {
-        bail!("-n/--subscribers must be at least 1: deliveries are measured at subscribers");
-    }
-    let topics = args.topics.unwrap_or(topics).max(1);
-    let idle = steps.iter().all(|r| *r == Some(0.0));
-    Ok(Plan {
-        subscribers,
-        topics,
-        ramp: steps.len() > 1,
-        steps,
-        step: args
-            .duration
-            .map(Into::into)
-            .unwrap_or(Duration::from_secs(step)),
-        events: args.events,
-        publishers: args.publishers.unwrap_or(publishers).max(1),
-        window: args.window.unwrap_or(window).max(1),
-        storm_gap: (args.scenario == Storm || args.storm_gap.is_some()).then(|| {
-            args.storm_gap
-                .map(Into::into)
-                .unwrap_or(Duration::from_secs(1))
-        }),
-        idle,
-    })
-}
 
 /// Runs `herald bench`.
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -293,90 +69,23 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
-    let mut headers = Vec::new();
-    let (url, body, content_type) = match &args.pub_url {
-        Some(url) => (
-            url.clone(),
-            args.pub_body.clone().unwrap_or_else(|| "{data}".into()),
-            args.pub_content_type
-                .clone()
-                .unwrap_or_else(|| "text/plain".into()),
-        ),
-        None => {
-            let token = match (&args.token, &args.jwt_key) {
-                (Some(t), _) => Some(t.clone()),
-                (None, Some(key)) => Some(
-                    crate::token::sign(
-                        jsonwebtoken::Algorithm::HS256,
-                        key.as_bytes(),
-                        &["*".to_owned()],
-                        &[],
-                        "none",
-                        None,
-                    )
-                    .context("cannot mint a publisher token")?,
-                ),
-                (None, None) => None,
-            };
-            if let Some(token) = token {
-                headers.push(("Authorization".into(), format!("Bearer {token}")));
-            }
-            (
-                hub_endpoint(args)?,
-                args.pub_body
-                    .clone()
-                    .unwrap_or_else(|| "topic={topic}&data={data}".into()),
-                args.pub_content_type
-                    .clone()
-                    .unwrap_or_else(|| "application/x-www-form-urlencoded".into()),
-            )
-        }
-    };
-    http::Url::parse(&http::fill(&url, "t", "", true)).context("invalid publish URL")?;
-    Ok(PubConfig {
-        url,
-        method: args.pub_method.clone(),
-        body,
-        content_type,
-        headers,
-        topic_prefix: args.topic_prefix.clone(),
-        topics: plan.topics,
-        window: plan.window,
-        payload: args.payload,
-    })
-}
-
-/// The hub endpoint of --hub, normalized as `herald pub` and `herald sub`
-/// do: a base URL gets `/.well-known/mercure`.
-fn hub_endpoint(args: &BenchArgs) -> anyhow::Result<String> {
-    crate::publish::hub_endpoint(&args.hub)
-}
-
-fn sub_url(args: &BenchArgs) -> anyhow::Result<String> {
-    Ok(match &args.sub_url {
-        Some(url) => url.clone(),
-        None => {
-            let hub = hub_endpoint(args)?;
-            let sep = if hub.contains('?') { '&' } else { '?' };
-            format!("{hub}{sep}topic={{topic}}")
-        }
-    })
-}
-
 async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let plan = plan(args)?;
     let pub_config = Arc::new(pub_config(args, &plan)?);
-    let sub_url = sub_url(args)?;
+    let sub_urls = hubs::sub_urls(args)?;
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut memory = Memory {
-        hub_pid: args.hub_pid,
-        hub_rss_start_kib: args.hub_pid.and_then(report::rss_kib),
-        ..Memory::default()
+    let pids = &args.hub_pids;
+    // Each node is named by its endpoint; with the templates there is one
+    // server and no per-node list, whatever --hub says.
+    let nodes = if args.sub_url.is_none() && args.pub_url.is_none() {
+        hubs::endpoints(args)?
+    } else {
+        Vec::new()
     };
+    let mut memory = Memory::start(pids, &nodes);
     let tcp_start = report::kernel_tcp_kib();
 
     // Subscribers, split over processes.
@@ -389,7 +98,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         let first = p * share;
         let count = share.min(plan.subscribers.saturating_sub(first));
         let config = PoolConfig {
-            sub_url: sub_url.clone(),
+            sub_urls: sub_urls.clone(),
+            resume_elsewhere: plan.resume_elsewhere,
             topic_prefix: args.topic_prefix.clone(),
             first,
             count,
@@ -425,7 +135,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     }
     // Let the hub settle before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    memory.hub_rss_connected_kib = args.hub_pid.and_then(report::rss_kib);
+    memory.read(pids, Moment::Connected);
     let tcp_connected = report::kernel_tcp_kib();
     let n = connect.connected.max(1) as f64;
     if let (Some(a), Some(b)) = (memory.hub_rss_start_kib, memory.hub_rss_connected_kib) {
@@ -463,7 +173,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 pool.phase(&name).await?;
             }
             let deliveries_before = total_deliveries(&pools);
-            let cpu_before = args.hub_pid.and_then(report::cpu_seconds);
+            let cpu_before = report::cpu_seconds_of_all(pids);
             let (stop_tx, stop_rx) = watch::channel(false);
             let task = tokio::spawn(publisher::publish(
                 Arc::clone(&pub_config),
@@ -508,9 +218,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 first_publish_error.clone_from(&stats.first_error);
             }
             let delivered = total_deliveries(&pools) - deliveries_before;
-            let hub_cpu_percent = args
-                .hub_pid
-                .and_then(report::cpu_seconds)
+            let hub_cpu_percent = report::cpu_seconds_of_all(pids)
                 .zip(cpu_before)
                 .map(|(after, before)| (after - before) * 100.0 / seconds);
             let achieved = delivered as f64 / seconds;
@@ -579,7 +287,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             ..Step::default()
         });
     }
-    memory.hub_rss_end_kib = args.hub_pid.and_then(report::rss_kib);
+    memory.read(pids, Moment::End);
     let peak = steps
         .iter()
         .map(|s| s.deliveries_per_second)
@@ -589,6 +297,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             .map(|v| v.get_name().to_owned())
             .unwrap_or_default(),
         target: args.name.clone(),
+        hubs: plan.hubs,
         started_unix,
         subscribers: plan.subscribers,
         topics: plan.topics,
@@ -602,7 +311,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         published: final_counts.iter().sum(),
         publish_errors,
         first_publish_error,
-        memory: args.hub_pid.map(|_| memory),
+        memory: (!pids.is_empty()).then_some(memory),
     })
 }
 
@@ -649,95 +358,4 @@ fn spawn_progress(
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: BenchArgs,
-    }
-
-    fn args(extra: &[&str]) -> BenchArgs {
-        Cli::parse_from(std::iter::once("bench").chain(extra.iter().copied())).args
-    }
-
-    #[test]
-    fn scenarios_set_defaults_and_flags_win() {
-        let p = plan(&args(&["--scenario", "fanout"])).unwrap();
-        assert_eq!((p.subscribers, p.topics), (10_000, 1));
-        assert!(p.ramp && p.steps.len() > 3);
-        let p = plan(&args(&["--scenario", "fanout", "-n", "50", "--rate", "5"])).unwrap();
-        assert_eq!(p.subscribers, 50);
-        assert_eq!(p.steps, vec![Some(5.0)]);
-        assert!(!p.ramp);
-        let p = plan(&args(&["--scenario", "idle"])).unwrap();
-        assert!(p.idle);
-        let p = plan(&args(&["--scenario", "storm"])).unwrap();
-        assert_eq!(p.storm_gap, Some(Duration::from_secs(1)));
-        let p = plan(&args(&["--scenario", "publish"])).unwrap();
-        assert_eq!(p.steps, vec![None]);
-        assert!(plan(&args(&["--rate", "fast"])).is_err());
-        assert!(plan(&args(&["--rate=-1"])).is_err());
-        let err = plan(&args(&["-n", "0"])).unwrap_err();
-        assert!(err.to_string().contains("at least 1"), "{err}");
-    }
-
-    #[test]
-    fn urls_default_to_mercure_and_templates_are_taken_as_given() {
-        let a = args(&[]);
-        assert_eq!(
-            sub_url(&a).unwrap(),
-            "http://127.0.0.1:8080/.well-known/mercure?topic={topic}"
-        );
-        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-        assert_eq!(c.body, "topic={topic}&data={data}");
-        assert!(c.headers.is_empty());
-        let a = args(&[
-            "--sub-url",
-            "http://127.0.0.1:9/sub/{topic}",
-            "--pub-url",
-            "http://127.0.0.1:9/pub/{topic}",
-        ]);
-        assert_eq!(sub_url(&a).unwrap(), "http://127.0.0.1:9/sub/{topic}");
-        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-        assert_eq!(
-            (c.body.as_str(), c.content_type.as_str()),
-            ("{data}", "text/plain")
-        );
-        let a = args(&["--jwt-key", "secret"]);
-        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-        assert!(c.headers[0].1.starts_with("Bearer ey"));
-        assert!(pub_config(
-            &args(&["--hub", "http://10.1.1.1/"]),
-            &plan(&args(&[])).unwrap()
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn a_hub_base_url_gets_the_mercure_path_as_for_herald_pub() {
-        for hub in ["http://127.0.0.1:8080", "http://127.0.0.1:8080/"] {
-            let a = args(&["--hub", hub]);
-            assert_eq!(
-                sub_url(&a).unwrap(),
-                "http://127.0.0.1:8080/.well-known/mercure?topic={topic}"
-            );
-            let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-            assert_eq!(c.url, "http://127.0.0.1:8080/.well-known/mercure");
-        }
-        let a = args(&["--hub", "http://127.0.0.1:8080/custom?x=1"]);
-        assert_eq!(
-            sub_url(&a).unwrap(),
-            "http://127.0.0.1:8080/custom?x=1&topic={topic}"
-        );
-        assert!(sub_url(&args(&["--hub", "127.0.0.1:8080"])).is_err());
-        // Templates for other servers are not touched.
-        let a = args(&["--hub", "nonsense", "--sub-url", "http://127.0.0.1:9/"]);
-        assert_eq!(sub_url(&a).unwrap(), "http://127.0.0.1:9/");
-    }
 }

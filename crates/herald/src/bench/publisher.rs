@@ -7,6 +7,9 @@
 //! one connection fast even when the hub takes a while to acknowledge.
 //! The writer half sends on schedule; the reader half matches each answer
 //! to its request, in order, and records the acknowledgement latency.
+//! With several hubs, connection `j` publishes to hub `j mod N`: its
+//! events still leave in order on one connection, so their numbering per
+//! topic and connection stays exact.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,13 +24,15 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
 use super::http::{self, Chunked, Framing, Url};
+use super::hubs::assigned_hub;
 use super::stats::{event_data, unix_ns, Latency, LatencySummary};
 
 /// How to publish to the target.
 #[derive(Debug, Clone)]
 pub(crate) struct PubConfig {
-    /// URL template; `{topic}` replaced (percent-encoded).
-    pub(crate) url: String,
+    /// URL templates, one per hub; `{topic}` replaced (percent-encoded).
+    /// Connection `j` publishes to hub `j mod N` (`hubs::assigned_hub`).
+    pub(crate) urls: Vec<String>,
     pub(crate) method: String,
     /// Body template: `{topic}` (percent-encoded) and `{data}`.
     pub(crate) body: String,
@@ -212,8 +217,9 @@ async fn session(
     mut stop: watch::Receiver<bool>,
     stats: &Arc<Mutex<ConnStats>>,
 ) -> anyhow::Result<()> {
+    let url_template = config.url_of(conn);
     let first_url = Url::parse(&http::fill(
-        &config.url,
+        url_template,
         &topic_name(config, topics[0]),
         "",
         true,
@@ -310,7 +316,7 @@ async fn session(
         let mut out = Vec::with_capacity(16 * 1024);
         let per_topic_url: Vec<Url> = topics
             .iter()
-            .map(|&t| Url::parse(&http::fill(&config.url, &topic_name(config, t), "", true)))
+            .map(|&t| Url::parse(&http::fill(url_template, &topic_name(config, t), "", true)))
             .collect::<anyhow::Result<_>>()?;
         let mut turn = 0usize;
         loop {
@@ -432,6 +438,15 @@ async fn session(
             }
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
         }
+    }
+}
+
+impl PubConfig {
+    /// The URL template publishing connection `conn` uses: its hub's.
+    pub(crate) fn url_of(&self, conn: usize) -> &str {
+        self.urls
+            .get(assigned_hub(conn, self.urls.len()))
+            .map_or("", String::as_str)
     }
 }
 

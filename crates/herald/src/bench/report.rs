@@ -17,6 +17,10 @@ pub(crate) struct Report {
     pub(crate) scenario: String,
     /// What was measured (`--name`).
     pub(crate) target: String,
+    /// Hubs loaded: the number of `--hub` (the nodes of a cluster), or 1
+    /// with `--sub-url`/`--pub-url`.
+    #[serde(default)]
+    pub(crate) hubs: usize,
     /// Seconds since the Unix epoch when the run started.
     pub(crate) started_unix: u64,
     pub(crate) subscribers: usize,
@@ -53,13 +57,18 @@ pub(crate) struct Step {
     pub(crate) deliveries_per_second: f64,
     /// Publish-to-receive latency of those deliveries.
     pub(crate) latency: LatencySummary,
-    /// CPU the server used during the step, in % of one core.
+    /// CPU the server used during the step, in % of one core (with
+    /// several `--hub-pid`, all of them together).
     pub(crate) hub_cpu_percent: Option<f64>,
 }
 
-/// Memory readings.
+/// Memory readings. With several hubs (one `--hub-pid` each) the `hub_*`
+/// figures are the sum over every node (`None` when any node could not be
+/// read), so per subscriber is the cluster's cost of one subscriber, and
+/// `nodes` has each node's own RSS.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Memory {
+    /// The hub's PID (`None` with several: see `nodes`).
     pub(crate) hub_pid: Option<u32>,
     /// The hub's RSS before any subscriber connected, KiB.
     pub(crate) hub_rss_start_kib: Option<u64>,
@@ -74,6 +83,82 @@ pub(crate) struct Memory {
     pub(crate) kernel_tcp_delta_kib: Option<u64>,
     /// That change per subscriber, bytes (both ends).
     pub(crate) kernel_tcp_bytes_per_subscriber: Option<f64>,
+    /// Each node's readings, in the order of `--hub`, when there are
+    /// several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) nodes: Vec<NodeMemory>,
+}
+
+/// One node's RSS, KiB, when several hubs are measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct NodeMemory {
+    /// Its `--hub` endpoint.
+    pub(crate) hub: String,
+    pub(crate) pid: u32,
+    pub(crate) rss_start_kib: Option<u64>,
+    pub(crate) rss_connected_kib: Option<u64>,
+    pub(crate) rss_end_kib: Option<u64>,
+}
+
+/// When in the run the RSS is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moment {
+    /// Before any subscriber.
+    Start,
+    /// Every subscriber connected and settled.
+    Connected,
+    /// After the drain.
+    End,
+}
+
+impl Memory {
+    /// The readings of the hub processes `pids`, one per hub of `hubs` in
+    /// the same order, the first one taken now.
+    pub(crate) fn start(pids: &[u32], hubs: &[String]) -> Memory {
+        let mut memory = Memory {
+            hub_pid: pids.first().copied().filter(|_| pids.len() == 1),
+            nodes: if pids.len() > 1 {
+                pids.iter()
+                    .zip(hubs)
+                    .map(|(&pid, hub)| NodeMemory {
+                        hub: hub.clone(),
+                        pid,
+                        ..NodeMemory::default()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            ..Memory::default()
+        };
+        memory.read(pids, Moment::Start);
+        memory
+    }
+
+    /// Reads the RSS of every process in `pids` (the ones given to
+    /// [`Memory::start`]) for the moment `at`.
+    pub(crate) fn read(&mut self, pids: &[u32], at: Moment) {
+        let rss: Vec<Option<u64>> = pids.iter().map(|&pid| rss_kib(pid)).collect();
+        self.record(&rss, at);
+    }
+
+    fn record(&mut self, rss: &[Option<u64>], at: Moment) {
+        for (node, kib) in self.nodes.iter_mut().zip(rss) {
+            *match at {
+                Moment::Start => &mut node.rss_start_kib,
+                Moment::Connected => &mut node.rss_connected_kib,
+                Moment::End => &mut node.rss_end_kib,
+            } = *kib;
+        }
+        // A total only when every node was read: a partial sum would pass
+        // for the cluster's.
+        let total = rss.iter().copied().sum::<Option<u64>>();
+        *match at {
+            Moment::Start => &mut self.hub_rss_start_kib,
+            Moment::Connected => &mut self.hub_rss_connected_kib,
+            Moment::End => &mut self.hub_rss_end_kib,
+        } = total;
+    }
 }
 
 /// The `VmRSS` of a process, KiB.
@@ -83,6 +168,15 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU time (user + system) the processes `pids` have used together, in
+/// seconds; `None` when there are none or any cannot be read.
+pub(crate) fn cpu_seconds_of_all(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }
 
 /// CPU time (user + system) a process has used, in seconds.
@@ -139,9 +233,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "herald bench: scenario {} against {}: {} subscribers on {} topic(s){}",
+            "herald bench: scenario {} against {}{}: {} subscribers on {} topic(s){}",
             self.scenario,
             self.target,
+            if self.hubs > 1 {
+                format!(" ({} hubs)", self.hubs)
+            } else {
+                String::new()
+            },
             self.subscribers,
             self.topics,
             if self.workers > 0 {
@@ -207,9 +306,14 @@ impl Report {
         if let Some(storm) = &self.storm {
             let _ = writeln!(
                 out,
-                "storm: {} dropped, {} reconnected in {:.2} s, {} caught up in {:.2} s",
+                "storm: {} dropped, {} reconnected{} in {:.2} s, {} caught up in {:.2} s",
                 storm.dropped,
                 storm.reconnected,
+                if storm.resumed_on_next_hub {
+                    " on the next hub"
+                } else {
+                    ""
+                },
                 storm.reconnect_seconds,
                 storm.caught_up,
                 storm.caught_up_seconds
@@ -231,8 +335,15 @@ impl Report {
             let kib = |v: Option<u64>| v.map(|v| format!("{v} KiB")).unwrap_or_else(|| "?".into());
             let _ = writeln!(
                 out,
-                "hub memory (pid {}): RSS {} at start, {} connected, {} at the end; {} per subscriber; kernel TCP memory +{} ({} per subscriber, both ends)",
-                m.hub_pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                "hub memory ({}): RSS {} at start, {} connected, {} at the end; {} per subscriber; kernel TCP memory +{} ({} per subscriber, both ends)",
+                if m.nodes.is_empty() {
+                    format!(
+                        "pid {}",
+                        m.hub_pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                    )
+                } else {
+                    format!("{} nodes together", m.nodes.len())
+                },
                 kib(m.hub_rss_start_kib),
                 kib(m.hub_rss_connected_kib),
                 kib(m.hub_rss_end_kib),
@@ -244,6 +355,18 @@ impl Report {
                     .map(|b| format!("{b:.0} B"))
                     .unwrap_or_else(|| "?".into()),
             );
+            for (i, node) in m.nodes.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "  node {} (pid {}, {}): RSS {} at start, {} connected, {} at the end",
+                    i + 1,
+                    node.pid,
+                    node.hub,
+                    kib(node.rss_start_kib),
+                    kib(node.rss_connected_kib),
+                    kib(node.rss_end_kib),
+                );
+            }
         }
         out
     }
@@ -348,5 +471,85 @@ mod tests {
         assert_eq!(json["totals"]["lost"], 0);
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back.steps[0].deliveries, 1000);
+    }
+
+    #[test]
+    fn the_table_and_json_say_how_many_hubs_were_loaded() {
+        let report = Report {
+            target: "cluster".into(),
+            hubs: 6,
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(table.contains("against cluster (6 hubs):"), "{table}");
+        assert_eq!(serde_json::to_value(&report).unwrap()["hubs"], 6);
+        // One hub: the line as before.
+        let report = Report {
+            target: "hub".into(),
+            hubs: 1,
+            ..Report::default()
+        };
+        assert!(
+            report.table().contains("against hub: "),
+            "{}",
+            report.table()
+        );
+        assert_eq!(serde_json::to_value(&report).unwrap()["hubs"], 1);
+    }
+
+    #[test]
+    fn several_hubs_memory_is_summed_and_kept_per_node() {
+        let me = std::process::id();
+        let hubs = [
+            "http://127.0.0.1:9401/.well-known/mercure".to_owned(),
+            "http://127.0.0.1:9402/.well-known/mercure".to_owned(),
+        ];
+        let mut memory = Memory::start(&[me, me], &hubs);
+        assert_eq!(memory.hub_pid, None);
+        assert_eq!(memory.nodes.len(), 2);
+        assert_eq!(memory.nodes[1].hub, hubs[1]);
+        let each = memory.nodes[0].rss_start_kib.unwrap();
+        assert!(memory.hub_rss_start_kib.unwrap() >= each);
+        memory.record(&[Some(1000), Some(3000)], Moment::Connected);
+        assert_eq!(memory.hub_rss_connected_kib, Some(4000));
+        assert_eq!(memory.nodes[1].rss_connected_kib, Some(3000));
+        // A node that cannot be read leaves the total unknown, not short.
+        memory.record(&[Some(1000), None], Moment::End);
+        assert_eq!(memory.hub_rss_end_kib, None);
+        assert_eq!(memory.nodes[0].rss_end_kib, Some(1000));
+        let report = Report {
+            target: "cluster".into(),
+            hubs: 2,
+            memory: Some(memory),
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(table.contains("hub memory (2 nodes together)"), "{table}");
+        assert!(
+            table.contains(&format!(
+                "node 2 (pid {me}, {}): RSS {} KiB at start, 3000 KiB connected, ? at the end",
+                hubs[1], each
+            )),
+            "{table}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["memory"]["nodes"][1]["rss_connected_kib"], 3000);
+
+        // One hub: as before, no per-node list.
+        let memory = Memory::start(&[me], &hubs[..1]);
+        assert_eq!(memory.hub_pid, Some(me));
+        let report = Report {
+            target: "hub".into(),
+            hubs: 1,
+            memory: Some(memory),
+            ..Report::default()
+        };
+        assert!(report.table().contains(&format!("hub memory (pid {me})")));
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["memory"].get("nodes").is_none(), "{json}");
+
+        assert_eq!(cpu_seconds_of_all(&[]), None);
+        assert!(cpu_seconds_of_all(&[me, me]).is_some());
+        assert_eq!(cpu_seconds_of_all(&[me, u32::MAX]), None);
     }
 }

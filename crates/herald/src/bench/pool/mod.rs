@@ -3,14 +3,14 @@
 //!
 //! A pool runs on a few OS threads, each with a single-threaded tokio
 //! runtime that owns its share of the connections and their accounting
-//! outright (no locks, no atomics per event). Each connection is one task:
+//! outright (no locks, no atomics per event). Each connection is one task
+//! (`conn`):
 //! connect from a 127.0.0.x source address, send a GET, decode the chunked
 //! body, feed a `herald_sse::Parser`, and record each event's latency and
 //! sequence number. A controller task per thread obeys the run's commands
 //! (start a phase, drop every connection and resume, finish).
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,21 +18,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
-use super::http::{self, Chunked, Framing, ResponseHead, Url};
-use super::stats::{parse_event_data, unix_ns, Phase, PhaseWire, SeqTracker, Totals};
+use super::http::{self, Url};
+use super::stats::{Phase, PhaseWire, SeqTracker, Totals};
 
-/// Bytes read from a socket at a time.
-const READ_BUF: usize = 4096;
+mod conn;
+
+use conn::Conn;
 
 /// What a pool (or a worker process) is asked to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PoolConfig {
-    /// Subscribe URL template, `{topic}` replaced (percent-encoded).
-    pub(crate) sub_url: String,
+    /// Subscribe URL templates, one per hub, `{topic}` replaced
+    /// (percent-encoded). Subscriber `i` subscribes on hub `i mod N`
+    /// (`hubs::assigned_hub`).
+    pub(crate) sub_urls: Vec<String>,
+    /// In a storm, resume on the next hub of `sub_urls` rather than on the
+    /// subscriber's own (`hubs::next_hub`).
+    pub(crate) resume_elsewhere: bool,
     /// Topic names are this prefix followed by the topic index.
     pub(crate) topic_prefix: String,
     /// Index of this pool's first subscriber among all of the run's.
@@ -102,6 +106,9 @@ pub(crate) struct StormReport {
     pub(crate) reconnect_seconds: f64,
     /// Seconds from the drop until the last subscriber caught up.
     pub(crate) caught_up_seconds: f64,
+    /// Subscribers resumed on the next hub rather than their own.
+    #[serde(default)]
+    pub(crate) resumed_on_next_hub: bool,
 }
 
 impl StormReport {
@@ -111,6 +118,7 @@ impl StormReport {
         self.caught_up += other.caught_up;
         self.reconnect_seconds = self.reconnect_seconds.max(other.reconnect_seconds);
         self.caught_up_seconds = self.caught_up_seconds.max(other.caught_up_seconds);
+        self.resumed_on_next_hub |= other.resumed_on_next_hub;
     }
 }
 
@@ -168,9 +176,13 @@ pub(crate) struct LocalPool {
 impl LocalPool {
     /// Starts the threads; they begin connecting at once.
     pub(crate) fn start(config: &PoolConfig, counters: Arc<Counters>) -> anyhow::Result<LocalPool> {
-        let url = config.sub_url.clone();
+        if config.sub_urls.is_empty() {
+            bail!("no subscribe URL");
+        }
         // Fail early on a bad template.
-        Url::parse(&http::fill(&url, "t", "", true))?;
+        for url in &config.sub_urls {
+            Url::parse(&http::fill(url, "t", "", true))?;
+        }
         let threads = config.threads.clamp(1, 64).min(config.count.max(1));
         let per_thread_connects = (config.connect_concurrency / threads).max(1);
         let mut handles = Vec::with_capacity(threads);
@@ -476,6 +488,7 @@ async fn run_thread(
                         }
                         storm_tx.send_modify(|g| *g += 1);
                         let s = Rc::clone(&state);
+                        let elsewhere = config.resume_elsewhere && config.sub_urls.len() > 1;
                         tokio::task::spawn_local(async move {
                             let deadline = Instant::now() + gap + Duration::from_secs(60);
                             loop {
@@ -488,7 +501,8 @@ async fn run_thread(
                                     break;
                                 }
                             }
-                            let report = s.borrow().storm_report().unwrap_or_default();
+                            let mut report = s.borrow().storm_report().unwrap_or_default();
+                            report.resumed_on_next_hub = elsewhere;
                             s.borrow_mut().storm = None;
                             let _ = reply.send(report);
                         });
@@ -525,341 +539,9 @@ async fn run_thread(
     }
 }
 
-/// Whether a subscription's answer opens an event stream; if not, why, and
-/// what to do.
-fn check_subscription(head: &ResponseHead) -> anyhow::Result<()> {
-    match head.status {
-        200 => {}
-        401 => bail!(
-            "the server answered 401 to the subscription: herald bench subscribes without a token (start the hub with --anonymous)"
-        ),
-        404 => bail!(
-            "the server answered 404 to the subscription: check --hub (the hub's endpoint is http://HOST/.well-known/mercure) or --sub-url"
-        ),
-        status => bail!("the server answered {status} to the subscription"),
-    }
-    if !head.is_event_stream() {
-        bail!(
-            "the subscription was answered with {}, not text/event-stream: check --hub (the hub's endpoint is http://HOST/.well-known/mercure) or --sub-url",
-            match &head.content_type {
-                Some(t) => format!("Content-Type {t}"),
-                None => "no Content-Type".to_owned(),
-            }
-        );
-    }
-    Ok(())
-}
-
-/// One subscriber connection, reconnecting as the run asks.
-struct Conn {
-    local: usize,
-    global: usize,
-    config: Rc<PoolConfig>,
-    state: Rc<RefCell<State>>,
-    counters: Arc<Counters>,
-    storm: watch::Receiver<u64>,
-    permits: Rc<Semaphore>,
-}
-
-/// Why a stream stopped.
-enum Ended {
-    /// The run asked for a drop (storm).
-    Storm,
-    /// The server ended it or the connection failed.
-    Closed(anyhow::Error),
-}
-
-impl Conn {
-    async fn run(mut self) {
-        let topic = self.state.borrow().subs[self.local].topic;
-        let topic_name = format!("{}{}", self.config.topic_prefix, topic);
-        let url = match Url::parse(&http::fill(&self.config.sub_url, &topic_name, "", true)) {
-            Ok(u) => u,
-            Err(e) => {
-                self.first_attempt(Err(e));
-                return;
-            }
-        };
-        let mut first = true;
-        loop {
-            let last_id = self.state.borrow().subs[self.local].last_id.clone();
-            let opened = {
-                let _permit = self.permits.acquire().await;
-                self.open(&url, last_id.as_deref()).await
-            };
-            let (stream, rest, framing) = match opened {
-                Ok(o) => o,
-                Err(e) => {
-                    if first {
-                        self.first_attempt(Err(e));
-                        return;
-                    }
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    if self.state.borrow().finishing {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            if first {
-                first = false;
-                self.first_attempt(Ok(()));
-            } else {
-                let mut s = self.state.borrow_mut();
-                s.totals.reconnects += 1;
-                if s.storm.is_some() {
-                    let now = Instant::now();
-                    s.subs[self.local].reconnected_at = Some(now);
-                }
-                drop(s);
-                self.check_caught_up();
-            }
-            self.storm.mark_unchanged();
-            let ended = self.read(stream, rest, framing).await;
-            match ended {
-                Ended::Storm => {
-                    // Stay away for the gap the storm asked for, counted
-                    // from the drop, so every connection returns at once.
-                    let back = self.state.borrow().storm.as_ref().map(|st| st.at + st.gap);
-                    if let Some(back) = back {
-                        tokio::time::sleep_until(back.into()).await;
-                    }
-                }
-                Ended::Closed(why) => {
-                    let stop = {
-                        let mut s = self.state.borrow_mut();
-                        s.totals.disconnects += 1;
-                        if s.totals.first_disconnect.is_none() {
-                            s.totals.first_disconnect = Some(format!("{why:#}"));
-                        }
-                        s.finishing || !self.config.reconnect
-                    };
-                    if stop {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    fn first_attempt(&self, result: anyhow::Result<()>) {
-        let mut s = self.state.borrow_mut();
-        s.attempted += 1;
-        match result {
-            Ok(()) => {
-                s.subs[self.local].opened = true;
-                self.counters.connected.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                s.totals.connect_errors += 1;
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                if s.first_error.is_none() {
-                    s.first_error = Some(format!("{e:#}"));
-                }
-            }
-        }
-        if s.attempted >= s.subs.len() {
-            s.connect_ended = Some(Instant::now());
-        }
-    }
-
-    /// Connects from this subscriber's source address and reads the head.
-    async fn open(
-        &self,
-        url: &Url,
-        last_id: Option<&str>,
-    ) -> anyhow::Result<(TcpStream, Vec<u8>, Framing)> {
-        let socket = match url.addr {
-            SocketAddr::V4(_) => {
-                let socket = TcpSocket::new_v4()?;
-                let n = self.config.source_ips.clamp(1, 250);
-                let ip = Ipv4Addr::new(127, 0, 0, 1 + (self.global % n) as u8);
-                socket
-                    .bind(SocketAddr::new(IpAddr::V4(ip), 0))
-                    .with_context(|| format!("cannot bind to {ip}"))?;
-                socket
-            }
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        let mut stream = socket
-            .connect(url.addr)
-            .await
-            .with_context(|| format!("cannot connect to {}", url.addr))?;
-        stream.set_nodelay(true)?;
-        let mut request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n",
-            url.target, url.host
-        );
-        if let Some(id) = last_id {
-            request.push_str("Last-Event-ID: ");
-            request.push_str(id);
-            request.push_str("\r\n");
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                bail!("the server closed the connection before answering");
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(head) = http::parse_head(&buf)? {
-                check_subscription(&head)?;
-                let rest = buf.split_off(head.len);
-                return Ok((stream, rest, head.framing));
-            }
-        }
-    }
-
-    /// Reads events until the stream ends or a storm drops it.
-    async fn read(&mut self, mut stream: TcpStream, rest: Vec<u8>, framing: Framing) -> Ended {
-        let mut parser = herald_sse::Parser::new();
-        let mut chunked = Chunked::default();
-        let mut left = match framing {
-            Framing::Length(n) => Some(n),
-            _ => None,
-        };
-        let mut buf = vec![0u8; READ_BUF];
-        let mut pending = rest;
-        loop {
-            if !pending.is_empty() {
-                let input = std::mem::take(&mut pending);
-                let result = match framing {
-                    Framing::Chunked => chunked
-                        .decode(&input, |piece| parser.feed(piece))
-                        .map(|_| ()),
-                    _ => {
-                        let take = left.map_or(input.len(), |l| (l as usize).min(input.len()));
-                        parser.feed(&input[..take]);
-                        if let Some(l) = left.as_mut() {
-                            *l -= take as u64;
-                        }
-                        Ok(())
-                    }
-                };
-                if let Err(e) = result {
-                    return Ended::Closed(e);
-                }
-                self.drain_events(&mut parser);
-                if chunked.is_done() || left == Some(0) {
-                    return Ended::Closed(anyhow::anyhow!("the stream ended"));
-                }
-                pending = input;
-                pending.clear();
-            }
-            let read = tokio::select! {
-                biased;
-                changed = self.storm.changed() => {
-                    if changed.is_ok() {
-                        return Ended::Storm;
-                    }
-                    // The controller is gone: the run is over.
-                    return Ended::Closed(anyhow::anyhow!("the run ended"));
-                }
-                read = stream.read(&mut buf) => read,
-            };
-            match read {
-                Ok(0) => return Ended::Closed(anyhow::anyhow!("the server closed the stream")),
-                Ok(n) => {
-                    pending.extend_from_slice(&buf[..n]);
-                }
-                Err(e) => return Ended::Closed(e.into()),
-            }
-        }
-    }
-
-    fn drain_events(&self, parser: &mut herald_sse::Parser) {
-        let now = unix_ns();
-        let mut s = self.state.borrow_mut();
-        let s = &mut *s;
-        let mut delivered = 0u64;
-        while let Some(event) = parser.next_event() {
-            let Ok(event) = event else {
-                s.totals.malformed += 1;
-                continue;
-            };
-            let Some((seq, topic, conn, sent)) = parse_event_data(event.data()) else {
-                s.totals.malformed += 1;
-                continue;
-            };
-            let sub = &mut s.subs[self.local];
-            let Some(tracker) = sub.trackers.get_mut(conn).filter(|_| topic == sub.topic) else {
-                s.totals.malformed += 1;
-                continue;
-            };
-            tracker.record(seq);
-            if !event.last_event_id().is_empty()
-                && sub.last_id.as_deref() != Some(event.last_event_id())
-            {
-                sub.last_id = Some(Rc::from(event.last_event_id()));
-            }
-            delivered += 1;
-            s.phase.deliveries += 1;
-            let latency_us = (now.saturating_sub(sent) / 1000) as u64;
-            s.phase.latency.record(latency_us);
-            if let Some(storm) = &s.storm {
-                let sub = &mut s.subs[self.local];
-                if sub.caught_up_at.is_none()
-                    && sub.reconnected_at.is_some()
-                    && sub.has_all(&storm.targets)
-                {
-                    sub.caught_up_at = Some(Instant::now());
-                }
-            }
-        }
-        if delivered > 0 {
-            self.counters
-                .deliveries
-                .fetch_add(delivered, Ordering::Relaxed);
-        }
-    }
-
-    /// After a storm reconnect: a subscriber that had everything already
-    /// is caught up as soon as its stream reopens.
-    fn check_caught_up(&self) {
-        let mut s = self.state.borrow_mut();
-        let s = &mut *s;
-        let Some(storm) = &s.storm else {
-            return;
-        };
-        let sub = &mut s.subs[self.local];
-        if sub.caught_up_at.is_none() && sub.has_all(&storm.targets) {
-            sub.caught_up_at = sub.reconnected_at;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_an_event_stream_opens_a_subscription_and_failures_say_what_to_do() {
-        let check = |head: &str| {
-            let text = format!("{head}\r\n\r\n");
-            let head = http::parse_head(text.as_bytes()).unwrap().unwrap();
-            check_subscription(&head).map_err(|e| e.to_string())
-        };
-        assert!(check("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream").is_ok());
-        // The web UI at / of a hub given by its base URL.
-        let err = check("HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8").unwrap_err();
-        assert!(
-            err.contains("text/html") && err.contains("--hub") && err.contains("--sub-url"),
-            "{err}"
-        );
-        let err = check("HTTP/1.1 200 OK\r\nContent-Length: 0").unwrap_err();
-        assert!(err.contains("no Content-Type"), "{err}");
-        let err = check("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0").unwrap_err();
-        assert!(err.contains("(start the hub with --anonymous)"), "{err}");
-        let err = check("HTTP/1.1 404 Not Found\r\nContent-Length: 0").unwrap_err();
-        assert!(err.contains("--hub"), "{err}");
-        let err = check("HTTP/1.1 503 Unavailable\r\nContent-Length: 0").unwrap_err();
-        assert!(err.contains("503"), "{err}");
-    }
 
     #[test]
     fn a_subscriber_tracks_each_publishing_connection_on_its_own() {
