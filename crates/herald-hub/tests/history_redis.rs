@@ -507,3 +507,73 @@ async fn a_redis_down_longer_than_the_reconnection_retries_is_used_again_when_ba
         "following resumed right after \"before\""
     );
 }
+
+/// Follows `history` until it has read up to `seq`.
+async fn follow_to(follow: &mut herald_hub::history::Follow, seq: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = 0;
+    while last < seq {
+        assert!(
+            Instant::now() < deadline,
+            "followed only to {last} of {seq}"
+        );
+        if let Some(Ok(Followed::Entries(batch))) =
+            tokio::time::timeout(Duration::from_secs(30), follow.next())
+                .await
+                .unwrap()
+        {
+            last = batch.last().map_or(last, |e| e.seq);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_replay_of_what_a_node_followed_needs_no_round_trip_to_redis() {
+    let server = RedisServer::start("cache");
+    let a = node(&server, |o| o.timeout = Duration::from_millis(500)).await;
+    let b = node(&server, |_| {}).await;
+    let mut follow = a.follow(0).unwrap();
+    b.append((1..=5).map(|i| entry(&format!("e{i}"), 4)).collect())
+        .await
+        .unwrap();
+    follow_to(&mut follow, 5).await;
+
+    // With Redis stalled, what a followed: a reconnect storm replays from
+    // memory, not from Redis.
+    server.signal("STOP");
+    let replay = a.read_after(2, 10).await;
+    let older = a.read_after(0, 10).await;
+    server.signal("CONT");
+    assert_eq!(ids(&replay.unwrap()), ["e3", "e4", "e5"]);
+    assert_eq!(ids(&older.unwrap()), ["e1", "e2", "e3", "e4", "e5"]);
+    // What a has not followed yet comes from Redis.
+    b.append(vec![entry("e6", 4)]).await.unwrap();
+    let all = a.read_after(4, 10).await.unwrap();
+    assert_eq!(ids(&all)[0], "e5");
+    assert!(all.len() <= 2, "{:?}", ids(&all));
+}
+
+#[tokio::test]
+async fn a_replay_from_memory_keeps_to_the_retention_limits() {
+    let server = RedisServer::start("cache-retention");
+    let a = node(&server, |o| {
+        o.max_events = 3;
+        o.max_age = Some(Duration::from_millis(300));
+    })
+    .await;
+    let mut follow = a.follow(0).unwrap();
+    a.append((1..=5).map(|i| entry(&format!("e{i}"), 4)).collect())
+        .await
+        .unwrap();
+    follow_to(&mut follow, 5).await;
+    assert_eq!(ids(&a.read_after(0, 10).await.unwrap()), ["e3", "e4", "e5"]);
+    // Past the age limit, nothing is replayed, trimmed or not yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !a.read_after(0, 10).await.unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "old entries still replayed after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

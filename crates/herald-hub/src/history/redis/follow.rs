@@ -103,6 +103,11 @@ impl Follower {
             return Ok(self.restarted(counter));
         }
         let entries = codec::read_reply(reply)?;
+        let mut cache = inner.cache();
+        for entry in &entries {
+            cache.push(Arc::clone(entry));
+        }
+        drop(cache);
         if let Some(newest) = entries.last() {
             self.last = newest.seq;
             inner.stats.set_last_seq(newest.seq);
@@ -112,6 +117,7 @@ impl Follower {
 
     /// Follows on from `last_seq`, the log's end now.
     fn restarted(&mut self, last_seq: u64) -> Followed {
+        self.inner.cache().clear();
         self.last = last_seq;
         self.inner.stats.set_last_seq(last_seq);
         Followed::Restarted { last_seq }

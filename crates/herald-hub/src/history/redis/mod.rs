@@ -21,17 +21,20 @@
 mod codec;
 mod follow;
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
+use super::ring::Ring;
 use super::{Entry, Follow, History, HistoryError, HistoryStats, NewEntry, StatsCell};
 
 /// How long a read of the stream blocks on the server waiting for news.
 const FOLLOW_BLOCK: Duration = Duration::from_secs(1);
+/// Most recent entries each node keeps in memory for replays.
+const CACHE_EVENTS: u64 = 10_000;
 /// Most entries a follow read takes at once.
 const FOLLOW_BATCH: usize = 1024;
 /// How often each node refreshes its statistics and applies the age limit
@@ -97,6 +100,10 @@ struct Inner {
     /// This node's view of the log, refreshed by its appends, its reads
     /// and its upkeep.
     stats: StatsCell,
+    /// The newest entries this node followed, densely: a resuming client is
+    /// replayed from here without a round trip to Redis, which is what
+    /// keeps a reconnect storm off Redis.
+    cache: Mutex<Ring>,
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +195,10 @@ impl RedisHistory {
             .await
             .map_err(no_answer)?
             .map_err(|e| refuse(format!("cannot read the log ({e})")))?;
+        // Never more than retention keeps: a replay from the cache must not
+        // return what the log has already dropped.
+        let options_cache_events = options.max_events.min(CACHE_EVENTS);
+        let max_bytes = options.max_bytes;
         let history = RedisHistory {
             inner: Arc::new(Inner {
                 client,
@@ -197,6 +208,10 @@ impl RedisHistory {
                 append: Script::new(include_str!("append.lua")),
                 epoch,
                 stats: StatsCell::default(),
+                cache: Mutex::new(Ring::new(
+                    usize::try_from(options_cache_events).unwrap_or(usize::MAX),
+                    max_bytes,
+                )),
             }),
         };
         // Applies retention too, so a hub started with smaller limits
@@ -287,6 +302,24 @@ fn manager_config(response: Duration, connect: Duration) -> ConnectionManagerCon
 }
 
 impl Inner {
+    fn cache(&self) -> MutexGuard<'_, Ring> {
+        // Each change is one push or a clear: a panic elsewhere cannot
+        // leave the ring half-changed.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Up to `limit` entries after `after` from the cache, when it holds
+    /// everything after `after` that this node has followed. What the
+    /// node has not followed yet it will dispatch live, so a replay that
+    /// ends where the cache ends misses nothing.
+    fn cached_after(&self, after: u64, limit: usize) -> Option<Vec<Arc<Entry>>> {
+        let cache = self.cache();
+        if cache.len() == 0 {
+            return None;
+        }
+        cache.read_after(after, limit)
+    }
+
     /// Runs one command under the time limit.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, HistoryError> {
         let mut conn = self.conn.clone();
@@ -409,8 +442,25 @@ impl History for RedisHistory {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut found = Vec::new();
+        let cutoff = inner
+            .options
+            .max_age
+            .map(|age| super::now_ms().saturating_sub(age.as_millis() as u64));
         let mut from = after;
+        while let Some(hit) = inner.cached_after(from, limit) {
+            // Expired entries (not trimmed yet) are the oldest: skip them,
+            // and keep the page full so that the replay does not stop early.
+            let Some(cutoff) = cutoff else {
+                return Ok(hit);
+            };
+            match hit.iter().position(|e| e.stored_at_ms >= cutoff) {
+                Some(0) => return Ok(hit),
+                Some(fresh) => from = hit[fresh - 1].seq,
+                None if hit.len() == limit => from = hit[limit - 1].seq,
+                None => return Ok(Vec::new()),
+            }
+        }
+        let mut found = Vec::new();
         loop {
             let wanted = limit - found.len();
             let reply: Value = inner
@@ -428,11 +478,10 @@ impl History for RedisHistory {
             if let Some(last) = page.last() {
                 from = last.seq;
             }
-            if let Some(max_age) = inner.options.max_age {
+            if let Some(cutoff) = cutoff {
                 // Not trimmed yet (upkeep runs every second): never replay
                 // what is past the age limit. Expired entries are the
                 // oldest, so a page that lost some is topped up.
-                let cutoff = super::now_ms().saturating_sub(max_age.as_millis() as u64);
                 page.retain(|e| e.stored_at_ms >= cutoff);
             }
             found.append(&mut page);
