@@ -66,10 +66,28 @@ impl Follower {
     /// answered, so the subscription is registered) and follows it to
     /// `marker`.
     pub fn start(nodes: &[String], topic: &str, marker: &str) -> Follower {
+        Follower::subscribe(nodes, &format!("topic={topic}"), &[], marker)
+    }
+
+    /// [`Follower::start`] with any subscribe query (`topic=a&topic=b`)
+    /// and request headers (a token, say).
+    pub fn subscribe(
+        nodes: &[String],
+        query: &str,
+        headers: &[(&str, &str)],
+        marker: &str,
+    ) -> Follower {
+        let request = Request {
+            query: query.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\r\n"))
+                .collect(),
+        };
         let nodes = nodes.to_vec();
-        let first = open(&nodes[0], topic, None).expect("the first node answers");
-        let (topic, marker) = (topic.to_owned(), marker.to_owned());
-        let thread = std::thread::spawn(move || follow(first, &nodes, &topic, &marker));
+        let first = open(&nodes[0], &request, None).expect("the first node answers");
+        let marker = marker.to_owned();
+        let thread = std::thread::spawn(move || follow(first, &nodes, &request, &marker));
         Follower { thread }
     }
 
@@ -79,17 +97,69 @@ impl Follower {
     }
 }
 
-/// A stream of `topic` on `addr` (HTTP/1.0: the body is the raw event
+/// What a follower asks each node for.
+struct Request {
+    query: String,
+    /// Header lines, each ending in CRLF.
+    headers: String,
+}
+
+/// An open subscription whose events are read a few at a time; it hangs
+/// up when dropped, as a client whose connection breaks.
+pub struct Subscribed {
+    tcp: std::net::TcpStream,
+    parser: herald_sse::Parser,
+}
+
+impl Subscribed {
+    /// Subscribes to `topic` on `addr`, returning once the hub has answered
+    /// (so the subscription is registered).
+    pub fn open(addr: &str, topic: &str) -> Subscribed {
+        let request = Request {
+            query: format!("topic={topic}"),
+            headers: String::new(),
+        };
+        let tcp = open(addr, &request, None).expect("the node answers");
+        Subscribed {
+            tcp,
+            parser: herald_sse::Parser::new(),
+        }
+    }
+
+    /// The next `n` events, as (data, id).
+    pub fn take(&mut self, n: usize) -> Vec<(String, String)> {
+        let mut events = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            while events.len() < n {
+                let Some(event) = self.parser.next_event() else {
+                    break;
+                };
+                let event = event.expect("the hub's output parses");
+                events.push((event.data().to_string(), event.last_event_id().to_string()));
+            }
+            if events.len() == n {
+                return events;
+            }
+            let read = self.tcp.read(&mut buf).expect("the stream stalled");
+            assert!(read > 0, "the stream ended after {events:?}");
+            self.parser.feed(&buf[..read]);
+        }
+    }
+}
+
+/// A stream for `request` on `addr` (HTTP/1.0: the body is the raw event
 /// stream) from `last_event_id`, once its head arrived; `None` when the
 /// node does not answer with a 200.
-fn open(addr: &str, topic: &str, last_event_id: Option<&str>) -> Option<std::net::TcpStream> {
+fn open(addr: &str, request: &Request, last_event_id: Option<&str>) -> Option<std::net::TcpStream> {
     let mut tcp = connect(addr).ok()?;
     let resume = last_event_id
         .map(|id| format!("last-event-id: {id}\r\n"))
         .unwrap_or_default();
     write!(
         tcp,
-        "GET /.well-known/mercure?topic={topic} HTTP/1.0\r\nhost: {addr}\r\n{resume}\r\n"
+        "GET /.well-known/mercure?{} HTTP/1.0\r\nhost: {addr}\r\n{}{resume}\r\n",
+        request.query, request.headers
     )
     .ok()?;
     // The head, a byte at a time so that no event is consumed with it.
@@ -104,7 +174,12 @@ fn open(addr: &str, topic: &str, last_event_id: Option<&str>) -> Option<std::net
     (head.starts_with(b"HTTP/1.0 200") || head.starts_with(b"HTTP/1.1 200")).then_some(tcp)
 }
 
-fn follow(mut tcp: std::net::TcpStream, nodes: &[String], topic: &str, marker: &str) -> Followed {
+fn follow(
+    mut tcp: std::net::TcpStream,
+    nodes: &[String],
+    request: &Request,
+    marker: &str,
+) -> Followed {
     let mut followed = Followed {
         events: Vec::new(),
         nodes: vec![nodes[0].clone()],
@@ -142,7 +217,7 @@ fn follow(mut tcp: std::net::TcpStream, nodes: &[String], topic: &str, marker: &
             node = (node + 1) % nodes.len();
             if let Some(tcp) = open(
                 &nodes[node],
-                topic,
+                request,
                 Some(last_id.as_str()).filter(|id| !id.is_empty()),
             ) {
                 followed.nodes.push(nodes[node].clone());
