@@ -11,32 +11,18 @@ mod support;
 
 use herald_hub::auth::{mint, Claims};
 use support::http::{publish, publisher_token, replay};
+use support::redis_node::{redis_node, CLUSTER_KEY};
 use support::redis_server::RedisServer;
 use support::storm::{Followed, Follower, Subscribed};
-use support::{serve_command, start, Serving};
+use support::Serving;
 
-const KEY: &str = "cluster-test-secret-cluster-test-secret";
+const KEY: &str = CLUSTER_KEY;
 const BOOK: &str = "https://ex.com/books/1";
 const BOOKS: &str = "https://ex.com/books/{id}";
 
 /// `n` hub processes on `redis`'s log.
 fn nodes(redis: &RedisServer, n: usize) -> Vec<Serving> {
-    let url = redis.url();
-    (0..n)
-        .map(|_| {
-            let mut cmd = serve_command(&[
-                "--listen",
-                "127.0.0.1:0",
-                "--anonymous",
-                "--history",
-                "redis",
-                "--redis-url",
-                &url,
-            ]);
-            cmd.env("HERALD_JWT_KEY", KEY);
-            start(cmd)
-        })
-        .collect()
+    (0..n).map(|_| redis_node(redis, &[])).collect()
 }
 
 fn enc(s: &str) -> String {

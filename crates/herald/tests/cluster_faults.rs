@@ -14,29 +14,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::http::{exchange, publish, publish_request, publisher_token, read_until, try_publish};
+use support::redis_node::{redis_node, CLUSTER_KEY};
 use support::redis_server::RedisServer;
 use support::storm::{Acks, Followed, Follower};
-use support::{serve_command, start, Serving, DEADLINE};
+use support::{Serving, DEADLINE};
 
-const KEY: &str = "cluster-test-secret-cluster-test-secret";
-
-/// A hub node on `redis`'s log.
-fn node(redis: &RedisServer, extra: &[&str]) -> Serving {
-    let url = redis.url();
-    let mut args = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--anonymous",
-        "--history",
-        "redis",
-        "--redis-url",
-        &url,
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = serve_command(&args);
-    cmd.env("HERALD_JWT_KEY", KEY);
-    start(cmd)
-}
+const KEY: &str = CLUSTER_KEY;
 
 /// Publishers, one per address, each numbering its updates; a publisher
 /// whose node fails moves to the next address (as a load balancer would),
@@ -160,7 +143,7 @@ fn assert_all_delivered_once_in_one_order(followed: &[Followed], acks: &[(usize,
 #[test]
 fn a_node_killed_during_a_storm_loses_nothing_its_subscribers_resume_on_another_node() {
     let redis = RedisServer::start("sigkill");
-    let mut nodes: Vec<Serving> = (0..3).map(|_| node(&redis, &[])).collect();
+    let mut nodes: Vec<Serving> = (0..3).map(|_| redis_node(&redis, &[])).collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let (a, b, c) = (addrs[0].clone(), addrs[1].clone(), addrs[2].clone());
     let followers = [
@@ -192,7 +175,7 @@ fn a_node_killed_during_a_storm_loses_nothing_its_subscribers_resume_on_another_
 fn storm_through_a_redis_fault(name: &str, fault: impl FnOnce(&mut RedisServer, &Storm)) {
     let mut redis = RedisServer::start(name);
     let nodes: Vec<Serving> = (0..2)
-        .map(|_| node(&redis, &["--redis-timeout", "500ms"]))
+        .map(|_| redis_node(&redis, &["--redis-timeout", "500ms"]))
         .collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let followers = [
@@ -274,7 +257,7 @@ fn until_answer(addr: &str, path: &str, what: &str, done: impl Fn(&str, &str) ->
 fn a_stalled_redis_makes_publishes_fail_fast_and_nodes_unready_then_everything_recovers() {
     let redis = RedisServer::start("stall");
     let extra = ["--redis-timeout", "500ms", "--heartbeat", "200ms"];
-    let (a, b) = (node(&redis, &extra), node(&redis, &extra));
+    let (a, b) = (redis_node(&redis, &extra), redis_node(&redis, &extra));
     let token = publisher_token(KEY);
     let mut subscriber = support::http::open_stream(&b.addr, "topic=storm");
     publish(&a.addr, &token, "topic=storm&data=before");
@@ -337,8 +320,8 @@ fn a_stalled_redis_makes_publishes_fail_fast_and_nodes_unready_then_everything_r
 fn retention_trims_the_shared_log_for_every_node() {
     let redis = RedisServer::start("retention");
     let (a, b) = (
-        node(&redis, &["--history-size", "3"]),
-        node(&redis, &["--history-size", "3"]),
+        redis_node(&redis, &["--history-size", "3"]),
+        redis_node(&redis, &["--history-size", "3"]),
     );
     let token = publisher_token(KEY);
     for i in 0..5 {

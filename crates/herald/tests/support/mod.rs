@@ -9,6 +9,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod http;
+pub mod redis_node;
 #[path = "../../../herald-hub/tests/common/redis_server.rs"]
 pub mod redis_server;
 pub mod storm;
