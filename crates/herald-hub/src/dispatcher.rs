@@ -52,35 +52,32 @@ impl Dispatcher {
         let last = self.last_seq();
         if first.seq != last + 1 {
             // Only a shared log skips: entries were evicted before this
-            // node read them (it lagged behind retention). A live stream
-            // can no longer carry what its client missed: end every
-            // stream, so each client resumes from history and learns where
-            // it stands.
-            tracing::warn!(
-                last_dispatched = last,
-                next_in_log = first.seq,
-                "entries left the log before this node dispatched them; ending \
-                 every stream so that clients resume from history"
+            // node read them (it lagged behind retention).
+            self.end_every_stream(
+                "entries left the log before this node dispatched them",
+                first.seq,
             );
-            self.fanout.disconnect_all();
         }
         self.fanout.dispatch(batch);
         self.last.store(newest.seq, Ordering::Release);
     }
-}
 
-impl Dispatcher {
-    /// The log started over at `last_seq` (see [`Followed::Restarted`]):
-    /// no live stream can be trusted to be whole any more, so every one
-    /// ends, and its client resumes from history.
+    /// The log started over at `last_seq` (see [`Followed::Restarted`]).
     pub(crate) fn restart(&self, last_seq: u64) {
+        self.end_every_stream("the log started over", last_seq + 1);
+        self.last.store(last_seq, Ordering::Release);
+    }
+
+    /// A live stream can no longer carry what its client missed: end every
+    /// stream, so each client resumes from history and learns where it
+    /// stands.
+    fn end_every_stream(&self, why: &str, next_in_log: u64) {
         tracing::warn!(
             last_dispatched = self.last_seq(),
-            last_seq,
-            "the log started over; ending every stream so that clients resume from history"
+            next_in_log,
+            "{why}; ending every stream so that clients resume from history"
         );
         self.fanout.disconnect_all();
-        self.last.store(last_seq, Ordering::Release);
     }
 }
 

@@ -296,8 +296,11 @@ impl Fanout {
 
     /// Ends every stream and refuses new subscribers (shutdown).
     pub(crate) fn close(&self) {
-        let mut registry = self.write();
+        // Set under the lock that `register` checks it under: nobody
+        // registers after this.
+        let registry = self.write();
         self.closed.store(true, Ordering::Release);
-        *registry = Registry::default();
+        drop(registry);
+        self.disconnect_all();
     }
 }

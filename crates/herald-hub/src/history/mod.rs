@@ -76,8 +76,21 @@ impl Entry {
 
     /// Approximate bytes this entry holds, for the size limit and metrics.
     pub fn size(&self) -> usize {
-        self.frame.len() + self.id.len() + self.topics.iter().map(String::len).sum::<usize>() + 64
+        held_size(&self.id, &self.topics, &self.frame)
     }
+}
+
+impl NewEntry {
+    /// The [`Entry::size`] this update will have once stored.
+    pub fn size(&self) -> usize {
+        held_size(&self.id, &self.topics, &self.frame)
+    }
+}
+
+/// What an entry counts for against the byte limit: its frame, id and
+/// topics, plus 64 bytes of bookkeeping.
+fn held_size(id: &str, topics: &[String], frame: &Bytes) -> usize {
+    frame.len() + id.len() + topics.iter().map(String::len).sum::<usize>() + 64
 }
 
 /// What history holds now, for metrics and the UI.

@@ -31,68 +31,27 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
         .transpose()?;
     let backend = args.history.unwrap_or(HistoryBackend::Redb);
     if backend != HistoryBackend::Redis {
-        for (given, name) in [
-            (args.redis_url.is_some(), "--redis-url"),
-            (args.redis_key.is_some(), "--redis-key"),
-            (args.redis_timeout.is_some(), "--redis-timeout"),
-            (args.redis_tls_ca.is_some(), "--redis-tls-ca"),
-        ] {
-            if given {
-                bail!("{name} applies to --history redis only: add --history redis or drop {name}");
-            }
-        }
+        refuse_given(
+            &[
+                (args.redis_url.is_some(), "--redis-url"),
+                (args.redis_key.is_some(), "--redis-key"),
+                (args.redis_timeout.is_some(), "--redis-timeout"),
+                (args.redis_tls_ca.is_some(), "--redis-tls-ca"),
+            ],
+            |name| {
+                format!(
+                    "{name} applies to --history redis only: add --history redis or drop {name}"
+                )
+            },
+        )?;
     }
+    let retention = Retention {
+        max_events: Some(max_events),
+        max_age,
+        max_bytes: Some(max_bytes),
+    };
     match backend {
-        HistoryBackend::Redis => {
-            for (given, name) in [
-                (args.durability.is_some(), "--durability"),
-                (args.data_dir.is_some(), "--data-dir"),
-                (args.reset_history.is_some(), "--reset-history"),
-            ] {
-                if given {
-                    bail!("{name} applies to --history redb only; with --history redis, durability is Redis's own (appendonly, appendfsync: see docs/cluster.md)");
-                }
-            }
-            let Some(url) = args.redis_url.clone() else {
-                bail!("--history redis needs --redis-url (e.g. redis://127.0.0.1:6379/0)");
-            };
-            let mut options = RedisOptions::new(url);
-            if let Some(key) = &args.redis_key {
-                if key.is_empty() || key.contains(['{', '}']) {
-                    bail!("invalid --redis-key {key:?}: use a non-empty name without braces");
-                }
-                options.key_prefix = key.clone();
-            }
-            if let Some(text) = &args.redis_timeout {
-                let timeout = humantime::parse_duration(text).with_context(|| {
-                    format!("invalid --redis-timeout {text:?}: use e.g. 3s or 500ms")
-                })?;
-                if timeout.is_zero() {
-                    bail!("invalid --redis-timeout {text:?}: it must be above zero");
-                }
-                options.timeout = timeout;
-            }
-            if let Some(path) = &args.redis_tls_ca {
-                let pem = std::fs::read(path)
-                    .with_context(|| format!("cannot read --redis-tls-ca {}", path.display()))?;
-                options.tls_ca = Some(pem);
-            }
-            if max_events == 0 {
-                bail!("--history-size 0 cannot work with --history redis: the log is also how nodes reach each other; keep at least 1 (better: enough for a client to resume)");
-            }
-            options.max_events = max_events;
-            options.max_bytes = max_bytes;
-            options.max_age = max_age;
-            let history = RedisHistory::connect(options)
-                .await
-                .context("cannot open the shared history")?;
-            tracing::info!(
-                events = history.stats().events,
-                last_seq = history.stats().last_seq,
-                "shared history opened in Redis"
-            );
-            Ok(Arc::new(history))
-        }
+        HistoryBackend::Redis => open_redis(args, retention).await,
         HistoryBackend::Memory => {
             // Memory history is never written to disk: a durability asked
             // for would be silently meaningless.
@@ -114,11 +73,7 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("herald-data"));
             let options = RedbOptions {
-                retention: Retention {
-                    max_events: Some(max_events),
-                    max_age,
-                    max_bytes: Some(max_bytes),
-                },
+                retention,
                 durability: match args.durability.unwrap_or(DurabilityMode::Full) {
                     DurabilityMode::Full => Durability::Full,
                     DurabilityMode::Periodic => Durability::Periodic(Duration::from_millis(200)),
@@ -148,6 +103,68 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
             tracing::info!(path = %history.path().display(), events = history.stats().events, "durable history opened");
             Ok(Arc::new(history))
         }
+    }
+}
+
+/// The Redis history of `--history redis`, its options checked.
+async fn open_redis(args: &ServeArgs, retention: Retention) -> anyhow::Result<Arc<dyn History>> {
+    refuse_given(
+        &[
+            (args.durability.is_some(), "--durability"),
+            (args.data_dir.is_some(), "--data-dir"),
+            (args.reset_history.is_some(), "--reset-history"),
+        ],
+        |name| {
+            format!("{name} applies to --history redb only; with --history redis, durability is Redis's own (appendonly, appendfsync: see docs/cluster.md)")
+        },
+    )?;
+    let Some(url) = args.redis_url.clone() else {
+        bail!("--history redis needs --redis-url (e.g. redis://127.0.0.1:6379/0)");
+    };
+    let mut options = RedisOptions::new(url);
+    if let Some(key) = &args.redis_key {
+        if key.is_empty() || key.contains(['{', '}']) {
+            bail!("invalid --redis-key {key:?}: use a non-empty name without braces");
+        }
+        options.key_prefix = key.clone();
+    }
+    if let Some(text) = &args.redis_timeout {
+        let timeout = humantime::parse_duration(text)
+            .with_context(|| format!("invalid --redis-timeout {text:?}: use e.g. 3s or 500ms"))?;
+        if timeout.is_zero() {
+            bail!("invalid --redis-timeout {text:?}: it must be above zero");
+        }
+        options.timeout = timeout;
+    }
+    if let Some(path) = &args.redis_tls_ca {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read --redis-tls-ca {}", path.display()))?;
+        options.tls_ca = Some(pem);
+    }
+    if retention.max_events == Some(0) {
+        bail!("--history-size 0 cannot work with --history redis: the log is also how nodes reach each other; keep at least 1 (better: enough for a client to resume)");
+    }
+    options.max_events = retention.max_events.unwrap_or(options.max_events);
+    options.max_bytes = retention.max_bytes.unwrap_or(options.max_bytes);
+    options.max_age = retention.max_age;
+    let history = RedisHistory::connect(options)
+        .await
+        .context("cannot open the shared history")?;
+    let stats = history.stats();
+    tracing::info!(
+        events = stats.events,
+        last_seq = stats.last_seq,
+        "shared history opened in Redis"
+    );
+    Ok(Arc::new(history))
+}
+
+/// Fails on the first of `options` (given?, flag) that was given, saying
+/// `why` for it.
+fn refuse_given(options: &[(bool, &str)], why: impl Fn(&str) -> String) -> anyhow::Result<()> {
+    match options.iter().find(|(given, _)| *given) {
+        Some((_, name)) => bail!(why(name)),
+        None => Ok(()),
     }
 }
 

@@ -104,7 +104,7 @@ struct Request {
     headers: String,
 }
 
-/// An open subscription whose events are read a few at a time; it hangs
+/// An open subscription whose events are read one at a time; it hangs
 /// up when dropped, as a client whose connection breaks.
 pub struct Subscribed {
     tcp: std::net::TcpStream,
@@ -119,32 +119,41 @@ impl Subscribed {
             query: format!("topic={topic}"),
             headers: String::new(),
         };
-        let tcp = open(addr, &request, None).expect("the node answers");
+        Subscribed::new(open(addr, &request, None).expect("the node answers"))
+    }
+
+    fn new(tcp: std::net::TcpStream) -> Subscribed {
         Subscribed {
             tcp,
             parser: herald_sse::Parser::new(),
         }
     }
 
+    /// The next event as (data, id); `None` once the stream ended or broke.
+    pub fn next_event(&mut self) -> Option<(String, String)> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(event) = self.parser.next_event() {
+                let event = event.expect("the hub's output parses");
+                return Some((event.data().to_string(), event.last_event_id().to_string()));
+            }
+            match self.tcp.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.parser.feed(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// The next `n` events, as (data, id).
     pub fn take(&mut self, n: usize) -> Vec<(String, String)> {
-        let mut events = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            while events.len() < n {
-                let Some(event) = self.parser.next_event() else {
-                    break;
-                };
-                let event = event.expect("the hub's output parses");
-                events.push((event.data().to_string(), event.last_event_id().to_string()));
-            }
-            if events.len() == n {
-                return events;
-            }
-            let read = self.tcp.read(&mut buf).expect("the stream stalled");
-            assert!(read > 0, "the stream ended after {events:?}");
-            self.parser.feed(&buf[..read]);
-        }
+        (0..n)
+            .map(|i| {
+                self.next_event()
+                    .unwrap_or_else(|| panic!("the stream ended after {i} events"))
+            })
+            .collect()
     }
 }
 
@@ -174,12 +183,7 @@ fn open(addr: &str, request: &Request, last_event_id: Option<&str>) -> Option<st
     (head.starts_with(b"HTTP/1.0 200") || head.starts_with(b"HTTP/1.1 200")).then_some(tcp)
 }
 
-fn follow(
-    mut tcp: std::net::TcpStream,
-    nodes: &[String],
-    request: &Request,
-    marker: &str,
-) -> Followed {
+fn follow(tcp: std::net::TcpStream, nodes: &[String], request: &Request, marker: &str) -> Followed {
     let mut followed = Followed {
         events: Vec::new(),
         nodes: vec![nodes[0].clone()],
@@ -187,41 +191,26 @@ fn follow(
     let mut node = 0;
     let mut last_id = String::new();
     let deadline = Instant::now() + 4 * DEADLINE;
+    let mut stream = Subscribed::new(tcp);
     loop {
-        let mut parser = herald_sse::Parser::new();
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            while let Some(event) = parser.next_event() {
-                let event = event.expect("the hub's output parses");
-                last_id = event.last_event_id().to_string();
-                if event.data() == marker {
-                    return followed;
-                }
-                followed
-                    .events
-                    .push((event.data().to_string(), last_id.clone()));
+        while let Some((data, id)) = stream.next_event() {
+            last_id = id;
+            if data == marker {
+                return followed;
             }
-            match tcp.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => parser.feed(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
+            followed.events.push((data, last_id.clone()));
         }
         // The stream ended: resume on the next node that answers.
-        tcp = loop {
+        stream = loop {
             assert!(
                 Instant::now() < deadline,
                 "no node took the follower back: {followed:?}"
             );
             node = (node + 1) % nodes.len();
-            if let Some(tcp) = open(
-                &nodes[node],
-                request,
-                Some(last_id.as_str()).filter(|id| !id.is_empty()),
-            ) {
+            let resume = Some(last_id.as_str()).filter(|id| !id.is_empty());
+            if let Some(tcp) = open(&nodes[node], request, resume) {
                 followed.nodes.push(nodes[node].clone());
-                break tcp;
+                break Subscribed::new(tcp);
             }
             std::thread::sleep(Duration::from_millis(50));
         };

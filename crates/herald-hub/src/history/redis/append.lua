@@ -55,7 +55,8 @@ end
 -- only when one may have to go: as many as the count limit asks for, else
 -- the oldest one, to see its size or age.
 local len = redis.call('XLEN', stream)
-local held = tonumber(redis.call('GET', bytes_key) or '0') + added
+local held_before = tonumber(redis.call('GET', bytes_key) or '0')
+local held = held_before + added
 local cutoff = -1
 if max_age > 0 then cutoff = now - max_age end
 local function over()
@@ -89,7 +90,9 @@ if last_removed then
   redis.call('XTRIM', stream, 'MINID', (tonumber(string.match(last_removed, '^(%d+)-')) + 1) .. '-0')
 end
 if held < 0 or len == 0 then held = 0 end
-redis.call('SET', bytes_key, held)
+-- Written only when it changed: the upkeep's call with no entries is then
+-- a read, with nothing for the append-only file to fsync.
+if held ~= held_before then redis.call('SET', bytes_key, held) end
 
 local result = { now, len, held, tonumber(redis.call('GET', counter) or '0') }
 for _, seq in ipairs(seqs) do result[#result + 1] = seq end

@@ -73,18 +73,15 @@ impl Follower {
             .arg("STREAMS")
             .arg(&inner.keys.log)
             .arg(format!("{}-0", self.last));
-        let reply: Value =
-            match tokio::time::timeout(FOLLOW_BLOCK + timeout, cmd.query_async(&mut conn)).await {
-                Ok(reply) => reply.map_err(|e| inner.fail(&e))?,
-                Err(_) => return Err(inner.no_answer()),
-            };
+        let reply: Value = inner
+            .bounded(FOLLOW_BLOCK + timeout, cmd.query_async(&mut conn))
+            .await?;
         // Asked after the read: if the epoch is still ours and the counter
         // has not gone back, what was read belongs to the log this node
         // has been following.
-        let (epoch, counter) = tokio::time::timeout(timeout, log_state(&mut conn, &inner.keys))
-            .await
-            .map_err(|_| inner.no_answer())?
-            .map_err(|e| inner.fail(&e))?;
+        let (epoch, counter) = inner
+            .bounded(timeout, log_state(&mut conn, &inner.keys))
+            .await?;
         if epoch != self.epoch {
             // Redis lost the log (restarted without persistence, flushed):
             // positions started over. Follow the new log from where it ends.

@@ -323,7 +323,18 @@ impl Inner {
     /// Runs one command under the time limit.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, HistoryError> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.options.timeout, cmd.query_async(&mut conn)).await {
+        self.bounded(self.options.timeout, cmd.query_async(&mut conn))
+            .await
+    }
+
+    /// Awaits a command for at most `limit`; a failure or a timeout
+    /// becomes an error that says where to look.
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, HistoryError> {
+        match tokio::time::timeout(limit, command).await {
             Ok(result) => result.map_err(|e| self.fail(&e)),
             Err(_) => Err(self.no_answer()),
         }
@@ -364,25 +375,20 @@ impl Inner {
             .arg(options.max_events)
             .arg(options.max_bytes)
             .arg(max_age_ms);
-        let mut sizes = Vec::with_capacity(batch.len());
         for new in &batch {
             let topics = serde_json::to_string(&new.topics)
                 .map_err(|e| HistoryError(format!("topics cannot be encoded: {e}")))?;
-            let size = Entry::new(0, 0, new.clone()).size();
-            sizes.push(size);
             invocation
                 .arg(&new.id)
                 .arg(if new.private { "1" } else { "0" })
                 .arg(topics)
                 .arg(new.frame.as_ref())
-                .arg(size);
+                .arg(new.size());
         }
         let mut conn = self.conn.clone();
-        let reply: Vec<u64> =
-            match tokio::time::timeout(options.timeout, invocation.invoke_async(&mut conn)).await {
-                Ok(result) => result.map_err(|e| self.fail(&e))?,
-                Err(_) => return Err(self.no_answer()),
-            };
+        let reply: Vec<u64> = self
+            .bounded(options.timeout, invocation.invoke_async(&mut conn))
+            .await?;
         let [now, events, bytes, last_seq, seqs @ ..] = reply.as_slice() else {
             return Err(HistoryError(
                 "redis: the append script gave a short answer".into(),
