@@ -117,10 +117,13 @@ async fn when_a_failover_loses_the_newest_entries_streams_end_and_clients_resume
         data(&resumed.events_until("marker").await),
         ["e1", "e2", "e5"]
     );
-    // And live delivery goes on on every node.
+    // And live delivery goes on on every node. b may still be behind the
+    // log by the marker (its reader notices the failover on its own), and
+    // a new subscriber gets what its node dispatches from then on.
     let mut fresh = ready(b.addr, &topics(&["t"]), &[]).await;
     publish(a.addr, &[("topic", "t"), ("data", "e6")]).await;
-    assert_eq!(data(&fresh.take(1, LONG).await), ["e6"]);
+    let before = data(&fresh.events_until("e6").await);
+    assert!(before.is_empty() || before == ["marker"], "{before:?}");
 }
 
 #[tokio::test]
