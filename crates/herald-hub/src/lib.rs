@@ -50,6 +50,7 @@ mod health;
 pub mod history;
 mod http;
 mod hub;
+pub mod matcher;
 pub mod metrics;
 pub mod protocol;
 mod publisher;
