@@ -1,12 +1,38 @@
 //! Topic matchers: what a subscription or a grant selects, for both
-//! protocol revisions.
+//! protocol revisions, compiled once.
 //!
-//! Draft-08 names a matcher's type explicitly (`match` or `match_exact`,
-//! `match_urlpattern`; `match_type` in authorization details); draft-07's
-//! `topic` selectors are exact strings or URI templates (see
-//! [`crate::topic`]). `*` matches every topic in both.
+//! A [`Matcher`] is built when a subscription arrives (or a token is
+//! verified) and lives as long as its holder: publishing never compiles
+//! anything and never depends on a cache. Four kinds:
+//!
+//! | kind          | from                                               | matches                          |
+//! |---------------|----------------------------------------------------|----------------------------------|
+//! | any           | `*` in either revision                             | every topic                      |
+//! | exact         | `match`, `match_exact`; a draft-07 plain selector  | the identical string, byte for byte |
+//! | URI template  | a draft-07 selector with a valid `{…}` template    | its expansions ([`crate::topic`]) |
+//! | URL pattern   | `match_urlpattern`                                 | URLs the WHATWG URL Pattern matches |
+//!
+//! URL patterns and the topics they are tested against are resolved
+//! against the hub's URL ([`HubUrl`]), so `/books/:id` matches the topic
+//! `/books/1` and `https://hub.example/books/1` alike. A topic that is no
+//! URL reference matches no URL pattern. Patterns compile to the `regex`
+//! crate's automata, whose matching time is linear in the topic's length
+//! whatever the pattern (draft-08 §URL Pattern requires linear time or a
+//! cost limit), and each compiled component is bounded in size.
 
+use std::cell::OnceCell;
 use std::fmt;
+use std::sync::Arc;
+
+use icu_properties::props::GeneralCategory;
+use icu_properties::CodePointMapData;
+use regex::{Regex, RegexBuilder};
+use url::Url;
+use urlpattern::quirks::MatchInput;
+use urlpattern::regexp::RegExp;
+use urlpattern::{UrlPattern, UrlPatternInit, UrlPatternMatchInput, UrlPatternOptions};
+
+use crate::topic::{Compiled, TopicMatcher};
 
 /// The matcher types of draft-08: the suffix of a `match_<type>` query
 /// parameter and the `match_type` member of an authorization detail.
@@ -43,17 +69,296 @@ impl fmt::Display for MatchType {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The hub's own URL: the base of relative URL patterns and topics, and
+/// the root of the namespace reserved for what the hub publishes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubUrl {
+    url: Url,
+    /// The path, normalized as topics' paths are before comparison.
+    path: String,
+}
 
-    #[test]
-    fn names_round_trip_and_are_case_sensitive() {
-        for t in MatchType::ALL {
-            assert_eq!(MatchType::from_name(t.name()), Some(t));
+/// The URL a hub assumes when none is configured.
+pub const DEFAULT_HUB_URL: &str = "http://localhost/.well-known/mercure";
+
+impl HubUrl {
+    /// Parses an absolute URL (`https://hub.example.com/.well-known/mercure`).
+    pub fn parse(url: &str) -> Result<HubUrl, String> {
+        let url = Url::parse(url).map_err(|e| format!("{url:?} is not an absolute URL: {e}"))?;
+        if url.cannot_be_a_base() {
+            return Err(format!("{url} cannot be the base of relative URLs"));
         }
-        assert_eq!(MatchType::from_name("URLPattern"), None);
-        assert_eq!(MatchType::from_name("Exact"), None);
-        assert_eq!(MatchType::from_name("template"), None);
+        let path = normalize_path(url.path()).trim_end_matches('/').to_owned();
+        Ok(HubUrl { url, path })
+    }
+
+    /// The URL itself.
+    pub fn as_url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Whether `topic`, resolved against the hub's URL, names a resource
+    /// under the hub's own path (draft-08 §Publication: the reserved
+    /// namespace). Dot segments are removed and percent-encoded unreserved
+    /// characters decoded first, so `/.well-known/%6Dercure/x` is caught; a
+    /// topic that is no URL reference names no hub path.
+    pub fn is_reserved(&self, topic: &str) -> bool {
+        let Ok(resolved) = self.url.join(topic) else {
+            return false;
+        };
+        let path = normalize_path(resolved.path());
+        match path.strip_prefix(self.path.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
     }
 }
+
+impl Default for HubUrl {
+    fn default() -> Self {
+        // A constant that parses; a failure would be caught by every test.
+        HubUrl::parse(DEFAULT_HUB_URL).unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl fmt::Display for HubUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.url.fmt(f)
+    }
+}
+
+/// Decodes percent-encoded unreserved characters (RFC 3986 §6.2.2.2);
+/// everything else is kept as it is.
+fn normalize_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex.filter(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b)) {
+                out.push(char::from(b));
+                i += 3;
+                continue;
+            }
+        }
+        // Percent signs and ASCII are pushed one by one; multi-byte
+        // characters never start with '%', so slicing by char is safe.
+        let ch = path[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Why a matcher value is refused (draft-08 §Subscription, value
+/// constraints), as a message for a 400.
+pub(crate) fn check_value(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        return Err("must not be empty");
+    }
+    if let Some(c) = value.chars().find(|&c| is_forbidden_char(c)) {
+        return Err(if c.is_control() {
+            "must not contain control characters"
+        } else {
+            "must not contain Unicode format characters (such as zero-width or bidirectional controls)"
+        });
+    }
+    Ok(())
+}
+
+/// C0, DEL, C1 and general category Cf: invisible characters that draft-08
+/// forbids in topics, matchers, ids and event types.
+pub(crate) fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
+}
+
+/// A compiled topic matcher.
+#[derive(Clone)]
+pub(crate) enum Matcher {
+    /// `*`: every topic.
+    Any,
+    /// The identical topic.
+    Exact(Box<str>),
+    /// A draft-07 URI template.
+    Template {
+        source: Box<str>,
+        compiled: Arc<Compiled>,
+    },
+    /// A draft-08 URL pattern.
+    UrlPattern(Arc<Pattern>),
+}
+
+impl fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Matcher::Any => f.write_str("*"),
+            Matcher::Exact(s) => write!(f, "exact({s:?})"),
+            Matcher::Template { source, .. } => write!(f, "template({source:?})"),
+            Matcher::UrlPattern(p) => write!(f, "urlpattern({:?})", p.source),
+        }
+    }
+}
+
+impl Matcher {
+    /// A draft-07 selector: `*`, a URI template, or else an exact topic
+    /// (an invalid template is an exact topic too).
+    pub(crate) fn selector(selector: &str, templates: &TopicMatcher) -> Matcher {
+        if selector == "*" {
+            return Matcher::Any;
+        }
+        match templates.template(selector) {
+            Some(compiled) => Matcher::Template {
+                source: selector.into(),
+                compiled,
+            },
+            None => Matcher::Exact(selector.into()),
+        }
+    }
+
+    /// A draft-08 matcher of the given type; `*` is the wildcard whatever
+    /// the type. Fails on a URL pattern that does not parse or compile.
+    pub(crate) fn typed(
+        match_type: MatchType,
+        value: &str,
+        base: &HubUrl,
+    ) -> Result<Matcher, String> {
+        if value == "*" {
+            return Ok(Matcher::Any);
+        }
+        Ok(match match_type {
+            MatchType::Exact => Matcher::Exact(value.into()),
+            MatchType::UrlPattern => Matcher::UrlPattern(Arc::new(Pattern::new(value, base)?)),
+        })
+    }
+
+    /// The key subscribers sharing this matcher are grouped under:
+    /// exact matchers of both revisions share one space (both compare
+    /// bytes), patterns are told apart by kind.
+    pub(crate) fn key(&self) -> MatcherKey {
+        match self {
+            Matcher::Any => MatcherKey::Any,
+            Matcher::Exact(s) => MatcherKey::Exact(s.clone()),
+            Matcher::Template { source, .. } => MatcherKey::Template(source.clone()),
+            Matcher::UrlPattern(p) => MatcherKey::UrlPattern(p.source.clone()),
+        }
+    }
+
+    /// Whether the matcher selects `topic`.
+    pub(crate) fn matches(&self, topic: &Topic<'_>) -> bool {
+        match self {
+            Matcher::Any => true,
+            Matcher::Exact(s) => **s == *topic.raw,
+            Matcher::Template { source, compiled } => {
+                **source == *topic.raw || compiled.matches(topic.raw)
+            }
+            Matcher::UrlPattern(p) => topic.components().is_some_and(|c| p.matches(c)),
+        }
+    }
+}
+
+/// What identifies a matcher in the fan-out registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum MatcherKey {
+    Any,
+    Exact(Box<str>),
+    Template(Box<str>),
+    UrlPattern(Box<str>),
+}
+
+/// A topic being matched, with its URL components worked out once (on
+/// first need) however many URL patterns look at it.
+pub(crate) struct Topic<'a> {
+    raw: &'a str,
+    base: &'a HubUrl,
+    components: OnceCell<Option<MatchInput>>,
+}
+
+impl<'a> Topic<'a> {
+    pub(crate) fn new(raw: &'a str, base: &'a HubUrl) -> Topic<'a> {
+        Topic {
+            raw,
+            base,
+            components: OnceCell::new(),
+        }
+    }
+
+    fn components(&self) -> Option<&MatchInput> {
+        self.components
+            .get_or_init(|| {
+                let url = self.base.url.join(self.raw).ok()?;
+                urlpattern::quirks::parse_match_input(UrlPatternMatchInput::Url(url))
+            })
+            .as_ref()
+    }
+}
+
+/// A compiled URL pattern.
+pub(crate) struct Pattern {
+    source: Box<str>,
+    compiled: UrlPattern<BoundedRegex>,
+}
+
+impl Pattern {
+    fn new(source: &str, base: &HubUrl) -> Result<Pattern, String> {
+        let init = UrlPatternInit::parse_constructor_string::<BoundedRegex>(
+            source,
+            Some(base.url.clone()),
+        )
+        .map_err(|e| format!("not a URL pattern: {e}"))?;
+        // draft-08 §URL Pattern: `ignoreCase` stays off.
+        let compiled = UrlPattern::parse(init, UrlPatternOptions::default())
+            .map_err(|e| format!("not a URL pattern: {e}"))?;
+        Ok(Pattern {
+            source: source.into(),
+            compiled,
+        })
+    }
+
+    fn matches(&self, input: &MatchInput) -> bool {
+        let p = &self.compiled;
+        p.protocol.matcher.matches(&input.protocol).is_some()
+            && p.username.matcher.matches(&input.username).is_some()
+            && p.password.matcher.matches(&input.password).is_some()
+            && p.hostname.matcher.matches(&input.hostname).is_some()
+            && p.port.matcher.matches(&input.port).is_some()
+            && p.pathname.matcher.matches(&input.pathname).is_some()
+            && p.search.matcher.matches(&input.search).is_some()
+            && p.hash.matcher.matches(&input.hash).is_some()
+    }
+}
+
+/// Upper bound on one compiled URL pattern component, in bytes.
+const PATTERN_SIZE_LIMIT: usize = 64 * 1024;
+
+/// The `regex` engine for URL patterns, with the compiled size bounded so
+/// that a hostile pattern cannot take much memory.
+struct BoundedRegex(Regex);
+
+impl RegExp for BoundedRegex {
+    fn syntax() -> urlpattern::parser::RegexSyntax {
+        urlpattern::parser::RegexSyntax::Rust
+    }
+
+    fn parse(pattern: &str, _flags: &str, _force_eval: bool) -> Result<Self, ()> {
+        RegexBuilder::new(pattern)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .dfa_size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+            .map(BoundedRegex)
+            .map_err(|_| ())
+    }
+
+    fn matches<'a>(&self, text: &'a str) -> Option<Vec<Option<&'a str>>> {
+        let captures = self.0.captures(text)?;
+        Some(captures.iter().skip(1).map(|c| c.map(|m| m.as_str())).collect())
+    }
+
+    fn pattern_string(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -135,6 +135,20 @@ impl TopicMatcher {
             .len()
     }
 
+    /// The compiled template of a selector that is a valid URI template,
+    /// from the cache or freshly compiled; `None` for `*`, exact selectors
+    /// and invalid templates (all of which match by string equality).
+    ///
+    /// The `Arc` lives as long as its holder does, whatever the cache
+    /// evicts: a subscription compiles its templates once.
+    pub(crate) fn template(&self, selector: &str) -> Option<Arc<Compiled>> {
+        if !is_template(selector) {
+            return None;
+        }
+        let compiled = self.compiled(selector);
+        matches!(*compiled, Compiled::Template(_)).then_some(compiled)
+    }
+
     /// The compiled form of a template selector, from the cache or freshly
     /// compiled (then cached).
     fn compiled(&self, selector: &str) -> Arc<Compiled> {
@@ -196,7 +210,7 @@ pub fn is_valid_template(selector: &str) -> bool {
 
 /// A compiled template selector.
 #[derive(Debug)]
-enum Compiled {
+pub(crate) enum Compiled {
     /// A valid template, as an anchored regex.
     Template(Regex),
     /// Not a valid template: matches only the identical string, which
@@ -220,7 +234,8 @@ impl Compiled {
         }
     }
 
-    fn matches(&self, topic: &str) -> bool {
+    /// Whether `topic` is an expansion of the template.
+    pub(crate) fn matches(&self, topic: &str) -> bool {
         match self {
             Compiled::Template(regex) => regex.is_match(topic),
             Compiled::Invalid => false,

@@ -134,6 +134,8 @@ impl StatsCell {
         self.last_seq.store(stats.last_seq, Ordering::Release);
     }
 
+    /// Only a shared log (Redis) learns its last position apart from stats.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn set_last_seq(&self, last_seq: u64) {
         self.last_seq.store(last_seq, Ordering::Release);
     }
