@@ -135,7 +135,9 @@ fn normalize_path(path: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = path.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = path
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(b) = hex.filter(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b)) {
                 out.push(char::from(b));
                 i += 3;
@@ -170,8 +172,7 @@ pub(crate) fn check_value(value: &str) -> Result<(), &'static str> {
 /// C0, DEL, C1 and general category Cf: invisible characters that draft-08
 /// forbids in topics, matchers, ids and event types.
 pub(crate) fn is_forbidden_char(c: char) -> bool {
-    c.is_control()
-        || CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
+    c.is_control() || CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
 }
 
 /// A compiled topic matcher.
@@ -284,6 +285,11 @@ impl<'a> Topic<'a> {
         }
     }
 
+    /// The topic as published.
+    pub(crate) fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
     fn components(&self) -> Option<&MatchInput> {
         self.components
             .get_or_init(|| {
@@ -352,7 +358,13 @@ impl RegExp for BoundedRegex {
 
     fn matches<'a>(&self, text: &'a str) -> Option<Vec<Option<&'a str>>> {
         let captures = self.0.captures(text)?;
-        Some(captures.iter().skip(1).map(|c| c.map(|m| m.as_str())).collect())
+        Some(
+            captures
+                .iter()
+                .skip(1)
+                .map(|c| c.map(|m| m.as_str()))
+                .collect(),
+        )
     }
 
     fn pattern_string(&self) -> &str {

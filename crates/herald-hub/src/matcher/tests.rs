@@ -156,7 +156,9 @@ fn keys_group_equal_matchers_and_share_exact_space() {
     let templates = TopicMatcher::new(4);
     assert_eq!(
         Matcher::selector("/a", &templates).key(),
-        Matcher::typed(MatchType::Exact, "/a", &hub()).unwrap().key()
+        Matcher::typed(MatchType::Exact, "/a", &hub())
+            .unwrap()
+            .key()
     );
     assert_ne!(
         Matcher::selector("/a/{x}", &templates).key(),
