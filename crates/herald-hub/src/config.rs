@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use crate::protocol::ProtocolLimits;
+use crate::matcher::HubUrl;
+use crate::protocol::{Protocol, ProtocolLimits};
 
 /// A JWT verification key and its algorithm.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,6 +55,11 @@ pub struct HubConfig {
     pub queue_capacity: usize,
     /// Compiled URI templates kept in the matcher cache.
     pub matcher_cache: usize,
+    /// Which Mercure revisions the hub speaks: draft-07, draft-08 or both.
+    pub protocol: Protocol,
+    /// The hub's public URL: the base of relative URL patterns and topics,
+    /// and the root of the namespace reserved for the hub's own events.
+    pub hub_url: HubUrl,
     /// Whether to serve the web UI (`/`) and its live stats stream
     /// (`/.well-known/herald/stats`). Turn it off in production if you do
     /// not want them public.
@@ -75,6 +81,8 @@ impl Default for HubConfig {
             queue_capacity: 1024,
             matcher_cache: crate::topic::DEFAULT_CACHE_CAPACITY,
             ui: true,
+            protocol: Protocol::default(),
+            hub_url: HubUrl::default(),
         }
     }
 }

@@ -114,7 +114,6 @@ mod tests {
     use super::*;
     use crate::fanout::{Inbox, Interest};
     use crate::metrics::Metrics;
-    use crate::topic::TopicMatcher;
 
     fn entry(seq: u64) -> Arc<Entry> {
         Arc::new(Entry {
@@ -139,13 +138,13 @@ mod tests {
         last_seq: u64,
     ) -> (Dispatcher, crate::fanout::Registration, Inbox) {
         let fanout = Arc::new(Fanout::new(
-            Arc::new(TopicMatcher::new(16)),
+            crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
             64,
         ));
         let interest = Arc::new(Interest {
-            selectors: vec!["t".into()],
-            private_selectors: None,
+            matchers: vec![crate::matcher::Matcher::Exact("t".into())],
+            grants: None,
         });
         let (registration, inbox) = fanout.register(interest).unwrap();
         (Dispatcher::new(fanout, last_seq), registration, inbox)

@@ -16,7 +16,7 @@ use crate::fanout::Fanout;
 use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory, NewEntry};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::protocol::{check_id, PublishForm};
+use crate::protocol::{check_update, Protocol, PublishForm};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
 
@@ -126,7 +126,7 @@ impl Hub {
         let matcher = Arc::new(TopicMatcher::new(config.matcher_cache));
         let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(
-            Arc::clone(&matcher),
+            config.hub_url.clone(),
             Arc::clone(&metrics),
             config.queue_capacity,
         ));
@@ -173,18 +173,24 @@ impl Hub {
     }
 
     /// Publishes an update without HTTP or authorization (the embedding
-    /// application is trusted). Returns the event id.
+    /// application is trusted, but its updates follow the protocol's rules
+    /// like any other). Returns the event id.
     pub async fn publish(&self, form: PublishForm) -> Result<String, PublishError> {
-        // The form parser applies these too; an embedding application's
-        // updates must follow the same rules.
-        if form.topics.is_empty() || form.topics.iter().any(String::is_empty) {
-            return Err(PublishError::Invalid(
-                "invalid \"topic\": an update needs at least one topic, none empty".into(),
-            ));
-        }
-        if let Some(id) = &form.id {
-            check_id(id).map_err(|e| PublishError::Invalid(e.to_string()))?;
-        }
+        self.check(&form)?;
+        self.publish_checked(form).await
+    }
+
+    /// The rules every update follows, whoever publishes it (see
+    /// `protocol::check_update`); draft-08's stricter character rules when
+    /// the hub speaks only draft-08.
+    pub(crate) fn check(&self, form: &PublishForm) -> Result<(), PublishError> {
+        let config = &self.shared.config;
+        check_update(form, &config.hub_url, config.protocol == Protocol::Draft08)
+            .map_err(|e| PublishError::Invalid(e.to_string()))
+    }
+
+    /// [`Hub::publish`] of a form [`Hub::check`] accepted.
+    pub(crate) async fn publish_checked(&self, form: PublishForm) -> Result<String, PublishError> {
         let id = form.id.clone().unwrap_or_else(generate_id);
         let mut frame = herald_sse::Frame::new().id(&id).data(&form.data);
         if let Some(t) = &form.event_type {

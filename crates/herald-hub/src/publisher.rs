@@ -279,7 +279,6 @@ mod tests {
     use crate::fanout::{Fanout, Inbox, Interest, Registration};
     use crate::history::{HistoryStats, MemoryHistory};
     use crate::metrics::Metrics;
-    use crate::topic::TopicMatcher;
 
     /// A memory history whose appends each wait for a permit.
     #[derive(Debug)]
@@ -327,13 +326,13 @@ mod tests {
         capacity: usize,
     ) -> (Publisher, Registration, Inbox) {
         let fanout = Arc::new(Fanout::new(
-            Arc::new(TopicMatcher::new(16)),
+            crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
             capacity,
         ));
         let interest = Arc::new(Interest {
-            selectors: vec!["t".into()],
-            private_selectors: None,
+            matchers: vec![crate::matcher::Matcher::Exact("t".into())],
+            grants: None,
         });
         let (registration, inbox) = fanout.register(interest).unwrap();
         let health = Arc::new(Health::new(Arc::new(Metrics::default())));

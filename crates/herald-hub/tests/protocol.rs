@@ -353,11 +353,12 @@ fn a_zero_heartbeat_sends_no_comment_but_the_initial_one() {
 }
 
 #[tokio::test]
-async fn limits_topics_selectors_and_selector_length_each_give_a_clear_400() {
+async fn limits_give_413_on_publish_and_400_on_subscribe() {
     let hub = start(config()).await;
+    // draft-08 §Publication: past a limit, 413.
     let many_topics: Vec<(&str, &str)> = std::iter::repeat_n(("topic", "t"), 1001).collect();
     let reply = publish_as(hub.addr, Some(&publisher()), &many_topics).await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(reply.body.contains("1000"), "{}", reply.body);
 
     let names: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();

@@ -5,9 +5,9 @@
 //! update its sequence number, its frame is encoded once, and here it is
 //! handed (as an `Arc`, no copy) to the bounded queue of every matching,
 //! authorized subscriber. Subscribers are indexed so that a publish does not
-//! scan all of them: exact selectors by topic in a hash map; `*` in one set;
-//! URI templates per template, each checked once per topic through the
-//! matcher cache.
+//! scan all of them: exact matchers by topic in a hash map; `*` in one set;
+//! URI templates and URL patterns per distinct pattern, each compiled once
+//! when the first subscriber using it arrived and checked once per topic.
 //!
 //! A subscriber whose queue is full is removed from the registry: its
 //! stream then ends after what is already queued, and the client resumes
@@ -20,48 +20,54 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::auth::selectors_match;
 use crate::history::Entry;
+use crate::matcher::{HubUrl, Matcher, MatcherKey, Topic};
 use crate::metrics::Metrics;
-use crate::topic::{is_template, TopicMatcher};
 
 pub(crate) use mailbox::Inbox;
 use mailbox::{Mailbox, Refused};
 
-/// What a subscriber may receive: its selectors, and the selectors of its
-/// token that unlock private updates.
+/// What a subscriber may receive: the topics its matchers select, and, of
+/// private updates, those its token grants.
 #[derive(Debug)]
 pub(crate) struct Interest {
-    pub(crate) selectors: Vec<String>,
-    /// `mercure.subscribe` of the subscriber's token; `None` when anonymous.
-    pub(crate) private_selectors: Option<Vec<String>>,
+    /// What the subscriber asked for (routing).
+    pub(crate) matchers: Vec<Matcher>,
+    /// What the subscriber's token lets it read of private updates; `None`
+    /// when anonymous.
+    pub(crate) grants: Option<Vec<Matcher>>,
 }
 
 impl Interest {
-    /// Whether an entry is for this subscriber: a selector matches one of
-    /// its topics, and, when private, the token allows one of its topics.
-    pub(crate) fn wants(&self, matcher: &TopicMatcher, entry: &Entry) -> bool {
-        any_topic_matches(matcher, &self.selectors, entry) && self.may_see(matcher, entry)
+    /// Whether an entry is for this subscriber: a matcher selects one of
+    /// its topics, and, when private, the token grants one of its topics.
+    pub(crate) fn wants(&self, entry: &Entry, hub_url: &HubUrl) -> bool {
+        let topics = topics_of(entry, hub_url);
+        any_matches(&self.matchers, &topics) && self.may_see(entry, &topics)
     }
 
     /// The authorization half of [`Interest::wants`].
-    fn may_see(&self, matcher: &TopicMatcher, entry: &Entry) -> bool {
+    fn may_see(&self, entry: &Entry, topics: &[Topic<'_>]) -> bool {
         if !entry.private {
             return true;
         }
-        let Some(allowed) = &self.private_selectors else {
-            return false;
-        };
-        any_topic_matches(matcher, allowed, entry)
+        self.grants
+            .as_deref()
+            .is_some_and(|grants| any_matches(grants, topics))
     }
 }
 
-/// Whether one of `selectors` matches one of the entry's topics.
-fn any_topic_matches(matcher: &TopicMatcher, selectors: &[String], entry: &Entry) -> bool {
+fn topics_of<'a>(entry: &'a Entry, hub_url: &'a HubUrl) -> Vec<Topic<'a>> {
     entry
         .topics
         .iter()
-        .any(|topic| selectors_match(matcher, selectors, topic))
+        .map(|t| Topic::new(t, hub_url))
+        .collect()
+}
+
+/// Whether one of `matchers` selects one of `topics`.
+fn any_matches(matchers: &[Matcher], topics: &[Topic<'_>]) -> bool {
+    topics.iter().any(|t| matchers.iter().any(|m| m.matches(t)))
 }
 
 #[derive(Debug)]
@@ -79,36 +85,74 @@ impl Drop for Subscriber {
     }
 }
 
+type Subscribers = HashMap<u64, Arc<Subscriber>>;
+
+/// Subscribers sharing one pattern, and the pattern compiled once for all.
+#[derive(Debug)]
+struct PatternIndex {
+    matcher: Matcher,
+    subscribers: Subscribers,
+}
+
 #[derive(Debug, Default)]
 struct Registry {
     next_id: u64,
-    by_id: HashMap<u64, Arc<Subscriber>>,
-    /// Exact selector → subscribers.
-    exact: HashMap<String, HashMap<u64, Arc<Subscriber>>>,
-    /// Subscribers with the `*` selector.
-    any: HashMap<u64, Arc<Subscriber>>,
-    /// URI template → subscribers.
-    templates: HashMap<String, HashMap<u64, Arc<Subscriber>>>,
+    by_id: Subscribers,
+    /// Exact topic → subscribers.
+    exact: HashMap<Box<str>, Subscribers>,
+    /// Subscribers with `*`.
+    any: Subscribers,
+    /// URI templates and URL patterns → subscribers.
+    patterns: HashMap<MatcherKey, PatternIndex>,
 }
 
 impl Registry {
+    fn insert(&mut self, sub: Arc<Subscriber>) {
+        for matcher in &sub.interest.matchers {
+            let index = match matcher.key() {
+                MatcherKey::Any => &mut self.any,
+                MatcherKey::Exact(topic) => self.exact.entry(topic).or_default(),
+                key => {
+                    &mut self
+                        .patterns
+                        .entry(key)
+                        .or_insert_with(|| PatternIndex {
+                            matcher: matcher.clone(),
+                            subscribers: Subscribers::new(),
+                        })
+                        .subscribers
+                }
+            };
+            index.insert(sub.id, Arc::clone(&sub));
+        }
+        self.by_id.insert(sub.id, sub);
+    }
+
     fn remove(&mut self, id: u64) -> bool {
         let Some(sub) = self.by_id.remove(&id) else {
             return false;
         };
-        for selector in &sub.interest.selectors {
-            let index = if selector == "*" {
-                Some(&mut self.any)
-            } else if is_template(selector) {
-                self.templates.get_mut(selector)
-            } else {
-                self.exact.get_mut(selector)
-            };
-            if let Some(index) = index {
-                index.remove(&id);
-                if index.is_empty() && selector != "*" {
-                    self.templates.remove(selector);
-                    self.exact.remove(selector);
+        for matcher in &sub.interest.matchers {
+            match matcher.key() {
+                MatcherKey::Any => {
+                    self.any.remove(&id);
+                }
+                MatcherKey::Exact(topic) => {
+                    if let Some(subs) = self.exact.get_mut(&topic) {
+                        subs.remove(&id);
+                        if subs.is_empty() {
+                            self.exact.remove(&topic);
+                        }
+                    }
+                }
+                key => {
+                    if let Some(index) = self.patterns.get_mut(&key) {
+                        index.subscribers.remove(&id);
+                        // The last holder gone, the compiled pattern goes too.
+                        if index.subscribers.is_empty() {
+                            self.patterns.remove(&key);
+                        }
+                    }
                 }
             }
         }
@@ -120,7 +164,7 @@ impl Registry {
 #[derive(Debug)]
 pub(crate) struct Fanout {
     registry: RwLock<Registry>,
-    matcher: Arc<TopicMatcher>,
+    hub_url: HubUrl,
     metrics: Arc<Metrics>,
     queue_capacity: usize,
     closed: AtomicBool,
@@ -146,14 +190,10 @@ impl Drop for Registration {
 pub(crate) struct Closed;
 
 impl Fanout {
-    pub(crate) fn new(
-        matcher: Arc<TopicMatcher>,
-        metrics: Arc<Metrics>,
-        queue_capacity: usize,
-    ) -> Fanout {
+    pub(crate) fn new(hub_url: HubUrl, metrics: Arc<Metrics>, queue_capacity: usize) -> Fanout {
         Fanout {
             registry: RwLock::new(Registry::default()),
-            matcher,
+            hub_url,
             metrics,
             queue_capacity: queue_capacity.max(1),
             closed: AtomicBool::new(false),
@@ -184,22 +224,11 @@ impl Fanout {
         }
         registry.next_id += 1;
         let id = registry.next_id;
-        let sub = Arc::new(Subscriber {
+        registry.insert(Arc::new(Subscriber {
             id,
             interest,
             mailbox,
-        });
-        for selector in &sub.interest.selectors {
-            let index = if selector == "*" {
-                &mut registry.any
-            } else if is_template(selector) {
-                registry.templates.entry(selector.clone()).or_default()
-            } else {
-                registry.exact.entry(selector.clone()).or_default()
-            };
-            index.insert(id, Arc::clone(&sub));
-        }
-        registry.by_id.insert(id, sub);
+        }));
         drop(registry);
         Metrics::inc(&self.metrics.subscribers);
         Metrics::inc(&self.metrics.subscriptions_total);
@@ -226,14 +255,15 @@ impl Fanout {
             for entry in entries {
                 targets.clear();
                 let mut routes = 0;
-                for topic in &entry.topics {
-                    if let Some(subs) = registry.exact.get(topic) {
+                let topics = topics_of(entry, &self.hub_url);
+                for topic in &topics {
+                    if let Some(subs) = registry.exact.get(topic.as_str()) {
                         targets.extend(subs.values());
                         routes += 1;
                     }
-                    for (template, subs) in &registry.templates {
-                        if self.matcher.matches(template, topic) {
-                            targets.extend(subs.values());
+                    for index in registry.patterns.values() {
+                        if index.matcher.matches(topic) {
+                            targets.extend(index.subscribers.values());
                             routes += 1;
                         }
                     }
@@ -247,7 +277,7 @@ impl Fanout {
                     targets.dedup_by_key(|s| s.id);
                 }
                 for sub in &targets {
-                    if entry.private && !sub.interest.may_see(&self.matcher, entry) {
+                    if entry.private && !sub.interest.may_see(entry, &topics) {
                         continue;
                     }
                     match sub.mailbox.push(Arc::clone(entry), self.queue_capacity) {

@@ -21,8 +21,13 @@ use crate::Hub;
 
 pub(crate) use rejection::Rejection;
 
-/// The header a reconnecting client resumes with (and the hub echoes).
+/// The header a reconnecting client resumes with (and a draft-07 hub
+/// echoes).
 pub(crate) static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// Where a draft-08 hub says which event precedes the first one it sends.
+pub(crate) static MERCURE_LAST_EVENT_ID: HeaderName =
+    HeaderName::from_static("mercure-last-event-id");
 
 /// The path every Mercure client expects.
 pub const HUB_PATH: &str = "/.well-known/mercure";

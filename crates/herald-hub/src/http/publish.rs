@@ -96,8 +96,15 @@ async fn accept(
             )))
         }
     };
-    let form = parse_publish(&bytes, &shared.config.limits)
-        .map_err(|e| Rejection::BadRequest(e.to_string()))?;
+    let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
+        if e.is_too_large() {
+            Rejection::LimitExceeded(e.to_string())
+        } else {
+            Rejection::BadRequest(e.to_string())
+        }
+    })?;
+    // What no token can allow is refused before authorization looks at it.
+    hub.check(&form).map_err(invalid)?;
     if let Some(topic) = form
         .topics
         .iter()
@@ -109,14 +116,18 @@ async fn accept(
     }
     let topics = form.topics.len();
     let private = form.private;
-    let id = hub.publish(form).await.map_err(|e| match e {
+    let id = hub.publish_checked(form).await.map_err(invalid)?;
+    tracing::debug!(%id, topics, private, "published");
+    Ok(id)
+}
+
+fn invalid(e: PublishError) -> Rejection {
+    match e {
         PublishError::Invalid(m) => Rejection::BadRequest(m),
         PublishError::History(e) => {
             Rejection::Unavailable(format!("the update was not stored: {e}"))
         }
-    })?;
-    tracing::debug!(%id, topics, private, "published");
-    Ok(id)
+    }
 }
 
 /// The CSRF guard: a cookie-authenticated publish must come from an allowed

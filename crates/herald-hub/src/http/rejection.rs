@@ -15,6 +15,8 @@ pub(crate) enum Rejection {
     Forbidden(String),
     /// 413: body over the limit.
     TooLarge(usize),
+    /// 413: a field or the number of topics over its limit.
+    LimitExceeded(String),
     /// 415: not a form.
     UnsupportedMediaType,
     /// 503: shutting down, or history unavailable.
@@ -31,6 +33,7 @@ impl IntoResponse for Rejection {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body larger than the limit of {limit} bytes"),
             ),
+            Rejection::LimitExceeded(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             Rejection::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "publish with Content-Type: application/x-www-form-urlencoded".to_string(),

@@ -9,7 +9,9 @@
 //!
 //! An id that history no longer holds (evicted, or never seen) is never
 //! taken to mean "nothing missed": the stream replays everything history
-//! still holds and the response says `Last-Event-ID: earliest`.
+//! still holds and the response says `earliest`, in `Mercure-Last-Event-ID`
+//! (draft-08) and `Last-Event-ID` (draft-07), each when the hub speaks that
+//! revision.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,10 +22,11 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use super::subscription::{Replay, Subscription, REPLAY_PAGE};
-use super::{Rejection, LAST_EVENT_ID};
+use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{extract_token, Claims, TokenSource};
 use crate::fanout::Interest;
-use crate::protocol::{parse_subscribe, EARLIEST};
+use crate::matcher::Matcher;
+use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
 use crate::Hub;
 
 pub(crate) async fn subscribe(
@@ -42,8 +45,18 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         return Err(shutting_down());
     }
     let shared = Arc::clone(&hub.shared);
-    let request = parse_subscribe(query.unwrap_or(""), &shared.config.limits)
+    let config = &shared.config;
+    let request = parse_subscribe(query.unwrap_or(""), &config.limits, config.protocol)
         .map_err(|e| Rejection::BadRequest(e.to_string()))?;
+    let matchers = request
+        .matchers
+        .iter()
+        .map(|requested| match requested {
+            RequestedMatcher::Selector(s) => Ok(Matcher::selector(s, &shared.matcher)),
+            RequestedMatcher::Match(t, v) => Matcher::typed(*t, v, &config.hub_url)
+                .map_err(|e| Rejection::BadRequest(format!("invalid \"match_{t}\" {v:?}: {e}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let claims = authenticate(&hub, headers, query)?;
     let last_event_id = match headers.get(&LAST_EVENT_ID) {
         Some(raw) => Some(
@@ -60,10 +73,13 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     // An empty id is no position (browsers never send one): no replay.
     .filter(|id| !id.is_empty());
     let expires = claims.as_ref().and_then(|c| c.exp).and_then(deadline_of);
-    let interest = Arc::new(Interest {
-        selectors: request.selectors,
-        private_selectors: claims.and_then(|c| c.subscribe),
+    let grants = claims.and_then(|c| c.subscribe).map(|selectors| {
+        selectors
+            .iter()
+            .map(|s| Matcher::selector(s, &shared.matcher))
+            .collect()
     });
+    let interest = Arc::new(Interest { matchers, grants });
 
     // Register for live entries before reading history: nothing stored
     // from here on can be missed.
@@ -95,11 +111,13 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     }
 
     tracing::debug!(
-        selectors = ?interest.selectors,
-        authorized = interest.private_selectors.is_some(),
+        matchers = ?interest.matchers,
+        revision = ?request.revision,
+        authorized = interest.grants.is_some(),
         resumed_from = resumed_from.as_deref().unwrap_or(""),
         "subscribed"
     );
+    let protocol = shared.config.protocol;
     let subscription = Subscription::new(
         hub,
         interest,
@@ -115,7 +133,12 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         // Ids come from the publish form or the request and may hold bytes a
         // header cannot; such an id is still replayed from, just not echoed.
         if let Ok(value) = HeaderValue::from_str(&id) {
-            out.insert(LAST_EVENT_ID.clone(), value);
+            if protocol.speaks(Revision::Draft07) {
+                out.insert(LAST_EVENT_ID.clone(), value.clone());
+            }
+            if protocol.speaks(Revision::Draft08) {
+                out.insert(MERCURE_LAST_EVENT_ID.clone(), value);
+            }
         }
     }
     Ok(response)

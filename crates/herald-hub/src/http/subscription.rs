@@ -132,7 +132,7 @@ impl Subscription {
             }
             if let Some(entry) = replay.buffered.pop_front() {
                 self.last_seq = entry.seq;
-                if self.interest.wants(&shared.matcher, &entry) {
+                if self.interest.wants(&entry, &shared.config.hub_url) {
                     Metrics::inc(&shared.metrics.events_delivered_total);
                     return Poll::Ready(Replayed::Frame(entry.frame.clone()));
                 }

@@ -1,0 +1,292 @@
+//! Mercure draft-08 (1.0) beside draft-07 on one hub, over TCP: each test
+//! names the section of shared/spec/mercure-draft-08.md it checks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use herald_hub::matcher::HubUrl;
+use herald_hub::protocol::Protocol;
+use herald_hub::HubConfig;
+use herald_hub::HUB_PATH;
+use http_body_util::Full;
+use hyper::Request;
+use hyper::StatusCode;
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    form(pairs)
+}
+
+/// A subscribe request read to its end: for refusals.
+async fn refused(addr: std::net::SocketAddr, query: &str) -> Reply {
+    let req = Request::get(format!("http://{addr}{HUB_PATH}?{query}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    request(req).await
+}
+
+fn hub_config(protocol: Protocol) -> HubConfig {
+    HubConfig {
+        protocol,
+        hub_url: HubUrl::parse("https://hub.example.com/.well-known/mercure").unwrap(),
+        ..config()
+    }
+}
+
+// §Subscription, §Exact Matching, §URL Pattern: `match` and
+// `match_urlpattern`, relative patterns resolved against the hub's URL.
+#[tokio::test]
+async fn match_and_match_urlpattern_subscriptions_receive_what_they_select() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let mut exact = subscribe(
+        hub.addr,
+        &query(&[("match", "https://example.com/books/1")]),
+        &[],
+    )
+    .await;
+    let mut pattern = subscribe(
+        hub.addr,
+        &query(&[("match_urlpattern", "https://example.com/books/:id")]),
+        &[],
+    )
+    .await;
+    let mut relative =
+        subscribe(hub.addr, &query(&[("match_urlpattern", "/books/:id")]), &[]).await;
+    let mut star = subscribe(hub.addr, &query(&[("match_urlpattern", "*")]), &[]).await;
+    for s in [&mut exact, &mut pattern, &mut relative, &mut star] {
+        assert_eq!(s.status, StatusCode::OK);
+        s.ready().await;
+    }
+    publish(
+        hub.addr,
+        &[("topic", "https://example.com/books/1"), ("data", "one")],
+    )
+    .await;
+    publish(
+        hub.addr,
+        &[("topic", "https://example.com/books/2"), ("data", "two")],
+    )
+    .await;
+    publish(hub.addr, &[("topic", "/books/3"), ("data", "three")]).await;
+    publish(
+        hub.addr,
+        &[
+            ("topic", "https://hub.example.com/books/4"),
+            ("data", "four"),
+        ],
+    )
+    .await;
+    publish(hub.addr, &[("topic", "end"), ("data", "end")]).await;
+    let data = |events: Vec<herald_sse::Event>| -> Vec<String> {
+        events.iter().map(|e| e.data().to_owned()).collect()
+    };
+    assert_eq!(
+        data(star.events_until("end").await),
+        ["one", "two", "three", "four"]
+    );
+    assert_eq!(exact.next_event_within(LONG).await.unwrap().data(), "one");
+    assert_nothing_before_marker(hub.addr, &mut exact, "https://example.com/books/1", "exact")
+        .await;
+    let got = pattern.take(2, LONG).await;
+    assert_eq!(data(got), ["one", "two"]);
+    let got = relative.take(2, LONG).await;
+    assert_eq!(data(got), ["three", "four"]);
+}
+
+// §Subscription: the reserved `match` namespace, value constraints and
+// malformed URL patterns are 400s that say what is wrong.
+#[tokio::test]
+async fn bad_matchers_are_400() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    for (q, says) in [
+        (query(&[("match_template", "/a/{x}")]), "match_template"),
+        (query(&[("Match", "a")]), "Match"),
+        (query(&[("match", "a\u{200b}")]), "format characters"),
+        (query(&[("match", "a\u{7}")]), "control"),
+        (
+            query(&[("match_urlpattern", "https://example.com/(")]),
+            "not a URL pattern",
+        ),
+        (query(&[("match", "")]), "empty"),
+    ] {
+        let reply = refused(hub.addr, &q).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(reply.body.contains(says), "{q}: {}", reply.body);
+    }
+}
+
+// §Reconciliation: `last_event_id` in the query, the header winning over
+// it, and `Mercure-Last-Event-ID` naming the event before the first sent.
+#[tokio::test]
+async fn last_event_id_and_mercure_last_event_id() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let first = publish(hub.addr, &[("topic", "/t"), ("data", "1")]).await;
+    let second = publish(hub.addr, &[("topic", "/t"), ("data", "2")]).await;
+    publish(hub.addr, &[("topic", "/t"), ("data", "3")]).await;
+
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", &first)]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.headers["mercure-last-event-id"], first.as_str());
+    assert_eq!(sub.headers["last-event-id"], first.as_str());
+    let got: Vec<String> = sub
+        .take(2, LONG)
+        .await
+        .iter()
+        .map(|e| e.data().to_owned())
+        .collect();
+    assert_eq!(got, ["2", "3"]);
+
+    // The header takes precedence over the query parameter.
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", &first)]),
+        &[("Last-Event-ID", &second)],
+    )
+    .await;
+    assert_eq!(sub.headers["mercure-last-event-id"], second.as_str());
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "3");
+
+    // An unknown id: everything held, and `earliest`.
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", "nope")]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.headers["mercure-last-event-id"], "earliest");
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "1");
+
+    // No position asked: no field.
+    let sub = subscribe(hub.addr, &query(&[("match", "/t")]), &[]).await;
+    assert!(sub.headers.get("mercure-last-event-id").is_none());
+}
+
+// What draft-07 clients send: `reconnecting-eventsource` resumes with
+// `lastEventId`, the reference hub's legacy mode reads `Last-Event-ID` from
+// the query; both replay what was missed.
+#[tokio::test]
+async fn draft_07_clients_resume_with_every_spelling() {
+    let hub = start(config()).await;
+    let first = publish(hub.addr, &[("topic", "t"), ("data", "1")]).await;
+    publish(hub.addr, &[("topic", "t"), ("data", "2")]).await;
+    for name in ["lastEventID", "lastEventId", "Last-Event-ID"] {
+        let mut sub = subscribe(hub.addr, &query(&[("topic", "t"), (name, &first)]), &[]).await;
+        assert_eq!(sub.headers["last-event-id"], first.as_str(), "{name}");
+        assert_eq!(
+            sub.next_event_within(LONG).await.unwrap().data(),
+            "2",
+            "{name}"
+        );
+    }
+}
+
+// `--protocol 08` refuses draft-07 subscriptions and does not answer with
+// draft-07's `Last-Event-ID`; `--protocol 07` refuses `match`.
+#[tokio::test]
+async fn strict_revisions() {
+    let hub = start(hub_config(Protocol::Draft08)).await;
+    let reply = refused(hub.addr, &topics(&["t"])).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("--protocol 08"), "{}", reply.body);
+    let id = publish(hub.addr, &[("topic", "/t"), ("data", "1")]).await;
+    let sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", &id)]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.headers["mercure-last-event-id"], id.as_str());
+    assert!(sub.headers.get("last-event-id").is_none());
+
+    let hub = start(hub_config(Protocol::Draft07)).await;
+    let reply = refused(hub.addr, &query(&[("match", "t")])).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("--protocol 07"), "{}", reply.body);
+    let id = publish(hub.addr, &[("topic", "t"), ("data", "1")]).await;
+    let sub = subscribe(
+        hub.addr,
+        &query(&[("topic", "t"), ("lastEventID", &id)]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.headers["last-event-id"], id.as_str());
+    assert!(sub.headers.get("mercure-last-event-id").is_none());
+}
+
+// §Publication: the reserved namespace, the topic `*`, the event type
+// `mercure`, and (strict) control and format characters are 400s, for
+// every topic of the update; an early draft's `target` is refused.
+#[tokio::test]
+async fn publish_rules() {
+    let hub = start(hub_config(Protocol::Draft08)).await;
+    let token = publisher();
+    for (pairs, field) in [
+        (
+            vec![
+                ("topic", "a"),
+                ("topic", "/.well-known/mercure/subscriptions/x"),
+            ],
+            "topic",
+        ),
+        (
+            vec![("topic", "https://hub.example.com/.well-known/%6Dercure")],
+            "topic",
+        ),
+        (vec![("topic", "*")], "topic"),
+        (vec![("topic", "a"), ("type", "mercure")], "type"),
+        (vec![("topic", "a\u{202e}")], "topic"),
+        (vec![("topic", "a"), ("id", "x\u{85}")], "id"),
+        (vec![("topic", "a"), ("retry", "1e3")], "retry"),
+        (vec![("topic", "a"), ("target", "user-1")], "target"),
+    ] {
+        let reply = publish_as(hub.addr, Some(&token), &pairs).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{pairs:?}: {}",
+            reply.body
+        );
+        assert!(
+            reply.body.contains(&format!("\"{field}\"")),
+            "{pairs:?}: {}",
+            reply.body
+        );
+    }
+    // The 200 is the id as text/plain; charset=utf-8.
+    let reply = publish_as(hub.addr, Some(&token), &[("topic", "a"), ("id", "urn:x:1")]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(reply.body, "urn:x:1");
+}
+
+// §Subscribers: the routing matchers select, the token grants; a draft-08
+// subscription with a draft-07 token (a mix `both` allows) receives the
+// private updates its grant covers and no others.
+#[tokio::test]
+async fn private_updates_need_a_grant_whatever_the_matchers_select() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let reader = token(&[], &["https://example.com/books/1"]);
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match_urlpattern", "https://example.com/books/:id")]),
+        &[("Authorization", &format!("Bearer {reader}"))],
+    )
+    .await;
+    sub.ready().await;
+    for (topic, data) in [
+        ("https://example.com/books/2", "not granted"),
+        ("https://example.com/books/1", "granted"),
+    ] {
+        publish(
+            hub.addr,
+            &[("topic", topic), ("data", data), ("private", "on")],
+        )
+        .await;
+    }
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "granted");
+}
