@@ -103,6 +103,19 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_ANONYMOUS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub(super) anonymous: Option<bool>,
 
+    /// Mercure revisions to speak: 08 (Mercure 1.0, `match` parameters),
+    /// 07 (Mercure 0.x, `topic` parameters) or both, each request answered
+    /// in the revision it speaks [default: both].
+    #[arg(long, env = "HERALD_PROTOCOL", value_name = "08|07|both")]
+    pub(super) protocol: Option<ProtocolRevisions>,
+
+    /// The hub's public URL, e.g. https://hub.example.com/.well-known/mercure:
+    /// relative URL patterns and topics are resolved against it, and its
+    /// path is reserved for the hub's own events
+    /// [default: http(s)://<--listen>/.well-known/mercure].
+    #[arg(long, env = "HERALD_HUB_URL", value_name = "URL")]
+    pub(super) hub_url: Option<String>,
+
     /// Origin allowed to subscribe and publish from a browser on another
     /// origin, with cookies; repeat or separate with commas; `*` for any
     /// [default: none; `*` in development mode].
@@ -277,6 +290,22 @@ pub(super) enum Switch {
     On,
     /// Disabled.
     Off,
+}
+
+/// The values of --protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ProtocolRevisions {
+    /// Mercure draft-08 (1.0) only.
+    #[value(name = "08")]
+    #[serde(rename = "08")]
+    Draft08,
+    /// Mercure draft-07 (0.x) only.
+    #[value(name = "07")]
+    #[serde(rename = "07")]
+    Draft07,
+    /// Both, each request in its own.
+    Both,
 }
 
 /// Where history is kept.

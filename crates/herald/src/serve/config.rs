@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use herald_hub::protocol::ProtocolLimits;
+use herald_hub::matcher::HubUrl;
+use herald_hub::protocol::{Protocol, ProtocolLimits};
 use herald_hub::{HubConfig, JwtKey};
 
-use super::args::{ServeArgs, Switch};
+use super::args::{ProtocolRevisions, ServeArgs, Switch};
 use super::dev::{dev_mode, DevMode};
 use crate::token::{parse_alg, read_key};
 
@@ -75,6 +76,12 @@ pub(super) fn hub_config(
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
         ui: args.ui != Some(Switch::Off),
+        protocol: match args.protocol {
+            None | Some(ProtocolRevisions::Both) => Protocol::Both,
+            Some(ProtocolRevisions::Draft07) => Protocol::Draft07,
+            Some(ProtocolRevisions::Draft08) => Protocol::Draft08,
+        },
+        hub_url: hub_url(args, listen)?,
         ..defaults
     };
 
@@ -95,6 +102,19 @@ pub(super) fn hub_config(
     config.publisher_key = Some(dev.key.clone());
     config.subscriber_key = Some(dev.key.clone());
     Ok((config, Some(dev)))
+}
+
+/// --hub-url, or the URL the hub answers on by its listen address.
+fn hub_url(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<HubUrl> {
+    let url = match &args.hub_url {
+        Some(url) => url.clone(),
+        None => {
+            let tls = args.tls_cert.is_some() || args.tls_self_signed == Some(true);
+            let scheme = if tls { "https" } else { "http" };
+            format!("{scheme}://{listen}{}", herald_hub::HUB_PATH)
+        }
+    };
+    HubUrl::parse(&url).map_err(|e| anyhow::anyhow!("invalid --hub-url: {e}"))
 }
 
 /// Configured origins as the hub compares them with a request's `Origin`,

@@ -1,0 +1,73 @@
+//! `--protocol` and `--hub-url` through the binary, from a flag, the
+//! environment and the config file, and their refusals.
+
+mod support;
+mod support_options;
+use support::TempDir;
+use support_options::{
+    assert_refused, get, publish_as, publish_ok, run_to_exit, send, serve_keyed, start, subscribe,
+    token,
+};
+
+/// The relative pattern `/books/:id` selects topics under the hub URL's
+/// origin, whatever spelling the publisher used.
+#[tokio::test]
+async fn hub_url_is_the_base_of_relative_patterns() {
+    let hub = start(serve_keyed(&[
+        "--hub-url",
+        "https://hub.example.com/.well-known/mercure",
+    ]))
+    .await;
+    let mut sub = subscribe(&hub, "match_urlpattern=%2Fbooks%2F%3Aid", &[]).await;
+    publish_ok(
+        &hub,
+        "topic=https%3A%2F%2Fother.example%2Fbooks%2F1&id=other",
+    )
+    .await;
+    publish_ok(
+        &hub,
+        "topic=https%3A%2F%2Fhub.example.com%2Fbooks%2F2&id=absolute",
+    )
+    .await;
+    publish_ok(&hub, "topic=%2Fbooks%2F3&id=relative").await;
+    assert_eq!(sub.ids_until("relative").await, ["absolute", "relative"]);
+    // The reserved namespace follows the hub URL's path.
+    let reply = publish_as(&hub, &token(), "topic=%2F.well-known%2Fmercure%2Fx").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+}
+
+/// `--protocol 08` refuses draft-07 subscriptions; `HERALD_PROTOCOL=07`
+/// refuses draft-08 ones; `protocol = "both"` in the file takes either.
+#[tokio::test]
+async fn protocol_from_flag_environment_and_file() {
+    let query = |hub: &support::AsyncHub, q: &str| get(&format!("{}?{q}", hub.url));
+
+    let hub = start(serve_keyed(&["--protocol", "08"])).await;
+    let reply = send(query(&hub, "topic=a")).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("--protocol 08"), "{}", reply.body);
+
+    let mut cmd = serve_keyed(&[]);
+    cmd.env("HERALD_PROTOCOL", "07");
+    let hub = start(cmd).await;
+    let reply = send(query(&hub, "match=a")).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.body.contains("--protocol 07"), "{}", reply.body);
+
+    let dir = TempDir::new("protocol-file");
+    let file = dir.0.join("herald.toml");
+    std::fs::write(&file, "protocol = \"both\"\n").unwrap();
+    let hub = start(serve_keyed(&["--config", file.to_str().unwrap()])).await;
+    for q in ["topic=a", "match=a"] {
+        let sub = subscribe(&hub, q, &[]).await;
+        assert_eq!(sub.status, 200, "{q}");
+    }
+}
+
+#[tokio::test]
+async fn bad_values_are_refused_at_start() {
+    let out = run_to_exit(serve_keyed(&["--protocol", "09"])).await;
+    assert_refused(&out, "--protocol");
+    let out = run_to_exit(serve_keyed(&["--hub-url", "/.well-known/mercure"])).await;
+    assert_refused(&out, "invalid --hub-url");
+}
