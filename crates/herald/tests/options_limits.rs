@@ -114,8 +114,9 @@ async fn max_topics_from_the_environment_accepts_the_limit_and_refuses_one_more(
     let at_limit = publish(&hub, &form_with_topics(3)).await;
     assert_eq!(at_limit.status, 200, "{}", at_limit.body);
 
+    // Draft-08 (§Publication): a request over a limit gets 413.
     let over = publish(&hub, &form_with_topics(4)).await;
-    assert_eq!(over.status, 400);
+    assert_eq!(over.status, 413);
     assert_eq!(
         over.body,
         "invalid \"topic\": at most 3 topics per update\n"
@@ -151,7 +152,7 @@ async fn max_selector_length_counts_characters_for_topics_and_selectors() {
     assert_subscribes(&hub, &format!("topic={}", encoded(&at_limit))).await;
 
     let refused = publish(&hub, &format!("topic={}", encoded(&over))).await;
-    assert_eq!(refused.status, 400);
+    assert_eq!(refused.status, 413);
     assert_eq!(
         refused.body,
         "invalid \"topic\": longer than 8 characters\n"
@@ -176,7 +177,7 @@ async fn topics_limit_of(hub: &AsyncHub) -> usize {
                 assert_eq!(limit, n - 1, "{n} topics passed after a refusal");
                 limit = n;
             }
-            400 => assert!(reply.body.contains("topics per update"), "{}", reply.body),
+            413 => assert!(reply.body.contains("topics per update"), "{}", reply.body),
             other => panic!("status {other}: {}", reply.body),
         }
     }

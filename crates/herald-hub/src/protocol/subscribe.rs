@@ -101,12 +101,13 @@ pub fn parse_subscribe(
         }
         revision = Some(this);
         if matchers.len() == limits.max_selectors {
+            let (field, noun) = match this {
+                Revision::Draft07 => ("topic", "selectors"),
+                Revision::Draft08 => ("match", "matchers"),
+            };
             return Err(ProtocolError::new(
-                "match",
-                format!(
-                    "at most {} topic matchers per subscription",
-                    limits.max_selectors
-                ),
+                field,
+                format!("at most {} {noun} per subscription", limits.max_selectors),
             ));
         }
         if !matchers.contains(&requested) {
@@ -115,7 +116,7 @@ pub fn parse_subscribe(
     }
     let Some(revision) = revision else {
         return Err(ProtocolError::new(
-            "match",
+            if protocol == Protocol::Draft07 { "topic" } else { "match" },
             match protocol {
                 Protocol::Draft07 => "missing: give at least one \"topic\" selector",
                 Protocol::Draft08 => "missing: give at least one \"match\" (or \"match_urlpattern\") parameter",
