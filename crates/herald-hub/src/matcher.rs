@@ -97,6 +97,23 @@ impl HubUrl {
         &self.url
     }
 
+    /// The path of the hub's protected resource metadata (RFC 9728 §3.1:
+    /// the well-known prefix inserted before the hub's path), e.g.
+    /// `/.well-known/oauth-protected-resource/.well-known/mercure`.
+    pub fn metadata_path(&self) -> String {
+        let path = self.url.path().trim_end_matches('/');
+        format!("/.well-known/oauth-protected-resource{path}")
+    }
+
+    /// The absolute URL of the hub's protected resource metadata.
+    pub fn metadata_url(&self) -> String {
+        let mut url = self.url.clone();
+        url.set_path(&self.metadata_path());
+        url.set_query(None);
+        url.set_fragment(None);
+        url.to_string()
+    }
+
     /// Whether `topic`, resolved against the hub's URL, names a resource
     /// under the hub's own path (draft-08 §Publication: the reserved
     /// namespace). Dot segments are removed and percent-encoded unreserved

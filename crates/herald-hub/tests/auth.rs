@@ -14,6 +14,9 @@ use http_body_util::Full;
 use hyper::{Request, StatusCode};
 use jsonwebtoken::Algorithm;
 
+/// Where a hub on the default hub URL says its protected resource metadata is.
+const METADATA: &str = "http://localhost/.well-known/oauth-protected-resource/.well-known/mercure";
+
 fn signed(claims: &Claims, alg: Algorithm, key: &str) -> String {
     mint(alg, key.as_bytes(), claims).unwrap()
 }
@@ -54,10 +57,21 @@ async fn publisher_tokens_valid_expired_wrong_key_wrong_alg_missing_claim() {
             "{name}: {}",
             reply.body
         );
+        // draft-08 §Error Responses: a token that fails validation gets
+        // `invalid_token`, with the metadata URL.
+        assert_eq!(
+            reply.headers["www-authenticate"],
+            format!("Bearer error=\"invalid_token\", resource_metadata=\"{METADATA}\""),
+            "{name}"
+        );
     }
+    // draft-08 §Error Responses: no token, no error code.
     let reply = publish_as(hub.addr, None, &[("topic", "a"), ("data", "anonymous")]).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(reply.headers["www-authenticate"], "Bearer");
+    assert_eq!(
+        reply.headers["www-authenticate"],
+        format!("Bearer resource_metadata=\"{METADATA}\"")
+    );
 
     let no_claim = token(&[], &["*"]);
     let reply = publish_as(
@@ -67,6 +81,10 @@ async fn publisher_tokens_valid_expired_wrong_key_wrong_alg_missing_claim() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert_eq!(
+        reply.headers["www-authenticate"],
+        format!("Bearer error=\"insufficient_scope\", resource_metadata=\"{METADATA}\"")
+    );
 
     assert_eq!(
         hub.hub.metrics().history.events,

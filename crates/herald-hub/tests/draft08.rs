@@ -290,3 +290,124 @@ async fn private_updates_need_a_grant_whatever_the_matchers_select() {
     }
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "granted");
 }
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> Reply {
+    let req = Request::get(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    request(req).await
+}
+
+const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
+
+// §Protected Resource Metadata: the document at the path RFC 9728 derives
+// from the hub URL, with `resource` equal to the hub's identifier; a hub
+// speaking only draft-07 publishes none (§Protected Resource Metadata:
+// pre-standardization hubs do not).
+#[tokio::test]
+async fn protected_resource_metadata_names_the_resource_and_how_to_present_tokens() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let reply = get(hub.addr, METADATA_PATH).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["content-type"], "application/json");
+    let document: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        document["resource"],
+        "https://hub.example.com/.well-known/mercure"
+    );
+    assert_eq!(
+        document["authorization_details_types_supported"],
+        serde_json::json!(["https://mercure.rocks/authorization-detail"])
+    );
+    assert_eq!(
+        document["bearer_methods_supported"],
+        serde_json::json!(["header"])
+    );
+    assert_eq!(document["mercure_cookie"], "__Secure-mercure_access_token");
+
+    let old = start(hub_config(Protocol::Draft07)).await;
+    assert_eq!(
+        get(old.addr, METADATA_PATH).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+// §Error Responses: no token where one is needed is a 401 with a bare
+// Bearer challenge pointing at the metadata; a draft-07-only hub has no
+// metadata to point at.
+#[tokio::test]
+async fn a_missing_token_gets_a_challenge_with_resource_metadata() {
+    let hub = start(HubConfig {
+        anonymous: false,
+        ..hub_config(Protocol::Both)
+    })
+    .await;
+    let reply = refused(hub.addr, &query(&[("match", "a")])).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.headers["www-authenticate"],
+        "Bearer resource_metadata=\"https://hub.example.com/.well-known/oauth-protected-resource/.well-known/mercure\""
+    );
+
+    let old = start(HubConfig {
+        anonymous: false,
+        ..hub_config(Protocol::Draft07)
+    })
+    .await;
+    let reply = refused(old.addr, &query(&[("topic", "a")])).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.headers["www-authenticate"], "Bearer");
+}
+
+// §Presenting the Access Token: a hub speaking only draft-08 does not
+// accept a token in the query string; it says so with `invalid_request`
+// (§Error Responses: a malformed presentation).
+#[tokio::test]
+async fn a_draft08_hub_refuses_a_token_in_the_query_string() {
+    let hub = start(hub_config(Protocol::Draft08)).await;
+    let reader = token(&[], &["*"]);
+    let reply = refused(
+        hub.addr,
+        &query(&[("match", "a"), ("authorization", &reader)]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer error=\"invalid_request\""),
+        "{:?}",
+        reply.headers
+    );
+    assert!(reply.body.contains("query string"), "{}", reply.body);
+}
+
+// §Cookie: the `__Secure-mercure_access_token` cookie carries the token of
+// an EventSource; its grants unlock private updates.
+#[tokio::test]
+async fn the_secure_cookie_carries_a_subscribers_token() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let reader = token(&[], &["https://example.com/books/1"]);
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "https://example.com/books/1")]),
+        &[(
+            "Cookie",
+            &format!("theme=dark; __Secure-mercure_access_token={reader}"),
+        )],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    publish(
+        hub.addr,
+        &[
+            ("topic", "https://example.com/books/1"),
+            ("data", "private"),
+            ("private", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "private");
+}

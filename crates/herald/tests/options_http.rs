@@ -11,7 +11,8 @@ mod support_options;
 use support::{AsyncHub, TempDir};
 use support_options::{base, publish_request, send, serve_keyed, start, token, Reply};
 
-const FORBIDDEN: &str = "publishing with the mercureAuthorization cookie is only allowed from the configured publish origins\n";
+const FORBIDDEN: &str =
+    "publishing with a token cookie is only allowed from the configured publish origins\n";
 
 /// Publishes with the token in the `mercureAuthorization` cookie, as a
 /// browser does, with these extra headers (`Origin`, `Referer`).

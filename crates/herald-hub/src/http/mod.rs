@@ -2,6 +2,8 @@
 //!
 //! `/.well-known/mercure` takes `POST` (publish, [`publish`]) and `GET`
 //! (subscribe, [`subscribe`]); any other method gets `405` with `Allow`.
+//! A hub that speaks draft-08 also serves its protected resource metadata
+//! (RFC 9728) at the path derived from its URL ([`resource_metadata`]).
 //! `/healthz`, `/readyz` and `/metrics` are for operators; the web UI
 //! ([`crate::ui`]) is merged in when enabled. CORS wraps it all when origins
 //! are configured.
@@ -10,13 +12,16 @@ mod publish;
 mod rejection;
 mod subscribe;
 mod subscription;
+mod token;
 
+use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::protocol::Revision;
 use crate::Hub;
 
 pub(crate) use rejection::Rejection;
@@ -39,6 +44,10 @@ pub(crate) fn router(hub: Hub) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
+    if hub.shared.config.protocol.speaks(Revision::Draft08) {
+        let path = hub.shared.config.hub_url.metadata_path();
+        router = router.route(&path, get(resource_metadata));
+    }
     if hub.shared.config.ui {
         router = router.merge(crate::ui::routes());
     }
@@ -49,7 +58,7 @@ pub(crate) fn router(hub: Hub) -> Router {
     }
 }
 
-async fn readyz(axum::extract::State(hub): axum::extract::State<Hub>) -> impl IntoResponse {
+async fn readyz(State(hub): State<Hub>) -> impl IntoResponse {
     if hub.is_shutting_down() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -65,13 +74,36 @@ async fn readyz(axum::extract::State(hub): axum::extract::State<Hub>) -> impl In
     }
 }
 
-async fn metrics(axum::extract::State(hub): axum::extract::State<Hub>) -> impl IntoResponse {
+async fn metrics(State(hub): State<Hub>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         hub.metrics().to_prometheus(),
+    )
+}
+
+/// The authorization detail type of draft-08 (§Authorization Details).
+pub(crate) const AUTHORIZATION_DETAIL_TYPE: &str = "https://mercure.rocks/authorization-detail";
+
+/// The protected resource metadata document (RFC 9728; draft-08
+/// §Protected Resource Metadata): what a client needs to get a token for
+/// this hub and present it.
+async fn resource_metadata(State(hub): State<Hub>) -> impl IntoResponse {
+    let config = &hub.shared.config;
+    let document = serde_json::json!({
+        "resource": config.hub_url.to_string(),
+        "authorization_details_types_supported": [AUTHORIZATION_DETAIL_TYPE],
+        "bearer_methods_supported": ["header"],
+        "mercure_cookie": token::ACCESS_TOKEN_COOKIE,
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        document.to_string(),
     )
 }
 

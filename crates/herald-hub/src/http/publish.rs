@@ -11,9 +11,11 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::token::{presented_token, TokenSource};
 use super::Rejection;
-use crate::auth::{extract_token, selectors_match, TokenSource};
+use crate::auth::Grants;
 use crate::hub::PublishError;
+use crate::matcher::Topic;
 use crate::metrics::Metrics;
 use crate::protocol::parse_publish;
 use crate::Hub;
@@ -28,7 +30,7 @@ pub(crate) async fn publish(
         Ok(id) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], id).into_response(),
         Err(rejection) => {
             Metrics::inc(&hub.shared.metrics.publishes_rejected_total);
-            rejection.into_response()
+            rejection.respond(&hub)
         }
     }
 }
@@ -40,30 +42,28 @@ async fn accept(
     body: Body,
 ) -> Result<String, Rejection> {
     let shared = &hub.shared;
-    let (token, source) = extract_token(headers, query)
-        .map_err(|e| Rejection::Unauthorized(e.to_string()))?
+    let presented = presented_token(headers, query, shared.config.protocol)
+        .map_err(|e| Rejection::InvalidRequest(e.to_string()))?
         .ok_or_else(|| {
-            Rejection::Unauthorized(
+            Rejection::TokenMissing(
                 "publishing needs a JWT: send it as \"Authorization: Bearer <token>\"".into(),
             )
         })?;
-    if source == TokenSource::Cookie && !origin_allowed(headers, &shared.config.publish_origins) {
+    if presented.source == TokenSource::Cookie
+        && !origin_allowed(headers, &shared.config.publish_origins)
+    {
         return Err(Rejection::Forbidden(
-            "publishing with the mercureAuthorization cookie is only allowed from the configured publish origins".into(),
+            "publishing with a token cookie is only allowed from the configured publish origins"
+                .into(),
         ));
     }
     let verifier = shared.publisher_jwt.as_ref().ok_or_else(|| {
-        Rejection::Unauthorized("this hub has no publisher key configured".into())
+        Rejection::InvalidToken("this hub has no publisher key configured".into())
     })?;
     let claims = verifier
-        .verify(&token)
-        .map_err(|e| Rejection::Unauthorized(e.to_string()))?;
-    let allowed = claims.publish.unwrap_or_default();
-    if allowed.is_empty() {
-        return Err(Rejection::Forbidden(
-            "the token has no \"mercure.publish\" claim".into(),
-        ));
-    }
+        .verify(&presented.token)
+        .map_err(|e| Rejection::InvalidToken(e.to_string()))?;
+    let grants = Grants::from_claims(claims, &shared.matcher);
 
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         let essence = content_type
@@ -105,15 +105,15 @@ async fn accept(
     })?;
     // What no token can allow is refused before authorization looks at it.
     hub.check(&form).map_err(invalid)?;
-    if let Some(topic) = form
+    let topics: Vec<Topic<'_>> = form
         .topics
         .iter()
-        .find(|topic| !selectors_match(&shared.matcher, &allowed, topic))
-    {
-        return Err(Rejection::Forbidden(format!(
-            "the token's \"mercure.publish\" does not allow the topic {topic:?}"
-        )));
+        .map(|t| Topic::new(t, &shared.config.hub_url))
+        .collect();
+    if let Some(refusal) = grants.refuses_publish(&topics) {
+        return Err(Rejection::InsufficientScope(refusal));
     }
+    drop(topics);
     let topics = form.topics.len();
     let private = form.private;
     let id = hub.publish_checked(form).await.map_err(invalid)?;

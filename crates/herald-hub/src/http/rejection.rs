@@ -1,17 +1,31 @@
-//! Every way a request can be refused, each with one status and a message
-//! that tells the client what to fix.
+//! Every way a request can be refused: one variant per cause, each with
+//! its status, a message that tells the client what to fix, and, for the
+//! token failures, the RFC 6750 challenge built here and nowhere else.
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+
+use crate::protocol::Revision;
+use crate::Hub;
 
 /// A refused request.
 #[derive(Debug)]
 pub(crate) enum Rejection {
-    /// 400: malformed or invalid input.
+    /// 400: malformed or invalid input, independent of any token.
     BadRequest(String),
-    /// 401: no usable token where one is required.
-    Unauthorized(String),
-    /// 403: a valid token that does not allow this.
+    /// 400 with `error="invalid_request"`: the token is presented in a way
+    /// the hub does not accept.
+    InvalidRequest(String),
+    /// 401 without an error code: the operation needs a token and none was
+    /// presented (RFC 6750 §3.1).
+    TokenMissing(String),
+    /// 401 with `error="invalid_token"`: the token failed validation.
+    InvalidToken(String),
+    /// 403 with `error="insufficient_scope"`: a valid token that does not
+    /// allow this.
+    InsufficientScope(String),
+    /// 403 without a challenge: refused whatever the token (a cookie
+    /// publish from an origin that may not publish).
     Forbidden(String),
     /// 413: body over the limit.
     TooLarge(usize),
@@ -23,22 +37,41 @@ pub(crate) enum Rejection {
     Unavailable(String),
 }
 
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            Rejection::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            Rejection::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
-            Rejection::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+impl Rejection {
+    /// The response, with the challenge pointing at `hub`'s protected
+    /// resource metadata when the hub publishes it (draft-08 §Error
+    /// Responses).
+    pub(crate) fn respond(self, hub: &Hub) -> Response {
+        let config = &hub.shared.config;
+        let metadata = config
+            .protocol
+            .speaks(Revision::Draft08)
+            .then(|| config.hub_url.metadata_url());
+        let (status, error, message) = match self {
+            Rejection::BadRequest(m) => (StatusCode::BAD_REQUEST, None, m),
+            Rejection::InvalidRequest(m) => {
+                (StatusCode::BAD_REQUEST, Some(Some("invalid_request")), m)
+            }
+            Rejection::TokenMissing(m) => (StatusCode::UNAUTHORIZED, Some(None), m),
+            Rejection::InvalidToken(m) => {
+                (StatusCode::UNAUTHORIZED, Some(Some("invalid_token")), m)
+            }
+            Rejection::InsufficientScope(m) => {
+                (StatusCode::FORBIDDEN, Some(Some("insufficient_scope")), m)
+            }
+            Rejection::Forbidden(m) => (StatusCode::FORBIDDEN, None, m),
             Rejection::TooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
+                None,
                 format!("request body larger than the limit of {limit} bytes"),
             ),
-            Rejection::LimitExceeded(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            Rejection::LimitExceeded(m) => (StatusCode::PAYLOAD_TOO_LARGE, None, m),
             Rejection::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
                 "publish with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
-            Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
         };
         tracing::debug!(%status, %message, "request refused");
         let mut response = (
@@ -47,12 +80,29 @@ impl IntoResponse for Rejection {
             message + "\n",
         )
             .into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if let Some(error) = error {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
+                challenge(error, metadata.as_deref()),
             );
         }
         response
     }
+}
+
+/// `Bearer`, with the error code and the metadata URL when there are any.
+/// Neither holds a character a quoted-string cannot (the URL is
+/// serialized by the `url` crate, which percent-encodes `"` and `\`).
+fn challenge(error: Option<&str>, metadata: Option<&str>) -> HeaderValue {
+    let params: Vec<String> = error
+        .map(|e| format!("error=\"{e}\""))
+        .into_iter()
+        .chain(metadata.map(|m| format!("resource_metadata=\"{m}\"")))
+        .collect();
+    let value = if params.is_empty() {
+        "Bearer".to_owned()
+    } else {
+        format!("Bearer {}", params.join(", "))
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }

@@ -18,12 +18,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio::time::Instant;
 
 use super::subscription::{Replay, Subscription, REPLAY_PAGE};
+use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
-use crate::auth::{extract_token, Claims, TokenSource};
+use crate::auth::Grants;
 use crate::fanout::Interest;
 use crate::matcher::Matcher;
 use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
@@ -34,9 +35,9 @@ pub(crate) async fn subscribe(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    match open(hub, query.as_deref(), &headers).await {
+    match open(hub.clone(), query.as_deref(), &headers).await {
         Ok(response) => response,
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => rejection.respond(&hub),
     }
 }
 
@@ -57,7 +58,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
                 .map_err(|e| Rejection::BadRequest(format!("invalid \"match_{t}\" {v:?}: {e}"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let claims = authenticate(&hub, headers, query)?;
+    let grants = authenticate(&hub, headers, query)?;
     let last_event_id = match headers.get(&LAST_EVENT_ID) {
         Some(raw) => Some(
             std::str::from_utf8(raw.as_bytes())
@@ -72,13 +73,11 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     }
     // An empty id is no position (browsers never send one): no replay.
     .filter(|id| !id.is_empty());
-    let expires = claims.as_ref().and_then(|c| c.exp).and_then(deadline_of);
-    let grants = claims.and_then(|c| c.subscribe).map(|selectors| {
-        selectors
-            .iter()
-            .map(|s| Matcher::selector(s, &shared.matcher))
-            .collect()
-    });
+    let expires = grants
+        .as_ref()
+        .and_then(|g| g.expires)
+        .and_then(deadline_of);
+    let grants = grants.map(|g| g.subscribe);
     let interest = Arc::new(Interest { matchers, grants });
 
     // Register for live entries before reading history: nothing stored
@@ -148,39 +147,39 @@ fn unavailable(e: crate::history::HistoryError) -> Rejection {
     Rejection::Unavailable(format!("history is unavailable: {e}"))
 }
 
-/// The subscriber's verified claims, `None` for an anonymous subscriber.
+/// The subscriber's grants, `None` for an anonymous subscriber.
 fn authenticate(
     hub: &Hub,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<Option<Claims>, Rejection> {
+) -> Result<Option<Grants>, Rejection> {
     let shared = &hub.shared;
     let anonymous = shared.config.anonymous;
-    let Some((token, source)) =
-        extract_token(headers, query).map_err(|e| Rejection::Unauthorized(e.to_string()))?
+    let Some(presented) = presented_token(headers, query, shared.config.protocol)
+        .map_err(|e| Rejection::InvalidRequest(e.to_string()))?
     else {
         return if anonymous {
             Ok(None)
         } else {
-            Err(Rejection::Unauthorized(
+            Err(Rejection::TokenMissing(
                 "subscribing needs a JWT: send \"Authorization: Bearer <token>\", the \"authorization\" query parameter or the \"mercureAuthorization\" cookie".into(),
             ))
         };
     };
     let verified = match &shared.subscriber_jwt {
-        Some(verifier) => verifier.verify(&token).map_err(|e| e.to_string()),
+        Some(verifier) => verifier.verify(&presented.token).map_err(|e| e.to_string()),
         None => Err("this hub has no subscriber key configured".to_string()),
     };
     match verified {
-        Ok(claims) => Ok(Some(claims)),
+        Ok(claims) => Ok(Some(Grants::from_claims(claims, &shared.matcher))),
         // A stale cookie must not lock a browser out of public updates it
         // could read without one (a common complaint about the reference
         // hub); a token given explicitly is still refused.
-        Err(reason) if source == TokenSource::Cookie && anonymous => {
-            tracing::debug!(%reason, "ignoring an unusable mercureAuthorization cookie; subscribing anonymously");
+        Err(reason) if presented.source == TokenSource::Cookie && anonymous => {
+            tracing::debug!(%reason, "ignoring an unusable token cookie; subscribing anonymously");
             Ok(None)
         }
-        Err(reason) => Err(Rejection::Unauthorized(reason)),
+        Err(reason) => Err(Rejection::InvalidToken(reason)),
     }
 }
 

@@ -134,6 +134,18 @@ fn check_len(
     Ok(())
 }
 
+/// The first non-empty value of the query parameter `name`, decoded as
+/// [`parse_subscribe`] decodes (`None` when absent or empty).
+pub(crate) fn query_parameter(query: &str, name: &str) -> Result<Option<String>, ProtocolError> {
+    for pair in form_pairs(query.as_bytes()) {
+        let (found, value) = pair?;
+        if found == name && !value.is_empty() {
+            return Ok(Some(value.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
 /// The name/value pairs of a form body or query string, decoded strictly:
 /// `+` is a space, `%XX` a byte, and the result must be UTF-8.
 fn form_pairs(

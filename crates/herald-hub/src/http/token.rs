@@ -1,0 +1,152 @@
+//! Finding the token a request presents, in the places each revision
+//! allows.
+//!
+//! Draft-08 (§Presenting the Access Token) allows the `Authorization:
+//! Bearer` header and the `__Secure-mercure_access_token` cookie; when the
+//! header is present its token is used and any cookie ignored. Draft-07
+//! clients also send the `mercureAuthorization` cookie and the
+//! `authorization` query parameter, which stay accepted while the hub
+//! speaks draft-07. A hub speaking only draft-08 refuses a token in the
+//! query string (RFC 9700 forbids it) rather than silently ignoring it, so
+//! that a client learns why it is not authorized.
+
+use std::fmt;
+
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+
+use crate::protocol::{query_parameter, Protocol, Revision};
+
+/// The draft-08 cookie a browser's `EventSource` carries its token in.
+pub(crate) const ACCESS_TOKEN_COOKIE: &str = "__Secure-mercure_access_token";
+
+/// The draft-07 cookie.
+pub(crate) const DRAFT07_COOKIE: &str = "mercureAuthorization";
+
+/// The draft-07 query parameter.
+pub(crate) const QUERY_PARAMETER: &str = "authorization";
+
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenSource {
+    /// `Authorization: Bearer` header.
+    Header,
+    /// The `authorization` query parameter (draft-07).
+    Query,
+    /// A cookie: `__Secure-mercure_access_token` or `mercureAuthorization`.
+    Cookie,
+}
+
+/// A token found in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PresentedToken {
+    /// The compact JWS.
+    pub(crate) token: String,
+    /// Where it was found.
+    pub(crate) source: TokenSource,
+}
+
+/// A token presented in a way no revision the hub speaks allows: a 400
+/// with `error="invalid_request"` (RFC 6750 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PresentationError(&'static str);
+
+impl fmt::Display for PresentationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Finds the request's token: the `Authorization` header; else, when the
+/// hub speaks draft-07, the `authorization` query parameter (`query` is the
+/// raw query string); else the draft-08 cookie, then the draft-07 one, each
+/// when the hub speaks its revision. An empty parameter or cookie counts as
+/// absent.
+pub(crate) fn presented_token(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    protocol: Protocol,
+) -> Result<Option<PresentedToken>, PresentationError> {
+    let found = |token, source| Ok(Some(PresentedToken { token, source }));
+    let mut authorization = headers.get_all(AUTHORIZATION).iter();
+    if let Some(value) = authorization.next() {
+        if authorization.next().is_some() {
+            return Err(PresentationError(
+                "send one Authorization header, not several",
+            ));
+        }
+        return found(bearer_token(value)?, TokenSource::Header);
+    }
+    let in_query = query
+        .map(|q| query_parameter(q, QUERY_PARAMETER))
+        .transpose()
+        .map_err(|_| {
+            PresentationError(
+                "the \"authorization\" query parameter is not valid UTF-8 once decoded",
+            )
+        })?
+        .flatten();
+    if let Some(token) = in_query {
+        if !protocol.speaks(Revision::Draft07) {
+            return Err(PresentationError(
+                "this hub does not accept a token in the query string (draft-08): send it in the Authorization header or the __Secure-mercure_access_token cookie",
+            ));
+        }
+        return found(token, TokenSource::Query);
+    }
+    for (name, revision) in [
+        (ACCESS_TOKEN_COOKIE, Revision::Draft08),
+        (DRAFT07_COOKIE, Revision::Draft07),
+    ] {
+        if protocol.speaks(revision) {
+            if let Some(token) = cookie(headers, name)? {
+                return found(token, TokenSource::Cookie);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// `Bearer <token>`: the scheme is case-insensitive, the token one word.
+fn bearer_token(value: &HeaderValue) -> Result<String, PresentationError> {
+    const NOT_BEARER: PresentationError =
+        PresentationError("the Authorization header must be a single \"Bearer <token>\"");
+    let value = value.to_str().map_err(|_| NOT_BEARER)?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or(NOT_BEARER)?;
+    let token = token.trim_start_matches(' ');
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains([' ', '\t']) {
+        return Err(NOT_BEARER);
+    }
+    Ok(token.to_owned())
+}
+
+/// The first non-empty cookie `name` of all `Cookie` headers (`name=value`
+/// pairs separated by `;`, RFC 6265 §4.2; a value may be wrapped in double
+/// quotes).
+fn cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, PresentationError> {
+    for header in headers.get_all(COOKIE) {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let (found, value) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+            if found != name.as_bytes() {
+                continue;
+            }
+            let value = match value {
+                [b'"', inner @ .., b'"'] => inner,
+                _ => value,
+            };
+            if value.is_empty() {
+                continue;
+            }
+            let token = std::str::from_utf8(value)
+                .map_err(|_| PresentationError("the token cookie is not UTF-8"))?;
+            return Ok(Some(token.to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests;
