@@ -14,11 +14,12 @@ use crate::config::HubConfig;
 use crate::dispatcher::{self, Dispatcher};
 use crate::fanout::Fanout;
 use crate::health::Health;
-use crate::history::{History, HistoryError, MemoryHistory, NewEntry};
+use crate::history::{History, HistoryError, MemoryHistory};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::protocol::{check_update, Protocol, PublishForm};
+use crate::protocol::{Protocol, PublishForm};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
+use crate::update::Update;
 
 /// The hub could not be built from its configuration.
 #[derive(Debug)]
@@ -176,42 +177,25 @@ impl Hub {
     /// application is trusted, but its updates follow the protocol's rules
     /// like any other). Returns the event id.
     pub async fn publish(&self, form: PublishForm) -> Result<String, PublishError> {
-        self.check(&form)?;
-        self.publish_checked(form).await
+        let update = self.update(form)?;
+        self.publish_update(update).await
     }
 
-    /// The rules every update follows, whoever publishes it (see
-    /// `protocol::check_update`); draft-08's stricter character rules when
-    /// the hub speaks only draft-08.
-    pub(crate) fn check(&self, form: &PublishForm) -> Result<(), PublishError> {
+    /// Checks `form` against the rules every update follows, whoever
+    /// publishes it (draft-08's stricter character rules when the hub
+    /// speaks only draft-08), and encodes it.
+    pub fn update(&self, form: PublishForm) -> Result<Update, PublishError> {
         let config = &self.shared.config;
-        check_update(form, &config.hub_url, config.protocol == Protocol::Draft08)
+        Update::new(form, &config.hub_url, config.protocol == Protocol::Draft08)
             .map_err(|e| PublishError::Invalid(e.to_string()))
     }
 
-    /// [`Hub::publish`] of a form [`Hub::check`] accepted.
-    pub(crate) async fn publish_checked(&self, form: PublishForm) -> Result<String, PublishError> {
-        let id = form.id.clone().unwrap_or_else(generate_id);
-        let mut frame = herald_sse::Frame::new().id(&id).data(&form.data);
-        if let Some(t) = &form.event_type {
-            frame = frame.event(t);
-        }
-        if let Some(ms) = form.retry {
-            frame = frame.retry(std::time::Duration::from_millis(ms));
-        }
-        let frame = frame
-            .encode()
-            .map_err(|e| PublishError::Invalid(e.to_string()))?;
-        let entry = NewEntry {
-            id,
-            topics: form.topics,
-            private: form.private,
-            frame,
-        };
+    /// Stores `update` and hands it to fan-out; returns its id once stored.
+    pub async fn publish_update(&self, update: Update) -> Result<String, PublishError> {
         let stored = self
             .shared
             .publisher
-            .publish(entry)
+            .publish(update.into_entry())
             .await
             .map_err(PublishError::History)?;
         Metrics::inc(&self.shared.metrics.publishes_total);
@@ -234,9 +218,4 @@ impl Hub {
     pub fn is_shutting_down(&self) -> bool {
         self.shared.fanout.is_closed()
     }
-}
-
-/// A new hub-generated id: a time-ordered UUIDv7 as a URN.
-pub(crate) fn generate_id() -> String {
-    uuid::Uuid::now_v7().urn().to_string()
 }

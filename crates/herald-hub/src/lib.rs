@@ -57,10 +57,12 @@ mod publisher;
 pub mod server;
 pub mod topic;
 pub mod ui;
+mod update;
 
 pub use config::{HubConfig, JwtKey};
 pub use http::HUB_PATH;
 pub use hub::{BuildError, Hub, PublishError};
+pub use update::Update;
 
 impl Hub {
     /// The hub's HTTP routes, ready for `axum::serve` or to be nested in an

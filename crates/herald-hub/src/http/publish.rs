@@ -43,7 +43,7 @@ async fn accept(
 ) -> Result<String, Rejection> {
     let shared = &hub.shared;
     let presented = presented_token(headers, query, shared.config.protocol)
-        .map_err(|e| Rejection::InvalidRequest(e.to_string()))?
+        .map_err(Rejection::from)?
         .ok_or_else(|| {
             Rejection::TokenMissing(
                 "publishing needs a JWT: send it as \"Authorization: Bearer <token>\"".into(),
@@ -104,9 +104,9 @@ async fn accept(
         }
     })?;
     // What no token can allow is refused before authorization looks at it.
-    hub.check(&form).map_err(invalid)?;
-    let topics: Vec<Topic<'_>> = form
-        .topics
+    let update = hub.update(form).map_err(invalid)?;
+    let topics: Vec<Topic<'_>> = update
+        .topics()
         .iter()
         .map(|t| Topic::new(t, &shared.config.hub_url))
         .collect();
@@ -114,9 +114,9 @@ async fn accept(
         return Err(Rejection::InsufficientScope(refusal));
     }
     drop(topics);
-    let topics = form.topics.len();
-    let private = form.private;
-    let id = hub.publish_checked(form).await.map_err(invalid)?;
+    let topics = update.topics().len();
+    let private = update.is_private();
+    let id = hub.publish_update(update).await.map_err(invalid)?;
     tracing::debug!(%id, topics, private, "published");
     Ok(id)
 }

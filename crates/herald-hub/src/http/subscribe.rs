@@ -155,8 +155,8 @@ fn authenticate(
 ) -> Result<Option<Grants>, Rejection> {
     let shared = &hub.shared;
     let anonymous = shared.config.anonymous;
-    let Some(presented) = presented_token(headers, query, shared.config.protocol)
-        .map_err(|e| Rejection::InvalidRequest(e.to_string()))?
+    let Some(presented) =
+        presented_token(headers, query, shared.config.protocol).map_err(Rejection::from)?
     else {
         return if anonymous {
             Ok(None)

@@ -15,6 +15,7 @@ use std::fmt;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
 
+use super::Rejection;
 use crate::protocol::{query_parameter, Protocol, Revision};
 
 /// The draft-08 cookie a browser's `EventSource` carries its token in.
@@ -46,14 +47,34 @@ pub(crate) struct PresentedToken {
     pub(crate) source: TokenSource,
 }
 
-/// A token presented in a way no revision the hub speaks allows: a 400
-/// with `error="invalid_request"` (RFC 6750 §3.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PresentationError(&'static str);
+/// Why the credentials of a request are unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PresentationError {
+    /// Another authentication scheme than `Bearer`: as if no token were
+    /// presented (RFC 6750 §3.1: a 401 without an error code).
+    OtherScheme,
+    /// A token presented in a way no revision the hub speaks allows: a 400
+    /// with `error="invalid_request"` (RFC 6750 §3.1).
+    Malformed(&'static str),
+}
 
 impl fmt::Display for PresentationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        match self {
+            PresentationError::OtherScheme => f.write_str(
+                "the Authorization header must use the Bearer scheme: \"Bearer <token>\"",
+            ),
+            PresentationError::Malformed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<PresentationError> for Rejection {
+    fn from(e: PresentationError) -> Rejection {
+        match e {
+            PresentationError::OtherScheme => Rejection::TokenMissing(e.to_string()),
+            PresentationError::Malformed(_) => Rejection::InvalidRequest(e.to_string()),
+        }
     }
 }
 
@@ -71,7 +92,7 @@ pub(crate) fn presented_token(
     let mut authorization = headers.get_all(AUTHORIZATION).iter();
     if let Some(value) = authorization.next() {
         if authorization.next().is_some() {
-            return Err(PresentationError(
+            return Err(PresentationError::Malformed(
                 "send one Authorization header, not several",
             ));
         }
@@ -81,14 +102,14 @@ pub(crate) fn presented_token(
         .map(|q| query_parameter(q, QUERY_PARAMETER))
         .transpose()
         .map_err(|_| {
-            PresentationError(
+            PresentationError::Malformed(
                 "the \"authorization\" query parameter is not valid UTF-8 once decoded",
             )
         })?
         .flatten();
     if let Some(token) = in_query {
         if !protocol.speaks(Revision::Draft07) {
-            return Err(PresentationError(
+            return Err(PresentationError::Malformed(
                 "this hub does not accept a token in the query string (draft-08): send it in the Authorization header or the __Secure-mercure_access_token cookie",
             ));
         }
@@ -109,12 +130,16 @@ pub(crate) fn presented_token(
 
 /// `Bearer <token>`: the scheme is case-insensitive, the token one word.
 fn bearer_token(value: &HeaderValue) -> Result<String, PresentationError> {
-    const NOT_BEARER: PresentationError =
-        PresentationError("the Authorization header must be a single \"Bearer <token>\"");
+    const NOT_BEARER: PresentationError = PresentationError::Malformed(
+        "the Authorization header must be a single \"Bearer <token>\"",
+    );
     let value = value.to_str().map_err(|_| NOT_BEARER)?.trim();
-    let (scheme, token) = value.split_once(' ').ok_or(NOT_BEARER)?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(PresentationError::OtherScheme);
+    }
     let token = token.trim_start_matches(' ');
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains([' ', '\t']) {
+    if token.is_empty() || token.contains([' ', '\t']) {
         return Err(NOT_BEARER);
     }
     Ok(token.to_owned())
@@ -141,7 +166,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, Presentatio
                 continue;
             }
             let token = std::str::from_utf8(value)
-                .map_err(|_| PresentationError("the token cookie is not UTF-8"))?;
+                .map_err(|_| PresentationError::Malformed("the token cookie is not UTF-8"))?;
             return Ok(Some(token.to_owned()));
         }
     }

@@ -82,7 +82,7 @@ pub struct ProtocolError {
 }
 
 impl ProtocolError {
-    fn new(field: &'static str, message: impl Into<String>) -> ProtocolError {
+    pub(crate) fn new(field: &'static str, message: impl Into<String>) -> ProtocolError {
         ProtocolError {
             field,
             message: message.into(),

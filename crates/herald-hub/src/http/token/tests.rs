@@ -68,6 +68,16 @@ fn authorization_header_must_be_bearer() {
     assert!(find(&two, None).is_err());
     // A bad header is an error even when a query token is present.
     assert!(find(&[("authorization", "Basic x")], Some("authorization=t")).is_err());
+    // RFC 6750 §3.1: another scheme is no token at all (401, no error
+    // code); a broken Bearer header is a malformed request.
+    assert_eq!(
+        find(&[("authorization", "Basic dXNlcjpwYXNz")], None),
+        Err(PresentationError::OtherScheme)
+    );
+    assert!(matches!(
+        find(&[("authorization", "Bearer a b")], None),
+        Err(PresentationError::Malformed(_))
+    ));
 }
 
 #[test]
