@@ -411,3 +411,78 @@ async fn the_secure_cookie_carries_a_subscribers_token() {
     .await;
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "private");
 }
+
+fn query_request(addr: std::net::SocketAddr, query: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method("QUERY")
+        .uri(format!("http://{addr}{HUB_PATH}?{query}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+// §Subscription: the QUERY method carries the parameters in a form body;
+// the hub takes the union of body and query, a matcher from each, and
+// `last_event_id` from the query when both give one.
+#[tokio::test]
+async fn query_method_subscribes_with_the_union_of_body_and_query() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let first = publish(hub.addr, &[("topic", "from-body"), ("data", "1")]).await;
+    let second = publish(hub.addr, &[("topic", "from-body"), ("data", "2")]).await;
+    publish(hub.addr, &[("topic", "from-body"), ("data", "3")]).await;
+    let mut sub = subscribe_request(query_request(
+        hub.addr,
+        &query(&[("match", "from-query"), ("last_event_id", &second)]),
+        &query(&[("match", "from-body"), ("last_event_id", &first)]),
+    ))
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert_eq!(sub.headers["mercure-last-event-id"], second.as_str());
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "3");
+    sub.ready().await;
+    publish(hub.addr, &[("topic", "from-query"), ("data", "4")]).await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "4");
+}
+
+// §Subscription: the reserved namespace and value rules apply to the body's
+// names and values as to the query's.
+#[tokio::test]
+async fn query_method_body_follows_the_query_rules() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    for body in ["matchx=a", "match=a%00b", "match_urlpattern=%28"] {
+        let sub = subscribe_request(query_request(hub.addr, "", body)).await;
+        assert_eq!(sub.status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let json = Request::builder()
+        .method("QUERY")
+        .uri(format!("http://{}{HUB_PATH}", hub.addr))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from("{}")))
+        .unwrap();
+    assert_eq!(
+        request(json).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+}
+
+// QUERY is a draft-08 method: a hub speaking only draft-07 answers 405, and
+// `Allow` says what each hub takes.
+#[tokio::test]
+async fn allow_lists_query_only_where_draft08_is_spoken() {
+    let both = start(hub_config(Protocol::Both)).await;
+    let old = start(hub_config(Protocol::Draft07)).await;
+    let delete = |addr| {
+        Request::builder()
+            .method("DELETE")
+            .uri(format!("http://{addr}{HUB_PATH}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let reply = request(delete(both.addr)).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.headers["allow"], "GET, HEAD, POST, QUERY");
+    let reply = request(delete(old.addr)).await;
+    assert_eq!(reply.headers["allow"], "GET, HEAD, POST");
+    let reply = request(query_request(old.addr, "", "topic=a")).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -1,21 +1,24 @@
 //! HTTP: the routes of a hub and how failures become responses.
 //!
 //! `/.well-known/mercure` takes `POST` (publish, [`publish`]) and `GET`
-//! (subscribe, [`subscribe`]); any other method gets `405` with `Allow`.
+//! (subscribe, [`subscribe`]), and, on a hub that speaks draft-08, `QUERY`
+//! (subscribe with the parameters in the body); any other method gets `405`
+//! with `Allow`.
 //! A hub that speaks draft-08 also serves its protected resource metadata
 //! (RFC 9728) at the path derived from its URL ([`resource_metadata`]).
 //! `/healthz`, `/readyz` and `/metrics` are for operators; the web UI
 //! ([`crate::ui`]) is merged in when enabled. CORS wraps it all when origins
 //! are configured.
 
+mod form;
 mod publish;
 mod rejection;
 mod subscribe;
 mod subscription;
 mod token;
 
-use axum::extract::State;
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -24,6 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::protocol::Revision;
 use crate::Hub;
 
+use form::read_form;
 pub(crate) use rejection::Rejection;
 
 /// The header a reconnecting client resumes with (and a draft-07 hub
@@ -40,7 +44,12 @@ pub const HUB_PATH: &str = "/.well-known/mercure";
 pub(crate) fn router(hub: Hub) -> Router {
     let cors = cors_layer(&hub.shared.config.cors_origins);
     let mut router = Router::new()
-        .route(HUB_PATH, get(subscribe::subscribe).post(publish::publish))
+        .route(
+            HUB_PATH,
+            get(subscribe::subscribe)
+                .post(publish::publish)
+                .fallback(other_method),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
@@ -56,6 +65,31 @@ pub(crate) fn router(hub: Hub) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// `QUERY` where the hub speaks draft-08, else `405` with `Allow`.
+async fn other_method(
+    method: Method,
+    State(hub): State<Hub>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> axum::response::Response {
+    let query_allowed = hub.shared.config.protocol.speaks(Revision::Draft08);
+    if method.as_str() == "QUERY" && query_allowed {
+        return subscribe::subscribe_with_body(hub, query.as_deref(), &headers, body).await;
+    }
+    let allow = if query_allowed {
+        "GET, HEAD, POST, QUERY"
+    } else {
+        "GET, HEAD, POST"
+    };
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, allow)],
+        format!("{method} is not allowed here; allowed: {allow}\n"),
+    )
+        .into_response()
 }
 
 async fn readyz(State(hub): State<Hub>) -> impl IntoResponse {

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::token::{presented_token, TokenSource};
 use super::Rejection;
@@ -65,37 +64,7 @@ async fn accept(
         .map_err(|e| Rejection::InvalidToken(e.to_string()))?;
     let grants = Grants::from_claims(claims, &shared.matcher);
 
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let essence = content_type
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim();
-        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(Rejection::UnsupportedMediaType);
-        }
-    }
-    let limit = shared.config.max_body;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Rejection::TooLarge(limit));
-    }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(Rejection::TooLarge(limit))
-        }
-        Err(e) => {
-            return Err(Rejection::BadRequest(format!(
-                "could not read the request body: {e}"
-            )))
-        }
-    };
+    let bytes = super::read_form(headers, body, shared.config.max_body).await?;
     let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
         if e.is_too_large() {
             Rejection::LimitExceeded(e.to_string())

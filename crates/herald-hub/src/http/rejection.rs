@@ -69,7 +69,7 @@ impl Rejection {
             Rejection::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 None,
-                "publish with Content-Type: application/x-www-form-urlencoded".to_string(),
+                "send the form with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
             Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
         };

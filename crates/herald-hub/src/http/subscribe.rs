@@ -41,6 +41,35 @@ pub(crate) async fn subscribe(
     }
 }
 
+/// `QUERY /.well-known/mercure` (draft-08 §Subscription): the parameters
+/// in a form body, for matcher lists too long for a URI. The body and the
+/// query component are taken together, the query's pairs first, so that a
+/// single-valued parameter (`last_event_id`) found in both takes the
+/// query's value.
+pub(crate) async fn subscribe_with_body(
+    hub: Hub,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let limit = hub.shared.config.max_body;
+    let parameters = match super::read_form(headers, body, limit).await {
+        Ok(form) => form,
+        Err(rejection) => return rejection.respond(&hub),
+    };
+    let Ok(parameters) = std::str::from_utf8(&parameters) else {
+        return Rejection::BadRequest("the request body is not UTF-8".into()).respond(&hub);
+    };
+    let union = match query.filter(|q| !q.is_empty()) {
+        Some(query) => format!("{query}&{parameters}"),
+        None => parameters.to_owned(),
+    };
+    match open(hub.clone(), Some(&union), headers).await {
+        Ok(response) => response,
+        Err(rejection) => rejection.respond(&hub),
+    }
+}
+
 async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Response, Rejection> {
     if hub.is_shutting_down() {
         return Err(shutting_down());

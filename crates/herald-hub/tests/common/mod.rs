@@ -186,8 +186,13 @@ pub async fn subscribe(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
+    subscribe_request(req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+/// Opens a subscription with any request (`QUERY` with a body, say).
+pub async fn subscribe_request(req: Request<Full<Bytes>>) -> Stream {
     let res = client()
-        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .request(req)
         .await
         .expect("subscribe reaches the hub");
     let status = res.status();
