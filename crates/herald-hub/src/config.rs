@@ -60,6 +60,11 @@ pub struct HubConfig {
     /// The hub's public URL: the base of relative URL patterns and topics,
     /// and the root of the namespace reserved for the hub's own events.
     pub hub_url: HubUrl,
+    /// Active subscriptions: publish an event when a subscription starts
+    /// and ends, and serve the subscription API (`/.well-known/mercure/
+    /// subscriptions`). Off by default: each subscription then costs two
+    /// updates in history.
+    pub subscriptions: bool,
     /// Whether to serve the web UI (`/`) and its live stats stream
     /// (`/.well-known/herald/stats`). Turn it off in production if you do
     /// not want them public.
@@ -83,6 +88,7 @@ impl Default for HubConfig {
             ui: true,
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),
+            subscriptions: false,
         }
     }
 }

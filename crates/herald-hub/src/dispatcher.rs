@@ -19,20 +19,29 @@ use futures_util::StreamExt as _;
 use crate::fanout::Fanout;
 use crate::health::Health;
 use crate::history::{Entry, Follow, Followed};
+use crate::presence::Presence;
 
 /// Feeds fan-out in log order.
 #[derive(Debug)]
 pub(crate) struct Dispatcher {
     fanout: Arc<Fanout>,
+    /// Sees every entry before fan-out, to keep the list of active
+    /// subscriptions at the position of the log fan-out is at.
+    presence: Option<Arc<Presence>>,
     /// Sequence number of the last entry dispatched.
     last: AtomicU64,
 }
 
 impl Dispatcher {
     /// A dispatcher whose next entry follows `last_seq`.
-    pub(crate) fn new(fanout: Arc<Fanout>, last_seq: u64) -> Dispatcher {
+    pub(crate) fn new(
+        fanout: Arc<Fanout>,
+        last_seq: u64,
+        presence: Option<Arc<Presence>>,
+    ) -> Dispatcher {
         Dispatcher {
             fanout,
+            presence,
             last: AtomicU64::new(last_seq),
         }
     }
@@ -57,6 +66,9 @@ impl Dispatcher {
                 "entries left the log before this node dispatched them",
                 first.seq,
             );
+        }
+        if let Some(presence) = &self.presence {
+            presence.observe(batch);
         }
         self.fanout.dispatch(batch);
         self.last.store(newest.seq, Ordering::Release);
@@ -147,7 +159,7 @@ mod tests {
             grants: None,
         });
         let (registration, inbox) = fanout.register(interest).unwrap();
-        (Dispatcher::new(fanout, last_seq), registration, inbox)
+        (Dispatcher::new(fanout, last_seq, None), registration, inbox)
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::fanout::Fanout;
 use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory};
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::presence::Presence;
 use crate::protocol::{Protocol, PublishForm};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
@@ -73,6 +74,8 @@ pub(crate) struct Shared {
     /// Kept here so that the reader of a shared log stops with the hub.
     _dispatcher: Arc<Dispatcher>,
     pub(crate) health: Arc<Health>,
+    /// The active subscriptions, when `HubConfig::subscriptions`.
+    pub(crate) presence: Option<Arc<Presence>>,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
@@ -135,7 +138,14 @@ impl Hub {
         // Live entries start after what the log holds now: a subscriber
         // that wants older ones replays them.
         let last_seq = history.stats().last_seq;
-        let dispatcher = Arc::new(Dispatcher::new(Arc::clone(&fanout), last_seq));
+        let presence = config
+            .subscriptions
+            .then(|| Arc::new(Presence::new(config.hub_url.as_url().path())));
+        let dispatcher = Arc::new(Dispatcher::new(
+            Arc::clone(&fanout),
+            last_seq,
+            presence.clone(),
+        ));
         let publisher = match history.follow(last_seq) {
             Some(follow) => {
                 tokio::spawn(dispatcher::follow(
@@ -159,6 +169,7 @@ impl Hub {
                 publisher,
                 _dispatcher: dispatcher,
                 health,
+                presence,
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,

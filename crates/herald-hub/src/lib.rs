@@ -52,6 +52,7 @@ mod http;
 mod hub;
 pub mod matcher;
 pub mod metrics;
+mod presence;
 pub mod protocol;
 mod publisher;
 pub mod server;

@@ -337,7 +337,7 @@ mod tests {
         let (registration, inbox) = fanout.register(interest).unwrap();
         let health = Arc::new(Health::new(Arc::new(Metrics::default())));
         let last_seq = history.stats().last_seq;
-        let dispatcher = Arc::new(Dispatcher::new(fanout, last_seq));
+        let dispatcher = Arc::new(Dispatcher::new(fanout, last_seq, None));
         let publisher = Publisher::local(history, dispatcher, health);
         (publisher, registration, inbox)
     }

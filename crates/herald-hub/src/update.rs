@@ -56,6 +56,28 @@ impl Update {
         })
     }
 
+    /// An event the hub publishes itself, under its reserved namespace
+    /// (which no publisher may use) and with a type publishers may not use:
+    /// private, with a generated id.
+    pub(crate) fn hub_event(
+        topic: String,
+        data: &str,
+        event_type: Option<&str>,
+    ) -> Result<Update, herald_sse::EncodeError> {
+        let id = generate_id();
+        let mut frame = herald_sse::Frame::new().id(&id).data(data);
+        if let Some(t) = event_type {
+            frame = frame.event(t);
+        }
+        let frame = frame.encode()?;
+        Ok(Update {
+            id,
+            topics: vec![topic],
+            private: true,
+            frame,
+        })
+    }
+
     /// The event id: the publisher's, or one the hub generated.
     pub fn id(&self) -> &str {
         &self.id

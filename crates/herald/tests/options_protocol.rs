@@ -71,3 +71,26 @@ async fn bad_values_are_refused_at_start() {
     let out = run_to_exit(serve_keyed(&["--hub-url", "/.well-known/mercure"])).await;
     assert_refused(&out, "invalid --hub-url");
 }
+
+/// `--subscriptions on` turns on active subscriptions: the metadata says
+/// so, the API answers a token that may read it, and it lists a live
+/// subscriber; without it there is no API.
+#[tokio::test]
+async fn subscriptions_switch_turns_on_events_and_the_api() {
+    let off = start(serve_keyed(&[])).await;
+    let api = |hub: &support::AsyncHub| {
+        let base = hub.url.trim_end_matches("/.well-known/mercure");
+        http::Request::get(format!("{base}/.well-known/mercure/subscriptions"))
+            .header("authorization", format!("Bearer {}", token()))
+            .body(http_body_util::Full::default())
+            .unwrap()
+    };
+    assert_eq!(send(api(&off)).await.status, 404);
+
+    let hub = start(serve_keyed(&["--subscriptions", "on"])).await;
+    let _reader = subscribe(&hub, "match=https%3A%2F%2Fexample.com%2Fa", &[]).await;
+    let reply = send(api(&hub)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let list: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(list["subscriptions"][0]["match"], "https://example.com/a");
+}

@@ -1,5 +1,7 @@
 //! What a verified token allows, in one shape for both revisions.
 
+use serde_json::Value;
+
 use super::Claims;
 use crate::matcher::{Matcher, Topic};
 use crate::protocol::Revision;
@@ -15,6 +17,9 @@ pub(crate) struct Grants {
     pub(crate) publish: Option<Vec<Matcher>>,
     /// Topics whose private updates the holder may receive.
     pub(crate) subscribe: Vec<Matcher>,
+    /// The payload attached to every subscription (draft-07's
+    /// `mercure.payload`).
+    pub(crate) payload: Option<Value>,
     /// `exp`, seconds since the Unix epoch.
     pub(crate) expires: Option<u64>,
 }
@@ -34,8 +39,15 @@ impl Grants {
             revision: Revision::Draft07,
             publish: claims.publish.map(compile),
             subscribe: claims.subscribe.map(compile).unwrap_or_default(),
+            payload: claims.payload,
             expires: claims.exp,
         }
+    }
+
+    /// The payload the subscription described by `pattern` carries in
+    /// subscription events and the subscription API.
+    pub(crate) fn payload_for(&self, _pattern: &str) -> Option<Value> {
+        self.payload.clone()
     }
 
     /// Why these grants do not allow publishing to every one of `topics`

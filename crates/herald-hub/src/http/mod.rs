@@ -15,6 +15,7 @@ mod publish;
 mod rejection;
 mod subscribe;
 mod subscription;
+mod subscriptions;
 mod token;
 
 use axum::extract::{RawQuery, State};
@@ -56,6 +57,16 @@ pub(crate) fn router(hub: Hub) -> Router {
     if hub.shared.config.protocol.speaks(Revision::Draft08) {
         let path = hub.shared.config.hub_url.metadata_path();
         router = router.route(&path, get(resource_metadata));
+    }
+    if hub.shared.presence.is_some() {
+        let collection =
+            crate::presence::collection_path(hub.shared.config.hub_url.as_url().path());
+        router = router
+            .route(&collection, get(subscriptions::subscriptions))
+            .route(
+                &format!("{collection}/{{*rest}}"),
+                get(subscriptions::subscriptions),
+            );
     }
     if hub.shared.config.ui {
         router = router.merge(crate::ui::routes());
@@ -126,12 +137,15 @@ pub(crate) const AUTHORIZATION_DETAIL_TYPE: &str = "https://mercure.rocks/author
 /// this hub and present it.
 async fn resource_metadata(State(hub): State<Hub>) -> impl IntoResponse {
     let config = &hub.shared.config;
-    let document = serde_json::json!({
+    let mut document = serde_json::json!({
         "resource": config.hub_url.to_string(),
         "authorization_details_types_supported": [AUTHORIZATION_DETAIL_TYPE],
         "bearer_methods_supported": ["header"],
         "mercure_cookie": token::ACCESS_TOKEN_COOKIE,
     });
+    if config.subscriptions {
+        document["mercure_subscriptions"] = true.into();
+    }
     (
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -27,6 +27,8 @@ pub(crate) enum Rejection {
     /// 403 without a challenge: refused whatever the token (a cookie
     /// publish from an origin that may not publish).
     Forbidden(String),
+    /// 404: nothing there (an unknown subscription).
+    NotFound(String),
     /// 413: body over the limit.
     TooLarge(usize),
     /// 413: a field or the number of topics over its limit.
@@ -60,6 +62,7 @@ impl Rejection {
                 (StatusCode::FORBIDDEN, Some(Some("insufficient_scope")), m)
             }
             Rejection::Forbidden(m) => (StatusCode::FORBIDDEN, None, m),
+            Rejection::NotFound(m) => (StatusCode::NOT_FOUND, None, m),
             Rejection::TooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 None,

@@ -27,6 +27,7 @@ use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::Grants;
 use crate::fanout::Interest;
 use crate::matcher::Matcher;
+use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
 use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
 use crate::Hub;
 
@@ -106,6 +107,27 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         .as_ref()
         .and_then(|g| g.expires)
         .and_then(deadline_of);
+    let active: Vec<ActiveSubscription> = if shared.presence.is_some() {
+        let subscriber = new_subscriber_id();
+        request
+            .matchers
+            .iter()
+            .map(|requested| {
+                let (match_type, pattern) = match requested {
+                    RequestedMatcher::Selector(s) => (None, s),
+                    RequestedMatcher::Match(t, v) => (Some(*t), v),
+                };
+                ActiveSubscription {
+                    match_type,
+                    pattern: pattern.clone(),
+                    subscriber: subscriber.clone(),
+                    payload: grants.as_ref().and_then(|g| g.payload_for(pattern)),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let grants = grants.map(|g| g.subscribe);
     let interest = Arc::new(Interest { matchers, grants });
 
@@ -146,6 +168,11 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         "subscribed"
     );
     let protocol = shared.config.protocol;
+    let announced = if active.is_empty() {
+        None
+    } else {
+        Some(Announced::start(&hub, active).await)
+    };
     let subscription = Subscription::new(
         hub,
         interest,
@@ -153,7 +180,8 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         replay,
         last_seq,
         expires,
-    );
+    )
+    .announced(announced);
 
     let mut response = super::event_stream(subscription);
     let out = response.headers_mut();
@@ -195,12 +223,8 @@ fn authenticate(
             ))
         };
     };
-    let verified = match &shared.subscriber_jwt {
-        Some(verifier) => verifier.verify(&presented.token).map_err(|e| e.to_string()),
-        None => Err("this hub has no subscriber key configured".to_string()),
-    };
-    match verified {
-        Ok(claims) => Ok(Some(Grants::from_claims(claims, &shared.matcher))),
+    match subscriber_grants(hub, &presented.token) {
+        Ok(grants) => Ok(Some(grants)),
         // A stale cookie must not lock a browser out of public updates it
         // could read without one (a common complaint about the reference
         // hub); a token given explicitly is still refused.
@@ -209,6 +233,18 @@ fn authenticate(
             Ok(None)
         }
         Err(reason) => Err(Rejection::InvalidToken(reason)),
+    }
+}
+
+/// What a subscriber's token allows, or why it is refused.
+pub(super) fn subscriber_grants(hub: &Hub, token: &str) -> Result<Grants, String> {
+    let shared = &hub.shared;
+    match &shared.subscriber_jwt {
+        Some(verifier) => verifier
+            .verify(token)
+            .map(|claims| Grants::from_claims(claims, &shared.matcher))
+            .map_err(|e| e.to_string()),
+        None => Err("this hub has no subscriber key configured".to_string()),
     }
 }
 

@@ -24,6 +24,7 @@ use tokio::time::{Instant, Sleep};
 use crate::fanout::{Inbox, Interest, Registration};
 use crate::history::{Entry, HistoryError};
 use crate::metrics::Metrics;
+use crate::presence::Announced;
 use crate::Hub;
 
 /// Entries read from history at a time during replay.
@@ -77,6 +78,8 @@ pub(super) struct Subscription {
     last_write: Instant,
     heartbeat: Option<Pin<Box<Sleep>>>,
     expires: Option<Pin<Box<Sleep>>>,
+    /// Announces the end of the subscriptions when the stream is dropped.
+    _announced: Option<Announced>,
 }
 
 impl Subscription {
@@ -101,7 +104,15 @@ impl Subscription {
             last_write: Instant::now(),
             heartbeat: None,
             expires: expires.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            _announced: None,
         }
+    }
+
+    /// Ties the subscription events of this connection to the stream: its
+    /// end is announced when the stream is dropped.
+    pub(super) fn announced(mut self, announced: Option<Announced>) -> Subscription {
+        self._announced = announced;
+        self
     }
 
     /// The next step of the replay.

@@ -116,6 +116,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HUB_URL", value_name = "URL")]
     pub(super) hub_url: Option<String>,
 
+    /// Active subscriptions: publish a private event when a subscription
+    /// starts and ends (on /.well-known/mercure/subscriptions/…) and serve
+    /// the subscription API there, for presence lists; on or off. Each
+    /// subscription then costs two updates in history [default: off].
+    #[arg(long, env = "HERALD_SUBSCRIPTIONS", value_name = "on|off")]
+    pub(super) subscriptions: Option<Switch>,
+
     /// Origin allowed to subscribe and publish from a browser on another
     /// origin, with cookies; repeat or separate with commas; `*` for any
     /// [default: none; `*` in development mode].

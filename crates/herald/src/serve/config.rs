@@ -76,6 +76,7 @@ pub(super) fn hub_config(
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
         ui: args.ui != Some(Switch::Off),
+        subscriptions: args.subscriptions == Some(Switch::On),
         protocol: match args.protocol {
             None | Some(ProtocolRevisions::Both) => Protocol::Both,
             Some(ProtocolRevisions::Draft07) => Protocol::Draft07,

@@ -1,0 +1,284 @@
+//! Active subscriptions: subscription events and the subscription API
+//! (draft-08 §Active Subscriptions, and draft-07's formats). Each test
+//! names the section of shared/spec/mercure-draft-08.md it checks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use herald_hub::auth::Claims;
+use herald_hub::HubConfig;
+use http_body_util::Full;
+use hyper::{Request, StatusCode};
+use serde_json::{json, Value};
+
+const COLLECTION: &str = "/.well-known/mercure/subscriptions";
+
+fn tracking() -> HubConfig {
+    HubConfig {
+        subscriptions: true,
+        // Short heartbeats make the hub notice a closed connection soon.
+        heartbeat: Duration::from_millis(100),
+        ..config()
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A token that may read every subscription event and API resource.
+fn watcher_token() -> String {
+    token(&[], &["*"])
+}
+
+/// A watcher of every subscription event, from `last_event_id` if given.
+async fn watch(hub: &TestHub, last_event_id: Option<&str>) -> Stream {
+    let mut query = form(&[("match_urlpattern", &format!("{COLLECTION}/*"))]);
+    if let Some(id) = last_event_id {
+        query.push_str(&format!("&last_event_id={}", enc(id)));
+    }
+    let token = watcher_token();
+    let mut watcher = subscribe(hub.addr, &query, &[("Authorization", &bearer(&token))]).await;
+    assert_eq!(watcher.status, StatusCode::OK);
+    watcher.ready().await;
+    watcher
+}
+
+/// The next subscription document the watcher gets about `pattern`
+/// (skipping those about other subscriptions, such as its own).
+async fn next_about(watcher: &mut Stream, key: &str, pattern: &str) -> (String, Value) {
+    loop {
+        let event = watcher
+            .next_event_within(LONG)
+            .await
+            .expect("a subscription event in time");
+        let doc: Value = serde_json::from_str(event.data()).unwrap();
+        if doc[key] == pattern {
+            return (event.event_type().to_owned(), doc);
+        }
+    }
+}
+
+async fn get(hub: &TestHub, path: &str, token: Option<&str>) -> Reply {
+    let mut req = Request::get(format!("http://{}{path}", hub.addr));
+    if let Some(token) = token {
+        req = req.header("Authorization", bearer(token));
+    }
+    request(req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+// §Subscription Events: an event when a subscription starts and when it
+// ends, private, of type `mercure`, on the reserved topic, with the
+// document the spec lists.
+#[tokio::test]
+async fn a_subscription_is_announced_when_it_starts_and_when_it_ends() {
+    let hub = start(tracking()).await;
+    let mut watcher = watch(&hub, None).await;
+    let subscriber = token_with_payload(json!({"name": "Ada"}));
+    let mut reader = subscribe(
+        hub.addr,
+        &form(&[("match", "https://example.com/books/1")]),
+        &[("Authorization", &bearer(&subscriber))],
+    )
+    .await;
+    reader.ready().await;
+
+    let (event_type, started) =
+        next_about(&mut watcher, "match", "https://example.com/books/1").await;
+    assert_eq!(event_type, "mercure");
+    assert_eq!(started["type"], "subscription");
+    assert_eq!(started["match_type"], "exact");
+    assert_eq!(started["active"], true);
+    assert_eq!(started["payload"], json!({"name": "Ada"}));
+    let id = started["id"].as_str().unwrap();
+    let subscriber_id = started["subscriber"].as_str().unwrap();
+    assert!(subscriber_id.starts_with("urn:uuid:"), "{subscriber_id}");
+    assert_eq!(
+        id,
+        format!(
+            "{COLLECTION}/exact/https%3A%2F%2Fexample.com%2Fbooks%2F1/{}",
+            subscriber_id.replace(':', "%3A")
+        )
+    );
+
+    drop(reader);
+    let (_, ended) = next_about(&mut watcher, "match", "https://example.com/books/1").await;
+    assert_eq!(ended["active"], false);
+    assert_eq!(ended["id"], started["id"]);
+}
+
+fn token_with_payload(payload: Value) -> String {
+    let claims = Claims {
+        subscribe: Some(vec!["https://example.com/{+path}".into()]),
+        payload: Some(payload),
+        ..claims(&[], &[])
+    };
+    herald_hub::auth::mint(jsonwebtoken::Algorithm::HS256, KEY.as_bytes(), &claims).unwrap()
+}
+
+// §Subscription Events: the subscriber id is the hub's, one per
+// connection, shared by the connection's subscriptions; distinct
+// connections get distinct ids even with the same token.
+#[tokio::test]
+async fn each_connection_gets_its_own_subscriber_id() {
+    let hub = start(tracking()).await;
+    let mut watcher = watch(&hub, None).await;
+    let mut first = subscribe(hub.addr, &form(&[("match", "a"), ("match", "b")]), &[]).await;
+    first.ready().await;
+    let (_, a) = next_about(&mut watcher, "match", "a").await;
+    let (_, b) = next_about(&mut watcher, "match", "b").await;
+    assert_eq!(a["subscriber"], b["subscriber"]);
+    let mut second = subscribe(hub.addr, &form(&[("match", "a")]), &[]).await;
+    second.ready().await;
+    let (_, again) = next_about(&mut watcher, "match", "a").await;
+    assert_ne!(again["subscriber"], a["subscriber"]);
+}
+
+// Draft-07 subscriptions are announced in draft-07's format: JSON-LD on
+// `…/subscriptions/{topic}/{subscriber}`, as plain messages.
+#[tokio::test]
+async fn draft07_subscriptions_are_announced_in_draft07_format() {
+    let hub = start(tracking()).await;
+    let mut watcher = watch(&hub, None).await;
+    let mut reader = subscribe(hub.addr, &topics(&["https://example.com/{x}"]), &[]).await;
+    reader.ready().await;
+    let (event_type, doc) = next_about(&mut watcher, "topic", "https://example.com/{x}").await;
+    assert_eq!(event_type, "message");
+    assert_eq!(doc["type"], "Subscription");
+    assert_eq!(doc["@context"], "https://mercure.rocks/");
+    assert!(doc["id"].as_str().unwrap().starts_with(&format!(
+        "{COLLECTION}/https%3A%2F%2Fexample.com%2F%7Bx%7D/urn%3Auuid%3A"
+    )));
+}
+
+// §Subscription API: the collection, one matcher's collection and one
+// subscription, as JSON with the cursor in the Link header; 404 for a
+// subscription that is not active.
+#[tokio::test]
+async fn the_api_lists_active_subscriptions_with_a_cursor() {
+    let hub = start(tracking()).await;
+    let mut reader = subscribe(hub.addr, &form(&[("match", "https://example.com/a")]), &[]).await;
+    reader.ready().await;
+    let token = watcher_token();
+
+    let reply = get(&hub, COLLECTION, Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.headers["content-type"], "application/ld+json",
+        "a draft-07 token gets draft-07's shape"
+    );
+    let all: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(all["type"], "Subscriptions");
+    let docs = all["subscriptions"].as_array().unwrap();
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    let doc = &docs[0];
+    assert_eq!(doc["match"], "https://example.com/a");
+    let link = reply.headers["link"].to_str().unwrap();
+    assert!(
+        link.starts_with(
+            "<http://localhost/.well-known/mercure>; rel=\"mercure\"; last-event-id=\""
+        ),
+        "{link}"
+    );
+    assert_eq!(all["lastEventID"], cursor(link));
+
+    let per_matcher = format!("{COLLECTION}/exact/https%3A%2F%2Fexample.com%2Fa");
+    let reply = get(&hub, &per_matcher, Some(&token)).await;
+    let matcher: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(matcher["id"], per_matcher);
+    assert_eq!(matcher["subscriptions"][0], *doc);
+
+    // The same resource spelled with lower-case escapes is the same.
+    let one = doc["id"].as_str().unwrap();
+    let reply = get(&hub, &one.replace("%3A", "%3a"), Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(serde_json::from_str::<Value>(&reply.body).unwrap(), *doc);
+
+    let missing = format!("{per_matcher}/urn%3Auuid%3Anobody");
+    assert_eq!(
+        get(&hub, &missing, Some(&token)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+fn cursor(link: &str) -> String {
+    let start = link.find("last-event-id=\"").unwrap() + "last-event-id=\"".len();
+    link[start..start + link[start..].find('"').unwrap()].to_owned()
+}
+
+// §Subscription API: the cursor passed back as `last_event_id` resumes the
+// events with nothing missed: a subscription that started after the list
+// was taken arrives as the first event about it.
+#[tokio::test]
+async fn the_cursor_resumes_the_events_after_the_list() {
+    let hub = start(tracking()).await;
+    let token = watcher_token();
+    let reply = get(&hub, COLLECTION, Some(&token)).await;
+    let cursor = cursor(reply.headers["link"].to_str().unwrap());
+    assert_eq!(cursor, "earliest", "nothing dispatched yet");
+    let mut later = subscribe(hub.addr, &form(&[("match", "late")]), &[]).await;
+    later.ready().await;
+    let reply = get(&hub, COLLECTION, Some(&token)).await;
+    let after_late = self::cursor(reply.headers["link"].to_str().unwrap());
+    let mut last = subscribe(hub.addr, &form(&[("match", "last")]), &[]).await;
+    last.ready().await;
+
+    let mut watcher = watch(&hub, Some(&after_late)).await;
+    let first = watcher.next_event_within(LONG).await.unwrap();
+    let doc: Value = serde_json::from_str(first.data()).unwrap();
+    assert_eq!(
+        doc["match"], "last",
+        "the event after the cursor, not before"
+    );
+}
+
+// §Subscription API: authorized like a subscription to the URL as a topic:
+// no token 401, a token without the grant 403 insufficient_scope.
+#[tokio::test]
+async fn the_api_needs_a_grant_on_the_requested_url() {
+    let hub = start(tracking()).await;
+    let reply = get(&hub, COLLECTION, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let narrow = token(&[], &[&format!("{COLLECTION}/exact/a{{/rest}}")]);
+    let reply = get(&hub, COLLECTION, Some(&narrow)).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(reply.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer error=\"insufficient_scope\""));
+    let reply = get(&hub, &format!("{COLLECTION}/exact/a"), Some(&narrow)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+// Off by default: no events, no API, and the metadata does not claim it.
+#[tokio::test]
+async fn without_the_option_nothing_is_tracked() {
+    let hub = start(config()).await;
+    let reply = get(&hub, COLLECTION, Some(&watcher_token())).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let mut reader = subscribe(hub.addr, &form(&[("match", "a")]), &[]).await;
+    reader.ready().await;
+    assert_eq!(hub.hub.metrics().history.events, 0);
+    let metadata = get(
+        &hub,
+        "/.well-known/oauth-protected-resource/.well-known/mercure",
+        None,
+    )
+    .await;
+    let doc: Value = serde_json::from_str(&metadata.body).unwrap();
+    assert!(doc.get("mercure_subscriptions").is_none());
+
+    let on = start(tracking()).await;
+    let metadata = get(
+        &on,
+        "/.well-known/oauth-protected-resource/.well-known/mercure",
+        None,
+    )
+    .await;
+    let doc: Value = serde_json::from_str(&metadata.body).unwrap();
+    assert_eq!(doc["mercure_subscriptions"], true);
+}
