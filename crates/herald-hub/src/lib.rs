@@ -42,6 +42,7 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access_token;
 pub mod auth;
 mod config;
 mod dispatcher;

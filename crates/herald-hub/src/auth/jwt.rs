@@ -219,22 +219,6 @@ impl JwtVerifier {
 /// The token holds `mercure` only when one of its claims is set, and `exp`
 /// when set. A `Some(Value::Null)` payload reads back as `None`.
 pub fn mint(alg: Algorithm, key: &[u8], claims: &Claims) -> Result<String, AuthError> {
-    let key = match alg.family() {
-        AlgorithmFamily::Hmac => {
-            if key.is_empty() {
-                return Err(AuthError::InvalidKey("the HMAC secret is empty".into()));
-            }
-            Ok(EncodingKey::from_secret(key))
-        }
-        AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(key),
-        AlgorithmFamily::Ec => EncodingKey::from_ec_pem(key),
-        AlgorithmFamily::Ed => EncodingKey::from_ed_pem(key),
-    }
-    .map_err(|e| private_key_error(alg, &e))?;
-    // Parses the private key (and checks an EC key's curve) up front, so
-    // that a bad key is reported as such rather than as a signing failure.
-    Jwk::from_encoding_key(&key, alg).map_err(|e| private_key_error(alg, &e))?;
-
     let mut mercure = Map::new();
     if let Some(publish) = &claims.publish {
         mercure.insert("publish".into(), Value::from(publish.clone()));
@@ -252,15 +236,41 @@ pub fn mint(alg: Algorithm, key: &[u8], claims: &Claims) -> Result<String, AuthE
     if let Some(exp) = claims.exp {
         root.insert("exp".into(), Value::from(exp));
     }
-    jsonwebtoken::encode(&Header::new(alg), &Value::Object(root), &key).map_err(|e| {
-        match e.kind() {
-            ErrorKind::InvalidRsaKey(_)
-            | ErrorKind::InvalidEcdsaKey
-            | ErrorKind::InvalidEddsaKey
-            | ErrorKind::InvalidKeyFormat
-            | ErrorKind::RsaFailedSigning => private_key_error(alg, &e),
-            _ => AuthError::Signing(e.to_string()),
+    sign(&Header::new(alg), key, &root)
+}
+
+/// Signs `claims` under `header` (whose `alg` it uses) with `key`: the
+/// secret for HS*, a PEM private key otherwise (PKCS#8 `PRIVATE KEY`;
+/// PKCS#1 `RSA PRIVATE KEY` also works for RSA). Shared by both
+/// revisions' minting.
+pub(crate) fn sign(
+    header: &Header,
+    key: &[u8],
+    claims: &Map<String, Value>,
+) -> Result<String, AuthError> {
+    let alg = header.alg;
+    let key = match alg.family() {
+        AlgorithmFamily::Hmac => {
+            if key.is_empty() {
+                return Err(AuthError::InvalidKey("the HMAC secret is empty".into()));
+            }
+            Ok(EncodingKey::from_secret(key))
         }
+        AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(key),
+        AlgorithmFamily::Ec => EncodingKey::from_ec_pem(key),
+        AlgorithmFamily::Ed => EncodingKey::from_ed_pem(key),
+    }
+    .map_err(|e| private_key_error(alg, &e))?;
+    // Parses the private key (and checks an EC key's curve) up front, so
+    // that a bad key is reported as such rather than as a signing failure.
+    Jwk::from_encoding_key(&key, alg).map_err(|e| private_key_error(alg, &e))?;
+    jsonwebtoken::encode(header, claims, &key).map_err(|e| match e.kind() {
+        ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidKeyFormat
+        | ErrorKind::RsaFailedSigning => private_key_error(alg, &e),
+        _ => AuthError::Signing(e.to_string()),
     })
 }
 

@@ -14,4 +14,5 @@ mod grants;
 mod jwt;
 
 pub(crate) use grants::Grants;
+pub(crate) use jwt::sign;
 pub use jwt::{mint, AuthError, Claims, JwtVerifier};

@@ -1,0 +1,272 @@
+//! The trusted keys of each issuer: from PEM files, secrets, JWKS files
+//! and JWKS URLs, the last fetched again when a token names a key the
+//! hub does not know (at a bounded rate) and periodically, so that an
+//! issuer can rotate its keys without a restart.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{ConfigError, JwksPolicy, KeySource};
+
+/// One trusted key.
+#[derive(Clone)]
+pub(crate) struct Key {
+    pub(crate) kid: Option<String>,
+    family: AlgorithmFamily,
+    /// The curve of an EC key: ES256 needs P-256, ES384 P-384.
+    curve: Option<Algorithm>,
+    /// The algorithm the key is restricted to, when its JWK says.
+    alg: Option<Algorithm>,
+    pub(crate) key: DecodingKey,
+}
+
+impl Key {
+    /// Whether a token signed with `alg` may be verified with this key
+    /// (draft-08 §Token Validation: `alg` compatible with the key).
+    pub(crate) fn suits(&self, alg: Algorithm) -> bool {
+        alg.family() == self.family
+            && self.alg.is_none_or(|a| a == alg)
+            && self.curve.is_none_or(|c| c == alg)
+    }
+}
+
+/// The keys of one issuer.
+pub(crate) struct IssuerKeys {
+    pub(crate) issuer: String,
+    fixed: Vec<Key>,
+    urls: Vec<hyper::Uri>,
+    fetched: RwLock<Vec<Key>>,
+    /// When the URLs were last fetched; one fetch at a time.
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl IssuerKeys {
+    /// Loads the fixed sources now; URLs are fetched by [`IssuerKeys::refresh`].
+    pub(crate) fn load(
+        issuer: &str,
+        sources: &[KeySource],
+        algorithms: &[Algorithm],
+    ) -> Result<IssuerKeys, ConfigError> {
+        let mut fixed = Vec::new();
+        let mut urls = Vec::new();
+        let bad = |source: &dyn std::fmt::Display, why: String| ConfigError {
+            message: format!("issuer {issuer:?}: {source}: {why}"),
+        };
+        for source in sources {
+            match source {
+                KeySource::Pem(pem) => fixed.push(pem_key(pem).map_err(|e| bad(&"PEM key", e))?),
+                KeySource::PemFile(path) => {
+                    let pem = read(path).map_err(|e| bad(&path.display(), e))?;
+                    fixed.push(pem_key(&pem).map_err(|e| bad(&path.display(), e))?);
+                }
+                KeySource::Secret(secret) => {
+                    if secret.is_empty() {
+                        return Err(bad(&"secret", "is empty".into()));
+                    }
+                    fixed.push(Key {
+                        kid: None,
+                        family: AlgorithmFamily::Hmac,
+                        curve: None,
+                        alg: None,
+                        key: DecodingKey::from_secret(secret),
+                    });
+                }
+                KeySource::JwksFile(path) => {
+                    let text = read(path).map_err(|e| bad(&path.display(), e))?;
+                    fixed.extend(
+                        jwks(text.as_bytes(), algorithms).map_err(|e| bad(&path.display(), e))?,
+                    );
+                }
+                KeySource::JwksUrl(url) => urls.push(
+                    url.parse::<hyper::Uri>()
+                        .ok()
+                        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
+                        .ok_or_else(|| bad(url, "not an http or https URL".into()))?,
+                ),
+            }
+        }
+        if fixed.is_empty() && urls.is_empty() {
+            return Err(bad(&"keys", "none given".into()));
+        }
+        Ok(IssuerKeys {
+            issuer: issuer.to_owned(),
+            fixed,
+            urls,
+            fetched: RwLock::new(Vec::new()),
+            last_fetch: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Every key of the issuer now.
+    pub(crate) fn keys(&self) -> Vec<Key> {
+        let fetched = self.fetched.read().unwrap_or_else(|e| e.into_inner());
+        self.fixed.iter().chain(fetched.iter()).cloned().collect()
+    }
+
+    /// Whether one of its keys has this `kid`.
+    pub(crate) fn knows(&self, kid: &str) -> bool {
+        self.keys().iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// Whether some keys come from URLs.
+    pub(crate) fn has_urls(&self) -> bool {
+        !self.urls.is_empty()
+    }
+
+    /// Fetches the URLs again, unless that was done less than
+    /// `policy.min_refetch` ago; callers arriving during a fetch wait for
+    /// it rather than starting another. Returns whether a fetch happened.
+    pub(crate) async fn refresh(&self, policy: &JwksPolicy, force: bool) -> bool {
+        if self.urls.is_empty() {
+            return false;
+        }
+        let mut last = self.last_fetch.lock().await;
+        if !force && last.is_some_and(|at| at.elapsed() < policy.min_refetch) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        let mut keys = Vec::new();
+        for url in &self.urls {
+            match fetch(url, policy)
+                .await
+                .and_then(|body| jwks(&body, &policy.algorithms))
+            {
+                Ok(found) => keys.extend(found),
+                Err(why) => {
+                    // Keep the keys we had: an unreachable JWKS must not
+                    // lock out every holder of a valid token.
+                    tracing::warn!(issuer = %self.issuer, %url, %why, "could not fetch the issuer's keys");
+                    return true;
+                }
+            }
+        }
+        *self.fetched.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        true
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))
+}
+
+/// A PEM public key or certificate, of whichever type it is.
+fn pem_key(pem: &str) -> Result<Key, String> {
+    let pem = pem.as_bytes();
+    let key = |family, key| Key {
+        kid: None,
+        family,
+        curve: None,
+        alg: None,
+        key,
+    };
+    if let Ok(k) = DecodingKey::from_ed_pem(pem) {
+        return Ok(key(AlgorithmFamily::Ed, k));
+    }
+    if let Ok(k) = DecodingKey::from_ec_pem(pem) {
+        return Ok(key(AlgorithmFamily::Ec, k));
+    }
+    if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+        return Ok(key(AlgorithmFamily::Rsa, k));
+    }
+    Err("not a PEM public key or certificate (Ed25519, EC or RSA)".into())
+}
+
+/// The signing keys of a JWKS document whose algorithm is allowed; other
+/// keys (encryption keys, unsupported types) are skipped with a warning.
+pub(crate) fn jwks(document: &[u8], algorithms: &[Algorithm]) -> Result<Vec<Key>, String> {
+    let document: Value =
+        serde_json::from_slice(document).map_err(|e| format!("not a JSON JWKS document: {e}"))?;
+    let Some(Value::Array(entries)) = document.get("keys") else {
+        return Err("a JWKS document is an object with a \"keys\" array".into());
+    };
+    let mut keys = Vec::new();
+    for entry in entries {
+        let jwk: Jwk = match serde_json::from_value(entry.clone()) {
+            Ok(jwk) => jwk,
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping a JWK of an unsupported type");
+                continue;
+            }
+        };
+        if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+            continue;
+        }
+        let (family, curve) = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => (AlgorithmFamily::Rsa, None),
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => (AlgorithmFamily::Ec, Some(Algorithm::ES256)),
+                EllipticCurve::P384 => (AlgorithmFamily::Ec, Some(Algorithm::ES384)),
+                _ => continue,
+            },
+            AlgorithmParameters::OctetKeyPair(_) => (AlgorithmFamily::Ed, None),
+            // Shared secrets have no place in a published key set.
+            _ => continue,
+        };
+        let alg = match jwk.common.key_algorithm {
+            Some(a) => match a.to_string().parse::<Algorithm>() {
+                Ok(alg) => Some(alg),
+                Err(_) => continue,
+            },
+            None => None,
+        };
+        if !algorithms
+            .iter()
+            .any(|a| a.family() == family && alg.is_none_or(|k| k == *a))
+        {
+            continue;
+        }
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            tracing::warn!(kid = ?jwk.common.key_id, "skipping a JWK that does not parse");
+            continue;
+        };
+        keys.push(Key {
+            kid: jwk.common.key_id.clone(),
+            family,
+            curve,
+            alg,
+            key,
+        });
+    }
+    Ok(keys)
+}
+
+/// GETs a JWKS document within the policy's time and size limits.
+async fn fetch(url: &hyper::Uri, policy: &JwksPolicy) -> Result<Vec<u8>, String> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let get = async {
+        let response = client
+            .get(url.clone())
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("answered {}", response.status()));
+        }
+        Limited::new(response.into_body(), policy.max_document_bytes)
+            .collect()
+            .await
+            .map(|body| body.to_bytes().to_vec())
+            .map_err(|e| format!("reading the document: {e}"))
+    };
+    tokio::time::timeout(policy.fetch_timeout, get)
+        .await
+        .map_err(|_| format!("no answer within {:?}", policy.fetch_timeout))?
+}
+
+/// The shortest wait between periodic refreshes (a guard against a zero).
+pub(crate) const MIN_REFRESH: Duration = Duration::from_secs(1);
