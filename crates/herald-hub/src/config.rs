@@ -60,6 +60,9 @@ pub struct HubConfig {
     /// The hub's public URL: the base of relative URL patterns and topics,
     /// and the root of the namespace reserved for the hub's own events.
     pub hub_url: HubUrl,
+    /// Draft-08 access tokens: the trusted issuers and their keys (`None`:
+    /// only draft-07 tokens are accepted).
+    pub access_tokens: Option<crate::access_token::AccessTokenConfig>,
     /// Active subscriptions: publish an event when a subscription starts
     /// and ends, and serve the subscription API (`/.well-known/mercure/
     /// subscriptions`). Off by default: each subscription then costs two
@@ -89,6 +92,7 @@ impl Default for HubConfig {
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),
             subscriptions: false,
+            access_tokens: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::access_token::AccessTokenVerifier;
 use crate::auth::{AuthError, JwtVerifier};
 use crate::config::HubConfig;
 use crate::dispatcher::{self, Dispatcher};
@@ -17,7 +18,7 @@ use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::presence::Presence;
-use crate::protocol::{Protocol, PublishForm};
+use crate::protocol::{Protocol, PublishForm, Revision};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
 use crate::update::Update;
@@ -33,12 +34,15 @@ pub enum BuildError {
         /// What is wrong with it.
         error: AuthError,
     },
+    /// The access-token configuration cannot work.
+    AccessTokens(crate::access_token::ConfigError),
 }
 
 impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BuildError::Key { role, error } => write!(f, "the {role} JWT key is unusable: {error}"),
+            BuildError::AccessTokens(error) => error.fmt(f),
         }
     }
 }
@@ -79,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
+    /// Verifies draft-08 access tokens, when issuers are configured.
+    pub(crate) access_tokens: Option<AccessTokenVerifier>,
     pub(crate) metrics: Arc<Metrics>,
     /// The heartbeat frame, encoded once.
     pub(crate) heartbeat: Bytes,
@@ -127,6 +133,20 @@ impl Hub {
         };
         let publisher_jwt = verifier("publisher", &config.publisher_key)?;
         let subscriber_jwt = verifier("subscriber", &config.subscriber_key)?;
+        let access_tokens = config
+            .access_tokens
+            .clone()
+            .map(AccessTokenVerifier::new)
+            .transpose()
+            .map_err(BuildError::AccessTokens)?;
+        if let (Some(verifier), Ok(runtime)) =
+            (&access_tokens, tokio::runtime::Handle::try_current())
+        {
+            // Keys at JWKS URLs: fetched now and refreshed while the hub
+            // lives; a token arriving first fetches them itself.
+            let verifier = verifier.clone();
+            runtime.spawn(async move { verifier.start().await });
+        }
         let matcher = Arc::new(TopicMatcher::new(config.matcher_cache));
         let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(
@@ -173,6 +193,7 @@ impl Hub {
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,
+                access_tokens,
                 metrics,
                 heartbeat: herald_sse::comment(""),
             }),
@@ -196,9 +217,19 @@ impl Hub {
     /// publishes it (draft-08's stricter character rules when the hub
     /// speaks only draft-08), and encodes it.
     pub fn update(&self, form: PublishForm) -> Result<Update, PublishError> {
+        self.update_as(form, Revision::Draft07)
+    }
+
+    /// [`Hub::update`] for a publisher of `revision`: a draft-08 publisher
+    /// follows draft-08's character rules on any hub.
+    pub(crate) fn update_as(
+        &self,
+        form: PublishForm,
+        revision: Revision,
+    ) -> Result<Update, PublishError> {
         let config = &self.shared.config;
-        Update::new(form, &config.hub_url, config.protocol == Protocol::Draft08)
-            .map_err(|e| PublishError::Invalid(e.to_string()))
+        let strict = config.protocol == Protocol::Draft08 || revision == Revision::Draft08;
+        Update::new(form, &config.hub_url, strict).map_err(|e| PublishError::Invalid(e.to_string()))
     }
 
     /// Stores `update` and hands it to fan-out; returns its id once stored.

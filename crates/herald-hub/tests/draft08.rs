@@ -189,11 +189,18 @@ async fn draft_07_clients_resume_with_every_spelling() {
 // draft-07's `Last-Event-ID`; `--protocol 07` refuses `match`.
 #[tokio::test]
 async fn strict_revisions() {
-    let hub = start(hub_config(Protocol::Draft08)).await;
+    let hub = start(access::hub_with_issuer(Protocol::Draft08)).await;
     let reply = refused(hub.addr, &topics(&["t"])).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("--protocol 08"), "{}", reply.body);
-    let id = publish(hub.addr, &[("topic", "/t"), ("data", "1")]).await;
+    let reply = publish_as(
+        hub.addr,
+        Some(&access::any_publisher()),
+        &[("topic", "/t"), ("data", "1")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let id = reply.body;
     let sub = subscribe(
         hub.addr,
         &query(&[("match", "/t"), ("last_event_id", &id)]),
@@ -223,8 +230,8 @@ async fn strict_revisions() {
 // every topic of the update; an early draft's `target` is refused.
 #[tokio::test]
 async fn publish_rules() {
-    let hub = start(hub_config(Protocol::Draft08)).await;
-    let token = publisher();
+    let hub = start(access::hub_with_issuer(Protocol::Draft08)).await;
+    let token = access::any_publisher();
     for (pairs, field) in [
         (
             vec![
@@ -485,4 +492,220 @@ async fn allow_lists_query_only_where_draft08_is_spoken() {
     assert_eq!(reply.headers["allow"], "GET, HEAD, POST");
     let reply = request(query_request(old.addr, "", "topic=a")).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+// ---------- draft-08 access tokens (at+jwt) ----------
+
+mod access {
+    use super::*;
+    use herald_hub::access_token::{
+        mint, AccessTokenConfig, IssuerConfig, KeySource, MERCURE_DETAIL_TYPE,
+    };
+    use jsonwebtoken::Algorithm;
+    use serde_json::{json, Map, Value};
+
+    const ED_PRIVATE: &[u8] = include_bytes!("fixtures/ed25519_private.pem");
+    const ED_PUBLIC: &str = include_str!("fixtures/ed25519_public.pem");
+    const ISSUER: &str = "https://issuer.example";
+    const RESOURCE: &str = "https://hub.example.com/.well-known/mercure";
+
+    pub(super) fn hub_with_issuer(protocol: Protocol) -> HubConfig {
+        HubConfig {
+            access_tokens: Some(AccessTokenConfig::new(
+                RESOURCE,
+                vec![IssuerConfig {
+                    issuer: ISSUER.into(),
+                    keys: vec![KeySource::Pem(ED_PUBLIC.into())],
+                }],
+            )),
+            ..hub_config(protocol)
+        }
+    }
+
+    /// An access token with these authorization details.
+    pub(super) fn access_token(details: Value) -> String {
+        let claims: Map<String, Value> = json!({
+            "iss": ISSUER, "aud": RESOURCE, "sub": "user-1", "client_id": "app",
+            "iat": now(), "exp": now() + 600, "jti": "j",
+            "authorization_details": details,
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        mint(Algorithm::EdDSA, ED_PRIVATE, None, &claims).unwrap()
+    }
+
+    /// An access token that may publish anywhere.
+    pub(super) fn any_publisher() -> String {
+        access_token(json!([detail(&["publish"], json!([{"match": "*"}]))]))
+    }
+
+    pub(super) fn detail(actions: &[&str], topics: Value) -> Value {
+        json!({"type": MERCURE_DETAIL_TYPE, "actions": actions, "topics": topics})
+    }
+
+    fn challenge(reply: &Reply) -> String {
+        reply.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    // §Publishers: the token must grant publish on every topic of the
+    // update; otherwise 403 insufficient_scope and nothing is dispatched.
+    #[tokio::test]
+    async fn an_access_token_publishes_only_where_its_details_allow() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let mut sub = subscribe(hub.addr, &query(&[("match", "*")]), &[]).await;
+        sub.ready().await;
+        let publisher = access_token(json!([detail(
+            &["publish"],
+            json!([{"match": "https://example.com/books/:id", "match_type": "urlpattern"}])
+        )]));
+        let reply = publish_as(
+            hub.addr,
+            Some(&publisher),
+            &[
+                ("topic", "https://example.com/books/1"),
+                ("topic", "https://example.com/authors/1"),
+                ("data", "no"),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+        assert!(challenge(&reply).starts_with("Bearer error=\"insufficient_scope\""));
+        let reply = publish_as(
+            hub.addr,
+            Some(&publisher),
+            &[("topic", "https://example.com/books/1"), ("data", "yes")],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "yes");
+    }
+
+    // §Subscribers, §Private Update Audience: a private update reaches a
+    // subscriber whose token grants subscribe on one of its topics,
+    // canonical or alternate, and no other.
+    #[tokio::test]
+    async fn private_updates_follow_the_subscribe_details() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let reader = access_token(json!([detail(
+            &["subscribe"],
+            json!([{"match": "https://example.com/users/42/*", "match_type": "urlpattern"}])
+        )]));
+        let mut sub = subscribe(
+            hub.addr,
+            &query(&[("match_urlpattern", "https://example.com/books/:id")]),
+            &[("Authorization", &format!("Bearer {reader}"))],
+        )
+        .await;
+        assert_eq!(sub.status, StatusCode::OK);
+        sub.ready().await;
+        publish(
+            hub.addr,
+            &[
+                ("topic", "https://example.com/books/2"),
+                ("data", "not granted"),
+                ("private", "on"),
+            ],
+        )
+        .await;
+        publish(
+            hub.addr,
+            &[
+                ("topic", "https://example.com/books/1"),
+                ("topic", "https://example.com/users/42/books/1"),
+                ("data", "granted by the alternate"),
+                ("private", "on"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            sub.next_event_within(LONG).await.unwrap().data(),
+            "granted by the alternate"
+        );
+    }
+
+    // §Topic Matcher List: a matcher that does not parse for its type makes
+    // the token invalid (401 invalid_token), not a narrower grant.
+    #[tokio::test]
+    async fn an_invalid_matcher_in_the_token_is_an_invalid_token() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let bad = access_token(json!([detail(
+            &["subscribe"],
+            json!([{"match": "(", "match_type": "urlpattern"}])
+        )]));
+        let reply = refused(
+            hub.addr,
+            &format!("{}&authorization={bad}", query(&[("match", "a")])),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+        assert!(challenge(&reply).starts_with("Bearer error=\"invalid_token\""));
+    }
+
+    // §Cookie: the __Secure- cookie carries an access token.
+    #[tokio::test]
+    async fn the_secure_cookie_carries_an_access_token() {
+        let hub = start(hub_with_issuer(Protocol::Draft08)).await;
+        let reader = access_token(json!([detail(
+            &["subscribe"],
+            json!([{"match": "https://example.com/a"}])
+        )]));
+        let mut sub = subscribe(
+            hub.addr,
+            &query(&[("match", "https://example.com/a")]),
+            &[("Cookie", &format!("__Secure-mercure_access_token={reader}"))],
+        )
+        .await;
+        assert_eq!(sub.status, StatusCode::OK);
+        sub.ready().await;
+        let publisher = access_token(json!([detail(&["publish"], json!([{"match": "*"}]))]));
+        let reply = publish_as(
+            hub.addr,
+            Some(&publisher),
+            &[
+                ("topic", "https://example.com/a"),
+                ("data", "private"),
+                ("private", "on"),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "private");
+    }
+
+    // Each revision's tokens only where the hub speaks it.
+    #[tokio::test]
+    async fn a_hub_refuses_the_tokens_of_a_revision_it_does_not_speak() {
+        let strict = start(hub_with_issuer(Protocol::Draft08)).await;
+        let reply = publish_as(strict.addr, Some(&publisher()), &[("topic", "a")]).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(reply.body.contains("access token"), "{}", reply.body);
+
+        let old = start(hub_with_issuer(Protocol::Draft07)).await;
+        let publisher = access_token(json!([detail(&["publish"], json!([{"match": "*"}]))]));
+        let reply = publish_as(old.addr, Some(&publisher), &[("topic", "a")]).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(reply.body.contains("draft-07 only"), "{}", reply.body);
+    }
+
+    // §Publication: an access-token publisher follows draft-08's character
+    // rules even on a hub that speaks both revisions.
+    #[tokio::test]
+    async fn access_token_publishers_follow_draft08_character_rules() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let publisher = access_token(json!([detail(&["publish"], json!([{"match": "*"}]))]));
+        let reply = publish_as(hub.addr, Some(&publisher), &[("topic", "a\u{200b}b")]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        // The same topic from a draft-07 publisher on this hub is accepted.
+        let reply = publish_as(
+            hub.addr,
+            Some(&super::publisher()),
+            &[("topic", "a\u{200b}b")],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
 }

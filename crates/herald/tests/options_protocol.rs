@@ -94,3 +94,19 @@ async fn subscriptions_switch_turns_on_events_and_the_api() {
     let list: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(list["subscriptions"][0]["match"], "https://example.com/a");
 }
+
+/// Without `--hub-url` the hub URL is the address actually bound: a hub
+/// started on port 0 names its real port in its metadata.
+#[tokio::test]
+async fn the_default_hub_url_has_the_port_bound() {
+    let hub = start(serve_keyed(&[])).await;
+    let base = hub.url.trim_end_matches("/.well-known/mercure");
+    let reply = send(get(&format!(
+        "{base}/.well-known/oauth-protected-resource/.well-known/mercure"
+    )))
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let metadata: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(metadata["resource"], hub.url.as_str());
+    assert!(!hub.url.contains(":0/"), "{}", hub.url);
+}

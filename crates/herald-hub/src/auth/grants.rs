@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use super::Claims;
-use crate::matcher::{Matcher, Topic};
+use crate::access_token::AccessToken;
+use crate::matcher::{HubUrl, Matcher, Topic};
 use crate::protocol::Revision;
 use crate::topic::TopicMatcher;
 
@@ -20,6 +21,10 @@ pub(crate) struct Grants {
     /// The payload attached to every subscription (draft-07's
     /// `mercure.payload`).
     pub(crate) payload: Option<Value>,
+    /// Draft-08: the `subscribe` details in order, each with its payload;
+    /// a subscription carries the payload of the first that matches its
+    /// matcher (§Payloads).
+    pub(crate) payloads: Vec<(Vec<Matcher>, Option<Value>)>,
     /// `exp`, seconds since the Unix epoch.
     pub(crate) expires: Option<u64>,
 }
@@ -40,14 +45,67 @@ impl Grants {
             publish: claims.publish.map(compile),
             subscribe: claims.subscribe.map(compile).unwrap_or_default(),
             payload: claims.payload,
+            payloads: Vec::new(),
             expires: claims.exp,
         }
     }
 
-    /// The payload the subscription described by `pattern` carries in
-    /// subscription events and the subscription API.
-    pub(crate) fn payload_for(&self, _pattern: &str) -> Option<Value> {
-        self.payload.clone()
+    /// The grants of a draft-08 access token: its Mercure authorization
+    /// details, compiled; a matcher that does not compile makes the token
+    /// invalid (§Topic Matcher List).
+    pub(crate) fn from_access_token(
+        token: AccessToken,
+        hub_url: &HubUrl,
+    ) -> Result<Grants, String> {
+        let mut publish = Vec::new();
+        let mut subscribe = Vec::new();
+        let mut payloads = Vec::new();
+        for detail in token.details {
+            let matchers = detail
+                .topics
+                .iter()
+                .map(|t| {
+                    Matcher::typed(t.match_type, &t.pattern, hub_url).map_err(|e| {
+                        format!(
+                            "the token's matcher {:?} ({}) is invalid: {e}",
+                            t.pattern, t.match_type
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if detail.publish {
+                publish.extend(matchers.iter().cloned());
+            }
+            if detail.subscribe {
+                subscribe.extend(matchers.iter().cloned());
+                payloads.push((matchers, detail.payload.map(Value::Object)));
+            }
+        }
+        Ok(Grants {
+            revision: Revision::Draft08,
+            publish: Some(publish),
+            subscribe,
+            payload: None,
+            payloads,
+            expires: Some(token.expires),
+        })
+    }
+
+    /// The payload the subscription whose matcher is `pattern` carries in
+    /// subscription events and the subscription API: draft-07's
+    /// `mercure.payload`, or the payload of the first draft-08 `subscribe`
+    /// detail whose matchers select `pattern` taken as a topic.
+    pub(crate) fn payload_for(&self, pattern: &str, hub_url: &HubUrl) -> Option<Value> {
+        match self.revision {
+            Revision::Draft07 => self.payload.clone(),
+            Revision::Draft08 => {
+                let topic = Topic::new(pattern, hub_url);
+                self.payloads
+                    .iter()
+                    .find(|(matchers, _)| matchers.iter().any(|m| m.matches(&topic)))
+                    .and_then(|(_, payload)| payload.clone())
+            }
+        }
     }
 
     /// Why these grants do not allow publishing to every one of `topics`

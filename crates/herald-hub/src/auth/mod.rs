@@ -13,6 +13,50 @@
 mod grants;
 mod jwt;
 
+use crate::hub::Shared;
+use crate::protocol::Revision;
+
 pub(crate) use grants::Grants;
 pub(crate) use jwt::sign;
 pub use jwt::{mint, AuthError, Claims, JwtVerifier};
+
+/// Whose token is verified: the draft-07 keys differ by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Publisher,
+    Subscriber,
+}
+
+/// Verifies `token` as the revision it was issued for and returns its
+/// grants, or why it is refused (every refusal is `invalid_token`).
+///
+/// A token whose `typ` is `at+jwt` is a draft-08 access token, verified
+/// with the trusted issuers' keys; any other is a draft-07 token, verified
+/// with the role's key. A hub refuses the tokens of a revision it does not
+/// speak.
+pub(crate) async fn verify(shared: &Shared, token: &str, role: Role) -> Result<Grants, String> {
+    let config = &shared.config;
+    if crate::access_token::is_access_token(token) {
+        if !config.protocol.speaks(Revision::Draft08) {
+            return Err("this hub speaks draft-07 only (--protocol 07): send a token with the \"mercure\" claim, not an access token".into());
+        }
+        let verifier = shared.access_tokens.as_ref().ok_or(
+            "this hub trusts no access-token issuer: configure one (--issuer) to accept at+jwt tokens",
+        )?;
+        let token = verifier.verify(token).await.map_err(|e| e.to_string())?;
+        return Grants::from_access_token(token, &config.hub_url);
+    }
+    if !config.protocol.speaks(Revision::Draft07) {
+        return Err("this hub speaks draft-08 only (--protocol 08): send an access token (typ at+jwt) with authorization_details".into());
+    }
+    let verifier = match role {
+        Role::Publisher => shared.publisher_jwt.as_ref(),
+        Role::Subscriber => shared.subscriber_jwt.as_ref(),
+    };
+    let verifier = verifier.ok_or(match role {
+        Role::Publisher => "this hub has no publisher key configured",
+        Role::Subscriber => "this hub has no subscriber key configured",
+    })?;
+    let claims = verifier.verify(token).map_err(|e| e.to_string())?;
+    Ok(Grants::from_claims(claims, &shared.matcher))
+}

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::token::{presented_token, TokenSource};
 use super::Rejection;
-use crate::auth::Grants;
+use crate::auth::{self, Role};
 use crate::hub::PublishError;
 use crate::matcher::Topic;
 use crate::metrics::Metrics;
@@ -56,14 +56,9 @@ async fn accept(
                 .into(),
         ));
     }
-    let verifier = shared.publisher_jwt.as_ref().ok_or_else(|| {
-        Rejection::InvalidToken("this hub has no publisher key configured".into())
-    })?;
-    let claims = verifier
-        .verify(&presented.token)
-        .map_err(|e| Rejection::InvalidToken(e.to_string()))?;
-    let grants = Grants::from_claims(claims, &shared.matcher);
-
+    let grants = auth::verify(shared, &presented.token, Role::Publisher)
+        .await
+        .map_err(Rejection::InvalidToken)?;
     let bytes = super::read_form(headers, body, shared.config.max_body).await?;
     let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
         if e.is_too_large() {
@@ -73,7 +68,7 @@ async fn accept(
         }
     })?;
     // What no token can allow is refused before authorization looks at it.
-    let update = hub.update(form).map_err(invalid)?;
+    let update = hub.update_as(form, grants.revision).map_err(invalid)?;
     let topics: Vec<Topic<'_>> = update
         .topics()
         .iter()

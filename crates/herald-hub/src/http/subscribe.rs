@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::subscription::{Replay, Subscription, REPLAY_PAGE};
 use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
-use crate::auth::Grants;
+use crate::auth::{self, Grants, Role};
 use crate::fanout::Interest;
 use crate::matcher::Matcher;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
@@ -88,7 +88,7 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
                 .map_err(|e| Rejection::BadRequest(format!("invalid \"match_{t}\" {v:?}: {e}"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let grants = authenticate(&hub, headers, query)?;
+    let grants = authenticate(&hub, headers, query).await?;
     let last_event_id = match headers.get(&LAST_EVENT_ID) {
         Some(raw) => Some(
             std::str::from_utf8(raw.as_bytes())
@@ -121,7 +121,9 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
                     match_type,
                     pattern: pattern.clone(),
                     subscriber: subscriber.clone(),
-                    payload: grants.as_ref().and_then(|g| g.payload_for(pattern)),
+                    payload: grants
+                        .as_ref()
+                        .and_then(|g| g.payload_for(pattern, &config.hub_url)),
                 }
             })
             .collect()
@@ -205,7 +207,7 @@ fn unavailable(e: crate::history::HistoryError) -> Rejection {
 }
 
 /// The subscriber's grants, `None` for an anonymous subscriber.
-fn authenticate(
+async fn authenticate(
     hub: &Hub,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -223,7 +225,7 @@ fn authenticate(
             ))
         };
     };
-    match subscriber_grants(hub, &presented.token) {
+    match subscriber_grants(hub, &presented.token).await {
         Ok(grants) => Ok(Some(grants)),
         // A stale cookie must not lock a browser out of public updates it
         // could read without one (a common complaint about the reference
@@ -237,15 +239,8 @@ fn authenticate(
 }
 
 /// What a subscriber's token allows, or why it is refused.
-pub(super) fn subscriber_grants(hub: &Hub, token: &str) -> Result<Grants, String> {
-    let shared = &hub.shared;
-    match &shared.subscriber_jwt {
-        Some(verifier) => verifier
-            .verify(token)
-            .map(|claims| Grants::from_claims(claims, &shared.matcher))
-            .map_err(|e| e.to_string()),
-        None => Err("this hub has no subscriber key configured".to_string()),
-    }
+pub(super) async fn subscriber_grants(hub: &Hub, token: &str) -> Result<Grants, String> {
+    auth::verify(&hub.shared, token, Role::Subscriber).await
 }
 
 /// The instant a token with `exp` (seconds since the epoch) runs out;

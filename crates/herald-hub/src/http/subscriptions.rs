@@ -38,7 +38,7 @@ pub(crate) async fn subscriptions(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    match answer(&hub, uri.path(), query.as_deref(), &headers) {
+    match answer(&hub, uri.path(), query.as_deref(), &headers).await {
         Ok(response) => response,
         Err(rejection) => rejection.respond(&hub),
     }
@@ -50,7 +50,7 @@ enum Resource {
     One(String),
 }
 
-fn answer(
+async fn answer(
     hub: &Hub,
     path: &str,
     query: Option<&str>,
@@ -73,7 +73,9 @@ fn answer(
             "the subscription API needs a token that grants subscribe on the requested URL".into(),
         )
     })?;
-    let grants = subscriber_grants(hub, &presented.token).map_err(Rejection::InvalidToken)?;
+    let grants = subscriber_grants(hub, &presented.token)
+        .await
+        .map_err(Rejection::InvalidToken)?;
     let topic = Topic::new(canonical, &config.hub_url);
     if !grants.subscribe.iter().any(|m| m.matches(&topic)) {
         return Err(Rejection::InsufficientScope(format!(

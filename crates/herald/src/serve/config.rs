@@ -107,15 +107,19 @@ pub(super) fn hub_config(
 
 /// --hub-url, or the URL the hub answers on by its listen address.
 fn hub_url(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<HubUrl> {
-    let url = match &args.hub_url {
-        Some(url) => url.clone(),
-        None => {
-            let tls = args.tls_cert.is_some() || args.tls_self_signed == Some(true);
-            let scheme = if tls { "https" } else { "http" };
-            format!("{scheme}://{listen}{}", herald_hub::HUB_PATH)
-        }
-    };
-    HubUrl::parse(&url).map_err(|e| anyhow::anyhow!("invalid --hub-url: {e}"))
+    match &args.hub_url {
+        Some(url) => HubUrl::parse(url).map_err(|e| anyhow::anyhow!("invalid --hub-url: {e}")),
+        None => default_hub_url(args, listen),
+    }
+}
+
+/// The hub URL when `--hub-url` is not given: the scheme served and the
+/// address listened on.
+pub(super) fn default_hub_url(args: &ServeArgs, listen: SocketAddr) -> anyhow::Result<HubUrl> {
+    let tls = args.tls_cert.is_some() || args.tls_self_signed == Some(true);
+    let scheme = if tls { "https" } else { "http" };
+    HubUrl::parse(&format!("{scheme}://{listen}{}", herald_hub::HUB_PATH))
+        .map_err(|e| anyhow::anyhow!("cannot make the hub URL from {listen}: {e}"))
 }
 
 /// Configured origins as the hub compares them with a request's `Origin`,

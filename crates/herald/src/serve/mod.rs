@@ -14,7 +14,7 @@ use herald_hub::server::{Server, TlsConfig, DEFAULT_H2_MAX_STREAMS};
 use herald_hub::{Hub, HUB_PATH};
 
 use args::{DEFAULT_LISTEN, DEFAULT_LISTEN_BACKLOG, MAX_LISTEN_BACKLOG};
-use config::hub_config;
+use config::{default_hub_url, hub_config};
 use dev::print_dev_banner;
 use history::open_history;
 
@@ -53,7 +53,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => DEFAULT_LISTEN.parse()?,
     };
     let backlog = listen_backlog(&args)?;
-    let (config, dev) = hub_config(&args, listen)?;
+    let (mut config, dev) = hub_config(&args, listen)?;
     // Every option is checked before the history is opened, which creates
     // the data directory: a bad option leaves nothing behind.
     let tls = tls_config(&args, listen)?;
@@ -61,14 +61,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // signal at any moment after that line is a graceful stop, never the
     // default action that kills the process.
     let signals = ShutdownSignals::install()?;
-    let history = open_history(&args).await?;
-    let hub = Hub::with_history(config, history).context("cannot start the hub")?;
     let listener = bind(listen, backlog).with_context(|| {
         format!(
             "cannot listen on {listen} (is another process using it? choose another with --listen)"
         )
     })?;
     let local = listener.local_addr()?;
+    if args.hub_url.is_none() {
+        // The address bound, not the one asked for: `--listen …:0` picks
+        // the port only now.
+        config.hub_url = default_hub_url(&args, local)?;
+    }
+    let history = open_history(&args).await?;
+    let hub = Hub::with_history(config, history).context("cannot start the hub")?;
     let mut server = Server::new(&hub)
         .h2_max_concurrent_streams(args.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS));
     if let Some(tls) = &tls {
