@@ -12,7 +12,7 @@
 // published meanwhile, so that it can only arrive by the replay.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cleanup, eventSourceHeaders, publish, startHub, until, withBrowser } from '../lib/harness.js';
+import { cleanup, eventSourceHeaders, mint, publish, startHub, until, withBrowser } from '../lib/harness.js';
 
 const isSubscribe = (url) => new URL(url).pathname === '/.well-known/mercure';
 
@@ -111,5 +111,53 @@ test('match_urlpattern receives the matching relative topics only, and resumes w
       { status: 200, mercureLastEventId: null, lastEventId: null },
       { status: 200, mercureLastEventId: 'book-2', lastEventId: 'book-2' },
     ]);
+  });
+});
+
+test('over HTTPS the __Secure-mercure_access_token cookie authorizes a private update that a page without it never sees', async (t) => {
+  const hub = await startHub({ key: true, tls: true });
+  cleanup(t, hub);
+  const topic = 'https://example.com/e2e/secure-cookie';
+  const token = mint({ mercure: { subscribe: [topic] } });
+  const url = `${hub.url}?match=${encodeURIComponent(topic)}`;
+
+  await withBrowser(t, { ignoreHTTPSErrors: true, label: 'cookie' }, async (browser) => {
+    // The draft-08 cookie as a hub's application sets it: a browser keeps a
+    // __Secure- cookie only when it is Secure, and sends it only over HTTPS.
+    await browser.context.addCookies([{
+      name: '__Secure-mercure_access_token', value: token, domain: '127.0.0.1', path: '/.well-known/mercure',
+      secure: true, httpOnly: true, sameSite: 'Strict',
+    }]);
+    assert.deepEqual((await browser.context.cookies()).map((c) => [c.name, c.secure]), [['__Secure-mercure_access_token', true]]);
+    const withCookie = await browser.page();
+    const cookieWire = await eventSourceHeaders(browser, withCookie);
+    await withCookie.goto(`${hub.origin}/healthz`);
+    await openFeed(withCookie, url);
+    await until(async () => (await feedOf(withCookie)).opens === 1, 'the stream with the cookie to open');
+
+    // Another browser, so no cookie at all; the hub admits it anonymously.
+    await withBrowser(t, { ignoreHTTPSErrors: true, label: 'anonymous' }, async (other) => {
+      const anonymous = await other.page();
+      const anonymousWire = await eventSourceHeaders(other, anonymous);
+      await anonymous.goto(`${hub.origin}/healthz`);
+      await openFeed(anonymous, url);
+      await until(async () => (await feedOf(anonymous)).opens === 1, 'the anonymous stream to open');
+
+      // Private first, then the public marker: both go through the same
+      // ordered streams, so once the marker is in, a private update
+      // delivered to the anonymous page would be in before it.
+      await publish(hub, { topic, data: 'secret', id: 'private-1', private: 'on' });
+      await publish(hub, { topic, data: 'news', id: 'public-1' });
+      await until(async () => (await feedOf(withCookie)).ids.includes('public-1'), 'the public marker with the cookie');
+      await until(async () => (await feedOf(anonymous)).ids.includes('public-1'), 'the public marker without it');
+      assert.deepEqual((await feedOf(withCookie)).ids, ['private-1', 'public-1']);
+      assert.deepEqual((await feedOf(anonymous)).ids, ['public-1']);
+
+      // On the wire: the cookie went with the first page's request (over
+      // HTTPS), and no cookie with the other's.
+      await until(() => cookieWire().length === 1 && anonymousWire().length === 1, 'both requests on the wire');
+      assert.equal(cookieWire()[0].cookie, `__Secure-mercure_access_token=${token}`);
+      assert.equal(anonymousWire()[0].cookie, undefined);
+    });
   });
 });
