@@ -161,3 +161,125 @@ test('over HTTPS the __Secure-mercure_access_token cookie authorizes a private u
     });
   });
 });
+
+/**
+ * A presence list in `page` (on the hub's origin): the subscription API's
+ * list of `topic`'s exact matcher, read with `token` in the Authorization
+ * header, rendered as <ul id="present"><li data-subscriber=…>; then the
+ * events of that matcher's subscriptions from the list's cursor, through an
+ * EventSource the page's mercureAuthorization cookie authorizes, each
+ * applied: active true adds its subscriber, false removes it. The page
+ * records what it did in window.presence.
+ */
+function openPresence(page, topic, token) {
+  return page.evaluate(async ({ topic, token }) => {
+    // Percent-encoding of everything but A-Z a-z 0-9 - . _ ~
+    const enc = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    const presence = { opens: 0, errors: 0, events: [] };
+    window.presence = presence;
+    const list = document.createElement('ul');
+    list.id = 'present';
+    document.body.replaceChildren(list);
+    const item = (subscriber) => [...list.children].find((li) => li.dataset.subscriber === subscriber);
+    const add = (subscriber) => {
+      if (item(subscriber)) return;
+      const li = document.createElement('li');
+      li.dataset.subscriber = subscriber;
+      li.textContent = subscriber;
+      list.append(li);
+    };
+
+    const path = `/.well-known/mercure/subscriptions/exact/${enc(topic)}`;
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+    presence.status = response.status;
+    presence.contentType = response.headers.get('Content-Type');
+    presence.link = response.headers.get('Link');
+    const doc = await response.json();
+    presence.type = doc.type;
+    presence.listed = doc.subscriptions.map((s) => ({ subscriber: s.subscriber, active: s.active }));
+    for (const s of doc.subscriptions) if (s.active) add(s.subscriber);
+    presence.cursor = /;\s*last-event-id="([^"]*)"/.exec(presence.link)[1];
+
+    const es = new EventSource(`/.well-known/mercure?match_urlpattern=${encodeURIComponent(`${path}/*`)}`
+      + `&last_event_id=${encodeURIComponent(presence.cursor)}`);
+    es.onopen = () => { presence.opens += 1; };
+    es.onerror = () => { presence.errors += 1; };
+    es.addEventListener('mercure', (e) => {
+      const update = JSON.parse(e.data);
+      presence.events.push({
+        type: update.type, match_type: update.match_type, match: update.match, subscriber: update.subscriber, active: update.active,
+      });
+      if (update.active) add(update.subscriber);
+      else item(update.subscriber)?.remove();
+    });
+  }, { topic, token });
+}
+
+const present = (page) => page.$$eval('#present li', (items) => items.map((li) => li.dataset.subscriber));
+
+test('a presence list from the subscription API and its events follows subscribers as they come and go', async (t) => {
+  const hub = await startHub({ key: true, args: ['--subscriptions', 'on'] });
+  cleanup(t, hub);
+  const topic = 'https://example.com/e2e/room/1';
+  const watcher = mint({ mercure: { subscribe: ['*'] } });
+  const subscribe = `${hub.url}?match=${encodeURIComponent(topic)}`;
+
+  await withBrowser(t, { label: 'presence' }, async (browser) => {
+    await browser.context.addCookies([{
+      name: 'mercureAuthorization', value: watcher, domain: '127.0.0.1', path: '/', httpOnly: true, sameSite: 'Strict',
+    }]);
+    const page = await browser.page();
+    await page.goto(`${hub.origin}/`);
+    await openPresence(page, topic, watcher);
+    const presence = () => page.evaluate(() => window.presence);
+    await until(async () => (await presence()).opens === 1, 'the presence events to open');
+    const first = await presence();
+    assert.equal(first.status, 200);
+    assert.equal(first.contentType, 'application/ld+json', 'a draft-07 token gets the JSON-LD list');
+    assert.equal(first.type, 'Subscriptions');
+    assert.deepEqual(first.listed, [], 'nobody is subscribed yet');
+    // The cursor, in Link. (Its hub URL is not checked: by default the hub
+    // makes it from --listen, which names port 0 here, not the bound port.)
+    assert.match(first.link, /^<[^>]+>; rel="mercure"; last-event-id="[^"]+"/);
+    assert.deepEqual(await present(page), []);
+
+    // The subscribers: anonymous, in another browser (this one's cookie
+    // would go with their requests).
+    await withBrowser(t, { label: 'subscribers' }, async (other) => {
+      const pages = [];
+      for (let i = 0; i < 2; i++) {
+        const subscriber = await other.page();
+        await subscriber.goto(`${hub.origin}/healthz`);
+        await openFeed(subscriber, subscribe);
+        await until(async () => (await feedOf(subscriber)).opens === 1, `subscriber ${i + 1}'s stream to open`);
+        pages.push(subscriber);
+        // Each one in the list once its subscription started: the list
+        // names them in the order they came.
+        await until(async () => (await present(page)).length === i + 1, `subscriber ${i + 1} in the presence list`);
+      }
+      const [a, b] = await present(page);
+      assert.match(a, /^urn:uuid:[0-9a-f-]{36}$/);
+      assert.match(b, /^urn:uuid:[0-9a-f-]{36}$/);
+      assert.notEqual(a, b);
+
+      // The first page goes: its subscription ends, and only it leaves the list.
+      await pages[0].close();
+      await until(async () => (await present(page)).length === 1, 'the closed page to leave the presence list');
+      assert.deepEqual(await present(page), [b]);
+      const state = await presence();
+      const event = (subscriber, active) => ({ type: 'subscription', match_type: 'exact', match: topic, subscriber, active });
+      assert.deepEqual(state.events, [event(a, true), event(b, true), event(a, false)]);
+      assert.equal(state.errors, 0);
+
+      // A presence list opened now starts from the subscription API's
+      // list, which holds the second subscriber alone.
+      const later = await browser.page();
+      await later.goto(`${hub.origin}/`);
+      await openPresence(later, topic, watcher);
+      await until(async () => (await later.evaluate(() => window.presence)).opens === 1, 'the second presence list to open');
+      assert.deepEqual((await later.evaluate(() => window.presence)).listed, [{ subscriber: b, active: true }]);
+      assert.deepEqual(await present(later), [b]);
+      assert.deepEqual(browser.consoleErrors(), []);
+    });
+  });
+});
