@@ -264,7 +264,8 @@ const FLAGS = [
  * Runs `body(browser)` with a fresh Chromium (its own profile directory).
  * `browser.context` is the Playwright context, `browser.page()` opens a
  * page that records its console, `browser.consoleErrors()` lists errors.
- * On failure, screenshots and console logs go to e2e/artifacts/.
+ * On failure, screenshots and console logs go to e2e/artifacts/ (under
+ * `<test name>-<options.label>` when a test runs several browsers at once).
  */
 export async function withBrowser(t, options, body) {
   if (typeof options === 'function') { body = options; options = {}; }
@@ -297,7 +298,8 @@ export async function withBrowser(t, options, body) {
   try {
     await body(browser);
   } catch (error) {
-    const dir = path.join(ARTIFACTS, t.name.replace(/[^A-Za-z0-9._-]+/g, '_'));
+    const name = options.label ? `${t.name}-${options.label}` : t.name;
+    const dir = path.join(ARTIFACTS, name.replace(/[^A-Za-z0-9._-]+/g, '_'));
     mkdirSync(dir, { recursive: true });
     for (const [i, page] of pages.entries()) {
       if (page.isClosed()) continue;
