@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use herald_hub::access_token::{mint as mint_access_token, MERCURE_DETAIL_TYPE};
 use herald_hub::auth::{mint, Claims};
+use herald_hub::matcher::MatchType;
 use jsonwebtoken::Algorithm;
 
 const EXAMPLES: &str = "Examples:
@@ -22,6 +24,12 @@ const EXAMPLES: &str = "Examples:
 
   # RS256 with a PEM private key, with a payload:
   herald token --alg RS256 --key-file private.pem --subscribe '*' --payload '{\"user\":42}'
+
+  # A draft-08 access token for a hub started with
+  # --issuer https://app.example=secret:$SECRET --access-token-alg HS256:
+  herald token --draft 08 --key \"$SECRET\" --issuer https://app.example \\
+    --audience http://localhost:8080/.well-known/mercure \\
+    --subscribe 'https://example.com/books/:id' --match-type urlpattern
 
   # Use it:
   herald pub --hub http://localhost:8080 --topic news --data hi --token \"$(herald token --publish '*')\"
@@ -45,9 +53,50 @@ pub(crate) struct TokenArgs {
     /// Lifetime: e.g. 30m, 1h, 7d; `none` for a token that never expires.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     exp: String,
-    /// JSON attached to the subscription (`mercure.payload`).
+    /// JSON attached to the subscription (`mercure.payload`; with --draft
+    /// 08, the `payload` of the subscribe authorization detail).
     #[arg(long, value_name = "JSON")]
     payload: Option<String>,
+    #[command(flatten)]
+    access: AccessTokenArgs,
+}
+
+/// The token format: which Mercure revision it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Draft {
+    /// A JWT with the `mercure` claim (Mercure 0.x, draft-07).
+    #[value(name = "07")]
+    Draft07,
+    /// An RFC 9068 access token (`typ: at+jwt`) with Mercure
+    /// authorization details (Mercure 1.0, draft-08).
+    #[value(name = "08")]
+    Draft08,
+}
+
+/// What only a draft-08 access token has.
+#[derive(Debug, clap::Args)]
+struct AccessTokenArgs {
+    /// Token format: 07 (a `mercure` claim) or 08 (an access token with
+    /// authorization details, for a hub started with --issuer).
+    #[arg(long, value_name = "07|08", default_value = "07")]
+    draft: Draft,
+    /// --draft 08: the issuer (`iss`), as the hub's --issuer names it.
+    #[arg(long, value_name = "ISSUER")]
+    issuer: Option<String>,
+    /// --draft 08: the hub's resource identifier (`aud`): its URL, e.g.
+    /// https://hub.example.com/.well-known/mercure.
+    #[arg(long, value_name = "URI")]
+    audience: Option<String>,
+    /// --draft 08: the subject (`sub`).
+    #[arg(long, value_name = "SUBJECT", default_value = "herald-cli")]
+    subject: String,
+    /// --draft 08: the `kid` header, naming the key among the issuer's.
+    #[arg(long, value_name = "KID")]
+    kid: Option<String>,
+    /// --draft 08: the type of the --publish and --subscribe matchers:
+    /// exact or urlpattern (`*` matches every topic either way).
+    #[arg(long, value_name = "TYPE", default_value = "exact")]
+    match_type: String,
 }
 
 /// The key a token is signed with, shared by `herald token` and `herald pub`.
@@ -92,6 +141,13 @@ impl SigningKeyArgs {
 
 /// Runs `herald token`: prints the token on stdout.
 pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    if args.access.draft == Draft::Draft08 {
+        println!("{}", access_token(&args)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.access.issuer.is_some() || args.access.audience.is_some() || args.access.kid.is_some() {
+        bail!("--issuer, --audience and --kid are for access tokens: add --draft 08");
+    }
     let (alg, key) = args.signing.load()?;
     let token = sign(
         alg,
@@ -133,6 +189,87 @@ pub(crate) fn sign(
         anyhow::anyhow!("cannot sign the token: {e}{hint}")
     })?;
     Ok(token)
+}
+
+/// An RFC 9068 access token: `iss`, `aud`, `sub`, `client_id`, `iat`,
+/// `exp`, `jti`, and one authorization detail per action given.
+fn access_token(args: &TokenArgs) -> anyhow::Result<String> {
+    let access = &args.access;
+    let alg = if args.signing.alg.eq_ignore_ascii_case("eddsa") {
+        Algorithm::EdDSA
+    } else {
+        parse_alg(&args.signing.alg)?
+    };
+    let key = read_key(
+        args.signing.key.as_deref(),
+        args.signing.key_file.as_deref(),
+        "--key (or HERALD_JWT_KEY)",
+    )?
+    .context("no signing key: pass --key SECRET, --key-file FILE or set HERALD_JWT_KEY")?;
+    let issuer = access
+        .issuer
+        .as_deref()
+        .context("--draft 08 needs --issuer (the iss the hub trusts)")?;
+    let audience = access
+        .audience
+        .as_deref()
+        .context("--draft 08 needs --audience (the hub's resource identifier, its URL)")?;
+    let match_type = MatchType::from_name(&access.match_type).with_context(|| {
+        format!(
+            "invalid --match-type {:?}: use exact or urlpattern",
+            access.match_type
+        )
+    })?;
+    let exp =
+        expiry(&args.exp)?.context("an access token must expire (--exp none is for --draft 07)")?;
+    let payload = args
+        .payload
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+        .transpose()
+        .context("--payload is not valid JSON (example: --payload '{\"user\":42}')")?;
+    if payload.as_ref().is_some_and(|p| !p.is_object()) {
+        bail!("--payload must be a JSON object for --draft 08");
+    }
+    let detail = |action: &str, patterns: &[String], payload: Option<&serde_json::Value>| {
+        let topics: Vec<serde_json::Value> = patterns
+            .iter()
+            .map(|p| serde_json::json!({"match": p, "match_type": match_type.name()}))
+            .collect();
+        let mut detail = serde_json::json!({
+            "type": MERCURE_DETAIL_TYPE,
+            "actions": [action],
+            "topics": topics,
+        });
+        if let Some(payload) = payload {
+            detail["payload"] = payload.clone();
+        }
+        detail
+    };
+    let mut details = Vec::new();
+    if !args.publish.is_empty() {
+        details.push(detail("publish", &args.publish, None));
+    }
+    if !args.subscribe.is_empty() {
+        details.push(detail("subscribe", &args.subscribe, payload.as_ref()));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": issuer,
+        "aud": audience,
+        "sub": access.subject,
+        "client_id": "herald-cli",
+        "iat": now,
+        "exp": exp,
+        "jti": uuid::Uuid::new_v4().urn().to_string(),
+        "authorization_details": details,
+    });
+    let claims = claims.as_object().cloned().unwrap_or_default();
+    mint_access_token(alg, &key, access.kid.as_deref(), &claims)
+        .map_err(|e| anyhow::anyhow!("cannot sign the token: {e}"))
 }
 
 /// A JWT key given inline or in a file (the file wins when both are

@@ -110,3 +110,74 @@ async fn the_default_hub_url_has_the_port_bound() {
     assert_eq!(metadata["resource"], hub.url.as_str());
     assert!(!hub.url.contains(":0/"), "{}", hub.url);
 }
+
+/// `herald token --draft 08` mints an access token that a hub started with
+/// `--issuer` accepts for publishing; the hub refuses one for another
+/// audience (draft-08 §Token Validation: `aud`).
+#[tokio::test]
+async fn issuer_flags_and_draft08_tokens_from_herald_token() {
+    let hub = start(serve_keyed(&[
+        "--issuer",
+        "https://app.example=secret:access-secret",
+        "--access-token-alg",
+        "HS256",
+    ]))
+    .await;
+    let mint = |audience: &str| {
+        let out = support::output(support::herald_command().args([
+            "token",
+            "--draft",
+            "08",
+            "--key",
+            "access-secret",
+            "--issuer",
+            "https://app.example",
+            "--audience",
+            audience,
+            "--publish",
+            "https://example.com/books/:id",
+            "--match-type",
+            "urlpattern",
+        ]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let token = mint(&hub.url);
+    let reply = publish_as(&hub, &token, "topic=https%3A%2F%2Fexample.com%2Fbooks%2F1").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = publish_as(
+        &hub,
+        &token,
+        "topic=https%3A%2F%2Fexample.com%2Fauthors%2F1",
+    )
+    .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let elsewhere = mint("https://other-hub.example/.well-known/mercure");
+    let reply = publish_as(
+        &hub,
+        &elsewhere,
+        "topic=https%3A%2F%2Fexample.com%2Fbooks%2F1",
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(reply.body.contains("aud"), "{}", reply.body);
+}
+
+/// A malformed `--issuer` is refused at start, saying what is wrong.
+#[tokio::test]
+async fn a_malformed_issuer_is_refused() {
+    let out = run_to_exit(serve_keyed(&["--issuer", "https://app.example"])).await;
+    assert_refused(&out, "ISSUER=KEYS");
+    let out = run_to_exit(serve_keyed(&[
+        "--issuer",
+        "https://app.example=/no/such/file",
+    ]))
+    .await;
+    assert_refused(&out, "cannot read");
+    let out = run_to_exit(serve_keyed(&["--resource", "https://hub.example"])).await;
+    assert_refused(&out, "--issuer");
+}

@@ -116,6 +116,36 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HUB_URL", value_name = "URL")]
     pub(super) hub_url: Option<String>,
 
+    /// A trusted issuer of draft-08 access tokens (`at+jwt`) and where its
+    /// keys are, as ISSUER=KEYS: KEYS is the issuer's JWKS URL
+    /// (https://…), a file (a JWKS document or a PEM public key), or
+    /// `secret:VALUE` / `secret-file:PATH` for HS256 (which must then be in
+    /// --access-token-alg). Repeat for more issuers or more keys.
+    #[arg(
+        long,
+        env = "HERALD_ISSUERS",
+        value_name = "ISSUER=KEYS",
+        value_delimiter = ','
+    )]
+    #[serde(default, deserialize_with = "list_or_text")]
+    pub(super) issuer: Option<Vec<String>>,
+
+    /// Signature algorithms accepted on access tokens; repeat or separate
+    /// with commas [default: EdDSA,ES256,RS256].
+    #[arg(
+        long,
+        env = "HERALD_ACCESS_TOKEN_ALGS",
+        value_name = "ALG",
+        value_delimiter = ','
+    )]
+    #[serde(default, deserialize_with = "list_or_text")]
+    pub(super) access_token_alg: Option<Vec<String>>,
+
+    /// The hub's resource identifier, which access tokens' `aud` must
+    /// contain [default: the hub URL].
+    #[arg(long, env = "HERALD_RESOURCE", value_name = "URI")]
+    pub(super) resource: Option<String>,
+
     /// Active subscriptions: publish a private event when a subscription
     /// starts and ends (on /.well-known/mercure/subscriptions/…) and serve
     /// the subscription API there, for presence lists; on or off. Each

@@ -85,8 +85,12 @@ pub(super) fn hub_config(
         hub_url: hub_url(args, listen)?,
         ..defaults
     };
+    config.access_tokens = super::issuers::access_tokens(args, &config.hub_url.to_string())?;
 
-    if config.publisher_key.is_some() || config.subscriber_key.is_some() {
+    if config.publisher_key.is_some()
+        || config.subscriber_key.is_some()
+        || config.access_tokens.is_some()
+    {
         return Ok((config, None));
     }
     if !listen.ip().is_loopback() {

@@ -22,6 +22,7 @@ mod args;
 mod config;
 mod dev;
 mod history;
+mod issuers;
 
 pub(crate) use args::ServeArgs;
 
@@ -71,6 +72,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // The address bound, not the one asked for: `--listen …:0` picks
         // the port only now.
         config.hub_url = default_hub_url(&args, local)?;
+        if let (Some(tokens), None) = (&mut config.access_tokens, &args.resource) {
+            tokens.resource = config.hub_url.to_string();
+        }
     }
     let history = open_history(&args).await?;
     let hub = Hub::with_history(config, history).context("cannot start the hub")?;
