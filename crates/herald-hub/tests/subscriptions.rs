@@ -282,3 +282,64 @@ async fn without_the_option_nothing_is_tracked() {
     let doc: Value = serde_json::from_str(&metadata.body).unwrap();
     assert_eq!(doc["mercure_subscriptions"], true);
 }
+
+// §Payloads: a draft-08 subscription carries the payload of the first
+// subscribe detail whose topics match its own matcher, taken as a topic;
+// `*` serves as the default.
+#[tokio::test]
+async fn draft08_payloads_come_from_the_first_matching_detail() {
+    use herald_hub::access_token::{
+        mint, AccessTokenConfig, IssuerConfig, KeySource, MERCURE_DETAIL_TYPE,
+    };
+    const ED_PRIVATE: &[u8] = include_bytes!("fixtures/ed25519_private.pem");
+    const ED_PUBLIC: &str = include_str!("fixtures/ed25519_public.pem");
+    let hub = start(HubConfig {
+        access_tokens: Some(AccessTokenConfig::new(
+            "http://localhost/.well-known/mercure",
+            vec![IssuerConfig {
+                issuer: "https://issuer.example".into(),
+                keys: vec![KeySource::Pem(ED_PUBLIC.into())],
+            }],
+        )),
+        ..tracking()
+    })
+    .await;
+    let detail = |topics: Value, payload: Value| json!({"type": MERCURE_DETAIL_TYPE, "actions": ["subscribe"], "topics": topics, "payload": payload});
+    let claims = json!({
+        "iss": "https://issuer.example", "aud": "http://localhost/.well-known/mercure",
+        "sub": "u", "client_id": "c", "iat": now(), "exp": now() + 600, "jti": "j",
+        "authorization_details": [
+            detail(json!([{"match": "https://example.com/foo"}]), json!({"n": 1})),
+            detail(json!([{"match": "https://example.com/bar/:id", "match_type": "urlpattern"}]), json!({"n": 2})),
+            detail(json!([{"match": "*"}]), json!({"n": 3})),
+        ],
+    });
+    let token = mint(
+        jsonwebtoken::Algorithm::EdDSA,
+        ED_PRIVATE,
+        None,
+        claims.as_object().unwrap(),
+    )
+    .unwrap();
+    let mut watcher = watch(&hub, None).await;
+    let mut reader = subscribe(
+        hub.addr,
+        &form(&[
+            ("match", "https://example.com/foo"),
+            ("match_urlpattern", "https://example.com/bar/:id"),
+            ("match", "https://example.com/other"),
+        ]),
+        &[("Authorization", &bearer(&token))],
+    )
+    .await;
+    assert_eq!(reader.status, StatusCode::OK);
+    reader.ready().await;
+    for (pattern, n) in [
+        ("https://example.com/foo", 1),
+        ("https://example.com/bar/:id", 2),
+        ("https://example.com/other", 3),
+    ] {
+        let (_, doc) = next_about(&mut watcher, "match", pattern).await;
+        assert_eq!(doc["payload"], json!({"n": n}), "{pattern}");
+    }
+}
