@@ -3,23 +3,32 @@
 //! Backends publish updates with a form POST; browsers subscribe with a
 //! plain `EventSource`; the hub stores each update in history, fans it out
 //! to every matching subscriber, and replays what a reconnecting client
-//! missed from its `Last-Event-ID`. The protocol is Mercure draft-07.
+//! missed from its `Last-Event-ID`. It speaks both revisions of the Mercure
+//! protocol on one endpoint ([`protocol::Protocol`]): draft-07, what Mercure
+//! 0.x clients speak (`topic` selectors, the `mercure` JWT claim), and
+//! draft-08, Mercure 1.0 (`match` and `match_urlpattern` matchers, OAuth
+//! access tokens from trusted issuers, active subscriptions).
 //!
 //! # Layout
 //!
-//! The publish path, in order: [`protocol`] parses and validates the form,
-//! [`auth`] checks the publisher's JWT, the `publisher` appends to
-//! [`history`] (one batch per commit), and the `dispatcher`, fed in log
-//! order (by the publisher, or on a log shared by several nodes by a
-//! reader following it), hands the stored entries to `fanout`, which
-//! queues each one (an `Arc`, encoded once) for every matching, authorized
-//! subscriber. The subscribe path: [`protocol`] parses
-//! the selectors, [`auth`] admits the subscriber, `fanout` registers it,
-//! `http` replays history after its `Last-Event-ID` and then streams live
-//! entries, with heartbeats. [`topic`] matches selectors (exact, `*`, URI
-//! templates) for both. [`metrics`] counts everything. [`ui`] serves the
-//! web page and its live stats stream; [`server`] is the accept loop (plain
-//! HTTP or HTTPS, HTTP/1.1 and HTTP/2 on one listener, graceful shutdown).
+//! The publish path, in order: the request's token is found (`http`) and
+//! verified as its revision's ([`auth`] for draft-07 tokens,
+//! [`access_token`] for draft-08 ones) into grants; [`protocol`] parses the
+//! form and [`Update`] checks and encodes it once; the grants must cover
+//! every topic; the `publisher` appends to [`history`] (one batch per
+//! commit), and the `dispatcher`, fed in log order (by the publisher, or on
+//! a log shared by several nodes by a reader following it), hands the
+//! stored entries to `fanout`, which queues each one (an `Arc`, encoded
+//! once) for every matching, authorized subscriber. The subscribe path:
+//! [`protocol`] parses the selectors or matchers, [`matcher`] compiles them
+//! (once per distinct matcher), the token's grants admit the subscriber,
+//! `fanout` registers it, `http` replays history after its `Last-Event-ID`
+//! and then streams live entries, with heartbeats. With active
+//! subscriptions on, `presence` announces each subscription and keeps the
+//! list the subscription API serves. [`topic`] compiles draft-07 URI
+//! templates. [`metrics`] counts everything. [`ui`] serves the web page
+//! and its live stats stream; [`server`] is the accept loop (plain HTTP or
+//! HTTPS, HTTP/1.1 and HTTP/2 on one listener, graceful shutdown).
 //!
 //! # Example
 //!
