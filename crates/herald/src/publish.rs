@@ -68,7 +68,9 @@ pub(crate) struct PubArgs {
     /// Only subscribers authorised for one of the topics receive it.
     #[arg(long)]
     private: bool,
-    /// A publisher JWT.
+    /// A publisher token: a draft-07 JWT, or a draft-08 access token (the
+    /// form is the same in both revisions; `herald token --draft 08` mints
+    /// one).
     #[arg(long, value_name = "JWT")]
     token: Option<String>,
     /// Or sign a publisher token for the given topics with this key.

@@ -25,6 +25,9 @@ const EXAMPLES: &str = "Examples:
   # Follow topics on a Mercure hub (base URL or full endpoint):
   herald sub --hub http://localhost:8080 --topic 'https://example.com/books/{id}' --topic news
 
+  # The same on a Mercure 1.0 (draft-08) hub:
+  herald sub --hub http://localhost:8080 --match-urlpattern 'https://example.com/books/:id' --match news
+
   # Private updates need a subscriber token; resume after id 42; stop after 10 events:
   herald sub --hub http://localhost:8080 --topic news --token \"$TOKEN\" --last-event-id 42 --count 10
 
@@ -49,11 +52,21 @@ pub(crate) struct SubArgs {
     )]
     url: Option<String>,
     /// A Mercure hub: its endpoint or base URL. Needs --topic.
-    #[arg(long, value_name = "URL", requires = "topics")]
+    #[arg(long, value_name = "URL")]
     hub: Option<String>,
-    /// A topic selector to subscribe to on --hub; repeat for several.
+    /// A draft-07 topic selector (an exact topic, a URI template or `*`) to
+    /// subscribe to on --hub; repeat for several.
     #[arg(long = "topic", value_name = "SELECTOR", requires = "hub")]
     topics: Vec<String>,
+    /// A draft-08 exact topic to subscribe to on --hub (`match`); repeat
+    /// for several.
+    #[arg(long = "match", value_name = "TOPIC", requires = "hub")]
+    matches: Vec<String>,
+    /// A draft-08 URL pattern to subscribe to on --hub
+    /// (`match_urlpattern`), e.g. 'https://example.com/books/:id'; repeat
+    /// for several.
+    #[arg(long = "match-urlpattern", value_name = "PATTERN", requires = "hub")]
+    url_patterns: Vec<String>,
     /// Print each event as one JSON object per line: {"id","type","data"}.
     #[arg(long)]
     json: bool,
@@ -135,25 +148,42 @@ pub(crate) fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The URL to open: the positional URL, or the hub endpoint with one
-/// `topic` parameter per selector.
+/// parameter per selector (`topic`) or matcher (`match`,
+/// `match_urlpattern`).
 fn stream_url(args: &SubArgs) -> anyhow::Result<String> {
     match (&args.url, &args.hub) {
         (Some(url), _) => Ok(url.clone()),
         (None, Some(hub)) => {
+            let draft08 = !args.matches.is_empty() || !args.url_patterns.is_empty();
+            if draft08 && !args.topics.is_empty() {
+                bail!("use --topic (draft-07) or --match/--match-urlpattern (draft-08), not both: a hub refuses the mix");
+            }
+            if !draft08 && args.topics.is_empty() {
+                bail!("--hub needs what to follow: --topic, --match or --match-urlpattern");
+            }
             let mut url = hub_endpoint(hub)?;
-            for (i, topic) in args.topics.iter().enumerate() {
+            let parameters = args
+                .topics
+                .iter()
+                .map(|t| ("topic", t))
+                .chain(args.matches.iter().map(|m| ("match", m)))
+                .chain(args.url_patterns.iter().map(|p| ("match_urlpattern", p)));
+            for (i, (name, value)) in parameters.enumerate() {
                 let sep = if i == 0 && !url.contains('?') {
                     '?'
                 } else {
                     '&'
                 };
                 url.push(sep);
-                url.push_str("topic=");
-                url.extend(utf8_percent_encode(topic, QUERY));
+                url.push_str(name);
+                url.push('=');
+                url.extend(utf8_percent_encode(value, QUERY));
             }
             Ok(url)
         }
-        (None, None) => bail!("give a URL, or --hub URL with --topic"),
+        (None, None) => {
+            bail!("give a URL, or --hub URL with --topic, --match or --match-urlpattern")
+        }
     }
 }
 
@@ -421,6 +451,45 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(line: &[&str]) -> Result<SubArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            sub: SubArgs,
+        }
+        use clap::Parser as _;
+        Wrapper::try_parse_from(std::iter::once("sub").chain(line.iter().copied())).map(|w| w.sub)
+    }
+
+    #[test]
+    fn hub_urls_for_either_revision() {
+        let draft08 = args(&[
+            "--hub",
+            "http://h",
+            "--match",
+            "a b",
+            "--match-urlpattern",
+            "/books/:id",
+        ])
+        .unwrap();
+        assert_eq!(
+            stream_url(&draft08).unwrap(),
+            "http://h/.well-known/mercure?match=a%20b&match_urlpattern=%2Fbooks%2F%3Aid"
+        );
+        let draft07 = args(&["--hub", "http://h", "--topic", "x"]).unwrap();
+        assert_eq!(
+            stream_url(&draft07).unwrap(),
+            "http://h/.well-known/mercure?topic=x"
+        );
+        let mixed = args(&["--hub", "http://h", "--topic", "x", "--match", "y"]).unwrap();
+        assert!(stream_url(&mixed)
+            .unwrap_err()
+            .to_string()
+            .contains("not both"));
+        let nothing = args(&["--hub", "http://h"]).unwrap();
+        assert!(stream_url(&nothing).is_err());
+    }
 
     fn event(id: &str, t: Option<&str>, data: &str) -> Event {
         Event::new(t.map(str::to_owned), data.to_owned(), id.into())
