@@ -55,12 +55,27 @@ export function heraldEnv() {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('HERALD_')));
 }
 
-/** An HS256 JWT signed with `key`. */
-export function mint(claims, key = KEY) {
+/** An HS256 JWT with header `typ`, signed with `key`. */
+function signHS256(typ, claims, key) {
   const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
-  const unsigned = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  const unsigned = `${b64({ alg: 'HS256', typ })}.${b64(claims)}`;
   const signature = createHmac('sha256', key).update(unsigned).digest('base64url');
   return `${unsigned}.${signature}`;
+}
+
+/** An HS256 JWT signed with `key`: a draft-07 token. */
+export function mint(claims, key = KEY) {
+  return signHS256('JWT', claims, key);
+}
+
+/**
+ * A draft-08 access token (RFC 9068, header `typ: at+jwt`), HS256 with
+ * `secret`: the hub verifies it with the issuer it was given as
+ * `--issuer ISSUER=secret:SECRET` (and `--access-token-alg HS256`). The
+ * claims (`iss`, `aud`, `exp`, `authorization_details`) are the caller's.
+ */
+export function mintAccessToken(claims, secret) {
+  return signHS256('at+jwt', claims, secret);
 }
 
 export const PUBLISHER_TOKEN = mint({ mercure: { publish: ['*'] } });
