@@ -37,10 +37,14 @@ pub struct HubConfig {
     pub subscriber_key: Option<JwtKey>,
     /// Whether subscribers without a token may subscribe (to public updates).
     pub anonymous: bool,
-    /// Origins allowed to subscribe and publish cross-origin, with
-    /// credentials. `*` allows any origin (echoed back, as credentials need).
+    /// Origins whose pages may read the hub cross-origin with credentials
+    /// (each echoed back, with `Access-Control-Allow-Credentials`). `*`
+    /// lets any other origin read anonymously: a literal `*`, never with
+    /// credentials. None of them admits a cookie publish: that is
+    /// `publish_origins`.
     pub cors_origins: Vec<String>,
-    /// Origins allowed to publish with the cookie (CSRF guard). `*` allows any.
+    /// Origins allowed to publish with the cookie (CSRF guard), filled only
+    /// from its own option, never from `cors_origins`. `*` allows any.
     pub publish_origins: Vec<String>,
     /// Interval between heartbeat comments on idle streams; zero disables.
     pub heartbeat: Duration,

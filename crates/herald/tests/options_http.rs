@@ -132,37 +132,60 @@ async fn get_from(hub: &AsyncHub, origin: &str) -> Reply {
     send(request).await
 }
 
-/// Asserts that `origin` is allowed: the preflight and an actual response
-/// both carry exactly the CORS headers a credentialed request needs.
-async fn assert_cors_allows(hub: &AsyncHub, origin: &str) {
-    let pre = preflight(hub, origin).await;
-    assert_eq!(pre.status, 200);
-    assert_eq!(pre.header("access-control-allow-origin"), Some(origin));
-    assert_eq!(pre.header("access-control-allow-credentials"), Some("true"));
-    assert_eq!(pre.header("access-control-allow-methods"), Some("GET,POST"));
-    assert_eq!(
-        pre.header("access-control-allow-headers"),
-        Some("authorization,cache-control,last-event-id,content-type")
-    );
-    let vary: Vec<&str> = pre
+/// Whether `Origin` is among the fields of the `Vary` lines of `reply`.
+fn varies_by_origin(reply: &Reply) -> bool {
+    reply
         .headers
         .get_all("vary")
         .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
-    assert!(vary.iter().any(|v| v.contains("origin")), "{vary:?}");
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .any(|field| field.trim().eq_ignore_ascii_case("origin"))
+}
+
+/// Asserts that `origin` is allowed: the preflight and an actual response
+/// both carry exactly the CORS headers a request needs, with
+/// `Access-Control-Allow-Origin: allow_origin` and credentials allowed or
+/// not (never, under `*`).
+async fn assert_cors_headers(hub: &AsyncHub, origin: &str, allow_origin: &str, credentials: bool) {
+    let credentials = credentials.then_some("true");
+    let pre = preflight(hub, origin).await;
+    assert_eq!(pre.status, 204);
+    assert_eq!(
+        pre.header("access-control-allow-origin"),
+        Some(allow_origin)
+    );
+    assert_eq!(pre.header("access-control-allow-credentials"), credentials);
+    assert_eq!(
+        pre.header("access-control-allow-methods"),
+        Some("GET, POST, QUERY")
+    );
+    assert_eq!(
+        pre.header("access-control-allow-headers"),
+        Some("authorization, cache-control, content-type, last-event-id")
+    );
+    assert_eq!(pre.header("access-control-max-age"), Some("600"));
+    assert!(varies_by_origin(&pre), "{:?}", pre.headers);
 
     let actual = get_from(hub, origin).await;
     assert_eq!(actual.status, 200);
-    assert_eq!(actual.header("access-control-allow-origin"), Some(origin));
+    assert_eq!(
+        actual.header("access-control-allow-origin"),
+        Some(allow_origin)
+    );
     assert_eq!(
         actual.header("access-control-allow-credentials"),
-        Some("true")
+        credentials
     );
     assert_eq!(
         actual.header("access-control-expose-headers"),
-        Some("last-event-id")
+        Some("last-event-id, mercure-last-event-id, link")
     );
+    assert!(varies_by_origin(&actual), "{:?}", actual.headers);
+}
+
+/// Asserts that `origin` is listed: echoed, with credentials.
+async fn assert_cors_allows(hub: &AsyncHub, origin: &str) {
+    assert_cors_headers(hub, origin, origin, true).await;
 }
 
 /// Asserts that `origin` gets no CORS allowance, neither in a preflight
@@ -179,11 +202,19 @@ async fn assert_cors_refuses(hub: &AsyncHub, origin: &str) {
 }
 
 #[tokio::test]
-async fn cors_origin_star_echoes_any_origin_with_credentials() {
+async fn cors_origin_star_allows_any_origin_without_credentials() {
     let hub = start(serve_keyed(&["--cors-origin", "*"])).await;
-    // Credentials forbid a literal `*`: each origin is echoed.
-    assert_cors_allows(&hub, "https://one.example").await;
-    assert_cors_allows(&hub, "http://127.0.0.1:3000").await;
+    // A literal `*`, which browsers never accept for a credentialed read:
+    // no page on another origin reads private updates with the cookie.
+    assert_cors_headers(&hub, "https://one.example", "*", false).await;
+    assert_cors_headers(&hub, "http://127.0.0.1:3000", "*", false).await;
+    // Nor does `*` admit a cookie publish: that is --publish-origin's.
+    assert_cookie_publish(&hub, &[("origin", "https://one.example")], false).await;
+
+    // Listed beside `*`, an origin is echoed with credentials.
+    let hub = start(serve_keyed(&["--cors-origin", "*,https://app.example"])).await;
+    assert_cors_allows(&hub, "https://app.example").await;
+    assert_cors_headers(&hub, "https://one.example", "*", false).await;
 }
 
 #[tokio::test]

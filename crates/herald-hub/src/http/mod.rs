@@ -7,9 +7,10 @@
 //! A hub that speaks draft-08 also serves its protected resource metadata
 //! (RFC 9728) at the path derived from its URL ([`resource_metadata`]).
 //! `/healthz`, `/readyz` and `/metrics` are for operators; the web UI
-//! ([`crate::ui`]) is merged in when enabled. CORS wraps it all when origins
-//! are configured.
+//! ([`crate::ui`]) is merged in when enabled. CORS ([`cors`]) wraps it all
+//! when origins are configured.
 
+mod cors;
 mod form;
 mod publish;
 mod rejection;
@@ -20,10 +21,10 @@ mod token;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::protocol::Revision;
 use crate::Hub;
@@ -43,7 +44,7 @@ pub(crate) static MERCURE_LAST_EVENT_ID: HeaderName =
 pub const HUB_PATH: &str = "/.well-known/mercure";
 
 pub(crate) fn router(hub: Hub) -> Router {
-    let cors = cors_layer(&hub.shared.config.cors_origins);
+    let cors = cors::Cors::new(&hub.shared.config.cors_origins);
     let mut router = Router::new()
         .route(
             HUB_PATH,
@@ -73,7 +74,7 @@ pub(crate) fn router(hub: Hub) -> Router {
     }
     let router = router.with_state(hub);
     match cors {
-        Some(cors) => router.layer(cors),
+        Some(policy) => router.layer(middleware::from_fn_with_state(policy, cors::cors)),
         None => router,
     }
 }
@@ -152,36 +153,6 @@ async fn resource_metadata(State(hub): State<Hub>) -> impl IntoResponse {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         document.to_string(),
-    )
-}
-
-/// CORS for the configured origins, with credentials (cookies) allowed.
-fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    // Credentials forbid a literal `*`, so "any origin" echoes the request's.
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::mirror_request()
-    } else {
-        let list: Vec<HeaderValue> = origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
-            .collect();
-        AllowOrigin::list(list)
-    };
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow_origin)
-            .allow_credentials(true)
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CACHE_CONTROL,
-                LAST_EVENT_ID.clone(),
-                header::CONTENT_TYPE,
-            ])
-            .expose_headers([LAST_EVENT_ID.clone()]),
     )
 }
 

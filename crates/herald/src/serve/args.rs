@@ -153,9 +153,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_SUBSCRIPTIONS", value_name = "on|off")]
     pub(super) subscriptions: Option<Switch>,
 
-    /// Origin allowed to subscribe and publish from a browser on another
-    /// origin, with cookies; repeat or separate with commas; `*` for any
-    /// [default: none; `*` in development mode].
+    /// Origin whose pages may read the hub from a browser on another
+    /// origin, with cookies; repeat or separate with commas. `*` lets any
+    /// other origin read anonymously, never with cookies: list each origin
+    /// that needs them [default: none; `*` in development mode].
     #[arg(
         long = "cors-origin",
         env = "HERALD_CORS_ORIGINS",

@@ -16,7 +16,8 @@ use crate::token::{parse_alg, read_key};
 /// The hub configuration from the options, final: `Some(DevMode)` when no
 /// key is configured and the hub listens on loopback only, and then the
 /// configuration already carries development mode's key, anonymous
-/// subscribers and any CORS origin (unless the options say otherwise).
+/// subscribers and CORS `*`, reads from any origin without cookies (unless
+/// the options say otherwise).
 pub(super) fn hub_config(
     args: &ServeArgs,
     listen: SocketAddr,
@@ -221,6 +222,9 @@ mod tests {
         let dev = dev.expect("development mode without a key on loopback");
         assert!(config.anonymous);
         assert_eq!(config.cors_origins, vec!["*".to_owned()]);
+        // CORS `*` is for anonymous reads: no origin may publish with the
+        // cookie unless --publish-origin names it.
+        assert!(config.publish_origins.is_empty());
         assert_eq!(config.publisher_key.unwrap().key, dev.key.key);
         assert_eq!(config.subscriber_key.unwrap().key, dev.key.key);
 

@@ -51,8 +51,8 @@ pub(super) fn print_dev_banner(scheme: &str, local: SocketAddr, dev: &DevMode, u
 Herald hub running at {url}
 {ui}
 DEVELOPMENT MODE: no JWT key was configured, so this run made one, admits
-anonymous subscribers and allows any CORS origin. Set --jwt-key (or
-HERALD_JWT_KEY) for anything else.
+anonymous subscribers and lets any origin read without cookies (CORS `*`).
+Set --jwt-key (or HERALD_JWT_KEY) for anything else.
 
   Key (HS256):       {secret}
   Publisher token:   {pub_token}
