@@ -24,6 +24,9 @@ pub enum AccessTokenError {
     /// The header's `typ` is not `at+jwt` (an ID token, a draft-07
     /// token…).
     NotAnAccessToken,
+    /// The header lists critical extensions (`crit`); the hub supports
+    /// none.
+    CriticalHeader,
     /// The header carries key material (`jwk`, `jku`, `x5u`, `x5c`); the
     /// hub only uses keys it was configured with.
     EmbeddedKey,
@@ -60,6 +63,8 @@ pub enum AccessTokenError {
     Expired,
     /// `nbf` is in the future.
     NotYetValid,
+    /// `iat` is in the future.
+    IssuedInTheFuture,
     /// The Mercure authorization details do not follow draft-08
     /// §Authorization Details; says what is wrong.
     AuthorizationDetails(String),
@@ -89,6 +94,9 @@ impl fmt::Display for AccessTokenError {
             E::NotAnAccessToken => {
                 f.write_str("not an access token: its header's \"typ\" must be \"at+jwt\"")
             }
+            E::CriticalHeader => f.write_str(
+                "the token's header lists critical extensions (\"crit\"), which this hub does not support",
+            ),
             E::EmbeddedKey => f.write_str(
                 "the token brings its own key (a jwk, jku, x5u or x5c header): the hub only uses the keys it trusts",
             ),
@@ -119,6 +127,9 @@ impl fmt::Display for AccessTokenError {
             }
             E::Expired => f.write_str("the token has expired"),
             E::NotYetValid => f.write_str("the token is not valid yet (its \"nbf\" is in the future)"),
+            E::IssuedInTheFuture => {
+                f.write_str("the token was issued in the future (its \"iat\"): check the clocks")
+            }
             E::AuthorizationDetails(why) => write!(f, "invalid authorization_details: {why}"),
             E::KeysUnavailable { issuer } => write!(
                 f,

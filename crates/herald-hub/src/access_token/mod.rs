@@ -14,7 +14,7 @@
 //! ([`AccessTokenVerifier::verify`]):
 //!
 //! 1. The header: `typ` must be `at+jwt` (or `application/at+jwt`); no
-//!    key material of its own (`jwk`, `jku`, `x5u`, `x5c`); an
+//!    `crit`; no key material of its own (`jwk`, `jku`, `x5u`, `x5c`); an
 //!    `alg` from [`AccessTokenConfig::algorithms`] (EdDSA, ES256 and RS256
 //!    by default; `none` never).
 //! 2. The issuer: `iss` must equal one configured issuer exactly, and only
@@ -29,8 +29,9 @@
 //!    make it hammer the issuer. [`AccessTokenVerifier::start`] also
 //!    refreshes them every [`JwksPolicy::refresh`].
 //! 4. The claims: `aud` must contain [`AccessTokenConfig::resource`];
-//!    `exp` is required and enforced, `nbf` is enforced when present,
-//!    both with [`AccessTokenConfig::leeway`].
+//!    `exp` is required and enforced, `nbf` and `iat` are enforced when
+//!    present, all with [`AccessTokenConfig::leeway`]; `sub`, when present,
+//!    is a string.
 //! 5. The grants: the Mercure authorization details ([`MercureDetail`]),
 //!    parsed strictly: one invalid Mercure entry rejects the whole token.
 //!
@@ -252,9 +253,9 @@ impl AccessTokenVerifier {
 
     /// Verifies `token` as if the time were `now` (seconds since the Unix
     /// epoch), in draft-08 §Token Validation's order: the header (`typ`,
-    /// no embedded key, `alg` allowlisted), the issuer, the
+    /// no `crit`, no embedded key, `alg` allowlisted), the issuer, the
     /// signature with that issuer's keys only, then `aud`, `exp`, `nbf`,
-    /// and the authorization details.
+    /// `iat`, `sub` and the authorization details.
     pub async fn verify_at(&self, token: &str, now: u64) -> Result<AccessToken, AccessTokenError> {
         let inner = &self.inner;
         let header = jsonwebtoken::decode_header(token).map_err(|e| malformed("header", &e))?;
@@ -346,7 +347,19 @@ impl AccessTokenVerifier {
         if numeric(&claims, "nbf")?.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
             return Err(AccessTokenError::NotYetValid);
         }
-        let subject = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
+        if numeric(&claims, "iat")?.is_some_and(|iat| now.saturating_add(leeway) < iat) {
+            return Err(AccessTokenError::IssuedInTheFuture);
+        }
+        let subject = match claims.get("sub") {
+            None => None,
+            Some(Value::String(sub)) => Some(sub.clone()),
+            Some(_) => {
+                return Err(AccessTokenError::InvalidClaim {
+                    claim: "sub",
+                    expected: "a string",
+                })
+            }
+        };
         let details = details::parse(claims.get("authorization_details"))
             .map_err(AccessTokenError::AuthorizationDetails)?;
         Ok(AccessToken {
@@ -368,6 +381,11 @@ impl AccessTokenVerifier {
 fn check_header(header: &Header, algorithms: &[Algorithm]) -> Result<(), AccessTokenError> {
     if !header.typ.as_deref().is_some_and(is_at_jwt) {
         return Err(AccessTokenError::NotAnAccessToken);
+    }
+    // RFC 7515 §4.1.11: a recipient that does not understand a critical
+    // extension must reject the JWS; this hub understands none.
+    if header.crit.is_some() {
+        return Err(AccessTokenError::CriticalHeader);
     }
     if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some()
     {

@@ -202,6 +202,20 @@ async fn a_token_bringing_its_own_key_is_refused() {
     }
 }
 
+// RFC 7515 §4.1.11: critical extensions the hub does not understand make
+// the token invalid.
+#[tokio::test]
+async fn a_critical_header_is_refused() {
+    let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".into());
+    header.crit = Some(vec!["exp".into()]);
+    let token = crate::auth::sign(&header, ED_PRIVATE, &claims()).unwrap();
+    assert_eq!(
+        check(&ed(), &token).await,
+        Err(AccessTokenError::CriticalHeader)
+    );
+}
+
 #[tokio::test]
 async fn unsigned_tokens_are_refused() {
     let b64 = |v: &Value| {
@@ -351,6 +365,44 @@ async fn audience_expiry_and_not_before_are_enforced() {
     check(&v, &ed_token(&with(json!({"nbf": NOW}))))
         .await
         .unwrap();
+}
+
+// `iat` in the future is refused like `nbf`; `sub` is optional but a
+// string; the leeway applies to every time.
+#[tokio::test]
+async fn issued_at_subject_and_leeway() {
+    let v = ed();
+    assert_eq!(
+        check(&v, &ed_token(&with(json!({"iat": NOW + 5})))).await,
+        Err(AccessTokenError::IssuedInTheFuture)
+    );
+    assert!(matches!(
+        check(&v, &ed_token(&with(json!({"iat": "now"})))).await,
+        Err(AccessTokenError::InvalidClaim { claim: "iat", .. })
+    ));
+    let token = check(&v, &ed_token(&with(json!({"sub": null}))))
+        .await
+        .unwrap();
+    assert_eq!(token.subject, None);
+    assert!(matches!(
+        check(&v, &ed_token(&with(json!({"sub": 42})))).await,
+        Err(AccessTokenError::InvalidClaim { claim: "sub", .. })
+    ));
+
+    let mut lenient = config(vec![KeySource::Pem(ED_PUBLIC.into())]);
+    lenient.leeway = 10;
+    let lenient = AccessTokenVerifier::new(lenient).unwrap();
+    for (changes, ok) in [
+        (json!({"exp": NOW - 9}), true),
+        (json!({"exp": NOW - 10}), false),
+        (json!({"nbf": NOW + 10}), true),
+        (json!({"nbf": NOW + 11}), false),
+        (json!({"iat": NOW + 10}), true),
+        (json!({"iat": NOW + 11}), false),
+    ] {
+        let token = ed_token(&with(changes.clone()));
+        assert_eq!(check(&lenient, &token).await.is_ok(), ok, "{changes}");
+    }
 }
 
 // §Authorization Details: one invalid Mercure entry rejects the token.
