@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
@@ -43,11 +45,25 @@ impl Key {
 /// The keys of one issuer.
 pub(crate) struct IssuerKeys {
     pub(crate) issuer: String,
+    /// Keys from PEM, secrets and JWKS files: fixed for the verifier's life.
     fixed: Vec<Key>,
     urls: Vec<hyper::Uri>,
-    fetched: RwLock<Vec<Key>>,
-    /// When the URLs were last fetched; one fetch at a time.
+    /// The accepted algorithms: keys for no accepted algorithm are dropped.
+    algorithms: Vec<Algorithm>,
+    fetched: RwLock<Fetched>,
+    /// When the URLs were last fetched. Held during a fetch, so that
+    /// verifications waiting for new keys share one fetch.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// What the last fetches of an issuer's URLs gave.
+#[derive(Default)]
+struct Fetched {
+    /// The keys of the last complete fetch.
+    keys: Vec<Key>,
+    /// Whether the last fetch succeeded: false before the first and after
+    /// a failed one (whose keys are not those of the issuer now, maybe).
+    current: bool,
 }
 
 impl IssuerKeys {
@@ -62,6 +78,9 @@ impl IssuerKeys {
         let bad = |source: &dyn std::fmt::Display, why: String| ConfigError {
             message: format!("issuer {issuer:?}: {source}: {why}"),
         };
+        if issuer.is_empty() {
+            return Err(bad(&"issuer", "is empty".into()));
+        }
         for source in sources {
             match source {
                 KeySource::Pem(pem) => fixed.push(pem_key(pem).map_err(|e| bad(&"PEM key", e))?),
@@ -102,7 +121,8 @@ impl IssuerKeys {
             issuer: issuer.to_owned(),
             fixed,
             urls,
-            fetched: RwLock::new(Vec::new()),
+            algorithms: algorithms.to_vec(),
+            fetched: RwLock::new(Fetched::default()),
             last_fetch: tokio::sync::Mutex::new(None),
         })
     }
@@ -110,7 +130,23 @@ impl IssuerKeys {
     /// Every key of the issuer now.
     pub(crate) fn keys(&self) -> Vec<Key> {
         let fetched = self.fetched.read().unwrap_or_else(|e| e.into_inner());
-        self.fixed.iter().chain(fetched.iter()).cloned().collect()
+        self.fixed
+            .iter()
+            .chain(fetched.keys.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether the keys at the issuer's URLs are unknown now: never
+    /// fetched, or the last fetch failed. A token no known key verifies
+    /// may then be valid all the same.
+    pub(crate) fn unavailable(&self) -> bool {
+        self.has_urls()
+            && !self
+                .fetched
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .current
     }
 
     /// Whether one of its keys has this `kid`.
@@ -126,7 +162,12 @@ impl IssuerKeys {
     /// Fetches the URLs again, unless that was done less than
     /// `policy.min_refetch` ago; callers arriving during a fetch wait for
     /// it rather than starting another. Returns whether a fetch happened.
-    pub(crate) async fn refresh(&self, policy: &JwksPolicy, force: bool) -> bool {
+    pub(crate) async fn refresh(
+        &self,
+        client: &JwksClient,
+        policy: &JwksPolicy,
+        force: bool,
+    ) -> bool {
         if self.urls.is_empty() {
             return false;
         }
@@ -134,23 +175,34 @@ impl IssuerKeys {
         if !force && last.is_some_and(|at| at.elapsed() < policy.min_refetch) {
             return false;
         }
-        *last = Some(Instant::now());
         let mut keys = Vec::new();
         for url in &self.urls {
-            match fetch(url, policy)
+            match client
+                .get(url, policy)
                 .await
-                .and_then(|body| jwks(&body, &policy.algorithms))
+                .and_then(|body| jwks(&body, &self.algorithms))
             {
                 Ok(found) => keys.extend(found),
                 Err(why) => {
                     // Keep the keys we had: an unreachable JWKS must not
-                    // lock out every holder of a valid token.
+                    // lock out every holder of a token they verify.
                     tracing::warn!(issuer = %self.issuer, %url, %why, "could not fetch the issuer's keys");
+                    self.fetched
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .current = false;
+                    *last = Some(Instant::now());
                     return true;
                 }
             }
         }
-        *self.fetched.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        *self.fetched.write().unwrap_or_else(|e| e.into_inner()) = Fetched {
+            keys,
+            current: true,
+        };
+        // Counted from the end of the fetch: a slow issuer does not eat
+        // into the interval.
+        *last = Some(Instant::now());
         true
     }
 }
@@ -199,6 +251,9 @@ pub(crate) fn jwks(document: &[u8], algorithms: &[Algorithm]) -> Result<Vec<Key>
             }
         };
         if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+            // Key sets commonly publish encryption keys beside signing
+            // ones: not worth a warning at every refresh.
+            tracing::debug!(kid = ?jwk.common.key_id, "skipping a JWK whose \"use\" is not \"sig\"");
             continue;
         }
         let (family, curve) = match &jwk.algorithm {
@@ -206,23 +261,38 @@ pub(crate) fn jwks(document: &[u8], algorithms: &[Algorithm]) -> Result<Vec<Key>
             AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
                 EllipticCurve::P256 => (AlgorithmFamily::Ec, Some(Algorithm::ES256)),
                 EllipticCurve::P384 => (AlgorithmFamily::Ec, Some(Algorithm::ES384)),
-                _ => continue,
+                _ => {
+                    tracing::warn!(kid = ?jwk.common.key_id, curve = ?ec.curve, "skipping an EC JWK on an unsupported curve");
+                    continue;
+                }
             },
-            AlgorithmParameters::OctetKeyPair(_) => (AlgorithmFamily::Ed, None),
+            AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+                (AlgorithmFamily::Ed, None)
+            }
             // Shared secrets have no place in a published key set.
-            _ => continue,
+            AlgorithmParameters::OctetKey(_) => {
+                tracing::warn!(kid = ?jwk.common.key_id, "skipping a symmetric JWK (kty \"oct\") in a published key set");
+                continue;
+            }
+            _ => {
+                tracing::warn!(kid = ?jwk.common.key_id, "skipping a JWK of an unsupported key type or curve");
+                continue;
+            }
         };
         let alg = match jwk.common.key_algorithm {
             Some(a) => match a.to_string().parse::<Algorithm>() {
                 Ok(alg) => Some(alg),
-                Err(_) => continue,
+                Err(_) => {
+                    tracing::warn!(kid = ?jwk.common.key_id, alg = %a, "skipping a JWK for an algorithm that does not sign");
+                    continue;
+                }
             },
             None => None,
         };
-        if !algorithms
-            .iter()
-            .any(|a| a.family() == family && alg.is_none_or(|k| k == *a))
-        {
+        if !algorithms.iter().any(|a| {
+            a.family() == family && alg.is_none_or(|k| k == *a) && curve.is_none_or(|c| c == *a)
+        }) {
+            tracing::debug!(kid = ?jwk.common.key_id, "skipping a JWK for no accepted algorithm");
             continue;
         }
         let Ok(key) = DecodingKey::from_jwk(&jwk) else {
@@ -240,32 +310,49 @@ pub(crate) fn jwks(document: &[u8], algorithms: &[Algorithm]) -> Result<Vec<Key>
     Ok(keys)
 }
 
-/// GETs a JWKS document within the policy's time and size limits.
-async fn fetch(url: &hyper::Uri, policy: &JwksPolicy) -> Result<Vec<u8>, String> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-    let get = async {
-        let response = client
-            .get(url.clone())
+/// The HTTP client fetching JWKS documents (https with the web PKI's
+/// roots, or plain http), one per verifier.
+#[derive(Clone)]
+pub(crate) struct JwksClient {
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+}
+
+impl JwksClient {
+    pub(crate) fn new() -> Result<JwksClient, String> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .map_err(|e| format!("TLS setup for fetching JWKS: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        // A fetch every few minutes: no use keeping connections open.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(https);
+        Ok(JwksClient { client })
+    }
+
+    /// GETs a JWKS document within the policy's time and size limits.
+    async fn get(&self, url: &hyper::Uri, policy: &JwksPolicy) -> Result<Vec<u8>, String> {
+        let get = async {
+            let response = self
+                .client
+                .get(url.clone())
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            if !response.status().is_success() {
+                return Err(format!("answered {}", response.status()));
+            }
+            Limited::new(response.into_body(), policy.max_document_bytes)
+                .collect()
+                .await
+                .map(|body| body.to_bytes().to_vec())
+                .map_err(|e| format!("reading the document: {e}"))
+        };
+        tokio::time::timeout(policy.fetch_timeout, get)
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("answered {}", response.status()));
-        }
-        Limited::new(response.into_body(), policy.max_document_bytes)
-            .collect()
-            .await
-            .map(|body| body.to_bytes().to_vec())
-            .map_err(|e| format!("reading the document: {e}"))
-    };
-    tokio::time::timeout(policy.fetch_timeout, get)
-        .await
-        .map_err(|_| format!("no answer within {:?}", policy.fetch_timeout))?
+            .map_err(|_| format!("no answer within {:?}", policy.fetch_timeout))?
+    }
 }
 
 /// The shortest wait between periodic refreshes (a guard against a zero).

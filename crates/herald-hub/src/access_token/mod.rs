@@ -1,187 +1,119 @@
 //! Draft-08 access tokens: RFC 9068 JWTs (`typ: at+jwt`) from trusted
-//! issuers, carrying Mercure authorization details.
+//! issuers, carrying Mercure authorization details. This is the first step
+//! of both paths once a request presents a token: publish → *verify the
+//! token* → authorize each topic → history → fan-out, and subscribe →
+//! *verify the token* → authorize the matchers → replay → live. The HTTP
+//! layer turns the result into grants (compiling the matchers) or into a
+//! `WWW-Authenticate` challenge.
 //!
-//! An operator lists the issuers the hub trusts, each with its keys
-//! ([`IssuerConfig`]): PEM public keys, a shared secret, a JWKS file, or the
-//! URL of the issuer's JWKS. A token is verified only with the keys of the
-//! issuer its `iss` names, never a pool spanning issuers, with an algorithm
-//! from an explicit allowlist (EdDSA, ES256 and RS256 by default) that
-//! suits the key, and never with key material the token brings itself
-//! (`jwk`, `jku`, `x5u`, `x5c` headers are refused). `exp` is required,
-//! `nbf` enforced, `aud` must name the hub's resource identifier.
+//! # From the operator's configuration to a verdict
 //!
-//! Keys from a JWKS URL are fetched at start ([`AccessTokenVerifier::start`]
-//! also refreshes them periodically), and again when a token names a `kid`
-//! the hub does not know, at most once per
-//! [`JwksPolicy::min_refetch`] per issuer: an issuer rotates its keys and
-//! the hub follows without a restart, while a flood of tokens with made-up
-//! `kid`s cannot make it hammer the issuer.
+//! The operator lists the issuers the hub trusts ([`IssuerConfig`]), each
+//! with its keys ([`KeySource`]): PEM public keys or files, a shared secret,
+//! a JWKS file, or the URL of the issuer's JWKS. Then, for each token
+//! ([`AccessTokenVerifier::verify`]):
 //!
-//! What the token grants is its Mercure authorization details
-//! ([`MercureDetail`]); one invalid Mercure entry rejects the token.
+//! 1. The header: `typ` must be `at+jwt` (or `application/at+jwt`); no
+//!    `crit`; no key material of its own (`jwk`, `jku`, `x5u`, `x5c`); an
+//!    `alg` from [`AccessTokenConfig::algorithms`] (EdDSA, ES256 and RS256
+//!    by default; `none` never).
+//! 2. The issuer: `iss` must equal one configured issuer exactly, and only
+//!    that issuer's keys are tried, never a pool spanning issuers.
+//! 3. The key: among the issuer's keys suited to `alg` (family, curve, and
+//!    the JWK's own `alg`), the one whose `kid` the token names, or those
+//!    without a `kid` (a PEM key, a secret), or, when the token names none,
+//!    each in turn. A `kid` the hub does not know makes it fetch the
+//!    issuer's JWKS URLs again, at most once per
+//!    [`JwksPolicy::min_refetch`]: an issuer rotates its keys and the hub
+//!    follows without a restart, while a flood of made-up `kid`s cannot
+//!    make it hammer the issuer. [`AccessTokenVerifier::start`] also
+//!    refreshes them every [`JwksPolicy::refresh`].
+//! 4. The claims: `aud` must contain [`AccessTokenConfig::resource`];
+//!    `exp` is required and enforced, `nbf` and `iat` are enforced when
+//!    present, all with [`AccessTokenConfig::leeway`]; `sub`, when present,
+//!    is a string.
+//! 5. The grants: the Mercure authorization details ([`MercureDetail`]),
+//!    parsed strictly: one invalid Mercure entry rejects the whole token.
+//!
+//! A refusal is an [`AccessTokenError`]: `invalid_token` for every defect
+//! of the token, and [`AccessTokenError::KeysUnavailable`] when the
+//! issuer's keys could not be fetched and the token may well be valid.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use herald_hub::access_token::{AccessTokenConfig, AccessTokenVerifier, IssuerConfig, KeySource};
+//!
+//! # async fn run(token: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = AccessTokenConfig::new(
+//!     "https://hub.example.com/.well-known/mercure",
+//!     vec![
+//!         // An authorization server, whose keys are at its JWKS URL.
+//!         IssuerConfig {
+//!             issuer: "https://auth.example.com".into(),
+//!             keys: vec![KeySource::JwksUrl("https://auth.example.com/jwks.json".into())],
+//!         },
+//!         // A publisher minting its own tokens with one Ed25519 key.
+//!         IssuerConfig {
+//!             issuer: "https://backend.example.com".into(),
+//!             keys: vec![KeySource::PemFile("/etc/herald/backend.pub.pem".into())],
+//!         },
+//!     ],
+//! );
+//! let verifier = AccessTokenVerifier::new(config)?; // reads the PEM file
+//! verifier.start().await; // fetches the JWKS, then refreshes it
+//! match verifier.verify(token).await {
+//!     Ok(token) => {
+//!         for detail in &token.details {
+//!             println!("publish: {}, topics: {:?}", detail.publish, detail.topics);
+//!         }
+//!     }
+//!     Err(e) if e.is_invalid_token() => println!("401 invalid_token: {e}"),
+//!     Err(e) => println!("503: {e}"),
+//! }
+//! # Ok(()) }
+//! ```
 
+mod config;
 mod details;
+mod error;
 mod keys;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
 use serde_json::{Map, Value};
 
+pub use config::{
+    AccessTokenConfig, ConfigError, IssuerConfig, JwksPolicy, KeySource, DEFAULT_ALGORITHMS,
+};
 pub use details::{MercureDetail, TopicGrant, MERCURE_DETAIL_TYPE};
-use keys::IssuerKeys;
-
-/// How the hub verifies access tokens.
-#[derive(Debug, Clone)]
-pub struct AccessTokenConfig {
-    /// The hub's resource identifier, which `aud` must contain (by
-    /// default the hub URL).
-    pub resource: String,
-    /// The trusted issuers.
-    pub issuers: Vec<IssuerConfig>,
-    /// Accepted signature algorithms.
-    pub algorithms: Vec<Algorithm>,
-    /// Seconds of clock skew allowed on `exp` and `nbf`.
-    pub leeway: u64,
-    /// How keys from JWKS URLs are fetched.
-    pub jwks: JwksPolicy,
-}
-
-/// The algorithms accepted when none are configured (draft-08 §Token
-/// Validation: at least these).
-pub const DEFAULT_ALGORITHMS: [Algorithm; 3] =
-    [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
-
-impl AccessTokenConfig {
-    /// A configuration for `resource` trusting `issuers`, with the default
-    /// algorithms, no leeway and the default JWKS policy.
-    pub fn new(resource: impl Into<String>, issuers: Vec<IssuerConfig>) -> AccessTokenConfig {
-        AccessTokenConfig {
-            resource: resource.into(),
-            issuers,
-            algorithms: DEFAULT_ALGORITHMS.to_vec(),
-            leeway: 0,
-            jwks: JwksPolicy::default(),
-        }
-    }
-}
-
-/// One trusted issuer and its keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuerConfig {
-    /// The exact `iss` of its tokens.
-    pub issuer: String,
-    /// Where its keys are.
-    pub keys: Vec<KeySource>,
-}
-
-/// Where an issuer's keys are.
-#[derive(Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// A PEM public key or certificate (Ed25519, EC, RSA).
-    Pem(String),
-    /// A file holding one.
-    PemFile(PathBuf),
-    /// A shared secret for HS256/384/512 (only if the allowlist has them).
-    Secret(Vec<u8>),
-    /// A JWKS document in a file, read at start.
-    JwksFile(PathBuf),
-    /// The URL of the issuer's JWKS, fetched and refreshed.
-    JwksUrl(String),
-}
-
-impl fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeySource::Pem(_) => f.write_str("Pem(..)"),
-            KeySource::PemFile(p) => f.debug_tuple("PemFile").field(p).finish(),
-            // Never print a secret.
-            KeySource::Secret(_) => f.write_str("Secret(..)"),
-            KeySource::JwksFile(p) => f.debug_tuple("JwksFile").field(p).finish(),
-            KeySource::JwksUrl(u) => f.debug_tuple("JwksUrl").field(u).finish(),
-        }
-    }
-}
-
-/// How keys are fetched from JWKS URLs.
-#[derive(Debug, Clone)]
-pub struct JwksPolicy {
-    /// Least time between two fetches of one issuer's keys on unknown
-    /// `kid`s.
-    pub min_refetch: Duration,
-    /// How often the keys are fetched again regardless.
-    pub refresh: Duration,
-    /// Longest a fetch may take.
-    pub fetch_timeout: Duration,
-    /// Largest JWKS document read.
-    pub max_document_bytes: usize,
-    /// The accepted algorithms (copied from the configuration), to keep
-    /// only keys that can be used.
-    pub(crate) algorithms: Vec<Algorithm>,
-}
-
-impl Default for JwksPolicy {
-    fn default() -> Self {
-        JwksPolicy {
-            min_refetch: Duration::from_secs(30),
-            refresh: Duration::from_secs(300),
-            fetch_timeout: Duration::from_secs(5),
-            max_document_bytes: 1 << 20,
-            algorithms: Vec::new(),
-        }
-    }
-}
-
-/// A configuration that cannot work; says which issuer and source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "access tokens: {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Why a token was refused: every case is `invalid_token` (draft-08
-/// §Error Responses); the message is for the developer reading the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessTokenError(String);
-
-impl fmt::Display for AccessTokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for AccessTokenError {}
-
-fn refused(why: impl Into<String>) -> AccessTokenError {
-    AccessTokenError(why.into())
-}
+use error::shown;
+pub use error::AccessTokenError;
+use keys::{IssuerKeys, JwksClient};
 
 /// A verified access token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessToken {
-    /// `iss`.
+    /// `iss`: the trusted issuer whose key verified it.
     pub issuer: String,
-    /// `sub`, when present.
+    /// `sub`, when present: the subscriber's identity (draft-08 derives
+    /// subscription identifiers from it).
     pub subject: Option<String>,
-    /// `exp`, seconds since the Unix epoch.
+    /// `exp`, seconds since the Unix epoch: the grants end then.
     pub expires: u64,
-    /// The Mercure authorization details, in order.
+    /// The Mercure authorization details, in the token's order (payload
+    /// selection is order-dependent).
     pub details: Vec<MercureDetail>,
     /// Every claim, as signed.
     pub claims: Map<String, Value>,
 }
 
-/// Verifies access tokens. Cheap to clone.
+/// Verifies access tokens. Cheap to clone: clones share the keys, so a
+/// refresh through one is seen by all.
 #[derive(Clone)]
 pub struct AccessTokenVerifier {
     inner: Arc<Inner>,
@@ -193,6 +125,8 @@ struct Inner {
     leeway: u64,
     policy: JwksPolicy,
     issuers: Vec<IssuerKeys>,
+    /// Fetches the JWKS URLs; `None` when no issuer has one.
+    client: Option<JwksClient>,
 }
 
 impl fmt::Debug for AccessTokenVerifier {
@@ -211,7 +145,8 @@ impl fmt::Debug for AccessTokenVerifier {
 }
 
 /// Whether a token's `typ` says it is an access token (RFC 9068 §4:
-/// `at+jwt`, or `application/at+jwt`, case-insensitively).
+/// `at+jwt`, or `application/at+jwt`, case-insensitively): how the hub
+/// tells a draft-08 token from a draft-07 one before verifying either.
 pub fn is_access_token(token: &str) -> bool {
     jsonwebtoken::decode_header(token)
         .ok()
@@ -225,9 +160,11 @@ fn is_at_jwt(typ: &str) -> bool {
 }
 
 impl AccessTokenVerifier {
-    /// Loads every fixed key (files are read now); keys at URLs are
-    /// fetched by [`AccessTokenVerifier::start`] or
-    /// [`AccessTokenVerifier::refresh_keys`].
+    /// Loads every fixed key now (PEM text, secrets, and the PEM and JWKS
+    /// files, which are read here); keys at URLs are fetched by
+    /// [`AccessTokenVerifier::start`] or
+    /// [`AccessTokenVerifier::refresh_keys`], or by the first token that
+    /// needs them. The error names the issuer and the source at fault.
     pub fn new(config: AccessTokenConfig) -> Result<AccessTokenVerifier, ConfigError> {
         let config_error = |message: String| ConfigError { message };
         if config.issuers.is_empty() {
@@ -236,32 +173,52 @@ impl AccessTokenVerifier {
         if config.algorithms.is_empty() {
             return Err(config_error("no accepted algorithm".into()));
         }
-        let mut policy = config.jwks;
-        policy.algorithms = config.algorithms.clone();
+        for (i, issuer) in config.issuers.iter().enumerate() {
+            if config.issuers[..i]
+                .iter()
+                .any(|o| o.issuer == issuer.issuer)
+            {
+                return Err(config_error(format!(
+                    "the issuer {:?} is listed twice: list all its keys under one entry",
+                    issuer.issuer
+                )));
+            }
+        }
         let issuers = config
             .issuers
             .iter()
             .map(|i| IssuerKeys::load(&i.issuer, &i.keys, &config.algorithms))
             .collect::<Result<Vec<_>, _>>()?;
+        let client = if issuers.iter().any(IssuerKeys::has_urls) {
+            Some(JwksClient::new().map_err(config_error)?)
+        } else {
+            None
+        };
         Ok(AccessTokenVerifier {
             inner: Arc::new(Inner {
                 resource: config.resource,
                 algorithms: config.algorithms,
                 leeway: config.leeway,
-                policy,
+                policy: config.jwks,
                 issuers,
+                client,
             }),
         })
     }
 
-    /// Fetches the keys at URLs now, then again every
-    /// [`JwksPolicy::refresh`] for as long as the verifier lives.
+    /// Fetches the keys at URLs now, then spawns a task fetching them
+    /// again every [`JwksPolicy::refresh`]; the task ends when the last
+    /// clone of the verifier is dropped. Call it once.
     pub async fn start(&self) {
         self.refresh_keys().await;
+        if self.inner.client.is_none() {
+            return;
+        }
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let every = self.inner.policy.refresh.max(keys::MIN_REFRESH);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
@@ -271,14 +228,22 @@ impl AccessTokenVerifier {
         });
     }
 
-    /// Fetches every issuer's keys at URLs now.
+    /// Fetches every issuer's keys at URLs now, whenever they were last
+    /// fetched. A fetch that fails keeps the keys of the last one that
+    /// succeeded (and is logged); one that succeeds replaces them, so a
+    /// key the issuer retired stops verifying.
     pub async fn refresh_keys(&self) {
+        let Some(client) = &self.inner.client else {
+            return;
+        };
         for issuer in &self.inner.issuers {
-            issuer.refresh(&self.inner.policy, true).await;
+            issuer.refresh(client, &self.inner.policy, true).await;
         }
     }
 
-    /// Verifies `token` now.
+    /// Verifies `token` now. Async because a token naming a key the hub
+    /// does not know may make it fetch the issuer's keys again (see
+    /// [`JwksPolicy::min_refetch`]).
     pub async fn verify(&self, token: &str) -> Result<AccessToken, AccessTokenError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -287,72 +252,85 @@ impl AccessTokenVerifier {
     }
 
     /// Verifies `token` as if the time were `now` (seconds since the Unix
-    /// epoch).
+    /// epoch), in draft-08 §Token Validation's order: the header (`typ`,
+    /// no `crit`, no embedded key, `alg` allowlisted), the issuer, the
+    /// signature with that issuer's keys only, then `aud`, `exp`, `nbf`,
+    /// `iat`, `sub` and the authorization details.
     pub async fn verify_at(&self, token: &str, now: u64) -> Result<AccessToken, AccessTokenError> {
         let inner = &self.inner;
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| refused(format!("malformed access token: {e}")))?;
-        if !header.typ.as_deref().is_some_and(is_at_jwt) {
-            return Err(refused(
-                "not an access token: its \"typ\" must be \"at+jwt\"",
-            ));
-        }
-        if header.jwk.is_some()
-            || header.jku.is_some()
-            || header.x5u.is_some()
-            || header.x5c.is_some()
-        {
-            return Err(refused(
-                "the token brings its own key (jwk, jku, x5u or x5c header): the hub only uses keys it trusts",
-            ));
-        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| malformed("header", &e))?;
+        check_header(&header, &inner.algorithms)?;
         let alg = header.alg;
-        if !inner.algorithms.contains(&alg) {
-            return Err(refused(format!(
-                "the algorithm {alg:?} is not accepted by this hub"
-            )));
-        }
         let unverified: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(token)
-            .map_err(|e| refused(format!("malformed access token claims: {e}")))?;
-        let Some(Value::String(iss)) = unverified.get("iss") else {
-            return Err(refused("the token has no \"iss\" string"));
+            .map_err(|e| malformed("claims", &e))?;
+        let iss = match unverified.get("iss") {
+            Some(Value::String(iss)) => iss,
+            None => return Err(AccessTokenError::MissingClaim("iss")),
+            Some(_) => {
+                return Err(AccessTokenError::InvalidClaim {
+                    claim: "iss",
+                    expected: "a string",
+                })
+            }
         };
         let issuer = inner
             .issuers
             .iter()
             .find(|i| i.issuer == *iss)
-            .ok_or_else(|| refused(format!("the issuer {iss:?} is not trusted by this hub")))?;
+            .ok_or_else(|| AccessTokenError::UntrustedIssuer(shown(iss)))?;
 
         let kid = header.kid.as_deref();
-        if kid.is_some_and(|kid| !issuer.knows(kid)) && issuer.has_urls() {
-            // A key the hub does not know yet: the issuer may have rotated.
-            issuer.refresh(&inner.policy, false).await;
+        let mut candidates = candidate_keys(issuer, kid, alg);
+        if let Some(client) = &inner.client {
+            if candidates.is_empty() || kid.is_some_and(|kid| !issuer.knows(kid)) {
+                // A key the hub does not know (yet): the issuer may have
+                // rotated its keys, or they were never fetched.
+                issuer.refresh(client, &inner.policy, false).await;
+                candidates = candidate_keys(issuer, kid, alg);
+            }
         }
-        let candidates = candidates(issuer, kid, alg);
+        // Whether a failure may be the missing keys' rather than the
+        // token's: the issuer's current keys are unknown and none of the
+        // known ones is the one the token names.
+        let keys_unavailable = || issuer.unavailable() && !kid.is_some_and(|kid| issuer.knows(kid));
         if candidates.is_empty() {
-            return Err(refused(match header.kid {
-                Some(kid) => format!("the issuer {iss:?} has no {alg:?} key with kid {kid:?}"),
-                None => format!("the issuer {iss:?} has no {alg:?} key"),
-            }));
+            return Err(if keys_unavailable() {
+                AccessTokenError::KeysUnavailable {
+                    issuer: issuer.issuer.clone(),
+                }
+            } else {
+                AccessTokenError::UnknownKey {
+                    issuer: issuer.issuer.clone(),
+                    algorithm: alg,
+                    kid: kid.map(shown),
+                }
+            });
         }
+
         let mut validation = Validation::new(alg);
         validation.set_audience(&[&inner.resource]);
-        validation.set_issuer(&[iss]);
+        validation.set_issuer(&[&issuer.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        // Checked by `accept`, with the caller's `now`.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        let mut last = refused("the signature does not verify with the issuer's keys");
         for key in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
                 Ok(data) => return self.accept(data.claims, now),
-                Err(e) => {
-                    if !matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) {
-                        last = refused(claims_error(&e, &inner.resource));
-                    }
-                }
+                // The wrong key among several: try the next.
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {}
+                // The signature verified (or the token is broken): the
+                // claims are at fault, whatever the other keys.
+                Err(e) => return Err(claims_error(&e, &inner.resource, &unverified)),
             }
         }
-        Err(last)
+        Err(if keys_unavailable() {
+            AccessTokenError::KeysUnavailable {
+                issuer: issuer.issuer.clone(),
+            }
+        } else {
+            AccessTokenError::BadSignature
+        })
     }
 
     /// Checks the times and reads the details of verified claims.
@@ -362,25 +340,35 @@ impl AccessTokenVerifier {
         now: u64,
     ) -> Result<AccessToken, AccessTokenError> {
         let leeway = self.inner.leeway;
-        let expires =
-            numeric(&claims, "exp")?.ok_or_else(|| refused("the token has no \"exp\""))?;
+        let expires = numeric(&claims, "exp")?.ok_or(AccessTokenError::MissingClaim("exp"))?;
         if now >= expires.saturating_add(leeway) {
-            return Err(refused("the token has expired"));
+            return Err(AccessTokenError::Expired);
         }
         if numeric(&claims, "nbf")?.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
-            return Err(refused(
-                "the token is not valid yet (its \"nbf\" is in the future)",
-            ));
+            return Err(AccessTokenError::NotYetValid);
         }
+        if numeric(&claims, "iat")?.is_some_and(|iat| now.saturating_add(leeway) < iat) {
+            return Err(AccessTokenError::IssuedInTheFuture);
+        }
+        let subject = match claims.get("sub") {
+            None => None,
+            Some(Value::String(sub)) => Some(sub.clone()),
+            Some(_) => {
+                return Err(AccessTokenError::InvalidClaim {
+                    claim: "sub",
+                    expected: "a string",
+                })
+            }
+        };
         let details = details::parse(claims.get("authorization_details"))
-            .map_err(|why| refused(format!("invalid authorization_details: {why}")))?;
+            .map_err(AccessTokenError::AuthorizationDetails)?;
         Ok(AccessToken {
             issuer: claims
                 .get("iss")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
-            subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+            subject,
             expires,
             details,
             claims,
@@ -388,11 +376,33 @@ impl AccessTokenVerifier {
     }
 }
 
+/// The header rules of draft-08 §Token Validation and RFC 7515, checked
+/// before any key is looked for.
+fn check_header(header: &Header, algorithms: &[Algorithm]) -> Result<(), AccessTokenError> {
+    if !header.typ.as_deref().is_some_and(is_at_jwt) {
+        return Err(AccessTokenError::NotAnAccessToken);
+    }
+    // RFC 7515 §4.1.11: a recipient that does not understand a critical
+    // extension must reject the JWS; this hub understands none.
+    if header.crit.is_some() {
+        return Err(AccessTokenError::CriticalHeader);
+    }
+    if header.jwk.is_some() || header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some()
+    {
+        return Err(AccessTokenError::EmbeddedKey);
+    }
+    if !algorithms.contains(&header.alg) {
+        return Err(AccessTokenError::AlgorithmNotAccepted(header.alg));
+    }
+    Ok(())
+}
+
 /// The issuer's keys that may verify a token with `kid` and `alg`: the
 /// suitable keys with that `kid`, or, when none has it, the suitable keys
 /// that have no `kid` (a PEM key, a secret); every suitable key when the
-/// token names none.
-fn candidates(issuer: &IssuerKeys, kid: Option<&str>, alg: Algorithm) -> Vec<keys::Key> {
+/// token names none. The `kid` is a hint among the issuer's trusted keys,
+/// never a way to reach another issuer's.
+fn candidate_keys(issuer: &IssuerKeys, kid: Option<&str>, alg: Algorithm) -> Vec<keys::Key> {
     let suitable: Vec<keys::Key> = issuer.keys().into_iter().filter(|k| k.suits(alg)).collect();
     let Some(kid) = kid else {
         return suitable;
@@ -408,7 +418,14 @@ fn candidates(issuer: &IssuerKeys, kid: Option<&str>, alg: Algorithm) -> Vec<key
 }
 
 /// A NumericDate claim, rounded up when fractional.
-fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AccessTokenError> {
+fn numeric(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, AccessTokenError> {
+    let invalid = AccessTokenError::InvalidClaim {
+        claim: name,
+        expected: "a non-negative number of seconds since the Unix epoch",
+    };
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
@@ -416,21 +433,55 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Acces
             (None, Some(f)) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
                 Ok(Some(f.ceil() as u64))
             }
-            _ => Err(refused(format!("\"{name}\" is not a valid time"))),
+            _ => Err(invalid),
         },
-        Some(_) => Err(refused(format!("\"{name}\" is not a number"))),
+        Some(_) => Err(invalid),
     }
 }
 
-fn claims_error(e: &jsonwebtoken::errors::Error, resource: &str) -> String {
-    use jsonwebtoken::errors::ErrorKind;
+/// A header or claims set that jsonwebtoken cannot read.
+fn malformed(part: &str, e: &jsonwebtoken::errors::Error) -> AccessTokenError {
+    AccessTokenError::Malformed(match e.kind() {
+        ErrorKind::InvalidToken => "a JWS is three base64url parts separated by dots".into(),
+        ErrorKind::Base64(_) => format!("the {part} is not base64url"),
+        ErrorKind::Utf8(_) => format!("the {part} is not UTF-8"),
+        // An unknown `alg` (`none` among them) fails here too.
+        ErrorKind::Json(e) => format!("the {part} is not what a JWS {part} should be ({e})"),
+        _ => format!("the {part} cannot be read ({e})"),
+    })
+}
+
+/// jsonwebtoken's verdict on a token whose header passed [`check_header`]
+/// (`claims`: the same token's claims, read before).
+fn claims_error(
+    e: &jsonwebtoken::errors::Error,
+    resource: &str,
+    claims: &Map<String, Value>,
+) -> AccessTokenError {
     match e.kind() {
-        ErrorKind::InvalidAudience => {
-            format!("the token's \"aud\" does not name this hub ({resource:?})")
-        }
-        ErrorKind::InvalidIssuer => "the token's \"iss\" changed between reads".into(),
-        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no \"{claim}\""),
-        _ => format!("invalid access token: {e}"),
+        ErrorKind::InvalidAudience => AccessTokenError::WrongAudience {
+            resource: resource.to_owned(),
+        },
+        // jsonwebtoken also calls a claim of the wrong type missing.
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" if claims.contains_key("exp") => AccessTokenError::InvalidClaim {
+                claim: "exp",
+                expected: "a non-negative number of seconds since the Unix epoch",
+            },
+            "exp" => AccessTokenError::MissingClaim("exp"),
+            "aud" if claims.contains_key("aud") => AccessTokenError::InvalidClaim {
+                claim: "aud",
+                expected: "a string or an array of strings",
+            },
+            "aud" => AccessTokenError::MissingClaim("aud"),
+            "iss" => AccessTokenError::MissingClaim("iss"),
+            _ => AccessTokenError::Malformed(e.to_string()),
+        },
+        ErrorKind::InvalidIssuer => AccessTokenError::InvalidClaim {
+            claim: "iss",
+            expected: "the same in every read of the token",
+        },
+        _ => AccessTokenError::Malformed(e.to_string()),
     }
 }
 
