@@ -13,6 +13,7 @@
 mod grants;
 mod jwt;
 
+use crate::access_token::AccessTokenError;
 use crate::hub::Shared;
 use crate::protocol::Revision;
 
@@ -27,14 +28,37 @@ pub(crate) enum Role {
     Subscriber,
 }
 
+/// Why a token could not be turned into grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The token is at fault (`invalid_token`); says why.
+    Invalid(String),
+    /// The hub could not check it: its issuer's keys could not be fetched.
+    /// The token may be valid, so the answer is a 503 to retry, not a 401
+    /// that would send the client for a new token.
+    KeysUnavailable(String),
+}
+
+impl From<String> for Refused {
+    fn from(reason: String) -> Self {
+        Refused::Invalid(reason)
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(reason: &str) -> Self {
+        Refused::Invalid(reason.to_string())
+    }
+}
+
 /// Verifies `token` as the revision it was issued for and returns its
-/// grants, or why it is refused (every refusal is `invalid_token`).
+/// grants, or why it is refused.
 ///
 /// A token whose `typ` is `at+jwt` is a draft-08 access token, verified
 /// with the trusted issuers' keys; any other is a draft-07 token, verified
 /// with the role's key. A hub refuses the tokens of a revision it does not
 /// speak.
-pub(crate) async fn verify(shared: &Shared, token: &str, role: Role) -> Result<Grants, String> {
+pub(crate) async fn verify(shared: &Shared, token: &str, role: Role) -> Result<Grants, Refused> {
     let config = &shared.config;
     if crate::access_token::is_access_token(token) {
         if !config.protocol.speaks(Revision::Draft08) {
@@ -43,8 +67,11 @@ pub(crate) async fn verify(shared: &Shared, token: &str, role: Role) -> Result<G
         let verifier = shared.access_tokens.as_ref().ok_or(
             "this hub trusts no access-token issuer: configure one (--issuer) to accept at+jwt tokens",
         )?;
-        let token = verifier.verify(token).await.map_err(|e| e.to_string())?;
-        return Grants::from_access_token(token, &config.hub_url);
+        let token = verifier.verify(token).await.map_err(|e| match e {
+            AccessTokenError::KeysUnavailable { .. } => Refused::KeysUnavailable(e.to_string()),
+            e => Refused::Invalid(e.to_string()),
+        })?;
+        return Ok(Grants::from_access_token(token, &config.hub_url)?);
     }
     if !config.protocol.speaks(Revision::Draft07) {
         return Err("this hub speaks draft-08 only (--protocol 08): send an access token (typ at+jwt) with authorization_details".into());

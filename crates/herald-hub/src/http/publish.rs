@@ -56,9 +56,7 @@ async fn accept(
                 .into(),
         ));
     }
-    let grants = auth::verify(shared, &presented.token, Role::Publisher)
-        .await
-        .map_err(Rejection::InvalidToken)?;
+    let grants = auth::verify(shared, &presented.token, Role::Publisher).await?;
     let bytes = super::read_form(headers, body, shared.config.max_body).await?;
     let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
         if e.is_too_large() {

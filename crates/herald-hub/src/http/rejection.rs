@@ -5,6 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::Refused;
 use crate::protocol::Revision;
 use crate::Hub;
 
@@ -37,6 +38,15 @@ pub(crate) enum Rejection {
     UnsupportedMediaType,
     /// 503: shutting down, or history unavailable.
     Unavailable(String),
+}
+
+impl From<Refused> for Rejection {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Invalid(m) => Rejection::InvalidToken(m),
+            Refused::KeysUnavailable(m) => Rejection::Unavailable(m),
+        }
+    }
 }
 
 impl Rejection {

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::subscription::{Replay, Subscription, REPLAY_PAGE};
 use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
-use crate::auth::{self, Grants, Role};
+use crate::auth::{self, Grants, Refused, Role};
 use crate::fanout::Interest;
 use crate::matcher::Matcher;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
@@ -230,16 +230,16 @@ async fn authenticate(
         // A stale cookie must not lock a browser out of public updates it
         // could read without one (a common complaint about the reference
         // hub); a token given explicitly is still refused.
-        Err(reason) if presented.source == TokenSource::Cookie && anonymous => {
+        Err(Refused::Invalid(reason)) if presented.source == TokenSource::Cookie && anonymous => {
             tracing::debug!(%reason, "ignoring an unusable token cookie; subscribing anonymously");
             Ok(None)
         }
-        Err(reason) => Err(Rejection::InvalidToken(reason)),
+        Err(refused) => Err(refused.into()),
     }
 }
 
 /// What a subscriber's token allows, or why it is refused.
-pub(super) async fn subscriber_grants(hub: &Hub, token: &str) -> Result<Grants, String> {
+pub(super) async fn subscriber_grants(hub: &Hub, token: &str) -> Result<Grants, Refused> {
     auth::verify(&hub.shared, token, Role::Subscriber).await
 }
 

@@ -73,9 +73,7 @@ async fn answer(
             "the subscription API needs a token that grants subscribe on the requested URL".into(),
         )
     })?;
-    let grants = subscriber_grants(hub, &presented.token)
-        .await
-        .map_err(Rejection::InvalidToken)?;
+    let grants = subscriber_grants(hub, &presented.token).await?;
     let topic = Topic::new(canonical, &config.hub_url);
     if !grants.subscribe.iter().any(|m| m.matches(&topic)) {
         return Err(Rejection::InsufficientScope(format!(
