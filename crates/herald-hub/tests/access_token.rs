@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -326,4 +328,35 @@ async fn keys_from_a_jwks_file() {
         matches!(err, AccessTokenError::UnknownKey { .. }),
         "{err:?}"
     );
+}
+
+// Over HTTP, a token whose issuer's keys cannot be fetched is answered with
+// a 503 and no `invalid_token` challenge: the client should retry, not go
+// for a new token. Once the issuer answers, the same token subscribes.
+#[tokio::test]
+async fn over_http_unreachable_keys_are_a_503_not_a_401() {
+    use axum::http::header::WWW_AUTHENTICATE;
+    use herald_hub::matcher::HubUrl;
+    use herald_hub::HubConfig;
+
+    let issuer = Issuer::default();
+    issuer.publish(&[("k1", ED_PUBLIC, Algorithm::EdDSA)]);
+    issuer.down.store(true, Ordering::SeqCst);
+    let keys = vec![KeySource::JwksUrl(issuer.serve().await)];
+    let hub = common::start(HubConfig {
+        hub_url: HubUrl::parse(RESOURCE).unwrap(),
+        access_tokens: Some(config(keys, Duration::ZERO)),
+        ..common::config()
+    })
+    .await;
+    let bearer = format!("Bearer {}", ed_token("k1"));
+    let headers = [("authorization", bearer.as_str())];
+
+    let refused = common::subscribe(hub.addr, "match=*", &headers).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers.get(WWW_AUTHENTICATE).is_none());
+
+    issuer.down.store(false, Ordering::SeqCst);
+    let admitted = common::subscribe(hub.addr, "match=*", &headers).await;
+    assert_eq!(admitted.status, StatusCode::OK);
 }
