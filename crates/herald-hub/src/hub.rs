@@ -17,7 +17,7 @@ use crate::fanout::Fanout;
 use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::presence::Presence;
+use crate::presence::{Membership, Presence};
 use crate::protocol::{Protocol, PublishForm, Revision};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     pub(crate) health: Arc<Health>,
     /// The active subscriptions, when `HubConfig::subscriptions`.
     pub(crate) presence: Option<Arc<Presence>>,
+    /// This node's records in the shared log's roster, when presence is on
+    /// and the log is shared.
+    pub(crate) membership: Option<Arc<Membership>>,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
@@ -158,9 +161,20 @@ impl Hub {
         // Live entries start after what the log holds now: a subscriber
         // that wants older ones replays them.
         let last_seq = history.stats().last_seq;
-        let presence = config
+        // On a shared log, the subscriptions of the other nodes are in the
+        // roster, loaded once the hub runs.
+        let membership = config
             .subscriptions
-            .then(|| Arc::new(Presence::new(config.hub_url.as_url().path())));
+            .then(|| history.roster())
+            .flatten()
+            .map(|roster| Arc::new(Membership::new(roster)));
+        let presence = config.subscriptions.then(|| {
+            Arc::new(Presence::new(
+                config.hub_url.as_url().path(),
+                last_seq,
+                membership.is_some(),
+            ))
+        });
         let dispatcher = Arc::new(Dispatcher::new(
             Arc::clone(&fanout),
             last_seq,
@@ -181,7 +195,7 @@ impl Hub {
                 Arc::clone(&health),
             ),
         };
-        Ok(Hub {
+        let hub = Hub {
             shared: Arc::new(Shared {
                 config,
                 history,
@@ -190,6 +204,7 @@ impl Hub {
                 _dispatcher: dispatcher,
                 health,
                 presence,
+                membership,
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,
@@ -197,7 +212,14 @@ impl Hub {
                 metrics,
                 heartbeat: herald_sse::comment(""),
             }),
-        })
+        };
+        if let Some(membership) = &hub.shared.membership {
+            tokio::spawn(crate::presence::membership::run(
+                Arc::downgrade(&hub.shared),
+                membership.lease(),
+            ));
+        }
+        Ok(hub)
     }
 
     /// The configuration the hub runs with.

@@ -343,3 +343,27 @@ async fn draft08_payloads_come_from_the_first_matching_detail() {
         assert_eq!(doc["payload"], json!({"n": n}), "{pattern}");
     }
 }
+
+// §Subscription API: the cursor of a list nothing has changed since the
+// hub started is the last entry the log held then, not `earliest` (which
+// would make a client replay the whole history to follow the list).
+#[tokio::test]
+async fn the_first_cursor_is_where_the_log_stood_at_the_start() {
+    use herald_hub::history::{History, MemoryHistory, NewEntry};
+    let history = std::sync::Arc::new(MemoryHistory::new(10));
+    for id in ["old-1", "old-2"] {
+        let frame = Bytes::from(format!("id: {id}\ndata: x\n\n"));
+        let entry = NewEntry {
+            id: id.into(),
+            topics: vec!["t".into()],
+            private: false,
+            frame,
+        };
+        history.append(vec![entry]).await.unwrap();
+    }
+    let hub = start_hub(herald_hub::Hub::with_history(tracking(), history).unwrap()).await;
+    let reply = get(&hub, COLLECTION, Some(&watcher_token())).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let link = reply.headers["link"].to_str().unwrap();
+    assert!(link.contains("last-event-id=\"old-2\""), "{link}");
+}

@@ -19,6 +19,7 @@ pub mod redb;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod ring;
+mod roster;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use memory::MemoryHistory;
 pub use redb::RedbHistory;
 #[cfg(feature = "redis")]
 pub use redis::{RedisHistory, RedisOptions};
+pub use roster::{Lease, Orphans, Roster};
 
 /// An update ready to be stored: routing data plus its encoded SSE frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +214,14 @@ pub trait History: Send + Sync + std::fmt::Debug + 'static {
     /// hub dispatches those itself.
     fn follow(&self, after: u64) -> Option<Follow> {
         let _ = after;
+        None
+    }
+
+    /// Where the nodes sharing this log record the subscriptions each
+    /// holds, so that presence covers them all ([`Roster`]). `None` (the
+    /// default) for a log this process alone writes: its subscriptions
+    /// end with it.
+    fn roster(&self) -> Option<Arc<dyn Roster>> {
         None
     }
 }
