@@ -210,6 +210,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_REDIS_TIMEOUT", value_name = "DURATION")]
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) redis_timeout: Option<String>,
+    /// With --subscriptions on: how long this node's active subscriptions
+    /// stay listed after it stops answering (killed, host lost); then
+    /// another node announces their end [default: 15s].
+    #[arg(long, env = "HERALD_REDIS_NODE_LEASE", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) redis_node_lease: Option<String>,
     /// Most events kept in history for replay [default: 100000].
     #[arg(long, env = "HERALD_HISTORY_SIZE", value_name = "EVENTS")]
     pub(super) history_size: Option<u64>,

@@ -12,7 +12,8 @@
 //!
 //! Keys, all under one hash tag so they share a slot: `{PREFIX}:log` (the
 //! stream), `{PREFIX}:seq` (the counter), `{PREFIX}:ids` (event id →
-//! sequence number), `{PREFIX}:bytes` (bytes held). Redis 6.2 or later.
+//! sequence number), `{PREFIX}:bytes` (bytes held), and the roster's
+//! (`roster.rs`). Redis 6.2 or later.
 //!
 //! Every command runs under a time limit, so a Redis that is down or
 //! stalled turns a publish into an error (the hub answers 503) instead of
