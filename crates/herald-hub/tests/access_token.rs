@@ -360,3 +360,49 @@ async fn over_http_unreachable_keys_are_a_503_not_a_401() {
     let admitted = common::subscribe(hub.addr, "match=*", &headers).await;
     assert_eq!(admitted.status, StatusCode::OK);
 }
+
+// draft-08 §Protected Resource Metadata: the trusted issuers are listed as
+// `authorization_servers` (omitted when tokens are self-issued), and the
+// matcher types are said explicitly.
+#[tokio::test]
+async fn metadata_names_the_trusted_issuers_as_authorization_servers() {
+    use herald_hub::matcher::HubUrl;
+    use herald_hub::HubConfig;
+
+    let metadata = |hub: &common::TestHub| {
+        let url = format!(
+            "http://{}/.well-known/oauth-protected-resource/.well-known/mercure",
+            hub.addr
+        );
+        async move {
+            let req = hyper::Request::get(url)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let reply = common::request(req).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            serde_json::from_str::<Value>(&reply.body).unwrap()
+        }
+    };
+    let keys = vec![KeySource::Pem(
+        String::from_utf8(ED_PUBLIC.to_vec()).unwrap(),
+    )];
+    let trusting = common::start(HubConfig {
+        hub_url: HubUrl::parse(RESOURCE).unwrap(),
+        access_tokens: Some(config(keys, Duration::ZERO)),
+        ..common::config()
+    })
+    .await;
+    let document = metadata(&trusting).await;
+    assert_eq!(document["authorization_servers"], json!([ISSUER]));
+    assert_eq!(
+        document["mercure_matcher_types_supported"],
+        json!(["exact", "urlpattern"])
+    );
+
+    let self_issued = common::start(common::config()).await;
+    let document = metadata(&self_issued).await;
+    assert!(
+        document.get("authorization_servers").is_none(),
+        "{document}"
+    );
+}
