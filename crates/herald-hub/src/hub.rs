@@ -6,8 +6,10 @@
 //! ends every stream so that a graceful server stop completes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio_util::task::TaskTracker;
 
 use crate::access_token::AccessTokenVerifier;
 use crate::auth::{AuthError, JwtVerifier};
@@ -83,6 +85,9 @@ pub(crate) struct Shared {
     /// This node's records in the shared log's roster, when presence is on
     /// and the log is shared.
     pub(crate) membership: Option<Arc<Membership>>,
+    /// The announcements of subscriptions that ended, still being
+    /// published: a graceful stop waits for them ([`Hub::settle`]).
+    pub(crate) announcements: TaskTracker,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
@@ -205,6 +210,7 @@ impl Hub {
                 health,
                 presence,
                 membership,
+                announcements: TaskTracker::new(),
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,
@@ -276,6 +282,20 @@ impl Hub {
     /// the hub is dropped.
     pub fn shutdown(&self) {
         self.shared.fanout.close();
+    }
+
+    /// Waits, for at most `limit`, until what the hub still publishes on
+    /// its own behalf after [`Hub::shutdown`] (the `active: false` events of
+    /// the streams it ended) is stored, so that a graceful stop loses none
+    /// of them. Returns whether everything was.
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let announcements = &self.shared.announcements;
+        announcements.close();
+        let settled = tokio::time::timeout(limit, announcements.wait())
+            .await
+            .is_ok();
+        announcements.reopen();
+        settled
     }
 
     /// Whether [`Hub::shutdown`] was called.

@@ -33,12 +33,16 @@ impl Drop for Announced {
         };
         let hub = self.hub.clone();
         let subscriptions = std::mem::take(&mut self.subscriptions);
-        runtime.spawn(async move {
-            if let Some(membership) = &hub.shared.membership {
-                membership.leave(hub_path(&hub), &subscriptions).await;
-            }
-            publish(&hub, &subscriptions, false).await
-        });
+        let announcements = self.hub.shared.announcements.clone();
+        announcements.spawn_on(
+            async move {
+                if let Some(membership) = &hub.shared.membership {
+                    membership.leave(hub_path(&hub), &subscriptions).await;
+                }
+                publish(&hub, &subscriptions, false).await
+            },
+            &runtime,
+        );
     }
 }
 
