@@ -138,6 +138,71 @@ async fn publish_claim_must_match_every_topic() {
     );
 }
 
+// draft-07 §Publishers: a `mercure.publish` that is an empty array
+// authorizes no update: 403, and nothing is dispatched.
+#[tokio::test]
+async fn an_empty_publish_claim_authorizes_nothing() {
+    let hub = start(config()).await;
+    let mut sub = subscribe(hub.addr, "topic=*", &[]).await;
+    sub.ready().await;
+    let empty = Claims {
+        publish: Some(vec![]),
+        ..claims(&[], &["*"])
+    };
+    let empty = signed(&empty, Algorithm::HS256, KEY);
+    for private in [false, true] {
+        let mut pairs = vec![("topic", "a"), ("data", "refused")];
+        if private {
+            pairs.push(("private", "on"));
+        }
+        let reply = publish_as(hub.addr, Some(&empty), &pairs).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    }
+    assert_eq!(hub.hub.metrics().history.events, 0, "nothing stored");
+    assert_nothing_before_marker(hub.addr, &mut sub, "a", "a refused publish").await;
+}
+
+// draft-07 §Subscribers: a private update reaches a subscriber whose
+// `mercure.subscribe` matches one of its topics, canonical or alternate:
+// the spec's own example, a template over every book in the query and a
+// per-user template in the token, matched by an alternate topic.
+#[tokio::test]
+async fn an_alternate_topic_can_grant_a_private_update() {
+    let hub = start(config()).await;
+    let reader = token(&[], &["https://example.com/users/foo/{?topic}"]);
+    let mut sub = subscribe(
+        hub.addr,
+        &topics(&["https://example.com/books/{id}"]),
+        &[("authorization", &format!("Bearer {reader}"))],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    publish(
+        hub.addr,
+        &[
+            ("topic", "https://example.com/books/2"),
+            ("data", "for someone else"),
+            ("private", "on"),
+        ],
+    )
+    .await;
+    publish(
+        hub.addr,
+        &[
+            ("topic", "https://example.com/books/1"),
+            (
+                "topic",
+                "https://example.com/users/foo/?topic=https%3A%2F%2Fexample.com%2Fbooks%2F1",
+            ),
+            ("data", "for foo"),
+            ("private", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "for foo");
+}
+
 #[tokio::test]
 async fn subscriber_tokens_valid_expired_wrong_key_wrong_alg() {
     let hub = start(config()).await;

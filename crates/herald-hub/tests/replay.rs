@@ -104,6 +104,18 @@ async fn a_never_seen_id_replays_from_the_oldest_held_and_says_earliest() {
     assert_eq!(data(&sub.take(2, LONG).await), vec!["0", "1"]);
 }
 
+// draft-07 §Reconciliation: with nothing in history, the response's
+// `Last-Event-ID` is `earliest`.
+#[tokio::test]
+async fn an_empty_history_says_earliest() {
+    let hub = start(config()).await;
+    let mut sub = subscribe(hub.addr, "topic=a", &[("last-event-id", "urn:uuid:any")]).await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert_eq!(sub.headers["last-event-id"], "earliest");
+    sub.ready().await;
+    assert_nothing_before_marker(hub.addr, &mut sub, "a", "a replay").await;
+}
+
 #[tokio::test]
 async fn replay_honours_selectors_and_private_updates() {
     let hub = start(config()).await;
