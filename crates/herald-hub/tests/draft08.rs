@@ -304,9 +304,10 @@ async fn a_reused_id_resolves_to_its_earliest_update() {
     assert_eq!(got[1].0, "reused");
 }
 
-// What draft-07 clients send: `reconnecting-eventsource` resumes with
-// `lastEventId`, the reference hub's legacy mode reads `Last-Event-ID` from
-// the query; both replay what was missed.
+// What draft-07 clients send (draft-07 §Reconciliation: `lastEventID`);
+// `reconnecting-eventsource` resumes with `lastEventId`, the reference
+// hub's legacy mode reads `Last-Event-ID` from the query; each replays
+// what was missed.
 #[tokio::test]
 async fn draft_07_clients_resume_with_every_spelling() {
     let hub = start(config()).await;

@@ -1,6 +1,8 @@
 //! Active subscriptions: subscription events and the subscription API
 //! (draft-08 §Active Subscriptions, and draft-07's formats). Each test
-//! names the section of shared/spec/mercure-draft-08.md it checks.
+//! names the section it checks: a bare `§` is one of
+//! shared/spec/mercure-draft-08.md, `draft-07 §` one of draft-07's
+//! (docs/conformance.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -256,9 +258,10 @@ async fn the_topic_of_a_subscription_event_is_its_id() {
     }
 }
 
-// §Subscription API: the collection, one matcher's collection and one
-// subscription, as JSON with the cursor in the Link header; 404 for a
-// subscription that is not active.
+// §Subscription API and draft-07 §Subscription API (a draft-07 caller, so
+// draft-07's shapes): the collection, one matcher's collection and one
+// subscription, with the cursor in the Link header and in `lastEventID`;
+// 404 for a subscription that is not active.
 #[tokio::test]
 async fn the_api_lists_active_subscriptions_with_a_cursor() {
     let hub = start(tracking()).await;
@@ -342,7 +345,8 @@ async fn the_cursor_resumes_the_events_after_the_list() {
 }
 
 // §Subscription API: authorized like a subscription to the URL as a topic:
-// no token 401, a token without the grant 403 insufficient_scope.
+// no token 401, a token without the grant 403 insufficient_scope
+// (draft-07 §Subscription API: the URL must match `mercure.subscribe`).
 #[tokio::test]
 async fn the_api_needs_a_grant_on_the_requested_url() {
     let hub = start(tracking()).await;
