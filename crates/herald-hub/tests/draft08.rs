@@ -957,6 +957,54 @@ mod access {
         assert_eq!(hub.hub.metrics().history.events, 0, "nothing published");
     }
 
+    // §Authorization Details: a token past the hub's limits (64 Mercure
+    // details, 256 topics in one, 4096 characters in one matcher) is an
+    // invalid token, not a narrower grant.
+    #[tokio::test]
+    async fn a_token_past_the_detail_limits_is_an_invalid_token() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let one = detail(&["subscribe"], json!([{"match": "a"}]));
+        let topics: Vec<Value> = (0..257)
+            .map(|i| json!({"match": format!("t{i}")}))
+            .collect();
+        for (why, details) in [
+            ("65 details", Value::Array(vec![one.clone(); 65])),
+            (
+                "257 topics",
+                json!([detail(&["subscribe"], Value::Array(topics))]),
+            ),
+            (
+                "a 4097-character matcher",
+                json!([detail(&["subscribe"], json!([{"match": "x".repeat(4097)}]))]),
+            ),
+        ] {
+            let sub = subscribe(
+                hub.addr,
+                &query(&[("match", "a")]),
+                &[(
+                    "Authorization",
+                    &format!("Bearer {}", access_token(details)),
+                )],
+            )
+            .await;
+            assert_eq!(sub.status, StatusCode::UNAUTHORIZED, "{why}");
+            let offered = sub.headers["www-authenticate"].to_str().unwrap();
+            assert!(
+                offered.starts_with("Bearer error=\"invalid_token\""),
+                "{why}: {offered}"
+            );
+        }
+        // At the limits, the token is good.
+        let at_limits = access_token(Value::Array(vec![one; 64]));
+        let sub = subscribe(
+            hub.addr,
+            &query(&[("match", "a")]),
+            &[("Authorization", &format!("Bearer {at_limits}"))],
+        )
+        .await;
+        assert_eq!(sub.status, StatusCode::OK);
+    }
+
     // §Topic Matcher List: without `match_type` a matcher is exact (a URL
     // pattern's syntax is then just bytes); a `match_type` the hub does not
     // support makes the token invalid.
