@@ -552,7 +552,7 @@ async fn the_api_answers_a_draft08_caller_in_draft08_form() {
         assert!(body.get("@context").is_none() && body.get("lastEventID").is_none());
         assert_eq!(
             listed_besides_the_watcher(&body),
-            [event_doc.clone()],
+            std::slice::from_ref(&event_doc),
             "{path}"
         );
     }
@@ -653,7 +653,7 @@ async fn the_api_answers_a_draft07_caller_in_draft07_form() {
         assert_eq!(body["type"], "Subscriptions");
         assert_eq!(
             listed_besides_the_watcher(&body),
-            [event_doc.clone()],
+            std::slice::from_ref(&event_doc),
             "{path}"
         );
     }
