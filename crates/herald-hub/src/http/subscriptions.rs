@@ -15,8 +15,9 @@
 //!
 //! The answer is in the revision of the caller's token, with the cursor in
 //! the `Link` header's `last-event-id` (and, for draft-07, the body's
-//! `lastEventID`): the id of the last event the list reflects, to resume
-//! the subscription events from without missing one.
+//! `lastEventID`, at the root of every document, a single subscription's
+//! too): the id of the last event the list reflects, to resume the
+//! subscription events from without missing one.
 
 use std::time::Duration;
 
@@ -119,7 +120,16 @@ async fn answer(
     };
     let body = match resource {
         Resource::One(id) => match subscriptions.into_iter().find(|doc| doc["id"] == *id) {
-            Some(doc) => doc,
+            // draft-07 §Subscription API: every endpoint sets `lastEventID`
+            // at the root of its document, the single subscription's too;
+            // draft-08 serves the event document unchanged (the cursor is
+            // in the Link header).
+            Some(mut doc) => {
+                if let (Revision::Draft07, Some(fields)) = (grants.revision, doc.as_object_mut()) {
+                    fields.insert("lastEventID".into(), last_id.clone().into());
+                }
+                doc
+            }
             None => {
                 return Err(Rejection::NotFound(format!(
                     "no active subscription {id:?}"
