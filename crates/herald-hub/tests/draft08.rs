@@ -565,6 +565,24 @@ async fn the_secure_cookie_carries_a_subscribers_token() {
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "private");
 }
 
+// §Error Responses: a token that fails validation is a 401 with
+// `invalid_token`, in draft-08's cookie too, even on a hub that admits
+// anonymous subscribers (only a stale draft-07 cookie falls back to an
+// anonymous subscription: auth.rs).
+#[tokio::test]
+async fn an_invalid_token_in_the_secure_cookie_is_refused_even_when_anonymous_is_allowed() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let sub = subscribe(
+        hub.addr,
+        &query(&[("match", "https://example.com/books/1")]),
+        &[("Cookie", "__Secure-mercure_access_token=not.a.token")],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::UNAUTHORIZED);
+    let challenge = sub.headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
 fn query_request(addr: std::net::SocketAddr, query: &str, body: &str) -> Request<Full<Bytes>> {
     Request::builder()
         .method("QUERY")

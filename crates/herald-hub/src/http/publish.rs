@@ -48,7 +48,7 @@ async fn accept(
                 "publishing needs a JWT: send it as \"Authorization: Bearer <token>\"".into(),
             )
         })?;
-    if presented.source == TokenSource::Cookie
+    if matches!(presented.source, TokenSource::Cookie(_))
         && !origin_allowed(headers, &shared.config.publish_origins)
     {
         return Err(Rejection::Forbidden(

@@ -227,10 +227,13 @@ async fn authenticate(
     };
     match subscriber_grants(hub, &presented.token).await {
         Ok(grants) => Ok(Some(grants)),
-        // A stale cookie must not lock a browser out of public updates it
-        // could read without one (a common complaint about the reference
-        // hub); a token given explicitly is still refused.
-        Err(Refused::Invalid(reason)) if presented.source == TokenSource::Cookie && anonymous => {
+        // A stale draft-07 cookie must not lock a browser out of public
+        // updates it could read without one (a common complaint about the
+        // reference hub); a token given explicitly is still refused, and so
+        // is draft-08's cookie, which §Error Responses leaves no choice for.
+        Err(Refused::Invalid(reason))
+            if presented.source == TokenSource::Cookie(Revision::Draft07) && anonymous =>
+        {
             tracing::debug!(%reason, "ignoring an unusable token cookie; subscribing anonymously");
             Ok(None)
         }
