@@ -8,13 +8,11 @@
 //! dropping the source drops the connection.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use futures_util::task::AtomicWaker;
 use herald_sse::{Event, ParseError, Parser};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -23,6 +21,7 @@ use tokio::time::Instant;
 use crate::builder::{Builder, Config};
 use crate::connect::{self, HttpClient};
 use crate::error::Error;
+use crate::handle::{CloseHandle, Shared};
 
 /// What an [`EventSource`] yields, besides a fatal `Err` that ends it.
 #[derive(Debug)]
@@ -94,50 +93,6 @@ pub enum ReadyState {
     Closed,
 }
 
-/// What the stream and its [`CloseHandle`]s share.
-#[derive(Debug)]
-struct Shared {
-    closed: AtomicBool,
-    /// Wakes the task polling the source when a handle closes it.
-    waker: AtomicWaker,
-    state: AtomicU8,
-    last_event_id: Mutex<String>,
-}
-
-impl Shared {
-    fn set_state(&self, state: ReadyState) {
-        self.state.store(state as u8, Ordering::Release);
-    }
-
-    /// The ready state. The `closed` flag wins over `state`: a `close` from
-    /// another thread can come while the driver is polled, which may then
-    /// still store `Open` or `Connecting` after it.
-    fn state(&self) -> ReadyState {
-        if self.closed.load(Ordering::Acquire) {
-            return ReadyState::Closed;
-        }
-        match self.state.load(Ordering::Acquire) {
-            0 => ReadyState::Connecting,
-            1 => ReadyState::Open,
-            _ => ReadyState::Closed,
-        }
-    }
-
-    fn set_last_event_id(&self, id: &str) {
-        if let Ok(mut current) = self.last_event_id.lock() {
-            if *current != id {
-                id.clone_into(&mut current);
-            }
-        }
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.set_state(ReadyState::Closed);
-        self.waker.wake();
-    }
-}
-
 /// An EventSource: follows a Server-Sent Events stream over HTTP, and
 /// reconnects the way the WHATWG standard says a browser does.
 ///
@@ -187,12 +142,7 @@ impl EventSource {
         let parser = Parser::with_limits(config.limits)
             .with_comments(config.comments)
             .with_last_event_id(&config.last_event_id);
-        let shared = Arc::new(Shared {
-            closed: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            state: AtomicU8::new(ReadyState::Connecting as u8),
-            last_event_id: Mutex::new(config.last_event_id.clone()),
-        });
+        let shared = Arc::new(Shared::new(&config.last_event_id));
         let driver = Driver {
             client,
             config,
@@ -236,11 +186,7 @@ impl EventSource {
     /// `Last-Event-ID` (empty for none). Save it to resume after a restart
     /// with [`Builder::last_event_id`].
     pub fn last_event_id(&self) -> String {
-        self.shared
-            .last_event_id
-            .lock()
-            .map(|id| id.clone())
-            .unwrap_or_default()
+        self.shared.last_event_id()
     }
 
     /// Only the events: a stream of `Result<Event, Error>` that skips the
@@ -254,8 +200,8 @@ impl Stream for EventSource {
     type Item = Result<Item, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared.waker.register(cx.waker());
-        if self.shared.closed.load(Ordering::Acquire) {
+        self.shared.register(cx.waker());
+        if self.shared.is_closed() {
             self.stream = None;
             return Poll::Ready(None);
         }
@@ -270,26 +216,6 @@ impl Stream for EventSource {
             }
             other => other,
         }
-    }
-}
-
-/// Closes an [`EventSource`] from elsewhere (another task, a signal
-/// handler). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct CloseHandle {
-    shared: Arc<Shared>,
-}
-
-impl CloseHandle {
-    /// Closes the source: its stream ends at its next poll (a pending poll
-    /// is woken), with no further item.
-    pub fn close(&self) {
-        self.shared.close();
-    }
-
-    /// Whether the source was closed.
-    pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
     }
 }
 
@@ -446,29 +372,5 @@ impl Driver {
     fn stop(&mut self) {
         self.done = true;
         self.shared.set_state(ReadyState::Closed);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_closed_source_stays_closed_whatever_the_driver_stores_after() {
-        let shared = Shared {
-            closed: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            state: AtomicU8::new(ReadyState::Connecting as u8),
-            last_event_id: Mutex::new(String::new()),
-        };
-        shared.set_state(ReadyState::Open);
-        assert_eq!(shared.state(), ReadyState::Open);
-        // A close handle on another thread closes while the driver is
-        // connecting; the driver then finishes and stores its state.
-        shared.close();
-        for late in [ReadyState::Open, ReadyState::Connecting] {
-            shared.set_state(late);
-            assert_eq!(shared.state(), ReadyState::Closed, "{late:?}");
-        }
     }
 }

@@ -91,7 +91,8 @@
 //! # Layout
 //!
 //! * `event_source.rs`: [`EventSource`], [`Item`], [`Events`], the
-//!   reconnection loop.
+//!   reconnection loop. `handle.rs`: what the loop shares with the handles
+//!   that act on it from outside, and [`CloseHandle`].
 //! * `connect.rs`: one connection attempt: request, redirects, response
 //!   checks.
 //! * `builder.rs`: [`Builder`]. `policy.rs`: [`ReconnectPolicy`].
@@ -102,10 +103,12 @@ mod builder;
 mod connect;
 mod error;
 mod event_source;
+mod handle;
 mod policy;
 
 pub use builder::Builder;
 pub use error::{BoxError, Error};
-pub use event_source::{CloseHandle, EventSource, Events, Item, Opened, ReadyState};
+pub use event_source::{EventSource, Events, Item, Opened, ReadyState};
+pub use handle::CloseHandle;
 pub use herald_sse::{Event, Limits, ParseError};
 pub use policy::ReconnectPolicy;
