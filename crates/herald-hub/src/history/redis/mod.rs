@@ -415,6 +415,7 @@ impl Inner {
             events: *events,
             bytes: *bytes,
             last_seq: *last_seq,
+            reopens: 0,
         });
         Ok(batch
             .into_iter()
