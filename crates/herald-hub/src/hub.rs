@@ -194,11 +194,19 @@ impl Hub {
                 ));
                 Publisher::shared(Arc::clone(&history), Arc::clone(&health))
             }
-            None => Publisher::local(
-                Arc::clone(&history),
-                Arc::clone(&dispatcher),
-                Arc::clone(&health),
-            ),
+            None => {
+                // Only appends report this log's health: probe it while it
+                // fails, so that readiness comes back without a publish.
+                tokio::spawn(crate::health::retry(
+                    Arc::downgrade(&history),
+                    Arc::downgrade(&health),
+                ));
+                Publisher::local(
+                    Arc::clone(&history),
+                    Arc::clone(&dispatcher),
+                    Arc::clone(&health),
+                )
+            }
         };
         let hub = Hub {
             shared: Arc::new(Shared {

@@ -83,7 +83,7 @@ impl Metrics {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 11] = [
+        let rows: [(&str, &str, &str, u64); 12] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -131,6 +131,12 @@ impl MetricsSnapshot {
                 "gauge",
                 "1 when history worked at its last use, 0 while it fails.",
                 u64::from(self.history_available),
+            ),
+            (
+                "herald_history_reopens_total",
+                "counter",
+                "Times the history file was reopened to recover from an I/O error (redb).",
+                self.history.reopens,
             ),
             (
                 "herald_history_events",
