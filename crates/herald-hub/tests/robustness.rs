@@ -181,6 +181,8 @@ async fn health_readiness_and_metrics() {
         "herald_events_delivered_total 1",
         "herald_slow_subscriber_disconnects_total 0",
         "herald_history_events 1",
+        "herald_history_available 1",
+        "herald_history_reopens_total 0",
     ] {
         assert!(
             metrics.body.lines().any(|l| l == line),
