@@ -59,6 +59,11 @@ pub struct HubConfig {
     pub queue_capacity: usize,
     /// Compiled URI templates kept in the matcher cache.
     pub matcher_cache: usize,
+    /// Most distinct URI templates and URL patterns the subscribers may
+    /// hold at once: each is compiled once and tested at publishes whose
+    /// topic begins like it, so this bounds both memory and the worst
+    /// publish. A subscription that would pass it gets a 429.
+    pub max_patterns: usize,
     /// Which Mercure revisions the hub speaks: draft-07, draft-08 or both.
     pub protocol: Protocol,
     /// The hub's public URL: the base of relative URL patterns and topics,
@@ -78,6 +83,9 @@ pub struct HubConfig {
     pub ui: bool,
 }
 
+/// The default of [`HubConfig::max_patterns`].
+pub const DEFAULT_MAX_PATTERNS: usize = 10_000;
+
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
@@ -92,6 +100,7 @@ impl Default for HubConfig {
             limits: ProtocolLimits::default(),
             queue_capacity: 1024,
             matcher_cache: crate::topic::DEFAULT_CACHE_CAPACITY,
+            max_patterns: DEFAULT_MAX_PATTERNS,
             ui: true,
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),

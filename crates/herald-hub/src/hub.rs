@@ -161,6 +161,7 @@ impl Hub {
             config.hub_url.clone(),
             Arc::clone(&metrics),
             config.queue_capacity,
+            config.max_patterns,
         ));
         let health = Arc::new(Health::new(Arc::clone(&metrics)));
         // Live entries start after what the log holds now: a subscriber

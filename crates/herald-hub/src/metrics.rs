@@ -21,6 +21,8 @@ pub struct Metrics {
     pub(crate) history_errors_total: AtomicU64,
     /// 1 while history is failing (see `health`), else 0.
     pub(crate) history_failing: AtomicU64,
+    pub(crate) patterns: AtomicU64,
+    pub(crate) patterns_refused_total: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -42,6 +44,11 @@ pub struct MetricsSnapshot {
     pub history_errors_total: u64,
     /// Whether history worked at its last use.
     pub history_available: bool,
+    /// Distinct URI templates and URL patterns held by subscribers now.
+    pub patterns: u64,
+    /// Subscriptions refused because their patterns would pass the limit
+    /// of distinct patterns.
+    pub patterns_refused_total: u64,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -75,6 +82,8 @@ impl Metrics {
             slow_disconnects_total: get(&self.slow_disconnects_total),
             history_errors_total: get(&self.history_errors_total),
             history_available: get(&self.history_failing) == 0,
+            patterns: get(&self.patterns),
+            patterns_refused_total: get(&self.patterns_refused_total),
             history,
         }
     }
@@ -83,7 +92,7 @@ impl Metrics {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 12] = [
+        let rows: [(&str, &str, &str, u64); 14] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -137,6 +146,18 @@ impl MetricsSnapshot {
                 "counter",
                 "Times the history file was reopened to recover from an I/O error (redb).",
                 self.history.reopens,
+            ),
+            (
+                "herald_patterns",
+                "gauge",
+                "Distinct URI templates and URL patterns held by subscribers, each compiled once.",
+                self.patterns,
+            ),
+            (
+                "herald_patterns_refused_total",
+                "counter",
+                "Subscriptions refused because the hub held its limit of distinct patterns.",
+                self.patterns_refused_total,
             ),
             (
                 "herald_history_events",

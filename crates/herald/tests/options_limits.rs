@@ -139,6 +139,40 @@ async fn max_selectors_from_the_config_file_accepts_the_limit_and_refuses_one_mo
     );
 }
 
+// Distinct patterns are bounded hub-wide: what subscribers hold counts,
+// each pattern once however many hold it, and exact topics not at all.
+#[tokio::test]
+async fn max_patterns_bounds_the_distinct_templates_held_and_answers_429() {
+    let hub = start(serve_keyed(&["--max-patterns", "2"])).await;
+    let mut holding = subscribe(&hub, "topic=%2Fa%2F%7Bx%7D&topic=%2Fb%2F%7Bx%7D", &[]).await;
+    assert_eq!(holding.next_block().await.as_deref(), Some(":\n\n"));
+
+    let over = subscribe_refused(&hub, "topic=%2Fc%2F%7Bx%7D").await;
+    assert_eq!(over.status, 429);
+    assert_eq!(over.headers["retry-after"], "10");
+    assert!(over.body.contains("limit of 2 distinct"), "{}", over.body);
+    // Patterns already held, and exact topics, still fit.
+    assert_subscribes(&hub, "topic=%2Fa%2F%7Bx%7D&topic=exact-1&topic=exact-2").await;
+
+    drop(holding);
+    // Once the holder is gone, its patterns no longer count. Its stream
+    // ends on the hub's side asynchronously: wait until there is room.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut stream = subscribe(&hub, "topic=%2Fc%2F%7Bx%7D&topic=%2Fd%2F%7Bx%7D", &[]).await;
+        if stream.status == 200 {
+            assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+            break;
+        }
+        assert_eq!(stream.status, 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the patterns stayed held"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn max_selector_length_counts_characters_for_topics_and_selectors() {
     let hub = start(serve_keyed(&["--max-selector-length", "8"])).await;

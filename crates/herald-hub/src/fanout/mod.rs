@@ -7,7 +7,8 @@
 //! authorized subscriber. Subscribers are indexed so that a publish does not
 //! scan all of them: exact matchers by topic in a hash map; `*` in one set;
 //! URI templates and URL patterns per distinct pattern, each compiled once
-//! when the first subscriber using it arrived and checked once per topic.
+//! when the first subscriber using it arrived, indexed by literal prefix
+//! and bounded in number (`patterns.rs`).
 //!
 //! A subscriber whose queue is full is removed from the registry: its
 //! stream then ends after what is already queued, and the client resumes
@@ -15,6 +16,7 @@
 //! client is slow.
 
 mod mailbox;
+mod patterns;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +28,7 @@ use crate::metrics::Metrics;
 
 pub(crate) use mailbox::Inbox;
 use mailbox::{Mailbox, Refused};
+use patterns::Patterns;
 
 /// What a subscriber may receive: the topics its matchers select, and, of
 /// private updates, those its token grants.
@@ -87,13 +90,6 @@ impl Drop for Subscriber {
 
 type Subscribers = HashMap<u64, Arc<Subscriber>>;
 
-/// Subscribers sharing one pattern, and the pattern compiled once for all.
-#[derive(Debug)]
-struct PatternIndex {
-    matcher: Matcher,
-    subscribers: Subscribers,
-}
-
 #[derive(Debug, Default)]
 struct Registry {
     next_id: u64,
@@ -103,27 +99,22 @@ struct Registry {
     /// Subscribers with `*`.
     any: Subscribers,
     /// URI templates and URL patterns → subscribers.
-    patterns: HashMap<MatcherKey, PatternIndex>,
+    patterns: Patterns,
 }
 
 impl Registry {
     fn insert(&mut self, sub: Arc<Subscriber>) {
         for matcher in &sub.interest.matchers {
-            let index = match matcher.key() {
-                MatcherKey::Any => &mut self.any,
-                MatcherKey::Exact(topic) => self.exact.entry(topic).or_default(),
-                key => {
-                    &mut self
-                        .patterns
-                        .entry(key)
-                        .or_insert_with(|| PatternIndex {
-                            matcher: matcher.clone(),
-                            subscribers: Subscribers::new(),
-                        })
-                        .subscribers
+            match matcher.key() {
+                MatcherKey::Any => {
+                    self.any.insert(sub.id, Arc::clone(&sub));
                 }
-            };
-            index.insert(sub.id, Arc::clone(&sub));
+                MatcherKey::Exact(topic) => {
+                    let subs = self.exact.entry(topic).or_default();
+                    subs.insert(sub.id, Arc::clone(&sub));
+                }
+                key => self.patterns.insert(key, matcher, &sub),
+            }
         }
         self.by_id.insert(sub.id, sub);
     }
@@ -145,15 +136,7 @@ impl Registry {
                         }
                     }
                 }
-                key => {
-                    if let Some(index) = self.patterns.get_mut(&key) {
-                        index.subscribers.remove(&id);
-                        // The last holder gone, the compiled pattern goes too.
-                        if index.subscribers.is_empty() {
-                            self.patterns.remove(&key);
-                        }
-                    }
-                }
+                key => self.patterns.remove(&key, matcher, id),
             }
         }
         true
@@ -167,6 +150,8 @@ pub(crate) struct Fanout {
     hub_url: HubUrl,
     metrics: Arc<Metrics>,
     queue_capacity: usize,
+    /// Most distinct URI templates and URL patterns held at once.
+    max_patterns: usize,
     closed: AtomicBool,
 }
 
@@ -185,17 +170,29 @@ impl Drop for Registration {
     }
 }
 
-/// The hub is shutting down and takes no new subscribers.
-#[derive(Debug)]
-pub(crate) struct Closed;
+/// Why a subscriber was not registered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unregistered {
+    /// The hub is shutting down and takes no new subscribers.
+    Closed,
+    /// Its patterns would take the hub past its limit of distinct
+    /// patterns (the limit).
+    TooManyPatterns(usize),
+}
 
 impl Fanout {
-    pub(crate) fn new(hub_url: HubUrl, metrics: Arc<Metrics>, queue_capacity: usize) -> Fanout {
+    pub(crate) fn new(
+        hub_url: HubUrl,
+        metrics: Arc<Metrics>,
+        queue_capacity: usize,
+        max_patterns: usize,
+    ) -> Fanout {
         Fanout {
             registry: RwLock::new(Registry::default()),
             hub_url,
             metrics,
             queue_capacity: queue_capacity.max(1),
+            max_patterns,
             closed: AtomicBool::new(false),
         }
     }
@@ -215,12 +212,20 @@ impl Fanout {
     pub(crate) fn register(
         self: &Arc<Self>,
         interest: Arc<Interest>,
-    ) -> Result<(Registration, Inbox), Closed> {
+    ) -> Result<(Registration, Inbox), Unregistered> {
         let mailbox = Arc::new(Mailbox::default());
         let inbox = Inbox::new(Arc::clone(&mailbox));
         let mut registry = self.write();
         if self.closed.load(Ordering::Acquire) {
-            return Err(Closed);
+            return Err(Unregistered::Closed);
+        }
+        if !registry
+            .patterns
+            .room_for(&interest.matchers, self.max_patterns)
+        {
+            drop(registry);
+            Metrics::inc(&self.metrics.patterns_refused_total);
+            return Err(Unregistered::TooManyPatterns(self.max_patterns));
         }
         registry.next_id += 1;
         let id = registry.next_id;
@@ -229,6 +234,7 @@ impl Fanout {
             interest,
             mailbox,
         }));
+        self.count_patterns(&registry);
         drop(registry);
         Metrics::inc(&self.metrics.subscribers);
         Metrics::inc(&self.metrics.subscriptions_total);
@@ -242,7 +248,14 @@ impl Fanout {
     }
 
     fn remove(&self, id: u64) -> bool {
-        self.write().remove(id)
+        let mut registry = self.write();
+        let removed = registry.remove(id);
+        self.count_patterns(&registry);
+        removed
+    }
+
+    fn count_patterns(&self, registry: &Registry) {
+        Metrics::set(&self.metrics.patterns, registry.patterns.len() as u64);
     }
 
     /// Delivers stored entries, in order, to every subscriber they concern.
@@ -261,12 +274,7 @@ impl Fanout {
                         targets.extend(subs.values());
                         routes += 1;
                     }
-                    for index in registry.patterns.values() {
-                        if index.matcher.matches(topic) {
-                            targets.extend(index.subscribers.values());
-                            routes += 1;
-                        }
-                    }
+                    routes += registry.patterns.select(topic, &mut targets);
                 }
                 if !registry.any.is_empty() {
                     targets.extend(registry.any.values());
@@ -300,6 +308,7 @@ impl Fanout {
                     );
                 }
             }
+            self.count_patterns(&registry);
         }
     }
 
@@ -319,6 +328,7 @@ impl Fanout {
             ..Registry::default()
         };
         let everyone = std::mem::replace(&mut *registry, fresh);
+        self.count_patterns(&registry);
         drop(registry);
         // Dropping the subscribers closes their mailboxes.
         drop(everyone);

@@ -9,6 +9,10 @@ use crate::auth::Refused;
 use crate::protocol::Revision;
 use crate::Hub;
 
+/// Seconds a client told 429 should wait: long enough for subscribers to
+/// come and go, short enough for an EventSource's own retry to be close.
+const RETRY_AFTER: &str = "10";
+
 /// A refused request.
 #[derive(Debug)]
 pub(crate) enum Rejection {
@@ -36,6 +40,8 @@ pub(crate) enum Rejection {
     LimitExceeded(String),
     /// 415: not a form.
     UnsupportedMediaType,
+    /// 429, with `Retry-After`: a limit of the hub's is reached for now.
+    TooManyRequests(String),
     /// 503: shutting down, or history unavailable.
     Unavailable(String),
 }
@@ -85,7 +91,9 @@ impl Rejection {
                 "send the form with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
             Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
+            Rejection::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, None, m),
         };
+        let retry_later = status == StatusCode::TOO_MANY_REQUESTS;
         tracing::debug!(%status, %message, "request refused");
         let mut response = (
             status,
@@ -93,6 +101,11 @@ impl Rejection {
             message + "\n",
         )
             .into_response();
+        if retry_later {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+        }
         if let Some(error) = error {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

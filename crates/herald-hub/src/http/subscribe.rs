@@ -26,6 +26,7 @@ use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{self, Grants, Refused, Role};
 use crate::fanout::Interest;
+use crate::fanout::Unregistered;
 use crate::matcher::Matcher;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
 use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
@@ -138,7 +139,12 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     let (registration, inbox) = shared
         .fanout
         .register(Arc::clone(&interest))
-        .map_err(|_| shutting_down())?;
+        .map_err(|e| match e {
+            Unregistered::Closed => shutting_down(),
+            Unregistered::TooManyPatterns(limit) => Rejection::TooManyRequests(format!(
+                "the hub holds its limit of {limit} distinct URI templates and URL patterns; subscribe with exact topics or patterns already in use, or retry later"
+            )),
+        })?;
 
     let mut resumed_from = None;
     let mut replay = None;

@@ -249,6 +249,11 @@ pub(crate) struct ServeArgs {
     /// Most selectors in one subscription [default: 100].
     #[arg(long, env = "HERALD_MAX_SELECTORS", value_name = "N")]
     pub(super) max_selectors: Option<usize>,
+    /// Most distinct URI templates and URL patterns all subscribers may
+    /// hold at once; a subscription that would pass it gets a 429
+    /// [default: 10000].
+    #[arg(long, env = "HERALD_MAX_PATTERNS", value_name = "N")]
+    pub(super) max_patterns: Option<usize>,
     /// Longest topic or selector, in characters [default: 4096].
     #[arg(long, env = "HERALD_MAX_SELECTOR_LENGTH", value_name = "CHARS")]
     pub(super) max_selector_length: Option<usize>,

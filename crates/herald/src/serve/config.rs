@@ -76,6 +76,7 @@ pub(super) fn hub_config(
                 .unwrap_or(defaults.limits.max_selector_len),
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
+        max_patterns: args.max_patterns.unwrap_or(defaults.max_patterns),
         ui: args.ui != Some(Switch::Off),
         subscriptions: args.subscriptions == Some(Switch::On),
         protocol: match args.protocol {
