@@ -64,6 +64,11 @@ pub struct HubConfig {
     /// topic begins like it, so this bounds both memory and the worst
     /// publish. A subscription that would pass it gets a 429.
     pub max_patterns: usize,
+    /// The longest a stream lives: it then ends, each a random 0 to 20%
+    /// sooner, and the client reconnects (to another node, perhaps) with its
+    /// token checked again. `None`: until the token expires or the client
+    /// leaves.
+    pub max_stream_lifetime: Option<Duration>,
     /// Which Mercure revisions the hub speaks: draft-07, draft-08 or both.
     pub protocol: Protocol,
     /// The hub's public URL: the base of relative URL patterns and topics,
@@ -101,6 +106,7 @@ impl Default for HubConfig {
             queue_capacity: 1024,
             matcher_cache: crate::topic::DEFAULT_CACHE_CAPACITY,
             max_patterns: DEFAULT_MAX_PATTERNS,
+            max_stream_lifetime: None,
             ui: true,
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub(crate) history_failing: AtomicU64,
     pub(crate) patterns: AtomicU64,
     pub(crate) patterns_refused_total: AtomicU64,
+    pub(crate) lifetime_ends_total: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -49,6 +50,8 @@ pub struct MetricsSnapshot {
     /// Subscriptions refused because their patterns would pass the limit
     /// of distinct patterns.
     pub patterns_refused_total: u64,
+    /// Streams ended because they reached their maximum lifetime.
+    pub lifetime_ends_total: u64,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -84,6 +87,7 @@ impl Metrics {
             history_available: get(&self.history_failing) == 0,
             patterns: get(&self.patterns),
             patterns_refused_total: get(&self.patterns_refused_total),
+            lifetime_ends_total: get(&self.lifetime_ends_total),
             history,
         }
     }
@@ -92,7 +96,7 @@ impl Metrics {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 14] = [
+        let rows: [(&str, &str, &str, u64); 15] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -158,6 +162,12 @@ impl MetricsSnapshot {
                 "counter",
                 "Subscriptions refused because the hub held its limit of distinct patterns.",
                 self.patterns_refused_total,
+            ),
+            (
+                "herald_stream_lifetime_ends_total",
+                "counter",
+                "Streams ended because they reached the maximum stream lifetime.",
+                self.lifetime_ends_total,
             ),
             (
                 "herald_history_events",

@@ -1,5 +1,6 @@
 //! The request limits of `herald serve` (`--max-body`, `--max-topics`,
-//! `--max-selectors`, `--max-selector-length`), set as a user sets them
+//! `--max-selectors`, `--max-selector-length`, `--max-patterns`,
+//! `--max-stream-lifetime`), set as a user sets them
 //! (flag, environment, file): each accepts a request at the limit and
 //! refuses one just above it with the documented status and message. And
 //! the order of precedence of the three sources, flag > environment >
@@ -11,7 +12,8 @@ mod support;
 mod support_options;
 use support::{AsyncHub, TempDir};
 use support_options::{
-    base, get, publish, send, serve_keyed, start, subscribe, token, Reply, DEADLINE,
+    assert_refused, base, get, publish, run_to_exit, send, serve_keyed, start, subscribe, token,
+    Reply, DEADLINE,
 };
 
 /// A publish form of exactly `len` bytes: one topic and padding data.
@@ -171,6 +173,19 @@ async fn max_patterns_bounds_the_distinct_templates_held_and_answers_429() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn max_stream_lifetime_ends_streams_and_refuses_a_bad_value() {
+    let hub = start(serve_keyed(&["--max-stream-lifetime", "300ms"])).await;
+    let mut stream = subscribe(&hub, "topic=a", &[]).await;
+    assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+    // Heartbeats (40 s by default) cannot come first: the next thing is
+    // the end.
+    assert_eq!(stream.next_block().await, None);
+
+    let out = run_to_exit(serve_keyed(&["--max-stream-lifetime", "soon"])).await;
+    assert_refused(&out, "invalid --max-stream-lifetime \"soon\"");
 }
 
 #[tokio::test]

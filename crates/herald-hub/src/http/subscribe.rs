@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use tokio::time::Instant;
 
-use super::subscription::{Replay, Subscription, REPLAY_PAGE};
+use super::subscription::{End, Replay, Subscription, REPLAY_PAGE};
 use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{self, Grants, Refused, Role};
@@ -104,10 +104,20 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     }
     // An empty id is no position (browsers never send one): no replay.
     .filter(|id| !id.is_empty());
-    let expires = grants
+    let token_expiry = grants
         .as_ref()
         .and_then(|g| g.expires)
-        .and_then(deadline_of);
+        .and_then(deadline_of)
+        .map(|at| (at, End::TokenExpiry));
+    let lifetime = shared
+        .config
+        .max_stream_lifetime
+        .and_then(|l| Instant::now().checked_add(jittered(l)))
+        .map(|at| (at, End::Lifetime));
+    let ends = match (token_expiry, lifetime) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    };
     let active: Vec<ActiveSubscription> = if shared.presence.is_some() {
         let subscriber = new_subscriber_id();
         request
@@ -181,15 +191,9 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     } else {
         Some(Announced::start(&hub, active).await)
     };
-    let subscription = Subscription::new(
-        hub,
-        interest,
-        (registration, inbox),
-        replay,
-        last_seq,
-        expires,
-    )
-    .announced(announced);
+    let subscription =
+        Subscription::new(hub, interest, (registration, inbox), replay, last_seq, ends)
+            .announced(announced);
 
     let mut response = super::event_stream(subscription);
     let out = response.headers_mut();
@@ -252,6 +256,16 @@ pub(super) async fn subscriber_grants(hub: &Hub, token: &str) -> Result<Grants, 
     auth::verify(&hub.shared, token, Role::Subscriber).await
 }
 
+/// A stream's lifetime: `lifetime` less up to a fifth, at random, so that
+/// the streams opened in one burst (a deploy, a reconnect storm) do not all
+/// end, and reconnect, in the same second again.
+fn jittered(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(1.0 - LIFETIME_JITTER * rand::random::<f64>())
+}
+
+/// The largest share of a stream's lifetime its jitter takes away.
+const LIFETIME_JITTER: f64 = 0.2;
+
 /// The instant a token with `exp` (seconds since the epoch) runs out;
 /// `None` when that is too far away to represent (it never runs out).
 fn deadline_of(exp: u64) -> Option<Instant> {
@@ -264,4 +278,28 @@ fn deadline_of(exp: u64) -> Option<Instant> {
 
 fn shutting_down() -> Rejection {
     Rejection::Unavailable("the hub is shutting down; reconnect to another node".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lifetimes fall within the last fifth before the limit, spread out.
+    #[test]
+    fn jittered_lifetimes_spread_over_the_last_fifth() {
+        let lifetime = Duration::from_secs(100);
+        let samples: Vec<Duration> = (0..1000).map(|_| jittered(lifetime)).collect();
+        assert!(samples
+            .iter()
+            .all(|d| *d >= Duration::from_secs(80) && *d <= lifetime));
+        let early = samples
+            .iter()
+            .filter(|d| **d < Duration::from_secs(90))
+            .count();
+        // About half: far from none and from all, whatever the draw.
+        assert!(
+            (300..700).contains(&early),
+            "{early} of 1000 in the first half"
+        );
+    }
 }

@@ -182,6 +182,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HEARTBEAT", value_name = "DURATION")]
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) heartbeat: Option<String>,
+    /// The longest a stream lives, e.g. 1h: it then ends (each stream a
+    /// random 0-20% sooner, so reconnections spread out) and the client
+    /// reconnects with its token checked again; 0 or absent: no limit
+    /// [default: none].
+    #[arg(long, env = "HERALD_MAX_STREAM_LIFETIME", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) max_stream_lifetime: Option<String>,
 
     /// Where history is kept: `redb` (durable, in --data-dir), `memory`
     /// (lost on restart) or `redis` (a Redis stream that many hub nodes

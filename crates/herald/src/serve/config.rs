@@ -60,6 +60,13 @@ pub(super) fn hub_config(
         Some(text) => humantime::parse_duration(text)
             .with_context(|| format!("invalid --heartbeat {text:?}: use e.g. 40s, 500ms or 0"))?,
     };
+    let max_stream_lifetime = match args.max_stream_lifetime.as_deref() {
+        None => None,
+        Some(text) => Some(humantime::parse_duration(text).with_context(|| {
+            format!("invalid --max-stream-lifetime {text:?}: use e.g. 1h, 30m or 0 (no limit)")
+        })?)
+        .filter(|d| !d.is_zero()),
+    };
     let mut config = HubConfig {
         publisher_key,
         subscriber_key,
@@ -77,6 +84,7 @@ pub(super) fn hub_config(
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
         max_patterns: args.max_patterns.unwrap_or(defaults.max_patterns),
+        max_stream_lifetime,
         ui: args.ui != Some(Switch::Off),
         subscriptions: args.subscriptions == Some(Switch::On),
         protocol: match args.protocol {
