@@ -69,6 +69,11 @@ pub struct HubConfig {
     /// token checked again. `None`: until the token expires or the client
     /// leaves.
     pub max_stream_lifetime: Option<Duration>,
+    /// Publishes per second one publisher token may make (in bursts of as
+    /// many); past it, 429 with `Retry-After`. `None`: no limit (publishers
+    /// hold keys the operator issued; the limit is for hubs shared by
+    /// several applications).
+    pub max_publish_rate: Option<u32>,
     /// Which Mercure revisions the hub speaks: draft-07, draft-08 or both.
     pub protocol: Protocol,
     /// The hub's public URL: the base of relative URL patterns and topics,
@@ -107,6 +112,7 @@ impl Default for HubConfig {
             matcher_cache: crate::topic::DEFAULT_CACHE_CAPACITY,
             max_patterns: DEFAULT_MAX_PATTERNS,
             max_stream_lifetime: None,
+            max_publish_rate: None,
             ui: true,
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),

@@ -18,6 +18,7 @@ use crate::dispatcher::{self, Dispatcher};
 use crate::fanout::Fanout;
 use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory};
+use crate::http::publish_rate::PublishRate;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::presence::{Membership, Presence};
 use crate::protocol::{Protocol, PublishForm, Revision};
@@ -88,6 +89,8 @@ pub(crate) struct Shared {
     /// The announcements of subscriptions that ended, still being
     /// published: a graceful stop waits for them ([`Hub::settle`]).
     pub(crate) announcements: TaskTracker,
+    /// Publishes per token, when `HubConfig::max_publish_rate` is set.
+    pub(crate) publish_rate: Option<PublishRate>,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
@@ -209,6 +212,7 @@ impl Hub {
                 )
             }
         };
+        let publish_rate = config.max_publish_rate.map(PublishRate::new);
         let hub = Hub {
             shared: Arc::new(Shared {
                 config,
@@ -220,6 +224,7 @@ impl Hub {
                 presence,
                 membership,
                 announcements: TaskTracker::new(),
+                publish_rate,
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub(crate) patterns: AtomicU64,
     pub(crate) patterns_refused_total: AtomicU64,
     pub(crate) lifetime_ends_total: AtomicU64,
+    pub(crate) publishes_rate_limited_total: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -52,6 +53,8 @@ pub struct MetricsSnapshot {
     pub patterns_refused_total: u64,
     /// Streams ended because they reached their maximum lifetime.
     pub lifetime_ends_total: u64,
+    /// Publishes refused because their token passed its rate.
+    pub publishes_rate_limited_total: u64,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -88,6 +91,7 @@ impl Metrics {
             patterns: get(&self.patterns),
             patterns_refused_total: get(&self.patterns_refused_total),
             lifetime_ends_total: get(&self.lifetime_ends_total),
+            publishes_rate_limited_total: get(&self.publishes_rate_limited_total),
             history,
         }
     }
@@ -96,7 +100,7 @@ impl Metrics {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 15] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -168,6 +172,12 @@ impl MetricsSnapshot {
                 "counter",
                 "Streams ended because they reached the maximum stream lifetime.",
                 self.lifetime_ends_total,
+            ),
+            (
+                "herald_publishes_rate_limited_total",
+                "counter",
+                "Publishes refused (429) because their token passed its rate.",
+                self.publishes_rate_limited_total,
             ),
             (
                 "herald_history_events",

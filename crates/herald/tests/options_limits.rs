@@ -189,6 +189,29 @@ async fn max_stream_lifetime_ends_streams_and_refuses_a_bad_value() {
 }
 
 #[tokio::test]
+async fn publish_rate_from_the_environment_limits_each_token() {
+    let mut cmd = serve_keyed(&[]);
+    cmd.env("HERALD_PUBLISH_RATE", "1");
+    let hub = start(cmd).await;
+    // One a second, in bursts of one: twenty publishes in a row meet a
+    // 429 unless they took twenty seconds.
+    let mut refused = None;
+    for _ in 0..20 {
+        let reply = publish(&hub, "topic=t").await;
+        if reply.status == 429 {
+            refused = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let refused = refused.expect("no 429 in twenty publishes at one a second");
+    assert_eq!(refused.headers["retry-after"], "1");
+
+    let out = run_to_exit(serve_keyed(&["--publish-rate", "0"])).await;
+    assert_refused(&out, "--publish-rate");
+}
+
+#[tokio::test]
 async fn max_selector_length_counts_characters_for_topics_and_selectors() {
     let hub = start(serve_keyed(&["--max-selector-length", "8"])).await;
     // Eight characters, sixteen bytes: the limit is in characters.

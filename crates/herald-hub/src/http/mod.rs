@@ -13,6 +13,7 @@
 mod cors;
 mod form;
 mod publish;
+pub(crate) mod publish_rate;
 mod rejection;
 mod subscribe;
 mod subscription;

@@ -57,6 +57,18 @@ async fn accept(
         ));
     }
     let grants = auth::verify(shared, &presented.token, Role::Publisher).await?;
+    if let Some(rate) = &shared.publish_rate {
+        rate.admit(&presented.token).map_err(|wait| {
+            Metrics::inc(&shared.metrics.publishes_rate_limited_total);
+            Rejection::TooManyRequests {
+                message: format!(
+                    "this token may publish {} times per second; retry later",
+                    shared.config.max_publish_rate.unwrap_or_default()
+                ),
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })?;
+    }
     let bytes = super::read_form(headers, body, shared.config.max_body).await?;
     let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
         if e.is_too_large() {

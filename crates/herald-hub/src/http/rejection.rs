@@ -9,10 +9,6 @@ use crate::auth::Refused;
 use crate::protocol::Revision;
 use crate::Hub;
 
-/// Seconds a client told 429 should wait: long enough for subscribers to
-/// come and go, short enough for an EventSource's own retry to be close.
-const RETRY_AFTER: &str = "10";
-
 /// A refused request.
 #[derive(Debug)]
 pub(crate) enum Rejection {
@@ -40,8 +36,14 @@ pub(crate) enum Rejection {
     LimitExceeded(String),
     /// 415: not a form.
     UnsupportedMediaType,
-    /// 429, with `Retry-After`: a limit of the hub's is reached for now.
-    TooManyRequests(String),
+    /// 429, with `Retry-After` (seconds): a limit of the hub's is reached
+    /// for now.
+    TooManyRequests {
+        /// What limit, and what to do.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// 503: shutting down, or history unavailable.
     Unavailable(String),
 }
@@ -65,6 +67,7 @@ impl Rejection {
             .protocol
             .speaks(Revision::Draft08)
             .then(|| config.hub_url.metadata_url());
+        let mut retry_after = None;
         let (status, error, message) = match self {
             Rejection::BadRequest(m) => (StatusCode::BAD_REQUEST, None, m),
             Rejection::InvalidRequest(m) => {
@@ -91,9 +94,14 @@ impl Rejection {
                 "send the form with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
             Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
-            Rejection::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, None, m),
+            Rejection::TooManyRequests {
+                message,
+                retry_after: seconds,
+            } => {
+                retry_after = Some(seconds);
+                (StatusCode::TOO_MANY_REQUESTS, None, message)
+            }
         };
-        let retry_later = status == StatusCode::TOO_MANY_REQUESTS;
         tracing::debug!(%status, %message, "request refused");
         let mut response = (
             status,
@@ -101,10 +109,10 @@ impl Rejection {
             message + "\n",
         )
             .into_response();
-        if retry_later {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(error) = error {
             response.headers_mut().insert(

@@ -151,9 +151,13 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
         .register(Arc::clone(&interest))
         .map_err(|e| match e {
             Unregistered::Closed => shutting_down(),
-            Unregistered::TooManyPatterns(limit) => Rejection::TooManyRequests(format!(
-                "the hub holds its limit of {limit} distinct URI templates and URL patterns; subscribe with exact topics or patterns already in use, or retry later"
-            )),
+            Unregistered::TooManyPatterns(limit) => Rejection::TooManyRequests {
+                message: format!(
+                    "the hub holds its limit of {limit} distinct URI templates and URL patterns; subscribe with exact topics or patterns already in use, or retry later"
+                ),
+                // Long enough for subscribers to come and go.
+                retry_after: 10,
+            },
         })?;
 
     let mut resumed_from = None;

@@ -261,6 +261,10 @@ pub(crate) struct ServeArgs {
     /// [default: 10000].
     #[arg(long, env = "HERALD_MAX_PATTERNS", value_name = "N")]
     pub(super) max_patterns: Option<usize>,
+    /// Publishes per second one publisher token may make (in bursts of as
+    /// many); past it, 429 with Retry-After [default: no limit].
+    #[arg(long, env = "HERALD_PUBLISH_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) publish_rate: Option<u32>,
     /// Longest topic or selector, in characters [default: 4096].
     #[arg(long, env = "HERALD_MAX_SELECTOR_LENGTH", value_name = "CHARS")]
     pub(super) max_selector_length: Option<usize>,

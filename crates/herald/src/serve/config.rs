@@ -85,6 +85,7 @@ pub(super) fn hub_config(
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
         max_patterns: args.max_patterns.unwrap_or(defaults.max_patterns),
         max_stream_lifetime,
+        max_publish_rate: args.publish_rate,
         ui: args.ui != Some(Switch::Off),
         subscriptions: args.subscriptions == Some(Switch::On),
         protocol: match args.protocol {
