@@ -74,6 +74,11 @@ pub struct HubConfig {
     /// hold keys the operator issued; the limit is for hubs shared by
     /// several applications).
     pub max_publish_rate: Option<u32>,
+    /// Most subscribers (event streams) at once; past it, a subscription
+    /// gets a 503 with `Retry-After`. Keep it below the process's
+    /// open-file limit so that publishers and health checks still get in
+    /// when streams fill it (`herald serve` does so by default).
+    pub max_subscribers: usize,
     /// Which Mercure revisions the hub speaks: draft-07, draft-08 or both.
     pub protocol: Protocol,
     /// The hub's public URL: the base of relative URL patterns and topics,
@@ -113,6 +118,7 @@ impl Default for HubConfig {
             max_patterns: DEFAULT_MAX_PATTERNS,
             max_stream_lifetime: None,
             max_publish_rate: None,
+            max_subscribers: usize::MAX,
             ui: true,
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),

@@ -153,7 +153,7 @@ mod tests {
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
             64,
-            usize::MAX,
+            (usize::MAX, usize::MAX),
         ));
         let interest = Arc::new(Interest {
             matchers: vec![crate::matcher::Matcher::Exact("t".into())],

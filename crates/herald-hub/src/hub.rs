@@ -169,7 +169,7 @@ impl Hub {
             config.hub_url.clone(),
             Arc::clone(&metrics),
             config.queue_capacity,
-            config.max_patterns,
+            (config.max_patterns, config.max_subscribers),
         ));
         let health = Arc::new(Health::new(Arc::clone(&metrics)));
         // Live entries start after what the log holds now: a subscriber

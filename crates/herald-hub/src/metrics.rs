@@ -25,6 +25,7 @@ pub struct Metrics {
     pub(crate) patterns_refused_total: AtomicU64,
     pub(crate) lifetime_ends_total: AtomicU64,
     pub(crate) publishes_rate_limited_total: AtomicU64,
+    pub(crate) subscribers_refused_total: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -55,6 +56,8 @@ pub struct MetricsSnapshot {
     pub lifetime_ends_total: u64,
     /// Publishes refused because their token passed its rate.
     pub publishes_rate_limited_total: u64,
+    /// Subscriptions refused because the hub held its limit of subscribers.
+    pub subscribers_refused_total: u64,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -92,6 +95,7 @@ impl Metrics {
             patterns_refused_total: get(&self.patterns_refused_total),
             lifetime_ends_total: get(&self.lifetime_ends_total),
             publishes_rate_limited_total: get(&self.publishes_rate_limited_total),
+            subscribers_refused_total: get(&self.subscribers_refused_total),
             history,
         }
     }
@@ -100,7 +104,7 @@ impl Metrics {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 16] = [
+        let rows: [(&str, &str, &str, u64); 17] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -178,6 +182,12 @@ impl MetricsSnapshot {
                 "counter",
                 "Publishes refused (429) because their token passed its rate.",
                 self.publishes_rate_limited_total,
+            ),
+            (
+                "herald_subscribers_refused_total",
+                "counter",
+                "Subscriptions refused (503) because the hub held its limit of subscribers.",
+                self.subscribers_refused_total,
             ),
             (
                 "herald_history_events",

@@ -329,7 +329,7 @@ mod tests {
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
             capacity,
-            usize::MAX,
+            (usize::MAX, usize::MAX),
         ));
         let interest = Arc::new(Interest {
             matchers: vec![crate::matcher::Matcher::Exact("t".into())],

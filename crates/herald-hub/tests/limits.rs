@@ -110,3 +110,31 @@ async fn a_token_past_its_publish_rate_gets_429_with_retry_after() {
     );
     assert_eq!(metrics.history.events, accepted as u64 + 1);
 }
+
+// Past its limit of subscribers the hub answers a subscription 503 with
+// Retry-After, counted, and serves the ones it holds; publishing goes on.
+#[tokio::test]
+async fn past_the_subscriber_limit_a_subscription_gets_503_with_retry_after() {
+    let hub = start(HubConfig {
+        max_subscribers: 2,
+        ..config()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = subscribe(hub.addr, &topics(&["a"]), &[]).await;
+        stream.ready().await;
+        held.push(stream);
+    }
+    let refused = subscribe(hub.addr, &topics(&["a"]), &[]).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.headers["retry-after"], "5");
+    assert_eq!(hub.hub.metrics().subscribers_refused_total, 1);
+    publish(hub.addr, &[("topic", "a"), ("data", "still")]).await;
+    for stream in &mut held {
+        assert_eq!(
+            stream.next_event_within(LONG).await.unwrap().data(),
+            "still"
+        );
+    }
+}

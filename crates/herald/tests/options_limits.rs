@@ -189,6 +189,19 @@ async fn max_stream_lifetime_ends_streams_and_refuses_a_bad_value() {
 }
 
 #[tokio::test]
+async fn max_subscribers_refuses_the_stream_past_it_with_503() {
+    let hub = start(serve_keyed(&["--max-subscribers", "1"])).await;
+    let mut first = subscribe(&hub, "topic=a", &[]).await;
+    assert_eq!(first.next_block().await.as_deref(), Some(":\n\n"));
+    let refused = subscribe_refused(&hub, "topic=a").await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.headers["retry-after"], "5");
+    assert!(refused.body.contains("limit of 1 streams"), "{}", refused.body);
+    // Publishing still gets in.
+    assert_eq!(publish(&hub, "topic=a").await.status, 200);
+}
+
+#[tokio::test]
 async fn publish_rate_from_the_environment_limits_each_token() {
     let mut cmd = serve_keyed(&[]);
     cmd.env("HERALD_PUBLISH_RATE", "1");

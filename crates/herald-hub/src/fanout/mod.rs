@@ -152,6 +152,8 @@ pub(crate) struct Fanout {
     queue_capacity: usize,
     /// Most distinct URI templates and URL patterns held at once.
     max_patterns: usize,
+    /// Most subscribers registered at once.
+    max_subscribers: usize,
     closed: AtomicBool,
 }
 
@@ -178,6 +180,8 @@ pub(crate) enum Unregistered {
     /// Its patterns would take the hub past its limit of distinct
     /// patterns (the limit).
     TooManyPatterns(usize),
+    /// The hub holds its limit of subscribers (the limit).
+    Full(usize),
 }
 
 impl Fanout {
@@ -185,7 +189,7 @@ impl Fanout {
         hub_url: HubUrl,
         metrics: Arc<Metrics>,
         queue_capacity: usize,
-        max_patterns: usize,
+        (max_patterns, max_subscribers): (usize, usize),
     ) -> Fanout {
         Fanout {
             registry: RwLock::new(Registry::default()),
@@ -193,6 +197,7 @@ impl Fanout {
             metrics,
             queue_capacity: queue_capacity.max(1),
             max_patterns,
+            max_subscribers,
             closed: AtomicBool::new(false),
         }
     }
@@ -218,6 +223,11 @@ impl Fanout {
         let mut registry = self.write();
         if self.closed.load(Ordering::Acquire) {
             return Err(Unregistered::Closed);
+        }
+        if registry.by_id.len() >= self.max_subscribers {
+            drop(registry);
+            Metrics::inc(&self.metrics.subscribers_refused_total);
+            return Err(Unregistered::Full(self.max_subscribers));
         }
         if !registry
             .patterns

@@ -46,6 +46,8 @@ pub(crate) enum Rejection {
     },
     /// 503: shutting down, or history unavailable.
     Unavailable(String),
+    /// 503 with `Retry-After`: the hub serves as many streams as it may.
+    AtCapacity(String),
 }
 
 impl From<Refused> for Rejection {
@@ -94,6 +96,11 @@ impl Rejection {
                 "send the form with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
             Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
+            Rejection::AtCapacity(m) => {
+                // Spread the retries of a full node's clients a little.
+                retry_after = Some(5);
+                (StatusCode::SERVICE_UNAVAILABLE, None, m)
+            }
             Rejection::TooManyRequests {
                 message,
                 retry_after: seconds,

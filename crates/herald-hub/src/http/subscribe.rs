@@ -158,6 +158,9 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
                 // Long enough for subscribers to come and go.
                 retry_after: 10,
             },
+            Unregistered::Full(limit) => Rejection::AtCapacity(format!(
+                "the hub serves its limit of {limit} streams; reconnect later or to another node"
+            )),
         })?;
 
     let mut resumed_from = None;

@@ -268,6 +268,11 @@ pub(crate) struct ServeArgs {
     /// [default: 10000].
     #[arg(long, env = "HERALD_MAX_PATTERNS", value_name = "N")]
     pub(super) max_patterns: Option<usize>,
+    /// Most event streams at once; past it, a subscription gets a 503 with
+    /// Retry-After [default: the open-file limit less 256, so publishers
+    /// and health checks still get in].
+    #[arg(long, env = "HERALD_MAX_SUBSCRIBERS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) max_subscribers: Option<u64>,
     /// Publishes per second one publisher token may make (in bursts of as
     /// many); past it, 429 with Retry-After [default: no limit].
     #[arg(long, env = "HERALD_PUBLISH_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
