@@ -152,7 +152,7 @@ mod tests {
         let fanout = Arc::new(Fanout::new(
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
-            64,
+            crate::fanout::Bound::events(64),
         ));
         let interest = Arc::new(Interest {
             matchers: vec![crate::matcher::Matcher::Exact("t".into())],

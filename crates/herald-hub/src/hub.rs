@@ -152,7 +152,10 @@ impl Hub {
         let fanout = Arc::new(Fanout::new(
             config.hub_url.clone(),
             Arc::clone(&metrics),
-            config.queue_capacity,
+            crate::fanout::Bound {
+                events: config.queue_capacity,
+                bytes: config.queue_bytes,
+            },
         ));
         let health = Arc::new(Health::new(Arc::clone(&metrics)));
         // Live entries start after what the log holds now: a subscriber

@@ -328,7 +328,7 @@ mod tests {
         let fanout = Arc::new(Fanout::new(
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
-            capacity,
+            crate::fanout::Bound::events(capacity),
         ));
         let interest = Arc::new(Interest {
             matchers: vec![crate::matcher::Matcher::Exact("t".into())],

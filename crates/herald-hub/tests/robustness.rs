@@ -177,6 +177,10 @@ async fn health_readiness_and_metrics() {
         "herald_publishes_rejected_total 1",
         "herald_events_delivered_total 1",
         "herald_slow_subscriber_disconnects_total 0",
+        "# TYPE herald_slow_subscriber_disconnects_by_reason_total counter",
+        "herald_slow_subscriber_disconnects_by_reason_total{reason=\"queue_events\"} 0",
+        "herald_slow_subscriber_disconnects_by_reason_total{reason=\"queue_bytes\"} 0",
+        "herald_slow_subscriber_disconnects_by_reason_total{reason=\"write_stall\"} 0",
         "herald_history_events 1",
     ] {
         assert!(
