@@ -20,6 +20,8 @@ pub(crate) struct Config {
     /// redirects the previous connection followed.
     pub(crate) url: Uri,
     pub(crate) method: Method,
+    /// The builder's headers. The driver sends its own copy, which
+    /// `EventSource::set_headers` and `restart_with_headers` change.
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) last_event_id: String,

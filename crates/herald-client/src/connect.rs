@@ -15,7 +15,7 @@ use http::header::{
     HeaderValue, ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE,
     LOCATION,
 };
-use http::{Method, Request, StatusCode, Uri};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -61,17 +61,19 @@ fn last_event_id_header(id: &str) -> Option<HeaderValue> {
     HeaderValue::from_bytes(id.as_bytes()).ok()
 }
 
-/// Connects to the configured URL, following redirects, and returns the body
-/// of a valid event stream with what the server said when it opened.
+/// Connects to the configured URL with these headers (the builder's, with
+/// any later changes), following redirects, and returns the body of a valid
+/// event stream with what the server said when it opened.
 pub(crate) async fn open(
     client: &HttpClient,
     config: &Config,
+    headers: &HeaderMap,
     last_event_id: &str,
 ) -> Result<(Incoming, Opened), Error> {
     let mut url = config.url.clone();
     let mut method = config.method.clone();
     let mut body = config.body.clone();
-    let mut headers = config.headers.clone();
+    let mut headers = headers.clone();
     headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.remove("last-event-id");

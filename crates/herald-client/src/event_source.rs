@@ -2,20 +2,20 @@
 //!
 //! A private `Driver` runs the loop (connect → read → parse → on failure wait
 //! and reconnect) as plain `async` code; [`EventSource`] wraps it as a
-//! [`Stream`] and adds what must work from outside the loop: closing at once,
-//! the ready state and the last event id. Nothing runs in the background:
+//! [`Stream`] and adds what must work from outside the loop: closing and
+//! restarting at once, changing the headers, the ready state and the last
+//! event id. Nothing runs in the background:
 //! the connection makes progress only while the stream is polled, and
 //! dropping the source drops the connection.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use futures_util::task::AtomicWaker;
 use herald_sse::{Event, ParseError, Parser};
+use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::builder::{Builder, Config};
 use crate::connect::{self, HttpClient};
 use crate::error::Error;
+use crate::handle::{CloseHandle, RestartHandle, Shared};
 
 /// What an [`EventSource`] yields, besides a fatal `Err` that ends it.
 #[derive(Debug)]
@@ -94,50 +95,6 @@ pub enum ReadyState {
     Closed,
 }
 
-/// What the stream and its [`CloseHandle`]s share.
-#[derive(Debug)]
-struct Shared {
-    closed: AtomicBool,
-    /// Wakes the task polling the source when a handle closes it.
-    waker: AtomicWaker,
-    state: AtomicU8,
-    last_event_id: Mutex<String>,
-}
-
-impl Shared {
-    fn set_state(&self, state: ReadyState) {
-        self.state.store(state as u8, Ordering::Release);
-    }
-
-    /// The ready state. The `closed` flag wins over `state`: a `close` from
-    /// another thread can come while the driver is polled, which may then
-    /// still store `Open` or `Connecting` after it.
-    fn state(&self) -> ReadyState {
-        if self.closed.load(Ordering::Acquire) {
-            return ReadyState::Closed;
-        }
-        match self.state.load(Ordering::Acquire) {
-            0 => ReadyState::Connecting,
-            1 => ReadyState::Open,
-            _ => ReadyState::Closed,
-        }
-    }
-
-    fn set_last_event_id(&self, id: &str) {
-        if let Ok(mut current) = self.last_event_id.lock() {
-            if *current != id {
-                id.clone_into(&mut current);
-            }
-        }
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.set_state(ReadyState::Closed);
-        self.waker.wake();
-    }
-}
-
 /// An EventSource: follows a Server-Sent Events stream over HTTP, and
 /// reconnects the way the WHATWG standard says a browser does.
 ///
@@ -148,7 +105,8 @@ impl Shared {
 ///
 /// Nothing happens until the stream is polled. [`EventSource::close`], a
 /// [`CloseHandle`], or dropping the source stops it at once: no item is
-/// delivered after that.
+/// delivered after that. [`EventSource::restart`] (or a [`RestartHandle`])
+/// drops the connection and resumes at once, optionally with new headers.
 pub struct EventSource {
     stream: Option<BoxStream>,
     shared: Arc<Shared>,
@@ -187,13 +145,9 @@ impl EventSource {
         let parser = Parser::with_limits(config.limits)
             .with_comments(config.comments)
             .with_last_event_id(&config.last_event_id);
-        let shared = Arc::new(Shared {
-            closed: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            state: AtomicU8::new(ReadyState::Connecting as u8),
-            last_event_id: Mutex::new(config.last_event_id.clone()),
-        });
+        let shared = Arc::new(Shared::new(&config.last_event_id));
         let driver = Driver {
+            headers: config.headers.clone(),
             client,
             config,
             parser,
@@ -227,20 +181,114 @@ impl EventSource {
         }
     }
 
+    /// Drops the connection and connects again at once, sending the last
+    /// event id as `Last-Event-ID`: to resume on a connection the
+    /// application knows is stale, or with new headers (see
+    /// [`EventSource::restart_with_headers`]).
+    ///
+    /// What happens, exactly:
+    ///
+    /// * The open connection is closed, or the attempt under way abandoned,
+    ///   or the wait before the next attempt cut short. The next attempt
+    ///   starts when the source is next polled, without any delay: neither
+    ///   the server's `retry` nor the backoff applies.
+    /// * An event not complete when the connection is dropped is discarded,
+    ///   with any `id` inside it, as on any disconnection; so are events
+    ///   that arrived but were not yielded yet. The request sends
+    ///   [`EventSource::last_event_id`]: the id of the last event yielded
+    ///   (or of an id-only block after it), from which the server can
+    ///   replay what was discarded.
+    /// * No [`Item::Reconnecting`] is yielded for it: the next item is the
+    ///   [`Item::Open`] of the new connection, or what its failure brings
+    ///   (an `Item::Reconnecting`, or a fatal `Err`) as for any attempt.
+    /// * The backoff starts over: failures before the restart neither
+    ///   lengthen the delays after it nor count towards
+    ///   [`max_attempts`](crate::ReconnectPolicy::max_attempts).
+    /// * The [ready state](EventSource::ready_state) is
+    ///   [`Connecting`](ReadyState::Connecting) until the new connection
+    ///   opens.
+    /// * A closed source stays closed: after [`EventSource::close`], a
+    ///   [`CloseHandle`], or a fatal error, a restart does nothing. To go on
+    ///   after a fatal error (e.g. a `401` for an expired token), build a
+    ///   new source with [`Builder::last_event_id`] set to this one's
+    ///   [`EventSource::last_event_id`].
+    ///
+    /// Called by the task that polls the source, between two items, no
+    /// item of the old connection comes after it. Called from elsewhere
+    /// (through a [`RestartHandle`]), it wakes that task; an item already
+    /// being produced at that moment may still come first. Nothing limits
+    /// how often a source restarts: each call means a new request.
+    pub fn restart(&self) {
+        self.shared.restart();
+    }
+
+    /// Replaces these request headers, then [restarts](EventSource::restart):
+    /// what a refreshed access token needs.
+    ///
+    /// For each header name in `headers`, its values replace every value
+    /// sent so far under that name (by the builder or an earlier change);
+    /// other headers are kept. The change holds for the connection this
+    /// restart opens and for every later one, automatic reconnections
+    /// included. As with the builder's headers, `Accept`, `Cache-Control`
+    /// and `Last-Event-ID` stay set by the client, and `Authorization` and
+    /// `Cookie` are not sent on to another origin after a redirect; an
+    /// `Authorization` value is marked sensitive, as
+    /// [`Builder::bearer_token`] does.
+    ///
+    /// ```
+    /// use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+    /// use herald_client::EventSource;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let source = EventSource::builder("https://hub.example.com/.well-known/mercure?topic=news")
+    ///     .bearer_token("old-token")
+    ///     .header("X-Client", "docs")
+    ///     .build()?;
+    /// // Later, with a refreshed token: `X-Client` is still sent.
+    /// let token = "new-token";
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(AUTHORIZATION, HeaderValue::try_from(format!("Bearer {token}"))?);
+    /// source.restart_with_headers(headers);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn restart_with_headers(&self, headers: HeaderMap) {
+        self.shared.update_headers(headers);
+        self.shared.restart();
+    }
+
+    /// Replaces these request headers, as
+    /// [`EventSource::restart_with_headers`] does, from the next connection
+    /// attempt on, without touching the current connection: e.g. a token
+    /// refreshed ahead of its expiry, for whenever the source reconnects.
+    ///
+    /// An attempt already under way keeps the headers it went out with.
+    /// When the old headers may already be refused (a token that has
+    /// expired), restart with the new ones instead: a `401` ends the
+    /// source.
+    pub fn set_headers(&self, headers: HeaderMap) {
+        self.shared.update_headers(headers);
+    }
+
+    /// A handle that restarts this source, or changes its headers, from
+    /// anywhere: e.g. a task that refreshes an access token.
+    pub fn restart_handle(&self) -> RestartHandle {
+        RestartHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Connecting, open or closed.
     pub fn ready_state(&self) -> ReadyState {
         self.shared.state()
     }
 
     /// The last event id: what the next reconnection sends as
-    /// `Last-Event-ID` (empty for none). Save it to resume after a restart
-    /// with [`Builder::last_event_id`].
+    /// `Last-Event-ID` (empty for none). Save it to resume with
+    /// [`Builder::last_event_id`] in a new source, e.g. after the program
+    /// restarts.
     pub fn last_event_id(&self) -> String {
-        self.shared
-            .last_event_id
-            .lock()
-            .map(|id| id.clone())
-            .unwrap_or_default()
+        self.shared.last_event_id()
     }
 
     /// Only the events: a stream of `Result<Event, Error>` that skips the
@@ -250,12 +298,19 @@ impl EventSource {
     }
 }
 
+impl Drop for EventSource {
+    /// Marks the source closed, so that its handles see it so.
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
 impl Stream for EventSource {
     type Item = Result<Item, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared.waker.register(cx.waker());
-        if self.shared.closed.load(Ordering::Acquire) {
+        self.shared.register(cx.waker());
+        if self.shared.is_closed() {
             self.stream = None;
             return Poll::Ready(None);
         }
@@ -270,26 +325,6 @@ impl Stream for EventSource {
             }
             other => other,
         }
-    }
-}
-
-/// Closes an [`EventSource`] from elsewhere (another task, a signal
-/// handler). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct CloseHandle {
-    shared: Arc<Shared>,
-}
-
-impl CloseHandle {
-    /// Closes the source: its stream ends at its next poll (a pending poll
-    /// is woken), with no further item.
-    pub fn close(&self) {
-        self.shared.close();
-    }
-
-    /// Whether the source was closed.
-    pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
     }
 }
 
@@ -343,6 +378,9 @@ struct Driver {
     /// event id and the server's `retry` from one connection to the next.
     parser: Parser,
     shared: Arc<Shared>,
+    /// The headers every request sends: the builder's, with the changes
+    /// made since by `set_headers` and `restart_with_headers`.
+    headers: HeaderMap,
     conn: Option<Conn>,
     /// The delay to wait before the next connection attempt.
     wait: Option<Duration>,
@@ -357,14 +395,30 @@ impl Driver {
             if self.done {
                 return None;
             }
+            // Before anything else, so that no item of the old connection
+            // comes after a restart made between two items.
+            if self.shared.take_restart() {
+                self.restart();
+            }
             let Some(conn) = self.conn.as_mut() else {
                 if let Some(delay) = self.wait.take() {
-                    tokio::time::sleep(delay).await;
+                    let sleep = tokio::time::sleep(delay);
+                    if self.shared.unless_restarted(sleep).await.is_none() {
+                        continue;
+                    }
                 }
                 // The state is already `Connecting`: initially, and after
-                // `fail` (which set it before this wait).
-                let opened =
-                    connect::open(&self.client, &self.config, self.parser.last_event_id()).await;
+                // `fail` or `restart` (which set it before this wait).
+                self.shared.apply_header_updates(&mut self.headers);
+                let open = connect::open(
+                    &self.client,
+                    &self.config,
+                    &self.headers,
+                    self.parser.last_event_id(),
+                );
+                let Some(opened) = self.shared.unless_restarted(open).await else {
+                    continue;
+                };
                 match opened {
                     Ok((body, opened)) => {
                         self.conn = Some(Conn {
@@ -394,11 +448,12 @@ impl Driver {
                 Some(Err(e)) => return Some(Ok(Item::Dropped(e))),
                 None => {}
             }
-            let frame =
-                match connect::with_timeout(self.config.read_timeout, conn.body.frame()).await {
-                    Ok(frame) => frame,
-                    Err(timeout) => return Some(self.fail(timeout)),
-                };
+            let read = connect::with_timeout(self.config.read_timeout, conn.body.frame());
+            let frame = match self.shared.unless_restarted(read).await {
+                None => continue,
+                Some(Ok(frame)) => frame,
+                Some(Err(timeout)) => return Some(self.fail(timeout)),
+            };
             match frame {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -443,32 +498,26 @@ impl Driver {
         Ok(Item::Reconnecting { error, delay })
     }
 
+    /// Drops the connection, or the wait before the next attempt, for a
+    /// restart: the next loop step connects at once.
+    fn restart(&mut self) {
+        // Dropping the body closes the connection (HTTP/1.1) or resets its
+        // stream (HTTP/2).
+        self.conn = None;
+        // An event cut by the restart is discarded, with any `id` inside
+        // it, as on any disconnection (WHATWG: an unfinished block is not
+        // dispatched). Bytes read but not parsed yet go with it, so the
+        // last event id stays that of the last item yielded.
+        self.parser.finish();
+        self.wait = None;
+        // Whoever restarts starts over: the previous failures do not grow
+        // the backoff of the next ones, nor count towards `max_attempts`.
+        self.failures = 0;
+        self.shared.set_state(ReadyState::Connecting);
+    }
+
     fn stop(&mut self) {
         self.done = true;
         self.shared.set_state(ReadyState::Closed);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_closed_source_stays_closed_whatever_the_driver_stores_after() {
-        let shared = Shared {
-            closed: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            state: AtomicU8::new(ReadyState::Connecting as u8),
-            last_event_id: Mutex::new(String::new()),
-        };
-        shared.set_state(ReadyState::Open);
-        assert_eq!(shared.state(), ReadyState::Open);
-        // A close handle on another thread closes while the driver is
-        // connecting; the driver then finishes and stores its state.
-        shared.close();
-        for late in [ReadyState::Open, ReadyState::Connecting] {
-            shared.set_state(late);
-            assert_eq!(shared.state(), ReadyState::Closed, "{late:?}");
-        }
     }
 }

@@ -17,6 +17,11 @@
 //!   comes, and [`Item::Comment`] (opt-in) surfaces heartbeats. An `Err` is
 //!   fatal: the stream ends after it. [`EventSource::events`] keeps just the
 //!   events.
+//! * [`EventSource::restart`] drops the connection and resumes at once from
+//!   the last event id; [`EventSource::restart_with_headers`] does so with
+//!   new headers (a refreshed token), and [`EventSource::set_headers`]
+//!   changes them for the next reconnection. A [`RestartHandle`] does the
+//!   same from another task, as a [`CloseHandle`] closes the source.
 //! * [`Builder`] sets headers (and bearer tokens), method and body, the
 //!   initial last event id, the [`ReconnectPolicy`], a read timeout, the
 //!   redirect limit and, for private certificate authorities, the TLS
@@ -87,11 +92,58 @@
 //!   is discarded, with any `id` inside it.
 //! * [`EventSource::close`], a [`CloseHandle`] or dropping the source stops it
 //!   at once; no item is delivered after that.
+//! * A [restart](EventSource::restart) closes the connection and connects
+//!   again without waiting (no `retry`, no backoff), sending the id of the
+//!   last event yielded; an event cut by it is discarded. The backoff and
+//!   the attempts count start over. A closed source, or one ended by a fatal
+//!   error, stays closed. Changed headers hold for every later connection.
+//!
+//! # Refreshing a token
+//!
+//! An access token that expires must be replaced before the next
+//! connection sends it, or the server answers `401` and the source ends.
+//! A task with a [`RestartHandle`] can resume on a new connection with the
+//! new token as soon as it has one, without waiting for the old stream to
+//! be cut (or use [`RestartHandle::set_headers`] to keep the connection and
+//! send the token on the next reconnection):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use futures_util::StreamExt;
+//! use herald_client::{EventSource, ReadyState};
+//! use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+//!
+//! # async fn fetch_token() -> String { String::new() }
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut source = EventSource::builder("http://localhost:8080/.well-known/mercure?topic=news")
+//!     .bearer_token(&fetch_token().await)
+//!     .build()?;
+//! let restart = source.restart_handle();
+//! tokio::spawn(async move {
+//!     while restart.ready_state() != ReadyState::Closed {
+//!         // Some time before the token expires.
+//!         tokio::time::sleep(Duration::from_secs(240)).await;
+//!         let bearer = format!("Bearer {}", fetch_token().await);
+//!         let Ok(value) = HeaderValue::try_from(bearer) else { continue };
+//!         let mut headers = HeaderMap::new();
+//!         headers.insert(AUTHORIZATION, value);
+//!         restart.restart_with_headers(headers);
+//!     }
+//! });
+//! while let Some(item) = source.next().await {
+//!     // Resumes from the last event id; the server replays what came meanwhile.
+//!     let _ = item?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Layout
 //!
 //! * `event_source.rs`: [`EventSource`], [`Item`], [`Events`], the
-//!   reconnection loop.
+//!   reconnection loop. `handle.rs`: what the loop shares with the handles
+//!   that act on it from outside, [`CloseHandle`] and [`RestartHandle`].
 //! * `connect.rs`: one connection attempt: request, redirects, response
 //!   checks.
 //! * `builder.rs`: [`Builder`]. `policy.rs`: [`ReconnectPolicy`].
@@ -102,10 +154,12 @@ mod builder;
 mod connect;
 mod error;
 mod event_source;
+mod handle;
 mod policy;
 
 pub use builder::Builder;
 pub use error::{BoxError, Error};
-pub use event_source::{CloseHandle, EventSource, Events, Item, Opened, ReadyState};
+pub use event_source::{EventSource, Events, Item, Opened, ReadyState};
+pub use handle::{CloseHandle, RestartHandle};
 pub use herald_sse::{Event, Limits, ParseError};
 pub use policy::ReconnectPolicy;

@@ -71,6 +71,21 @@ pub struct HubConfig {
     pub queue_bytes: usize,
     /// Compiled URI templates kept in the matcher cache.
     pub matcher_cache: usize,
+    /// Most distinct URI templates and URL patterns the subscribers may
+    /// hold at once: each is compiled once and tested at publishes whose
+    /// topic begins like it, so this bounds both memory and the worst
+    /// publish. A subscription that would pass it gets a 429.
+    pub max_patterns: usize,
+    /// The longest a stream lives: it then ends, each a random 0 to 20%
+    /// sooner, and the client reconnects (to another node, perhaps) with its
+    /// token checked again. `None`: until the token expires or the client
+    /// leaves.
+    pub max_stream_lifetime: Option<Duration>,
+    /// Publishes per second one publisher token may make (in bursts of as
+    /// many); past it, 429 with `Retry-After`. `None`: no limit (publishers
+    /// hold keys the operator issued; the limit is for hubs shared by
+    /// several applications).
+    pub max_publish_rate: Option<u32>,
     /// Which Mercure revisions the hub speaks: draft-07, draft-08 or both.
     pub protocol: Protocol,
     /// The hub's public URL: the base of relative URL patterns and topics,
@@ -90,6 +105,9 @@ pub struct HubConfig {
     pub ui: bool,
 }
 
+/// The default of [`HubConfig::max_patterns`].
+pub const DEFAULT_MAX_PATTERNS: usize = 10_000;
+
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
@@ -105,6 +123,9 @@ impl Default for HubConfig {
             queue_capacity: 1024,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             matcher_cache: crate::topic::DEFAULT_CACHE_CAPACITY,
+            max_patterns: DEFAULT_MAX_PATTERNS,
+            max_stream_lifetime: None,
+            max_publish_rate: None,
             ui: true,
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),

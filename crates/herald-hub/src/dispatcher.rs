@@ -153,6 +153,7 @@ mod tests {
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
             crate::fanout::Bound::events(64),
+            usize::MAX,
         ));
         let interest = Arc::new(Interest {
             matchers: vec![crate::matcher::Matcher::Exact("t".into())],

@@ -6,8 +6,10 @@
 //! ends every stream so that a graceful server stop completes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio_util::task::TaskTracker;
 
 use crate::access_token::AccessTokenVerifier;
 use crate::auth::{AuthError, JwtVerifier};
@@ -16,8 +18,9 @@ use crate::dispatcher::{self, Dispatcher};
 use crate::fanout::Fanout;
 use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory};
+use crate::http::publish_rate::PublishRate;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::presence::Presence;
+use crate::presence::{Membership, Presence};
 use crate::protocol::{Protocol, PublishForm, Revision};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
@@ -80,6 +83,14 @@ pub(crate) struct Shared {
     pub(crate) health: Arc<Health>,
     /// The active subscriptions, when `HubConfig::subscriptions`.
     pub(crate) presence: Option<Arc<Presence>>,
+    /// This node's records in the shared log's roster, when presence is on
+    /// and the log is shared.
+    pub(crate) membership: Option<Arc<Membership>>,
+    /// The announcements of subscriptions that ended, still being
+    /// published: a graceful stop waits for them ([`Hub::settle`]).
+    pub(crate) announcements: TaskTracker,
+    /// Publishes per token, when `HubConfig::max_publish_rate` is set.
+    pub(crate) publish_rate: Option<PublishRate>,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
@@ -156,14 +167,26 @@ impl Hub {
                 events: config.queue_capacity,
                 bytes: config.queue_bytes,
             },
+            config.max_patterns,
         ));
         let health = Arc::new(Health::new(Arc::clone(&metrics)));
         // Live entries start after what the log holds now: a subscriber
         // that wants older ones replays them.
         let last_seq = history.stats().last_seq;
-        let presence = config
+        // On a shared log, the subscriptions of the other nodes are in the
+        // roster, loaded once the hub runs.
+        let membership = config
             .subscriptions
-            .then(|| Arc::new(Presence::new(config.hub_url.as_url().path())));
+            .then(|| history.roster())
+            .flatten()
+            .map(|roster| Arc::new(Membership::new(roster)));
+        let presence = config.subscriptions.then(|| {
+            Arc::new(Presence::new(
+                config.hub_url.as_url().path(),
+                last_seq,
+                membership.is_some(),
+            ))
+        });
         let dispatcher = Arc::new(Dispatcher::new(
             Arc::clone(&fanout),
             last_seq,
@@ -178,13 +201,22 @@ impl Hub {
                 ));
                 Publisher::shared(Arc::clone(&history), Arc::clone(&health))
             }
-            None => Publisher::local(
-                Arc::clone(&history),
-                Arc::clone(&dispatcher),
-                Arc::clone(&health),
-            ),
+            None => {
+                // Only appends report this log's health: probe it while it
+                // fails, so that readiness comes back without a publish.
+                tokio::spawn(crate::health::retry(
+                    Arc::downgrade(&history),
+                    Arc::downgrade(&health),
+                ));
+                Publisher::local(
+                    Arc::clone(&history),
+                    Arc::clone(&dispatcher),
+                    Arc::clone(&health),
+                )
+            }
         };
-        Ok(Hub {
+        let publish_rate = config.max_publish_rate.map(PublishRate::new);
+        let hub = Hub {
             shared: Arc::new(Shared {
                 config,
                 history,
@@ -193,6 +225,9 @@ impl Hub {
                 _dispatcher: dispatcher,
                 health,
                 presence,
+                membership,
+                announcements: TaskTracker::new(),
+                publish_rate,
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,
@@ -200,7 +235,14 @@ impl Hub {
                 metrics,
                 heartbeat: herald_sse::comment(""),
             }),
-        })
+        };
+        if let Some(membership) = &hub.shared.membership {
+            tokio::spawn(crate::presence::membership::run(
+                Arc::downgrade(&hub.shared),
+                membership.lease(),
+            ));
+        }
+        Ok(hub)
     }
 
     /// The configuration the hub runs with.
@@ -257,6 +299,20 @@ impl Hub {
     /// the hub is dropped.
     pub fn shutdown(&self) {
         self.shared.fanout.close();
+    }
+
+    /// Waits, for at most `limit`, until what the hub still publishes on
+    /// its own behalf after [`Hub::shutdown`] (the `active: false` events of
+    /// the streams it ended) is stored, so that a graceful stop loses none
+    /// of them. Returns whether everything was.
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let announcements = &self.shared.announcements;
+        announcements.close();
+        let settled = tokio::time::timeout(limit, announcements.wait())
+            .await
+            .is_ok();
+        announcements.reopen();
+        settled
     }
 
     /// Whether [`Hub::shutdown`] was called.

@@ -70,7 +70,7 @@ pub mod topic;
 pub mod ui;
 mod update;
 
-pub use config::{HubConfig, JwtKey};
+pub use config::{HubConfig, JwtKey, DEFAULT_MAX_PATTERNS};
 pub use http::HUB_PATH;
 pub use hub::{BuildError, Hub, PublishError};
 pub use update::Update;

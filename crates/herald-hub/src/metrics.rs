@@ -26,6 +26,10 @@ pub struct Metrics {
     pub(crate) history_errors_total: AtomicU64,
     /// 1 while history is failing (see `health`), else 0.
     pub(crate) history_failing: AtomicU64,
+    pub(crate) patterns: AtomicU64,
+    pub(crate) patterns_refused_total: AtomicU64,
+    pub(crate) lifetime_ends_total: AtomicU64,
+    pub(crate) publishes_rate_limited_total: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -51,6 +55,15 @@ pub struct MetricsSnapshot {
     pub history_errors_total: u64,
     /// Whether history worked at its last use.
     pub history_available: bool,
+    /// Distinct URI templates and URL patterns held by subscribers now.
+    pub patterns: u64,
+    /// Subscriptions refused because their patterns would pass the limit
+    /// of distinct patterns.
+    pub patterns_refused_total: u64,
+    /// Streams ended because they reached their maximum lifetime.
+    pub lifetime_ends_total: u64,
+    /// Publishes refused because their token passed its rate.
+    pub publishes_rate_limited_total: u64,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -112,6 +125,10 @@ impl Metrics {
             },
             history_errors_total: get(&self.history_errors_total),
             history_available: get(&self.history_failing) == 0,
+            patterns: get(&self.patterns),
+            patterns_refused_total: get(&self.patterns_refused_total),
+            lifetime_ends_total: get(&self.lifetime_ends_total),
+            publishes_rate_limited_total: get(&self.publishes_rate_limited_total),
             history,
         }
     }
@@ -130,7 +147,7 @@ impl SlowDisconnects {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 11] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -178,6 +195,36 @@ impl MetricsSnapshot {
                 "gauge",
                 "1 when history worked at its last use, 0 while it fails.",
                 u64::from(self.history_available),
+            ),
+            (
+                "herald_history_reopens_total",
+                "counter",
+                "Times the history file was reopened to recover from an I/O error (redb).",
+                self.history.reopens,
+            ),
+            (
+                "herald_patterns",
+                "gauge",
+                "Distinct URI templates and URL patterns held by subscribers, each compiled once.",
+                self.patterns,
+            ),
+            (
+                "herald_patterns_refused_total",
+                "counter",
+                "Subscriptions refused because the hub held its limit of distinct patterns.",
+                self.patterns_refused_total,
+            ),
+            (
+                "herald_stream_lifetime_ends_total",
+                "counter",
+                "Streams ended because they reached the maximum stream lifetime.",
+                self.lifetime_ends_total,
+            ),
+            (
+                "herald_publishes_rate_limited_total",
+                "counter",
+                "Publishes refused (429) because their token passed its rate.",
+                self.publishes_rate_limited_total,
             ),
             (
                 "herald_history_events",

@@ -329,6 +329,7 @@ mod tests {
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
             crate::fanout::Bound::events(capacity),
+            usize::MAX,
         ));
         let interest = Arc::new(Interest {
             matchers: vec![crate::matcher::Matcher::Exact("t".into())],

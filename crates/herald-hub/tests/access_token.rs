@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -325,5 +327,82 @@ async fn keys_from_a_jwks_file() {
     assert!(
         matches!(err, AccessTokenError::UnknownKey { .. }),
         "{err:?}"
+    );
+}
+
+// Over HTTP, a token whose issuer's keys cannot be fetched is answered with
+// a 503 and no `invalid_token` challenge: the client should retry, not go
+// for a new token. Once the issuer answers, the same token subscribes.
+#[tokio::test]
+async fn over_http_unreachable_keys_are_a_503_not_a_401() {
+    use axum::http::header::WWW_AUTHENTICATE;
+    use herald_hub::matcher::HubUrl;
+    use herald_hub::HubConfig;
+
+    let issuer = Issuer::default();
+    issuer.publish(&[("k1", ED_PUBLIC, Algorithm::EdDSA)]);
+    issuer.down.store(true, Ordering::SeqCst);
+    let keys = vec![KeySource::JwksUrl(issuer.serve().await)];
+    let hub = common::start(HubConfig {
+        hub_url: HubUrl::parse(RESOURCE).unwrap(),
+        access_tokens: Some(config(keys, Duration::ZERO)),
+        ..common::config()
+    })
+    .await;
+    let bearer = format!("Bearer {}", ed_token("k1"));
+    let headers = [("authorization", bearer.as_str())];
+
+    let refused = common::subscribe(hub.addr, "match=*", &headers).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers.get(WWW_AUTHENTICATE).is_none());
+
+    issuer.down.store(false, Ordering::SeqCst);
+    let admitted = common::subscribe(hub.addr, "match=*", &headers).await;
+    assert_eq!(admitted.status, StatusCode::OK);
+}
+
+// draft-08 §Protected Resource Metadata: the trusted issuers are listed as
+// `authorization_servers` (omitted when tokens are self-issued), and the
+// matcher types are said explicitly.
+#[tokio::test]
+async fn metadata_names_the_trusted_issuers_as_authorization_servers() {
+    use herald_hub::matcher::HubUrl;
+    use herald_hub::HubConfig;
+
+    let metadata = |hub: &common::TestHub| {
+        let url = format!(
+            "http://{}/.well-known/oauth-protected-resource/.well-known/mercure",
+            hub.addr
+        );
+        async move {
+            let req = hyper::Request::get(url)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let reply = common::request(req).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            serde_json::from_str::<Value>(&reply.body).unwrap()
+        }
+    };
+    let keys = vec![KeySource::Pem(
+        String::from_utf8(ED_PUBLIC.to_vec()).unwrap(),
+    )];
+    let trusting = common::start(HubConfig {
+        hub_url: HubUrl::parse(RESOURCE).unwrap(),
+        access_tokens: Some(config(keys, Duration::ZERO)),
+        ..common::config()
+    })
+    .await;
+    let document = metadata(&trusting).await;
+    assert_eq!(document["authorization_servers"], json!([ISSUER]));
+    assert_eq!(
+        document["mercure_matcher_types_supported"],
+        json!(["exact", "urlpattern"])
+    );
+
+    let self_issued = common::start(common::config()).await;
+    let document = metadata(&self_issued).await;
+    assert!(
+        document.get("authorization_servers").is_none(),
+        "{document}"
     );
 }

@@ -43,6 +43,10 @@ fn bad_tokens(publish: &[&str], subscribe: &[&str]) -> Vec<(&'static str, String
     ]
 }
 
+// draft-07 §Authorization: a publisher presents a valid JWS (a bad one is
+// a 401); draft-07 §Publishers: a JWS without `mercure.publish` authorizes
+// no update (403, nothing dispatched); draft-08 §Authorization: a
+// publisher without a token is refused (401).
 #[tokio::test]
 async fn publisher_tokens_valid_expired_wrong_key_wrong_alg_missing_claim() {
     let hub = start(config()).await;
@@ -107,6 +111,9 @@ async fn publisher_tokens_valid_expired_wrong_key_wrong_alg_missing_claim() {
     );
 }
 
+// draft-07 §Publishers: every topic of the update must match a selector of
+// `mercure.publish`; otherwise 403 and nothing is dispatched, even though
+// some topics are allowed.
 #[tokio::test]
 async fn publish_claim_must_match_every_topic() {
     let hub = start(config()).await;
@@ -138,6 +145,74 @@ async fn publish_claim_must_match_every_topic() {
     );
 }
 
+// draft-07 §Publishers: a `mercure.publish` that is an empty array
+// authorizes no update: 403, and nothing is dispatched.
+#[tokio::test]
+async fn an_empty_publish_claim_authorizes_nothing() {
+    let hub = start(config()).await;
+    let mut sub = subscribe(hub.addr, "topic=*", &[]).await;
+    sub.ready().await;
+    let empty = Claims {
+        publish: Some(vec![]),
+        ..claims(&[], &["*"])
+    };
+    let empty = signed(&empty, Algorithm::HS256, KEY);
+    for private in [false, true] {
+        let mut pairs = vec![("topic", "a"), ("data", "refused")];
+        if private {
+            pairs.push(("private", "on"));
+        }
+        let reply = publish_as(hub.addr, Some(&empty), &pairs).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    }
+    assert_eq!(hub.hub.metrics().history.events, 0, "nothing stored");
+    assert_nothing_before_marker(hub.addr, &mut sub, "a", "a refused publish").await;
+}
+
+// draft-07 §Subscribers: a private update reaches a subscriber whose
+// `mercure.subscribe` matches one of its topics, canonical or alternate:
+// the spec's own example, a template over every book in the query and a
+// per-user template in the token, matched by an alternate topic.
+#[tokio::test]
+async fn an_alternate_topic_can_grant_a_private_update() {
+    let hub = start(config()).await;
+    let reader = token(&[], &["https://example.com/users/foo/{?topic}"]);
+    let mut sub = subscribe(
+        hub.addr,
+        &topics(&["https://example.com/books/{id}"]),
+        &[("authorization", &format!("Bearer {reader}"))],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    publish(
+        hub.addr,
+        &[
+            ("topic", "https://example.com/books/2"),
+            ("data", "for someone else"),
+            ("private", "on"),
+        ],
+    )
+    .await;
+    publish(
+        hub.addr,
+        &[
+            ("topic", "https://example.com/books/1"),
+            (
+                "topic",
+                "https://example.com/users/foo/?topic=https%3A%2F%2Fexample.com%2Fbooks%2F1",
+            ),
+            ("data", "for foo"),
+            ("private", "on"),
+        ],
+    )
+    .await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "for foo");
+}
+
+// draft-07 §Authorization and §Subscribers: a subscriber's valid JWS with
+// `mercure.subscribe` unlocks the private updates it matches; an invalid
+// one is refused.
 #[tokio::test]
 async fn subscriber_tokens_valid_expired_wrong_key_wrong_alg() {
     let hub = start(config()).await;
@@ -167,6 +242,7 @@ async fn subscriber_tokens_valid_expired_wrong_key_wrong_alg() {
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "secret");
 }
 
+// draft-07 §Subscribers: without `mercure.subscribe`, no private update.
 #[tokio::test]
 async fn a_subscriber_token_without_subscribe_claim_gets_public_updates_only() {
     let hub = start(config()).await;
@@ -205,6 +281,9 @@ async fn anonymous_subscribers_only_when_configured() {
     assert_eq!(sub.status, StatusCode::OK);
 }
 
+// draft-07 §Authorization: with an Authorization header its JWS is used,
+// the query parameter and the cookie ignored; without one, the query
+// parameter is used and the cookie ignored; else the cookie.
 #[tokio::test]
 async fn token_sources_header_then_query_then_cookie() {
     let mut cfg = config();
@@ -301,6 +380,8 @@ async fn a_stale_cookie_does_not_lock_out_public_updates_when_anonymous_is_allow
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "public");
 }
 
+// draft-07 §Subscribers: a JWS with `exp` ends the connection at that time
+// (tests/draft08.rs: the same for an access token, draft-08 §Subscribers).
 /// Paused time: the token is valid by the wall clock (JWT validation), and
 /// the hub turns its `exp` into a tokio deadline, which the test reaches by
 /// advancing the paused clock. The deadline is `exp` minus the wall time at
@@ -346,6 +427,9 @@ fn a_token_exp_closes_the_stream_at_that_moment() {
     });
 }
 
+// draft-07 §Subscription and §Subscribers: a private update reaches only
+// the subscribers whose `mercure.subscribe` matches one of its topics;
+// anonymous subscribers get none.
 #[tokio::test]
 async fn private_updates_reach_only_matching_subscribers_over_many_random_pairs() {
     use rand::{Rng, SeedableRng};
@@ -407,6 +491,8 @@ async fn private_updates_reach_only_matching_subscribers_over_many_random_pairs(
     }
 }
 
+// draft-07 §Security Considerations: a hub that takes the cookie guards
+// the publish endpoint against CSRF (the allowed publish origins).
 #[tokio::test]
 async fn cookie_publishes_must_come_from_an_allowed_origin() {
     let mut cfg = config();
@@ -436,6 +522,9 @@ async fn cookie_publishes_must_come_from_an_allowed_origin() {
     assert_eq!(reply.status, StatusCode::OK);
 }
 
+// draft-08 §Subscription: CORS for credentialed subscribers, an allowlist
+// echoed with `Access-Control-Allow-Credentials: true` (tests/cors.rs has
+// the rest).
 #[tokio::test]
 async fn cors_allowlist_with_credentials_and_preflight_headers() {
     let mut cfg = config();

@@ -59,6 +59,8 @@ fn varies_by_origin(headers: &HeaderMap) -> bool {
         .any(|field| field.trim().eq_ignore_ascii_case("origin"))
 }
 
+// draft-08 §Subscription: `Access-Control-Allow-Origin: *` never comes
+// with credentials.
 #[tokio::test]
 async fn star_answers_an_unlisted_origin_with_a_literal_star_and_no_credentials() {
     let hub = hub_with(&["*"]).await;
@@ -74,6 +76,8 @@ async fn star_answers_an_unlisted_origin_with_a_literal_star_and_no_credentials(
     assert_eq!(header(&sub.headers, ALLOW_CREDENTIALS), None);
 }
 
+// draft-08 §Subscription: an origin of the explicit allowlist is echoed,
+// with `Access-Control-Allow-Credentials: true`.
 #[tokio::test]
 async fn a_listed_origin_beside_star_is_echoed_with_credentials() {
     let hub = hub_with(&[APP, "*"]).await;
@@ -94,6 +98,7 @@ async fn a_listed_origin_beside_star_is_echoed_with_credentials() {
     assert_eq!(header(&reply.headers, ALLOW_CREDENTIALS), Some("true"));
 }
 
+// draft-08 §Subscription: an origin off the allowlist is not reflected.
 #[tokio::test]
 async fn without_star_an_unlisted_origin_gets_no_allow_origin() {
     let hub = hub_with(&[APP]).await;
@@ -179,6 +184,9 @@ async fn every_response_of_a_cors_hub_varies_by_origin() {
     assert_eq!(header(&reply.headers, ALLOW_ORIGIN), None);
 }
 
+// draft-08 §Subscription API and §Reconciliation: cross-origin callers
+// may read `Link` and the resume headers (tests/subscriptions.rs checks it
+// on the API itself).
 #[tokio::test]
 async fn actual_responses_to_allowed_origins_expose_the_resume_and_link_headers() {
     let hub = hub_with(&[APP, "*"]).await;
@@ -209,6 +217,8 @@ async fn cookie_publish_from(hub: &TestHub, origin: &str) -> Reply {
     request(req).await
 }
 
+// draft-07 §Security Considerations: the CSRF guard on cookie publishes
+// holds whatever the CORS origins.
 #[tokio::test]
 async fn a_cookie_publish_from_an_unlisted_origin_is_refused_under_star() {
     // `*` among the CORS origins, and no publish origin at all.

@@ -94,16 +94,21 @@ async fn match_and_match_urlpattern_subscriptions_receive_what_they_select() {
     assert_eq!(data(got), ["three", "four"]);
 }
 
-// §Subscription: the reserved `match` namespace, value constraints and
-// malformed URL patterns are 400s that say what is wrong.
+// §Subscription: the reserved `match` namespace (the suffix in canonical
+// case only), value constraints (UTF-8; no C0, DEL, C1 or format
+// characters) and malformed URL patterns are 400s that say what is wrong.
 #[tokio::test]
 async fn bad_matchers_are_400() {
     let hub = start(hub_config(Protocol::Both)).await;
     for (q, says) in [
         (query(&[("match_template", "/a/{x}")]), "match_template"),
         (query(&[("Match", "a")]), "Match"),
+        (query(&[("match_URLPATTERN", "/a/:x")]), "match_URLPATTERN"),
         (query(&[("match", "a\u{200b}")]), "format characters"),
         (query(&[("match", "a\u{7}")]), "control"),
+        (query(&[("match", "a\u{7f}")]), "control"),
+        (query(&[("match", "a\u{85}")]), "control"),
+        ("match=a%FF".to_owned(), "UTF-8"),
         (
             query(&[("match_urlpattern", "https://example.com/(")]),
             "not a URL pattern",
@@ -114,6 +119,51 @@ async fn bad_matchers_are_400() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{q}");
         assert!(reply.body.contains(says), "{q}: {}", reply.body);
     }
+}
+
+// §Subscription: the query is parsed as `application/x-www-form-urlencoded`
+// (as `URLSearchParams` does): `+` is a space, `;` is no delimiter, and a
+// name without a value has an empty value (refused for a matcher).
+#[tokio::test]
+async fn the_query_is_parsed_as_a_form() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let mut sub = subscribe(hub.addr, "match=a+b;c", &[]).await;
+    assert_eq!(sub.status, StatusCode::OK);
+    sub.ready().await;
+    publish(hub.addr, &[("topic", "a+b;c"), ("data", "undecoded")]).await;
+    publish(hub.addr, &[("topic", "a b"), ("data", "split at ;")]).await;
+    publish(hub.addr, &[("topic", "a b;c"), ("data", "decoded")]).await;
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "decoded");
+
+    let reply = refused(hub.addr, "match").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("empty"), "{}", reply.body);
+}
+
+// §Subscription: past the hub's limits on the number of matchers (100) and
+// the length of one (4096 characters), a subscription is a 400.
+#[tokio::test]
+async fn matcher_limits_are_400() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let many: String = (0..101)
+        .map(|i| format!("match=t{i}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let reply = refused(hub.addr, &many).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("100"), "{}", reply.body);
+    let reply = refused(hub.addr, &format!("match_urlpattern=/{}", "x".repeat(4096))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body.contains("4096"), "{}", reply.body);
+
+    // 99 short matchers and one of 4096 characters: at both limits.
+    let at_the_limits: String = (1..100)
+        .map(|i| format!("match=t{i}"))
+        .chain([format!("match={}", "x".repeat(4096))])
+        .collect::<Vec<_>>()
+        .join("&");
+    let sub = subscribe(hub.addr, &at_the_limits, &[]).await;
+    assert_eq!(sub.status, StatusCode::OK);
 }
 
 // §Reconciliation: `last_event_id` in the query, the header winning over
@@ -166,9 +216,98 @@ async fn last_event_id_and_mercure_last_event_id() {
     assert!(sub.headers.get("mercure-last-event-id").is_none());
 }
 
-// What draft-07 clients send: `reconnecting-eventsource` resumes with
-// `lastEventId`, the reference hub's legacy mode reads `Last-Event-ID` from
-// the query; both replay what was missed.
+// §Reconciliation: `Mercure-Last-Event-ID` is `earliest` when no event
+// precedes the first one sent: the history is empty, the subscriber asked
+// for `earliest`, or the id asked for was discarded.
+#[tokio::test]
+async fn mercure_last_event_id_is_earliest_when_nothing_precedes() {
+    let hub = start(HubConfig {
+        history_size: 3,
+        ..hub_config(Protocol::Both)
+    })
+    .await;
+    let sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", "urn:uuid:never")]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert_eq!(sub.headers["mercure-last-event-id"], "earliest", "empty");
+
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(publish(hub.addr, &[("topic", "/t"), ("data", &i.to_string())]).await);
+    }
+    let data = |events: Vec<herald_sse::Event>| -> Vec<String> {
+        events.iter().map(|e| e.data().to_owned()).collect()
+    };
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", "earliest")]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.headers["mercure-last-event-id"], "earliest", "asked");
+    assert_eq!(data(sub.take(3, LONG).await), ["2", "3", "4"]);
+
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", &ids[0])]),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        sub.headers["mercure-last-event-id"], "earliest",
+        "discarded"
+    );
+    assert_eq!(data(sub.take(3, LONG).await), ["2", "3", "4"]);
+
+    // Still held: the id itself.
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", &ids[3])]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.headers["mercure-last-event-id"], ids[3].as_str());
+    assert_eq!(data(sub.take(1, LONG).await), ["4"]);
+}
+
+// §Reconciliation: an id that several updates reused resolves to the
+// earliest of them, and everything after it is sent, the later update with
+// the same id included.
+#[tokio::test]
+async fn a_reused_id_resolves_to_its_earliest_update() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    publish(hub.addr, &[("topic", "/t"), ("data", "0")]).await;
+    for (id, data) in [("reused", "1"), ("other", "2"), ("reused", "3")] {
+        let reply = publish(hub.addr, &[("topic", "/t"), ("id", id), ("data", data)]).await;
+        assert_eq!(reply, id);
+    }
+    publish(hub.addr, &[("topic", "/t"), ("data", "4")]).await;
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", "reused")]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.headers["mercure-last-event-id"], "reused");
+    let got: Vec<(String, String)> = sub
+        .take(3, LONG)
+        .await
+        .iter()
+        .map(|e| (e.last_event_id().to_owned(), e.data().to_owned()))
+        .collect();
+    let data: Vec<&str> = got.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(data, ["2", "3", "4"]);
+    assert_eq!(got[1].0, "reused");
+}
+
+// What draft-07 clients send (draft-07 §Reconciliation: `lastEventID`);
+// `reconnecting-eventsource` resumes with `lastEventId`, the reference
+// hub's legacy mode reads `Last-Event-ID` from the query; each replays
+// what was missed.
 #[tokio::test]
 async fn draft_07_clients_resume_with_every_spelling() {
     let hub = start(config()).await;
@@ -226,8 +365,10 @@ async fn strict_revisions() {
 }
 
 // §Publication: the reserved namespace, the topic `*`, the event type
-// `mercure`, and (strict) control and format characters are 400s, for
-// every topic of the update; an early draft's `target` is refused.
+// `mercure`, the id `earliest` or starting with `#`, a non-digit retry,
+// and (strict) control and format characters in topics, ids and types are
+// 400s, for every topic of the update; an early draft's `target` is
+// refused. The 200 is the id, as `text/plain; charset=utf-8`.
 #[tokio::test]
 async fn publish_rules() {
     let hub = start(access::hub_with_issuer(Protocol::Draft08)).await;
@@ -246,6 +387,11 @@ async fn publish_rules() {
         ),
         (vec![("topic", "*")], "topic"),
         (vec![("topic", "a"), ("type", "mercure")], "type"),
+        (vec![("topic", "a"), ("type", "up\u{7}")], "type"),
+        (vec![("topic", "a"), ("type", "up\u{200b}")], "type"),
+        (vec![("topic", "a"), ("id", "earliest")], "id"),
+        (vec![("topic", "a"), ("id", "#1")], "id"),
+        (vec![("topic", "a\u{7f}")], "topic"),
         (vec![("topic", "a\u{202e}")], "topic"),
         (vec![("topic", "a"), ("id", "x\u{85}")], "id"),
         (vec![("topic", "a"), ("retry", "1e3")], "retry"),
@@ -419,6 +565,24 @@ async fn the_secure_cookie_carries_a_subscribers_token() {
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "private");
 }
 
+// §Error Responses: a token that fails validation is a 401 with
+// `invalid_token`, in draft-08's cookie too, even on a hub that admits
+// anonymous subscribers (only a stale draft-07 cookie falls back to an
+// anonymous subscription: auth.rs).
+#[tokio::test]
+async fn an_invalid_token_in_the_secure_cookie_is_refused_even_when_anonymous_is_allowed() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    let sub = subscribe(
+        hub.addr,
+        &query(&[("match", "https://example.com/books/1")]),
+        &[("Cookie", "__Secure-mercure_access_token=not.a.token")],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::UNAUTHORIZED);
+    let challenge = sub.headers["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
 fn query_request(addr: std::net::SocketAddr, query: &str, body: &str) -> Request<Full<Bytes>> {
     Request::builder()
         .method("QUERY")
@@ -430,7 +594,8 @@ fn query_request(addr: std::net::SocketAddr, query: &str, body: &str) -> Request
 
 // §Subscription: the QUERY method carries the parameters in a form body;
 // the hub takes the union of body and query, a matcher from each, and
-// `last_event_id` from the query when both give one.
+// `last_event_id` from the query when both give one, the `Last-Event-ID`
+// header winning over both.
 #[tokio::test]
 async fn query_method_subscribes_with_the_union_of_body_and_query() {
     let hub = start(hub_config(Protocol::Both)).await;
@@ -449,6 +614,18 @@ async fn query_method_subscribes_with_the_union_of_body_and_query() {
     sub.ready().await;
     publish(hub.addr, &[("topic", "from-query"), ("data", "4")]).await;
     assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "4");
+
+    // The `Last-Event-ID` header takes precedence over either.
+    let mut req = query_request(
+        hub.addr,
+        &query(&[("last_event_id", &second)]),
+        &query(&[("match", "from-body"), ("last_event_id", &second)]),
+    );
+    req.headers_mut()
+        .insert("last-event-id", first.parse().unwrap());
+    let mut sub = subscribe_request(req).await;
+    assert_eq!(sub.headers["mercure-last-event-id"], first.as_str());
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "2");
 }
 
 // §Subscription: the reserved namespace and value rules apply to the body's
@@ -707,5 +884,358 @@ mod access {
         )
         .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+
+    /// An access token with these authorization details and `changes`
+    /// made to the claims (a `null` removes one).
+    fn access_token_with(details: Value, changes: Value) -> String {
+        let mut claims: Map<String, Value> = json!({
+            "iss": ISSUER, "aud": RESOURCE, "sub": "user-1", "client_id": "app",
+            "iat": now(), "exp": now() + 600, "jti": "j",
+            "authorization_details": details,
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        for (name, value) in changes.as_object().unwrap() {
+            match value {
+                Value::Null => claims.remove(name),
+                _ => claims.insert(name.clone(), value.clone()),
+            };
+        }
+        mint(Algorithm::EdDSA, ED_PRIVATE, None, &claims).unwrap()
+    }
+
+    // §Token Validation, §Error Responses: a token failing validation is a
+    // 401 with `invalid_token`, to subscribe and to publish alike: expired,
+    // no `exp`, not yet valid (`nbf`), another audience, an issuer the hub
+    // does not trust, or signed with a key other than its issuer's.
+    #[tokio::test]
+    async fn access_tokens_failing_validation_are_invalid_tokens() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let both = json!([detail(&["publish", "subscribe"], json!([{"match": "*"}]))]);
+        let other_key = {
+            let claims: Map<String, Value> = json!({
+                "iss": ISSUER, "aud": RESOURCE, "sub": "user-1", "client_id": "app",
+                "iat": now(), "exp": now() + 600, "jti": "j",
+                "authorization_details": both.clone(),
+            })
+            .as_object()
+            .cloned()
+            .unwrap();
+            mint(Algorithm::HS256, KEY.as_bytes(), None, &claims).unwrap()
+        };
+        for (why, token) in [
+            (
+                "expired",
+                access_token_with(both.clone(), json!({"exp": now() - 60})),
+            ),
+            (
+                "no exp",
+                access_token_with(both.clone(), json!({"exp": null})),
+            ),
+            (
+                "not yet valid",
+                access_token_with(both.clone(), json!({"nbf": now() + 600})),
+            ),
+            (
+                "another audience",
+                access_token_with(both.clone(), json!({"aud": "https://other.example/hub"})),
+            ),
+            (
+                "untrusted issuer",
+                access_token_with(both.clone(), json!({"iss": "https://stranger.example"})),
+            ),
+            ("another key", other_key),
+        ] {
+            let sub = subscribe(
+                hub.addr,
+                &query(&[("match", "a")]),
+                &[("Authorization", &format!("Bearer {token}"))],
+            )
+            .await;
+            assert_eq!(sub.status, StatusCode::UNAUTHORIZED, "{why}");
+            let offered = sub.headers["www-authenticate"].to_str().unwrap();
+            assert!(
+                offered.starts_with("Bearer error=\"invalid_token\""),
+                "{why}: {offered}"
+            );
+            let reply = publish_as(hub.addr, Some(&token), &[("topic", "a")]).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{why}: {}",
+                reply.body
+            );
+            assert!(
+                challenge(&reply).starts_with("Bearer error=\"invalid_token\""),
+                "{why}"
+            );
+        }
+        assert_eq!(hub.hub.metrics().history.events, 0, "nothing published");
+    }
+
+    // §Authorization Details: a token past the hub's limits (64 Mercure
+    // details, 256 topics in one, 4096 characters in one matcher) is an
+    // invalid token, not a narrower grant.
+    #[tokio::test]
+    async fn a_token_past_the_detail_limits_is_an_invalid_token() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let one = detail(&["subscribe"], json!([{"match": "a"}]));
+        let topics: Vec<Value> = (0..257)
+            .map(|i| json!({"match": format!("t{i}")}))
+            .collect();
+        for (why, details) in [
+            ("65 details", Value::Array(vec![one.clone(); 65])),
+            (
+                "257 topics",
+                json!([detail(&["subscribe"], Value::Array(topics))]),
+            ),
+            (
+                "a 4097-character matcher",
+                json!([detail(&["subscribe"], json!([{"match": "x".repeat(4097)}]))]),
+            ),
+        ] {
+            let sub = subscribe(
+                hub.addr,
+                &query(&[("match", "a")]),
+                &[(
+                    "Authorization",
+                    &format!("Bearer {}", access_token(details)),
+                )],
+            )
+            .await;
+            assert_eq!(sub.status, StatusCode::UNAUTHORIZED, "{why}");
+            let offered = sub.headers["www-authenticate"].to_str().unwrap();
+            assert!(
+                offered.starts_with("Bearer error=\"invalid_token\""),
+                "{why}: {offered}"
+            );
+        }
+        // At the limits, the token is good.
+        let at_limits = access_token(Value::Array(vec![one; 64]));
+        let sub = subscribe(
+            hub.addr,
+            &query(&[("match", "a")]),
+            &[("Authorization", &format!("Bearer {at_limits}"))],
+        )
+        .await;
+        assert_eq!(sub.status, StatusCode::OK);
+    }
+
+    // §Topic Matcher List: without `match_type` a matcher is exact (a URL
+    // pattern's syntax is then just bytes); a `match_type` the hub does not
+    // support makes the token invalid.
+    #[tokio::test]
+    async fn a_matcher_without_match_type_is_exact() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let reader = access_token(json!([detail(
+            &["subscribe"],
+            json!([{"match": "https://example.com/books/:id"}])
+        )]));
+        let mut sub = subscribe(
+            hub.addr,
+            &query(&[("match", "*")]),
+            &[("Authorization", &format!("Bearer {reader}"))],
+        )
+        .await;
+        assert_eq!(sub.status, StatusCode::OK);
+        sub.ready().await;
+        for (topic, data) in [
+            ("https://example.com/books/1", "a pattern would grant this"),
+            ("https://example.com/books/:id", "the same bytes"),
+        ] {
+            publish(
+                hub.addr,
+                &[("topic", topic), ("data", data), ("private", "on")],
+            )
+            .await;
+        }
+        assert_eq!(
+            sub.next_event_within(LONG).await.unwrap().data(),
+            "the same bytes"
+        );
+
+        let unsupported = access_token(json!([detail(
+            &["subscribe"],
+            json!([{"match": "https://example.com/{id}", "match_type": "template"}])
+        )]));
+        let reply = refused(
+            hub.addr,
+            &format!("{}&authorization={unsupported}", query(&[("match", "a")])),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+        assert!(challenge(&reply).starts_with("Bearer error=\"invalid_token\""));
+    }
+
+    // §Authorization Details: an action the hub does not know grants
+    // nothing and does not invalidate the token.
+    #[tokio::test]
+    async fn unknown_actions_are_ignored() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let mixed = access_token(json!([detail(
+            &["publish", "archive"],
+            json!([{"match": "*"}])
+        )]));
+        let reply = publish_as(hub.addr, Some(&mixed), &[("topic", "a")]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let unknown_only = access_token(json!([detail(&["archive"], json!([{"match": "*"}]))]));
+        let reply = publish_as(hub.addr, Some(&unknown_only), &[("topic", "a")]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+        assert!(challenge(&reply).starts_with("Bearer error=\"insufficient_scope\""));
+    }
+
+    // §Publication: `private` marks an update private by its presence,
+    // whatever its value (empty, "false", "off"): only subscribers whose
+    // token grants one of its topics receive it. (§Authorization: an
+    // anonymous subscriber receives no private update.)
+    #[tokio::test]
+    async fn private_is_a_flag_whatever_its_value() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let reader = access_token(json!([detail(&["subscribe"], json!([{"match": "/t"}]))]));
+        let mut granted = subscribe(
+            hub.addr,
+            &query(&[("match", "/t")]),
+            &[("Authorization", &format!("Bearer {reader}"))],
+        )
+        .await;
+        let mut anonymous = subscribe(hub.addr, &query(&[("match", "/t")]), &[]).await;
+        granted.ready().await;
+        anonymous.ready().await;
+        let publisher = any_publisher();
+        for value in ["", "false", "off", "on"] {
+            let data = format!("private={value:?}");
+            let reply = publish_as(
+                hub.addr,
+                Some(&publisher),
+                &[("topic", "/t"), ("data", &data), ("private", value)],
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            assert_eq!(granted.next_event_within(LONG).await.unwrap().data(), data);
+        }
+        let reply = publish_as(
+            hub.addr,
+            Some(&publisher),
+            &[("topic", "/t"), ("data", "public")],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let before = anonymous.events_until("public").await;
+        assert!(before.is_empty(), "{before:?}");
+    }
+
+    // §Publication: fields the hub does not recognize are ignored.
+    #[tokio::test]
+    async fn unrecognized_publish_fields_are_ignored() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let mut sub = subscribe(hub.addr, &query(&[("match", "/t")]), &[]).await;
+        sub.ready().await;
+        let reply = publish_as(
+            hub.addr,
+            Some(&any_publisher()),
+            &[
+                ("topic", "/t"),
+                ("x-trace", "abc"),
+                ("match", "/elsewhere"),
+                ("data", "delivered"),
+                ("priority", "high"),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let event = sub.next_event_within(LONG).await.unwrap();
+        assert_eq!(event.data(), "delivered");
+        assert_eq!(event.last_event_id(), reply.body);
+    }
+
+    // §Reconciliation: replayed events are authorized like live ones,
+    // against the token presented now: private events it does not grant are
+    // not replayed, those it grants and the public ones are.
+    #[tokio::test]
+    async fn replay_reauthorizes_every_event_against_the_current_token() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let publisher = any_publisher();
+        for (topic, data, private) in [
+            ("https://example.com/books/1", "granted", true),
+            ("https://example.com/books/2", "not granted", true),
+            ("https://example.com/books/3", "public", false),
+        ] {
+            let mut pairs = vec![("topic", topic), ("data", data)];
+            if private {
+                pairs.push(("private", "on"));
+            }
+            let reply = publish_as(hub.addr, Some(&publisher), &pairs).await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        let reader = access_token(json!([detail(
+            &["subscribe"],
+            json!([{"match": "https://example.com/books/1"}])
+        )]));
+        let mut sub = subscribe(
+            hub.addr,
+            &query(&[
+                ("match_urlpattern", "https://example.com/books/:id"),
+                ("last_event_id", "earliest"),
+            ]),
+            &[("Authorization", &format!("Bearer {reader}"))],
+        )
+        .await;
+        assert_eq!(sub.status, StatusCode::OK);
+        let reply = publish_as(
+            hub.addr,
+            Some(&publisher),
+            &[("topic", "https://example.com/books/4"), ("data", "live")],
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let replayed: Vec<String> = sub
+            .events_until("live")
+            .await
+            .iter()
+            .map(|e| e.data().to_owned())
+            .collect();
+        assert_eq!(replayed, ["granted", "public"]);
+    }
+
+    // §Subscribers: the hub closes a subscriber's connection no later than
+    // its access token's `exp`. Paused time, as for draft-07 tokens in
+    // tests/auth.rs: the deadline is `exp` less the wall time at
+    // validation, between the readings taken around the subscribe.
+    #[test]
+    fn an_access_tokens_exp_closes_the_stream() {
+        use std::time::Duration;
+        paused(|| async {
+            let hub = start(hub_with_issuer(Protocol::Both)).await;
+            let exp = now() + 60;
+            let reader = access_token_with(
+                json!([detail(&["subscribe"], json!([{"match": "/t"}]))]),
+                json!({"exp": exp}),
+            );
+            let left_at = || Duration::from_secs(exp).saturating_sub(since_epoch());
+            let most_left = left_at();
+            let start = tokio::time::Instant::now();
+            let mut sub = subscribe(
+                hub.addr,
+                &query(&[("match", "/t")]),
+                &[("Authorization", &format!("Bearer {reader}"))],
+            )
+            .await;
+            let least_left = left_at();
+            assert_eq!(sub.status, StatusCode::OK);
+            sub.ready().await;
+
+            tokio::time::advance(least_left - Duration::from_millis(1)).await;
+            publish(hub.addr, &[("topic", "/t"), ("data", "before exp")]).await;
+            let events = sub.events_until("before exp").await;
+            assert!(events.is_empty(), "{events:?}");
+            assert!(!sub.ended, "open before exp");
+
+            let elapsed = tokio::time::Instant::now() - start;
+            tokio::time::advance(most_left - elapsed + Duration::from_millis(2)).await;
+            assert!(sub.ends_within(LONG).await, "closed at exp");
+            assert_eq!(sub.next_event().await, None);
+        });
     }
 }

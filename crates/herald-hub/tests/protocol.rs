@@ -1,5 +1,6 @@
 //! The Mercure draft-07 checklist (shared/spec/mercure.md), one test per
-//! MUST, against a real hub over TCP.
+//! MUST, against a real hub over TCP. Tests that check a MUST of a draft's
+//! text name its section (docs/conformance.md has the table).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,6 +13,9 @@ use herald_hub::HUB_PATH;
 use http_body_util::Full;
 use hyper::{Request, StatusCode};
 
+// draft-07 §Discovery: the hub is at /.well-known/mercure; draft-07 and
+// draft-08 §Subscription: GET subscribes and an event's `data` is the
+// update's; §Publication: POST publishes.
 #[tokio::test]
 async fn hub_lives_at_well_known_mercure_get_subscribes_post_publishes() {
     let hub = start(config()).await;
@@ -40,6 +44,8 @@ async fn other_methods_get_405() {
     }
 }
 
+// draft-07 §Topic Selectors: `*`, the identical string, and a URI
+// template the topic matches; nothing else.
 #[tokio::test]
 async fn selectors_star_exact_and_uri_template_match() {
     let hub = start(config()).await;
@@ -72,6 +78,8 @@ async fn selectors_star_exact_and_uri_template_match() {
     .await;
 }
 
+// draft-08 §Publication: a request MUST contain a `topic` (and the
+// draft-07 checklist: 400, nothing dispatched or stored).
 #[tokio::test]
 async fn publish_without_topic_is_400_naming_topic_and_nothing_is_dispatched() {
     let hub = start(config()).await;
@@ -84,6 +92,8 @@ async fn publish_without_topic_is_400_naming_topic_and_nothing_is_dispatched() {
     assert_nothing_before_marker(hub.addr, &mut sub, "a", "a refused publish").await;
 }
 
+// draft-07 and draft-08 §Publication: the update reaches subscribers of
+// the canonical topic and of each alternate.
 #[tokio::test]
 async fn alternate_topics_reach_subscribers_of_any_of_them() {
     let hub = start(config()).await;
@@ -96,6 +106,8 @@ async fn alternate_topics_reach_subscribers_of_any_of_them() {
     assert_eq!(alternate.next_event_within(LONG).await.unwrap().data(), "x");
 }
 
+// draft-07 §Publication: on success, a success status and the update's id
+// as the body (draft-08 §Publication: exactly 200, text/plain).
 #[tokio::test]
 async fn publish_answers_200_with_the_id_as_text_plain() {
     let hub = start(config()).await;
@@ -113,6 +125,8 @@ async fn publish_answers_200_with_the_id_as_text_plain() {
         .starts_with("text/plain"));
 }
 
+// draft-07 and draft-08 §Publication: without an `id`, the hub generates
+// a valid IRI (a `urn:uuid:`).
 #[tokio::test]
 async fn hub_generates_a_time_ordered_urn_uuid_id_when_none_is_given() {
     let hub = start(config()).await;
@@ -127,6 +141,8 @@ async fn hub_generates_a_time_ordered_urn_uuid_id_when_none_is_given() {
     assert!(first < second, "time-ordered");
 }
 
+// draft-07 §Publication: an `id` MUST NOT start with `#`; the hub refuses
+// one that does (draft-08 §Publication: with a 400).
 #[tokio::test]
 async fn id_starting_with_hash_is_400() {
     let hub = start(config()).await;
@@ -141,6 +157,7 @@ async fn id_starting_with_hash_is_400() {
     assert_eq!(hub.hub.metrics().history.events, 0);
 }
 
+// draft-08 §Publication: `retry` is ASCII digits only, else 400.
 #[tokio::test]
 async fn non_digit_retry_is_400() {
     let hub = start(config()).await;
@@ -156,6 +173,8 @@ async fn non_digit_retry_is_400() {
     }
 }
 
+// draft-07 and draft-08 §Reconciliation: every event carries its `id`;
+// §Subscription: the other SSE fields (`event`, `retry`) are supported.
 #[tokio::test]
 async fn every_event_carries_its_id_and_type_and_retry_when_set() {
     let hub = start(config()).await;
@@ -186,6 +205,7 @@ async fn every_event_carries_its_id_and_type_and_retry_when_set() {
     assert!(wire.ends_with(&frames), "{wire:?}");
 }
 
+// draft-07 and draft-08 §Subscription: the SSE `retry` field is supported.
 #[tokio::test]
 async fn retry_field_reaches_the_client() {
     let hub = start(config()).await;
@@ -205,18 +225,21 @@ async fn retry_field_reaches_the_client() {
     );
 }
 
+// draft-08 §Publication: `data` is written as one `data:` field per line,
+// split on LF, CRLF and CR alike, so no field can be injected.
 #[tokio::test]
 async fn data_is_one_data_line_per_line_so_no_field_can_be_injected() {
     let hub = start(config()).await;
     let mut sub = subscribe(hub.addr, "topic=a", &[]).await;
     sub.ready().await;
-    let evil = "line1\nid: injected\nevent: evil\r\n\r\ndata: second";
+    let evil = "line1\nid: injected\nevent: evil\r\n\r\ndata: second\rretry: 1";
     let id = publish(hub.addr, &[("topic", "a"), ("data", evil)]).await;
     let event = sub.next_event_within(LONG).await.unwrap();
     assert_eq!(
         event.data(),
-        "line1\nid: injected\nevent: evil\n\ndata: second"
+        "line1\nid: injected\nevent: evil\n\ndata: second\nretry: 1"
     );
+    assert_eq!(sub.retry(), None, "no retry field was injected");
     assert_eq!(event.last_event_id(), id);
     assert_eq!(event.event_type(), "message");
     assert_nothing_before_marker(hub.addr, &mut sub, "a", "exactly one event").await;
@@ -257,6 +280,8 @@ async fn an_update_is_sent_once_even_when_several_selectors_match() {
     assert_eq!(data, vec!["once", "twice"]);
 }
 
+// draft-07 and draft-08 §Subscription: updates are sent as a
+// `text/event-stream`.
 #[tokio::test]
 async fn subscribe_response_is_an_event_stream_with_the_checklist_headers_and_an_initial_comment() {
     let hub = start(config()).await;
@@ -352,10 +377,12 @@ fn a_zero_heartbeat_sends_no_comment_but_the_initial_one() {
     });
 }
 
+// draft-08 §Publication: past a limit (topics per update), 413; draft-08
+// §Subscription: past a limit (selectors, their length), 400 (tests/
+// draft08.rs has the same for `match`).
 #[tokio::test]
 async fn limits_give_413_on_publish_and_400_on_subscribe() {
     let hub = start(config()).await;
-    // draft-08 §Publication: past a limit, 413.
     let many_topics: Vec<(&str, &str)> = std::iter::repeat_n(("topic", "t"), 1001).collect();
     let reply = publish_as(hub.addr, Some(&publisher()), &many_topics).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -381,6 +408,8 @@ async fn subscribe_without_topic_is_400() {
     assert_eq!(sub.status, StatusCode::BAD_REQUEST);
 }
 
+// draft-08 §Publication: the rules hold for an update published
+// in-process too (no topic, the id `earliest` or starting with `#`).
 #[tokio::test]
 async fn hub_publish_applies_the_rules_of_the_publish_form() {
     use herald_hub::protocol::PublishForm;

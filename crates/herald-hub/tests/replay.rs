@@ -23,6 +23,9 @@ fn data(events: &[herald_sse::Event]) -> Vec<String> {
     events.iter().map(|e| e.data().to_owned()).collect()
 }
 
+// draft-07 §Reconciliation: a `Last-Event-ID` header replays what
+// followed, and the response's `Last-Event-ID` names the event before the
+// first one sent.
 #[tokio::test]
 async fn last_event_id_header_replays_everything_after_it_and_is_echoed() {
     let hub = start(config()).await;
@@ -36,6 +39,8 @@ async fn last_event_id_header_replays_everything_after_it_and_is_echoed() {
     assert_nothing_before_marker(hub.addr, &mut sub, "a", "more replay").await;
 }
 
+// draft-07 §Reconciliation: the hub also takes the id in the
+// `lastEventID` query parameter, and answers `Last-Event-ID`.
 #[tokio::test]
 async fn last_event_id_query_parameter_replays() {
     let hub = start(config()).await;
@@ -46,6 +51,8 @@ async fn last_event_id_query_parameter_replays() {
     assert_eq!(data(&sub.take(1, LONG).await), vec!["3"]);
 }
 
+// draft-07 §Reconciliation: the header takes precedence over the query
+// parameter.
 #[tokio::test]
 async fn the_header_wins_over_the_query_parameter() {
     let hub = start(config()).await;
@@ -57,6 +64,8 @@ async fn the_header_wins_over_the_query_parameter() {
     assert_nothing_before_marker(hub.addr, &mut sub, "a", "replay from the query's id").await;
 }
 
+// draft-07 §Reconciliation: `earliest` asks for everything; the response
+// says `earliest`.
 #[tokio::test]
 async fn earliest_replays_all_history() {
     let hub = start(config()).await;
@@ -76,6 +85,8 @@ async fn no_last_event_id_means_no_replay_and_no_header() {
     assert_nothing_before_marker(hub.addr, &mut sub, "a", "a replay").await;
 }
 
+// draft-07 §Reconciliation: an id no longer held has no preceding event
+// the hub can name: `earliest`.
 #[tokio::test]
 async fn an_evicted_id_replays_from_the_oldest_held_and_says_earliest() {
     let mut cfg = config();
@@ -90,6 +101,7 @@ async fn an_evicted_id_replays_from_the_oldest_held_and_says_earliest() {
     assert_eq!(data(&sub.take(3, LONG).await), vec!["3", "4", "5"]);
 }
 
+// draft-07 §Reconciliation: an id that does not exist answers `earliest`.
 #[tokio::test]
 async fn a_never_seen_id_replays_from_the_oldest_held_and_says_earliest() {
     let hub = start(config()).await;
@@ -104,6 +116,20 @@ async fn a_never_seen_id_replays_from_the_oldest_held_and_says_earliest() {
     assert_eq!(data(&sub.take(2, LONG).await), vec!["0", "1"]);
 }
 
+// draft-07 §Reconciliation: with nothing in history, the response's
+// `Last-Event-ID` is `earliest`.
+#[tokio::test]
+async fn an_empty_history_says_earliest() {
+    let hub = start(config()).await;
+    let mut sub = subscribe(hub.addr, "topic=a", &[("last-event-id", "urn:uuid:any")]).await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert_eq!(sub.headers["last-event-id"], "earliest");
+    sub.ready().await;
+    assert_nothing_before_marker(hub.addr, &mut sub, "a", "a replay").await;
+}
+
+// draft-07 §Subscribers (and draft-08 §Reconciliation): replayed private
+// updates reach only subscribers whose token allows them.
 #[tokio::test]
 async fn replay_honours_selectors_and_private_updates() {
     let hub = start(config()).await;

@@ -56,7 +56,8 @@ async fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
             reply.body
         );
     }
-    // Invalid UTF-8, raw and percent-encoded.
+    // Invalid UTF-8, raw and percent-encoded (draft-08 §Publication: names
+    // and values are UTF-8).
     let reply = publish_raw(hub.addr, Some(&token), b"topic=a&data=\xff\xfe".to_vec()).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -68,7 +69,8 @@ async fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.body.contains("topic"), "{}", reply.body);
 
-    // Huge bodies, declared and chunked.
+    // Huge bodies, declared and chunked (draft-08 §Publication: past a
+    // limit, 413).
     let huge = format!("topic=a&data={}", "x".repeat(2 << 20));
     let reply = publish_raw(hub.addr, Some(&token), huge.clone().into_bytes()).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -83,7 +85,8 @@ async fn bad_input_gets_clear_errors_and_the_hub_keeps_serving() {
         &answer[..answer.len().min(200)]
     );
 
-    // Wrong content type.
+    // Wrong content type (draft-07 and draft-08 §Publication: the request
+    // is application/x-www-form-urlencoded).
     let req = Request::post(format!("http://{}{HUB_PATH}", hub.addr))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
@@ -182,6 +185,8 @@ async fn health_readiness_and_metrics() {
         "herald_slow_subscriber_disconnects_by_reason_total{reason=\"queue_bytes\"} 0",
         "herald_slow_subscriber_disconnects_by_reason_total{reason=\"write_stall\"} 0",
         "herald_history_events 1",
+        "herald_history_available 1",
+        "herald_history_reopens_total 0",
     ] {
         assert!(
             metrics.body.lines().any(|l| l == line),

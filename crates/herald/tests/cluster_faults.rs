@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::http::{exchange, publish, publish_request, publisher_token, read_until, try_publish};
+use support::http::{
+    exchange, open_stream, publish, publish_request, publisher_token, read_until, try_publish,
+};
 use support::redis_node::{redis_node, CLUSTER_KEY};
 use support::redis_server::RedisServer;
 use support::storm::{Acks, Followed, Follower};
@@ -334,4 +336,49 @@ fn retention_trims_the_shared_log_for_every_node() {
         assert_eq!(data, ["e2", "e3"], "node {}", node.addr);
     }
     assert_eq!(redis.cli(&["XLEN", "{herald}:log"]).trim(), "3");
+}
+
+// draft-08 §Active Subscriptions across nodes: a node killed with SIGKILL
+// never announces the end of its subscriptions; another node does once
+// the killed node's lease (--redis-node-lease) lapses, and no node lists
+// them any more.
+#[test]
+fn the_subscriptions_of_a_killed_node_are_ended_by_another() {
+    let redis = RedisServer::start("presence-kill");
+    let extra = [
+        "--subscriptions",
+        "on",
+        "--redis-node-lease",
+        "1s",
+        "--heartbeat",
+        "200ms",
+    ];
+    let (a, b) = (redis_node(&redis, &extra), redis_node(&redis, &extra));
+    let claims = herald_hub::auth::Claims {
+        subscribe: Some(vec!["*".into()]),
+        ..Default::default()
+    };
+    let token =
+        herald_hub::auth::mint(jsonwebtoken::Algorithm::HS256, KEY.as_bytes(), &claims).unwrap();
+    let collection = "/.well-known/mercure/subscriptions";
+    let mut watcher = open_stream(
+        &b.addr,
+        &format!(
+            "match_urlpattern=%2F.well-known%2Fmercure%2Fsubscriptions%2F*&authorization={token}"
+        ),
+    );
+    let _reader = open_stream(&a.addr, "match=books");
+    let about_books = format!("\"id\":\"{collection}/exact/books/");
+    let (started, seen) = read_until(&mut watcher, &format!("\"active\":true,{about_books}"));
+    assert!(started, "no start announced: {seen}");
+
+    a.child.kill();
+    let (ended, seen) = read_until(&mut watcher, &format!("\"active\":false,{about_books}"));
+    assert!(
+        ended,
+        "no end announced for the killed node's subscription: {seen}"
+    );
+    let (status, body) = get(&b.addr, &format!("{collection}?authorization={token}"));
+    assert!(status.contains("200"), "{status} {body}");
+    assert!(!body.contains("\"match\":\"books\""), "{body}");
 }

@@ -1,5 +1,6 @@
 //! The request limits of `herald serve` (`--max-body`, `--max-topics`,
-//! `--max-selectors`, `--max-selector-length`), set as a user sets them
+//! `--max-selectors`, `--max-selector-length`, `--max-patterns`,
+//! `--max-stream-lifetime`), set as a user sets them
 //! (flag, environment, file): each accepts a request at the limit and
 //! refuses one just above it with the documented status and message. And
 //! the order of precedence of the three sources, flag > environment >
@@ -11,7 +12,8 @@ mod support;
 mod support_options;
 use support::{AsyncHub, TempDir};
 use support_options::{
-    base, get, publish, send, serve_keyed, start, subscribe, token, Reply, DEADLINE,
+    assert_refused, base, get, publish, run_to_exit, send, serve_keyed, start, subscribe, token,
+    Reply, DEADLINE,
 };
 
 /// A publish form of exactly `len` bytes: one topic and padding data.
@@ -137,6 +139,76 @@ async fn max_selectors_from_the_config_file_accepts_the_limit_and_refuses_one_mo
         over.body,
         "invalid \"topic\": at most 4 selectors per subscription\n"
     );
+}
+
+// Distinct patterns are bounded hub-wide: what subscribers hold counts,
+// each pattern once however many hold it, and exact topics not at all.
+#[tokio::test]
+async fn max_patterns_bounds_the_distinct_templates_held_and_answers_429() {
+    let hub = start(serve_keyed(&["--max-patterns", "2"])).await;
+    let mut holding = subscribe(&hub, "topic=%2Fa%2F%7Bx%7D&topic=%2Fb%2F%7Bx%7D", &[]).await;
+    assert_eq!(holding.next_block().await.as_deref(), Some(":\n\n"));
+
+    let over = subscribe_refused(&hub, "topic=%2Fc%2F%7Bx%7D").await;
+    assert_eq!(over.status, 429);
+    assert_eq!(over.headers["retry-after"], "10");
+    assert!(over.body.contains("limit of 2 distinct"), "{}", over.body);
+    // Patterns already held, and exact topics, still fit.
+    assert_subscribes(&hub, "topic=%2Fa%2F%7Bx%7D&topic=exact-1&topic=exact-2").await;
+
+    drop(holding);
+    // Once the holder is gone, its patterns no longer count. Its stream
+    // ends on the hub's side asynchronously: wait until there is room.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut stream = subscribe(&hub, "topic=%2Fc%2F%7Bx%7D&topic=%2Fd%2F%7Bx%7D", &[]).await;
+        if stream.status == 200 {
+            assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+            break;
+        }
+        assert_eq!(stream.status, 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the patterns stayed held"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn max_stream_lifetime_ends_streams_and_refuses_a_bad_value() {
+    let hub = start(serve_keyed(&["--max-stream-lifetime", "300ms"])).await;
+    let mut stream = subscribe(&hub, "topic=a", &[]).await;
+    assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+    // Heartbeats (40 s by default) cannot come first: the next thing is
+    // the end.
+    assert_eq!(stream.next_block().await, None);
+
+    let out = run_to_exit(serve_keyed(&["--max-stream-lifetime", "soon"])).await;
+    assert_refused(&out, "invalid --max-stream-lifetime \"soon\"");
+}
+
+#[tokio::test]
+async fn publish_rate_from_the_environment_limits_each_token() {
+    let mut cmd = serve_keyed(&[]);
+    cmd.env("HERALD_PUBLISH_RATE", "1");
+    let hub = start(cmd).await;
+    // One a second, in bursts of one: twenty publishes in a row meet a
+    // 429 unless they took twenty seconds.
+    let mut refused = None;
+    for _ in 0..20 {
+        let reply = publish(&hub, "topic=t").await;
+        if reply.status == 429 {
+            refused = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let refused = refused.expect("no 429 in twenty publishes at one a second");
+    assert_eq!(refused.headers["retry-after"], "1");
+
+    let out = run_to_exit(serve_keyed(&["--publish-rate", "0"])).await;
+    assert_refused(&out, "--publish-rate");
 }
 
 #[tokio::test]

@@ -85,6 +85,11 @@ async fn options_that_cannot_work_with_redis_are_refused_at_start() {
     assert_refused(&out, "--durability applies to --history redb only");
     let out = refused(&["--redis-timeout", "soon"], Some(url.clone())).await;
     assert_refused(&out, "invalid --redis-timeout \"soon\"");
+    let out = refused(&["--redis-node-lease", "10ms"], Some(url.clone())).await;
+    assert_refused(
+        &out,
+        "invalid --redis-node-lease \"10ms\": use at least 300ms",
+    );
     let out = refused(&["--redis-key", "a{b}"], Some(url.clone())).await;
     assert_refused(&out, "invalid --redis-key");
     let out = refused(

@@ -231,6 +231,58 @@ fn a_publish_under_way_at_sigterm_is_answered_and_stored() {
     );
 }
 
+// With --subscriptions on, the streams a SIGTERM ends are announced as
+// ended before the hub exits: the `active: false` events are in the
+// history the next run opens (draft-08 §Subscription Events: an update
+// every time a subscription is terminated).
+#[test]
+fn the_subscriptions_a_sigterm_ends_are_announced_before_the_exit() {
+    const STREAMS: usize = 200;
+    let dir = TempDir::new("settle");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--anonymous",
+        "--subscriptions",
+        "on",
+        "--data-dir",
+        dir.0.to_str().unwrap(),
+    ];
+    let server = start(serve(&args, &[("HERALD_JWT_KEY", KEY)]));
+    // Each head comes once its start is announced. Many streams, so that
+    // their ends take the hub a while to store.
+    let mut streams: Vec<_> = (0..STREAMS)
+        .map(|_| open_stream(&server.addr, "match=books"))
+        .collect();
+    signal(server.child.id(), "TERM");
+    for stream in &mut streams {
+        assert_eq!(read_stream(stream, "never-sent").0, Until::Eof);
+    }
+    let status = server.wait();
+    assert!(status.success(), "{status:?}");
+
+    let server = start(serve(&args, &[("HERALD_JWT_KEY", KEY)]));
+    let claims = herald_hub::auth::Claims {
+        subscribe: Some(vec!["*".into()]),
+        ..Default::default()
+    };
+    let token =
+        herald_hub::auth::mint(jsonwebtoken::Algorithm::HS256, KEY.as_bytes(), &claims).unwrap();
+    let mut watcher = open_stream(
+        &server.addr,
+        &format!("match_urlpattern=%2F.well-known%2Fmercure%2Fsubscriptions%2Fexact%2Fbooks%2F*&match=marker&last_event_id=earliest&authorization={token}"),
+    );
+    publish(&server.addr, &publisher_token(KEY), "topic=marker&data=end");
+    let (found, seen) = read_until(&mut watcher, "data: end");
+    assert!(found, "{seen}");
+    let books = "\"id\":\"/.well-known/mercure/subscriptions/exact/books/";
+    assert!(seen.contains(&format!("\"active\":true,{books}")), "{seen}");
+    assert!(
+        seen.contains(&format!("\"active\":false,{books}")),
+        "{seen}"
+    );
+}
+
 #[test]
 fn memory_history_drops_events_past_the_age_limit() {
     let server = start_hub(&["--history-max-age", "2s"]);

@@ -175,6 +175,8 @@ async fn a_shared_secret_verifies_allowlisted_hmac_tokens() {
     );
 }
 
+// §Token Validation: the verification key comes from the configuration,
+// never from the token (`jwk`, `jku`, `x5u`, `x5c`).
 #[tokio::test]
 async fn a_token_bringing_its_own_key_is_refused() {
     let public = DecodingKey::from_ed_pem(ED_PUBLIC.as_bytes()).unwrap();
@@ -216,6 +218,8 @@ async fn a_critical_header_is_refused() {
     );
 }
 
+// §Token Validation: `alg=none` is never accepted; nor is anything that is
+// no JWS in compact serialization.
 #[tokio::test]
 async fn unsigned_tokens_are_refused() {
     let b64 = |v: &Value| {

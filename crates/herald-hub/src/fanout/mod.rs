@@ -7,7 +7,8 @@
 //! authorized subscriber. Subscribers are indexed so that a publish does not
 //! scan all of them: exact matchers by topic in a hash map; `*` in one set;
 //! URI templates and URL patterns per distinct pattern, each compiled once
-//! when the first subscriber using it arrived and checked once per topic.
+//! when the first subscriber using it arrived, indexed by literal prefix
+//! and bounded in number (`patterns.rs`).
 //!
 //! A subscriber whose queue is full (in events or in bytes, see
 //! [`Bound`]) is removed from the registry: its stream then ends after
@@ -18,6 +19,7 @@
 //! ([`StallFlag`]), unless fan-out had already closed it.
 
 mod mailbox;
+mod patterns;
 mod slow;
 
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ use crate::metrics::Metrics;
 
 pub(crate) use mailbox::{Bound, Inbox};
 use mailbox::{Mailbox, Refused};
+use patterns::Patterns;
 pub(crate) use slow::{SlowReason, StallFlag};
 
 /// What a subscriber may receive: the topics its matchers select, and, of
@@ -92,13 +95,6 @@ impl Drop for Subscriber {
 
 type Subscribers = HashMap<u64, Arc<Subscriber>>;
 
-/// Subscribers sharing one pattern, and the pattern compiled once for all.
-#[derive(Debug)]
-struct PatternIndex {
-    matcher: Matcher,
-    subscribers: Subscribers,
-}
-
 #[derive(Debug, Default)]
 struct Registry {
     next_id: u64,
@@ -108,27 +104,22 @@ struct Registry {
     /// Subscribers with `*`.
     any: Subscribers,
     /// URI templates and URL patterns → subscribers.
-    patterns: HashMap<MatcherKey, PatternIndex>,
+    patterns: Patterns,
 }
 
 impl Registry {
     fn insert(&mut self, sub: Arc<Subscriber>) {
         for matcher in &sub.interest.matchers {
-            let index = match matcher.key() {
-                MatcherKey::Any => &mut self.any,
-                MatcherKey::Exact(topic) => self.exact.entry(topic).or_default(),
-                key => {
-                    &mut self
-                        .patterns
-                        .entry(key)
-                        .or_insert_with(|| PatternIndex {
-                            matcher: matcher.clone(),
-                            subscribers: Subscribers::new(),
-                        })
-                        .subscribers
+            match matcher.key() {
+                MatcherKey::Any => {
+                    self.any.insert(sub.id, Arc::clone(&sub));
                 }
-            };
-            index.insert(sub.id, Arc::clone(&sub));
+                MatcherKey::Exact(topic) => {
+                    let subs = self.exact.entry(topic).or_default();
+                    subs.insert(sub.id, Arc::clone(&sub));
+                }
+                key => self.patterns.insert(key, matcher, &sub),
+            }
         }
         self.by_id.insert(sub.id, sub);
     }
@@ -150,15 +141,7 @@ impl Registry {
                         }
                     }
                 }
-                key => {
-                    if let Some(index) = self.patterns.get_mut(&key) {
-                        index.subscribers.remove(&id);
-                        // The last holder gone, the compiled pattern goes too.
-                        if index.subscribers.is_empty() {
-                            self.patterns.remove(&key);
-                        }
-                    }
-                }
+                key => self.patterns.remove(&key, matcher, id),
             }
         }
         true
@@ -172,6 +155,8 @@ pub(crate) struct Fanout {
     hub_url: HubUrl,
     metrics: Arc<Metrics>,
     queue: Bound,
+    /// Most distinct URI templates and URL patterns held at once.
+    max_patterns: usize,
     closed: AtomicBool,
 }
 
@@ -198,14 +183,26 @@ impl Drop for Registration {
     }
 }
 
-/// The hub is shutting down and takes no new subscribers.
-#[derive(Debug)]
-pub(crate) struct Closed;
+/// Why a subscriber was not registered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unregistered {
+    /// The hub is shutting down and takes no new subscribers.
+    Closed,
+    /// Its patterns would take the hub past its limit of distinct
+    /// patterns (the limit).
+    TooManyPatterns(usize),
+}
 
 impl Fanout {
     /// A registry whose subscribers may each have up to `queue` waiting
-    /// (at least one entry, whatever its size).
-    pub(crate) fn new(hub_url: HubUrl, metrics: Arc<Metrics>, queue: Bound) -> Fanout {
+    /// (at least one entry, whatever its size), and that holds at most
+    /// `max_patterns` distinct URI templates and URL patterns at once.
+    pub(crate) fn new(
+        hub_url: HubUrl,
+        metrics: Arc<Metrics>,
+        queue: Bound,
+        max_patterns: usize,
+    ) -> Fanout {
         Fanout {
             registry: RwLock::new(Registry::default()),
             hub_url,
@@ -214,6 +211,7 @@ impl Fanout {
                 events: queue.events.max(1),
                 bytes: queue.bytes,
             },
+            max_patterns,
             closed: AtomicBool::new(false),
         }
     }
@@ -233,12 +231,20 @@ impl Fanout {
     pub(crate) fn register(
         self: &Arc<Self>,
         interest: Arc<Interest>,
-    ) -> Result<(Registration, Inbox), Closed> {
+    ) -> Result<(Registration, Inbox), Unregistered> {
         let mailbox = Arc::new(Mailbox::default());
         let inbox = Inbox::new(Arc::clone(&mailbox));
         let mut registry = self.write();
         if self.closed.load(Ordering::Acquire) {
-            return Err(Closed);
+            return Err(Unregistered::Closed);
+        }
+        if !registry
+            .patterns
+            .room_for(&interest.matchers, self.max_patterns)
+        {
+            drop(registry);
+            Metrics::inc(&self.metrics.patterns_refused_total);
+            return Err(Unregistered::TooManyPatterns(self.max_patterns));
         }
         registry.next_id += 1;
         let id = registry.next_id;
@@ -247,6 +253,7 @@ impl Fanout {
             interest,
             mailbox,
         }));
+        self.count_patterns(&registry);
         drop(registry);
         Metrics::inc(&self.metrics.subscribers);
         Metrics::inc(&self.metrics.subscriptions_total);
@@ -260,7 +267,14 @@ impl Fanout {
     }
 
     fn remove(&self, id: u64) -> bool {
-        self.write().remove(id)
+        let mut registry = self.write();
+        let removed = registry.remove(id);
+        self.count_patterns(&registry);
+        removed
+    }
+
+    fn count_patterns(&self, registry: &Registry) {
+        Metrics::set(&self.metrics.patterns, registry.patterns.len() as u64);
     }
 
     /// Removes a subscriber as too slow; counts it if it was still there.
@@ -296,12 +310,7 @@ impl Fanout {
                         targets.extend(subs.values());
                         routes += 1;
                     }
-                    for index in registry.patterns.values() {
-                        if index.matcher.matches(topic) {
-                            targets.extend(index.subscribers.values());
-                            routes += 1;
-                        }
-                    }
+                    routes += registry.patterns.select(topic, &mut targets);
                 }
                 if !registry.any.is_empty() {
                     targets.extend(registry.any.values());
@@ -338,6 +347,7 @@ impl Fanout {
                     self.counted_slow(id, reason);
                 }
             }
+            self.count_patterns(&registry);
         }
     }
 
@@ -357,6 +367,7 @@ impl Fanout {
             ..Registry::default()
         };
         let everyone = std::mem::replace(&mut *registry, fresh);
+        self.count_patterns(&registry);
         drop(registry);
         // Dropping the subscribers closes their mailboxes.
         drop(everyone);
@@ -383,6 +394,7 @@ mod tests {
             HubUrl::default(),
             Arc::new(Metrics::default()),
             Bound::events(events),
+            usize::MAX,
         ))
     }
 

@@ -121,6 +121,7 @@ impl History for MemoryHistory {
             events: state.ring.len() as u64,
             bytes: state.ring.bytes(),
             last_seq: state.next_seq - 1,
+            reopens: 0,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod redb;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod ring;
+mod roster;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use memory::MemoryHistory;
 pub use redb::RedbHistory;
 #[cfg(feature = "redis")]
 pub use redis::{RedisHistory, RedisOptions};
+pub use roster::{Lease, Orphans, Roster};
 
 /// An update ready to be stored: routing data plus its encoded SSE frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +104,9 @@ pub struct HistoryStats {
     pub bytes: u64,
     /// Sequence number of the last entry appended (0 when none ever was).
     pub last_seq: u64,
+    /// Times the backend reopened its storage to recover from an I/O error
+    /// (redb), since it was opened.
+    pub reopens: u64,
 }
 
 /// [`HistoryStats`] kept where [`History::stats`] can read them without a
@@ -111,6 +116,7 @@ pub(crate) struct StatsCell {
     events: AtomicU64,
     bytes: AtomicU64,
     last_seq: AtomicU64,
+    reopens: AtomicU64,
 }
 
 impl StatsCell {
@@ -125,6 +131,7 @@ impl StatsCell {
             events: self.events.load(Ordering::Acquire),
             bytes: self.bytes.load(Ordering::Acquire),
             last_seq: self.last_seq.load(Ordering::Acquire),
+            reopens: self.reopens.load(Ordering::Acquire),
         }
     }
 
@@ -132,6 +139,7 @@ impl StatsCell {
         self.events.store(stats.events, Ordering::Release);
         self.bytes.store(stats.bytes, Ordering::Release);
         self.last_seq.store(stats.last_seq, Ordering::Release);
+        self.reopens.store(stats.reopens, Ordering::Release);
     }
 
     /// Only a shared log (Redis) learns its last position apart from stats.
@@ -203,6 +211,16 @@ pub trait History: Send + Sync + std::fmt::Debug + 'static {
     /// What the log holds now.
     fn stats(&self) -> HistoryStats;
 
+    /// Checks whether the log can be written, after appends failed. The
+    /// hub calls it while history fails, so that readiness comes back when
+    /// the log does, even when no publisher tries in the meantime (a load
+    /// balancer sends none to a hub that is not ready). A backend that
+    /// heals itself (redb reopens its file after an I/O error) heals here
+    /// too. The default appends an empty batch.
+    async fn probe(&self) -> Result<(), HistoryError> {
+        self.append(Vec::new()).await.map(drop)
+    }
+
     /// Follows what every writer appends after `after`, for a log that
     /// other processes append to as well (Redis Streams): the hub
     /// dispatches only what this stream yields, whoever appended it.
@@ -212,6 +230,14 @@ pub trait History: Send + Sync + std::fmt::Debug + 'static {
     /// hub dispatches those itself.
     fn follow(&self, after: u64) -> Option<Follow> {
         let _ = after;
+        None
+    }
+
+    /// Where the nodes sharing this log record the subscriptions each
+    /// holds, so that presence covers them all ([`Roster`]). `None` (the
+    /// default) for a log this process alone writes: its subscriptions
+    /// end with it.
+    fn roster(&self) -> Option<Arc<dyn Roster>> {
         None
     }
 }

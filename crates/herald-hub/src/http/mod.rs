@@ -13,6 +13,7 @@
 mod cors;
 mod form;
 mod publish;
+pub(crate) mod publish_rate;
 mod rejection;
 mod subscribe;
 mod subscription;
@@ -27,6 +28,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 
 use crate::fanout::StallFlag;
+use crate::matcher::MatchType;
 use crate::protocol::Revision;
 use crate::Hub;
 
@@ -146,7 +148,20 @@ async fn resource_metadata(State(hub): State<Hub>) -> impl IntoResponse {
         "authorization_details_types_supported": [AUTHORIZATION_DETAIL_TYPE],
         "bearer_methods_supported": ["header"],
         "mercure_cookie": token::ACCESS_TOKEN_COOKIE,
+        // Optional when it is just these two; said anyway, so a client
+        // need not know the default.
+        "mercure_matcher_types_supported": [MatchType::Exact.name(), MatchType::UrlPattern.name()],
     });
+    // The trusted issuers are the authorization servers a client gets its
+    // tokens from (omitted when tokens are self-issued: no issuer).
+    let issuers: Vec<&str> = config
+        .access_tokens
+        .iter()
+        .flat_map(|a| a.issuers.iter().map(|i| i.issuer.as_str()))
+        .collect();
+    if !issuers.is_empty() {
+        document["authorization_servers"] = issuers.into();
+    }
     if config.subscriptions {
         document["mercure_subscriptions"] = true.into();
     }

@@ -48,7 +48,7 @@ async fn accept(
                 "publishing needs a JWT: send it as \"Authorization: Bearer <token>\"".into(),
             )
         })?;
-    if presented.source == TokenSource::Cookie
+    if matches!(presented.source, TokenSource::Cookie(_))
         && !origin_allowed(headers, &shared.config.publish_origins)
     {
         return Err(Rejection::Forbidden(
@@ -57,6 +57,18 @@ async fn accept(
         ));
     }
     let grants = auth::verify(shared, &presented.token, Role::Publisher).await?;
+    if let Some(rate) = &shared.publish_rate {
+        rate.admit(&presented.token).map_err(|wait| {
+            Metrics::inc(&shared.metrics.publishes_rate_limited_total);
+            Rejection::TooManyRequests {
+                message: format!(
+                    "this token may publish {} times per second; retry later",
+                    shared.config.max_publish_rate.unwrap_or_default()
+                ),
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })?;
+    }
     let bytes = super::read_form(headers, body, shared.config.max_body).await?;
     let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
         if e.is_too_large() {

@@ -36,6 +36,14 @@ pub(crate) enum Rejection {
     LimitExceeded(String),
     /// 415: not a form.
     UnsupportedMediaType,
+    /// 429, with `Retry-After` (seconds): a limit of the hub's is reached
+    /// for now.
+    TooManyRequests {
+        /// What limit, and what to do.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// 503: shutting down, or history unavailable.
     Unavailable(String),
 }
@@ -59,6 +67,7 @@ impl Rejection {
             .protocol
             .speaks(Revision::Draft08)
             .then(|| config.hub_url.metadata_url());
+        let mut retry_after = None;
         let (status, error, message) = match self {
             Rejection::BadRequest(m) => (StatusCode::BAD_REQUEST, None, m),
             Rejection::InvalidRequest(m) => {
@@ -85,6 +94,13 @@ impl Rejection {
                 "send the form with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
             Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
+            Rejection::TooManyRequests {
+                message,
+                retry_after: seconds,
+            } => {
+                retry_after = Some(seconds);
+                (StatusCode::TOO_MANY_REQUESTS, None, message)
+            }
         };
         tracing::debug!(%status, %message, "request refused");
         let mut response = (
@@ -93,6 +109,11 @@ impl Rejection {
             message + "\n",
         )
             .into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if let Some(error) = error {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

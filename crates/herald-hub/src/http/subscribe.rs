@@ -22,11 +22,11 @@ use axum::response::Response;
 use axum::Extension;
 use tokio::time::Instant;
 
-use super::subscription::{Replay, Subscription, REPLAY_PAGE};
+use super::subscription::{End, Replay, Subscription, REPLAY_PAGE};
 use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{self, Grants, Refused, Role};
-use crate::fanout::{Interest, StallFlag};
+use crate::fanout::{Interest, StallFlag, Unregistered};
 use crate::matcher::Matcher;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
 use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
@@ -114,10 +114,20 @@ async fn open(
     }
     // An empty id is no position (browsers never send one): no replay.
     .filter(|id| !id.is_empty());
-    let expires = grants
+    let token_expiry = grants
         .as_ref()
         .and_then(|g| g.expires)
-        .and_then(deadline_of);
+        .and_then(deadline_of)
+        .map(|at| (at, End::TokenExpiry));
+    let lifetime = shared
+        .config
+        .max_stream_lifetime
+        .and_then(|l| Instant::now().checked_add(jittered(l)))
+        .map(|at| (at, End::Lifetime));
+    let ends = match (token_expiry, lifetime) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    };
     let active: Vec<ActiveSubscription> = if shared.presence.is_some() {
         let subscriber = new_subscriber_id();
         request
@@ -149,7 +159,16 @@ async fn open(
     let (registration, inbox) = shared
         .fanout
         .register(Arc::clone(&interest))
-        .map_err(|_| shutting_down())?;
+        .map_err(|e| match e {
+            Unregistered::Closed => shutting_down(),
+            Unregistered::TooManyPatterns(limit) => Rejection::TooManyRequests {
+                message: format!(
+                    "the hub holds its limit of {limit} distinct URI templates and URL patterns; subscribe with exact topics or patterns already in use, or retry later"
+                ),
+                // Long enough for subscribers to come and go.
+                retry_after: 10,
+            },
+        })?;
 
     let mut resumed_from = None;
     let mut replay = None;
@@ -186,16 +205,10 @@ async fn open(
     } else {
         Some(Announced::start(&hub, active).await)
     };
-    let subscription = Subscription::new(
-        hub,
-        interest,
-        (registration, inbox),
-        replay,
-        last_seq,
-        expires,
-    )
-    .announced(announced)
-    .stall_flag(stall);
+    let subscription =
+        Subscription::new(hub, interest, (registration, inbox), replay, last_seq, ends)
+            .announced(announced)
+            .stall_flag(stall);
 
     let mut response = super::event_stream(subscription);
     let out = response.headers_mut();
@@ -239,10 +252,13 @@ async fn authenticate(
     };
     match subscriber_grants(hub, &presented.token).await {
         Ok(grants) => Ok(Some(grants)),
-        // A stale cookie must not lock a browser out of public updates it
-        // could read without one (a common complaint about the reference
-        // hub); a token given explicitly is still refused.
-        Err(Refused::Invalid(reason)) if presented.source == TokenSource::Cookie && anonymous => {
+        // A stale draft-07 cookie must not lock a browser out of public
+        // updates it could read without one (a common complaint about the
+        // reference hub); a token given explicitly is still refused, and so
+        // is draft-08's cookie, which §Error Responses leaves no choice for.
+        Err(Refused::Invalid(reason))
+            if presented.source == TokenSource::Cookie(Revision::Draft07) && anonymous =>
+        {
             tracing::debug!(%reason, "ignoring an unusable token cookie; subscribing anonymously");
             Ok(None)
         }
@@ -254,6 +270,16 @@ async fn authenticate(
 pub(super) async fn subscriber_grants(hub: &Hub, token: &str) -> Result<Grants, Refused> {
     auth::verify(&hub.shared, token, Role::Subscriber).await
 }
+
+/// A stream's lifetime: `lifetime` less up to a fifth, at random, so that
+/// the streams opened in one burst (a deploy, a reconnect storm) do not all
+/// end, and reconnect, in the same second again.
+fn jittered(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(1.0 - LIFETIME_JITTER * rand::random::<f64>())
+}
+
+/// The largest share of a stream's lifetime its jitter takes away.
+const LIFETIME_JITTER: f64 = 0.2;
 
 /// The instant a token with `exp` (seconds since the epoch) runs out;
 /// `None` when that is too far away to represent (it never runs out).
@@ -267,4 +293,28 @@ fn deadline_of(exp: u64) -> Option<Instant> {
 
 fn shutting_down() -> Rejection {
     Rejection::Unavailable("the hub is shutting down; reconnect to another node".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lifetimes fall within the last fifth before the limit, spread out.
+    #[test]
+    fn jittered_lifetimes_spread_over_the_last_fifth() {
+        let lifetime = Duration::from_secs(100);
+        let samples: Vec<Duration> = (0..1000).map(|_| jittered(lifetime)).collect();
+        assert!(samples
+            .iter()
+            .all(|d| *d >= Duration::from_secs(80) && *d <= lifetime));
+        let early = samples
+            .iter()
+            .filter(|d| **d < Duration::from_secs(90))
+            .count();
+        // About half: far from none and from all, whatever the draw.
+        assert!(
+            (300..700).contains(&early),
+            "{early} of 1000 in the first half"
+        );
+    }
 }

@@ -4,8 +4,9 @@
 //! resolved to; live entries come from the subscriber's fan-out inbox, and
 //! any at or below the last sequence number already sent are dropped (they
 //! were replayed). Heartbeat comments fill silences only, and the stream
-//! ends when the subscriber's token expires. Dropped because the server
-//! closed its connection for a write stall, it counts itself as slow.
+//! ends when the subscriber's token expires, or when it has lived its
+//! maximum lifetime ([`End`]). Dropped because the server closed its
+//! connection for a write stall, it counts itself as slow.
 //!
 //! The stream is polled by hand rather than written as an `async` loop:
 //! a subscriber keeps it for as long as it is connected, and a hand-written
@@ -63,6 +64,17 @@ enum Replayed {
     End,
 }
 
+/// Why a stream ends at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// The subscriber's token expires.
+    TokenExpiry,
+    /// The stream has lived `HubConfig::max_stream_lifetime` (less its
+    /// jitter): the client reconnects, elsewhere perhaps, with its token
+    /// checked again.
+    Lifetime,
+}
+
 /// One subscriber's stream of frames.
 pub(super) struct Subscription {
     hub: Hub,
@@ -81,21 +93,21 @@ pub(super) struct Subscription {
     /// When bytes were last produced; heartbeats only fill silences.
     last_write: Instant,
     heartbeat: Option<Pin<Box<Sleep>>>,
-    expires: Option<Pin<Box<Sleep>>>,
+    expires: Option<(Pin<Box<Sleep>>, End)>,
     /// Announces the end of the subscriptions when the stream is dropped.
     _announced: Option<Announced>,
 }
 
 impl Subscription {
     /// A stream for a registered subscriber: `replay` first when given,
-    /// from just after `last_seq`; it ends at `expires` if set.
+    /// from just after `last_seq`; it ends at `ends` if set.
     pub(super) fn new(
         hub: Hub,
         interest: Arc<Interest>,
         (registration, inbox): (Registration, Inbox),
         replay: Option<Replay>,
         last_seq: u64,
-        expires: Option<Instant>,
+        ends: Option<(Instant, End)>,
     ) -> Subscription {
         Subscription {
             hub,
@@ -108,7 +120,7 @@ impl Subscription {
             started: false,
             last_write: Instant::now(),
             heartbeat: None,
-            expires: expires.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            expires: ends.map(|(at, why)| (Box::pin(tokio::time::sleep_until(at)), why)),
             _announced: None,
         }
     }
@@ -179,9 +191,15 @@ impl Subscription {
     fn poll_live(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let interval = self.hub.shared.config.heartbeat;
         loop {
-            if let Some(expires) = self.expires.as_mut() {
+            if let Some((expires, why)) = self.expires.as_mut() {
                 if expires.as_mut().poll(cx).is_ready() {
-                    tracing::debug!("closing a stream: its token expired");
+                    match why {
+                        End::TokenExpiry => tracing::debug!("closing a stream: its token expired"),
+                        End::Lifetime => {
+                            Metrics::inc(&self.hub.shared.metrics.lifetime_ends_total);
+                            tracing::debug!("closing a stream: it reached its maximum lifetime");
+                        }
+                    }
                     return Poll::Ready(None);
                 }
             }

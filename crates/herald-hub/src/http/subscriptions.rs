@@ -15,8 +15,11 @@
 //!
 //! The answer is in the revision of the caller's token, with the cursor in
 //! the `Link` header's `last-event-id` (and, for draft-07, the body's
-//! `lastEventID`): the id of the last event the list reflects, to resume
-//! the subscription events from without missing one.
+//! `lastEventID`, at the root of every document, a single subscription's
+//! too): the id of the last event the list reflects, to resume the
+//! subscription events from without missing one.
+
+use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
@@ -41,6 +44,27 @@ pub(crate) async fn subscriptions(
     match answer(&hub, uri.path(), query.as_deref(), &headers).await {
         Ok(response) => response,
         Err(rejection) => rejection.respond(&hub),
+    }
+}
+
+/// How long a request waits for a starting cluster node to load the
+/// other nodes' subscriptions before it is told to retry.
+const LOADING_LIMIT: Duration = Duration::from_secs(5);
+
+/// The id of the entry at `seq`, where a list nothing has changed since
+/// the start stands; `earliest` when there is none (an empty log) or it is
+/// gone: following from the start of what is held also converges on the
+/// truth, with more to read.
+async fn start_id(hub: &Hub, seq: u64) -> String {
+    if seq == 0 {
+        return EARLIEST.to_owned();
+    }
+    match hub.shared.history.read_after(seq - 1, 1).await {
+        Ok(page) => match page.first() {
+            Some(entry) if entry.seq == seq => entry.id.clone(),
+            _ => EARLIEST.to_owned(),
+        },
+        Err(_) => EARLIEST.to_owned(),
     }
 }
 
@@ -81,14 +105,31 @@ async fn answer(
         )));
     }
 
+    if !presence.wait_complete(LOADING_LIMIT).await {
+        return Err(Rejection::Unavailable(
+            "this node is still loading the cluster's subscriptions; retry shortly".into(),
+        ));
+    }
     let Snapshot {
         subscriptions,
         last_id,
     } = presence.snapshot(canonical);
-    let last_id = last_id.unwrap_or_else(|| EARLIEST.to_owned());
+    let last_id = match last_id {
+        Some(id) => id,
+        None => start_id(hub, presence.start_seq()).await,
+    };
     let body = match resource {
         Resource::One(id) => match subscriptions.into_iter().find(|doc| doc["id"] == *id) {
-            Some(doc) => doc,
+            // draft-07 §Subscription API: every endpoint sets `lastEventID`
+            // at the root of its document, the single subscription's too;
+            // draft-08 serves the event document unchanged (the cursor is
+            // in the Link header).
+            Some(mut doc) => {
+                if let (Revision::Draft07, Some(fields)) = (grants.revision, doc.as_object_mut()) {
+                    fields.insert("lastEventID".into(), last_id.clone().into());
+                }
+                doc
+            }
             None => {
                 return Err(Rejection::NotFound(format!(
                     "no active subscription {id:?}"

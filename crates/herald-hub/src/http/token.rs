@@ -34,8 +34,9 @@ pub(crate) enum TokenSource {
     Header,
     /// The `authorization` query parameter (draft-07).
     Query,
-    /// A cookie: `__Secure-mercure_access_token` or `mercureAuthorization`.
-    Cookie,
+    /// A cookie: `__Secure-mercure_access_token` (draft-08) or
+    /// `mercureAuthorization` (draft-07).
+    Cookie(Revision),
 }
 
 /// A token found in a request.
@@ -121,7 +122,7 @@ pub(crate) fn presented_token(
     ] {
         if protocol.speaks(revision) {
             if let Some(token) = cookie(headers, name)? {
-                return found(token, TokenSource::Cookie);
+                return found(token, TokenSource::Cookie(revision));
             }
         }
     }

@@ -15,6 +15,9 @@ pub(crate) struct Announced {
 impl Announced {
     /// Publishes `active: true` for each of `subscriptions`.
     pub(crate) async fn start(hub: &Hub, subscriptions: Vec<ActiveSubscription>) -> Announced {
+        if let Some(membership) = &hub.shared.membership {
+            membership.enter(hub_path(hub), &subscriptions).await;
+        }
         publish(hub, &subscriptions, true).await;
         Announced {
             hub: hub.clone(),
@@ -30,16 +33,31 @@ impl Drop for Announced {
         };
         let hub = self.hub.clone();
         let subscriptions = std::mem::take(&mut self.subscriptions);
-        runtime.spawn(async move { publish(&hub, &subscriptions, false).await });
+        let announcements = self.hub.shared.announcements.clone();
+        announcements.spawn_on(
+            async move {
+                if let Some(membership) = &hub.shared.membership {
+                    membership.leave(hub_path(&hub), &subscriptions).await;
+                }
+                publish(&hub, &subscriptions, false).await
+            },
+            &runtime,
+        );
     }
+}
+
+fn hub_path(hub: &Hub) -> &str {
+    hub.shared.config.hub_url.as_url().path()
 }
 
 /// One private update per subscription, on its reserved topic, with the
 /// reserved event type `mercure` for draft-08 documents (draft-08
 /// §Subscription Events). A failure is logged: the subscription itself
-/// goes on (or has ended) either way.
-async fn publish(hub: &Hub, subscriptions: &[ActiveSubscription], active: bool) {
-    let hub_path = hub.shared.config.hub_url.as_url().path().to_owned();
+/// goes on (or has ended) either way. Returns whether every update was
+/// published.
+pub(super) async fn publish(hub: &Hub, subscriptions: &[ActiveSubscription], active: bool) -> bool {
+    let hub_path = hub_path(hub).to_owned();
+    let mut published = true;
     for subscription in subscriptions {
         let topic = subscription.topic(&hub_path);
         let data = subscription.document(&hub_path, active).to_string();
@@ -56,6 +74,8 @@ async fn publish(hub: &Hub, subscriptions: &[ActiveSubscription], active: bool) 
         };
         if let Err(e) = hub.publish_update(update).await {
             tracing::warn!(error = %e, active, "could not publish a subscription event");
+            published = false;
         }
     }
+    published
 }

@@ -89,6 +89,41 @@ impl ActiveSubscription {
     }
 }
 
+impl ActiveSubscription {
+    /// What a cluster's roster keeps of it: enough for any node to list it
+    /// and to announce its end.
+    pub(crate) fn record(&self) -> String {
+        json!({
+            "match_type": self.match_type.map(MatchType::name),
+            "match": self.pattern,
+            "subscriber": self.subscriber,
+            "payload": self.payload,
+        })
+        .to_string()
+    }
+
+    /// The subscription a [`ActiveSubscription::record`] describes; `None`
+    /// when the record is not one (another version wrote it, or someone
+    /// else's data sits under the roster's keys).
+    pub(crate) fn from_record(record: &str) -> Option<ActiveSubscription> {
+        let value: Value = serde_json::from_str(record).ok()?;
+        let match_type = match &value["match_type"] {
+            Value::Null => None,
+            Value::String(name) => Some(MatchType::from_name(name)?),
+            _ => return None,
+        };
+        Some(ActiveSubscription {
+            match_type,
+            pattern: value["match"].as_str()?.to_owned(),
+            subscriber: value["subscriber"].as_str()?.to_owned(),
+            payload: match &value["payload"] {
+                Value::Null => None,
+                payload => Some(payload.clone()),
+            },
+        })
+    }
+}
+
 /// `{hub path}/subscriptions`.
 pub(crate) fn collection_path(hub_path: &str) -> String {
     format!("{}/subscriptions", hub_path.trim_end_matches('/'))
@@ -153,6 +188,27 @@ mod tests {
         assert_eq!(
             doc["id"],
             "/.well-known/mercure/subscriptions/https%3A%2F%2Fexample.com%2Fbooks%2F%7Bid%7D/urn%3Auuid%3Abb3de268-05b0-4c65-b44e-8f9acefc29d6"
+        );
+    }
+
+    #[test]
+    fn records_round_trip_for_both_revisions() {
+        for s in [
+            sub(Some(MatchType::UrlPattern), "https://example.com/:selector"),
+            sub(None, "https://example.com/books/{id}"),
+            ActiveSubscription {
+                payload: None,
+                ..sub(Some(MatchType::Exact), "a")
+            },
+        ] {
+            assert_eq!(ActiveSubscription::from_record(&s.record()), Some(s));
+        }
+        assert_eq!(ActiveSubscription::from_record("not json"), None);
+        assert_eq!(
+            ActiveSubscription::from_record(
+                r#"{"match_type":"regex","match":"a","subscriber":"s"}"#
+            ),
+            None
         );
     }
 }

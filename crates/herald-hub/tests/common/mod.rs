@@ -4,6 +4,8 @@
 
 pub mod redb;
 pub mod redis_server;
+#[cfg(target_os = "linux")]
+pub mod tmpfs;
 
 use std::net::SocketAddr;
 use std::time::Duration;

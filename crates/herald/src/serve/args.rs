@@ -182,6 +182,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HEARTBEAT", value_name = "DURATION")]
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) heartbeat: Option<String>,
+    /// The longest a stream lives, e.g. 1h: it then ends (each stream a
+    /// random 0-20% sooner, so reconnections spread out) and the client
+    /// reconnects with its token checked again; 0 or absent: no limit
+    /// [default: none].
+    #[arg(long, env = "HERALD_MAX_STREAM_LIFETIME", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) max_stream_lifetime: Option<String>,
 
     /// Where history is kept: `redb` (durable, in --data-dir), `memory`
     /// (lost on restart) or `redis` (a Redis stream that many hub nodes
@@ -210,6 +217,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_REDIS_TIMEOUT", value_name = "DURATION")]
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) redis_timeout: Option<String>,
+    /// With --subscriptions on: how long this node's active subscriptions
+    /// stay listed after it stops answering (killed, host lost); then
+    /// another node announces their end [default: 15s].
+    #[arg(long, env = "HERALD_REDIS_NODE_LEASE", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) redis_node_lease: Option<String>,
     /// Most events kept in history for replay [default: 100000].
     #[arg(long, env = "HERALD_HISTORY_SIZE", value_name = "EVENTS")]
     pub(super) history_size: Option<u64>,
@@ -243,6 +256,15 @@ pub(crate) struct ServeArgs {
     /// Most selectors in one subscription [default: 100].
     #[arg(long, env = "HERALD_MAX_SELECTORS", value_name = "N")]
     pub(super) max_selectors: Option<usize>,
+    /// Most distinct URI templates and URL patterns all subscribers may
+    /// hold at once; a subscription that would pass it gets a 429
+    /// [default: 10000].
+    #[arg(long, env = "HERALD_MAX_PATTERNS", value_name = "N")]
+    pub(super) max_patterns: Option<usize>,
+    /// Publishes per second one publisher token may make (in bursts of as
+    /// many); past it, 429 with Retry-After [default: no limit].
+    #[arg(long, env = "HERALD_PUBLISH_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) publish_rate: Option<u32>,
     /// Longest topic or selector, in characters [default: 4096].
     #[arg(long, env = "HERALD_MAX_SELECTOR_LENGTH", value_name = "CHARS")]
     pub(super) max_selector_length: Option<usize>,

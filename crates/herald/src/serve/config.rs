@@ -69,6 +69,13 @@ pub(super) fn hub_config(
                 format!("invalid --queue-bytes {text:?}: use e.g. 1048576, 512KiB or 16MiB")
             })?,
     };
+    let max_stream_lifetime = match args.max_stream_lifetime.as_deref() {
+        None => None,
+        Some(text) => Some(humantime::parse_duration(text).with_context(|| {
+            format!("invalid --max-stream-lifetime {text:?}: use e.g. 1h, 30m or 0 (no limit)")
+        })?)
+        .filter(|d| !d.is_zero()),
+    };
     let mut config = HubConfig {
         publisher_key,
         subscriber_key,
@@ -86,6 +93,9 @@ pub(super) fn hub_config(
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
         queue_bytes,
+        max_patterns: args.max_patterns.unwrap_or(defaults.max_patterns),
+        max_stream_lifetime,
+        max_publish_rate: args.publish_rate,
         ui: args.ui != Some(Switch::Off),
         subscriptions: args.subscriptions == Some(Switch::On),
         protocol: match args.protocol {

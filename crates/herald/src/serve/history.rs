@@ -36,6 +36,7 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
                 (args.redis_url.is_some(), "--redis-url"),
                 (args.redis_key.is_some(), "--redis-key"),
                 (args.redis_timeout.is_some(), "--redis-timeout"),
+                (args.redis_node_lease.is_some(), "--redis-node-lease"),
                 (args.redis_tls_ca.is_some(), "--redis-tls-ca"),
             ],
             |name| {
@@ -135,6 +136,16 @@ async fn open_redis(args: &ServeArgs, retention: Retention) -> anyhow::Result<Ar
             bail!("invalid --redis-timeout {text:?}: it must be above zero");
         }
         options.timeout = timeout;
+    }
+    if let Some(text) = &args.redis_node_lease {
+        let lease = humantime::parse_duration(text)
+            .with_context(|| format!("invalid --redis-node-lease {text:?}: use e.g. 15s or 2s"))?;
+        // Renewed three times a lease; shorter than this, a busy Redis or
+        // a garbage-collecting VM would end live subscriptions.
+        if lease < std::time::Duration::from_millis(300) {
+            bail!("invalid --redis-node-lease {text:?}: use at least 300ms");
+        }
+        options.node_lease = lease;
     }
     if let Some(path) = &args.redis_tls_ca {
         let pem = std::fs::read(path)

@@ -24,6 +24,10 @@ mod dev;
 mod history;
 mod issuers;
 
+/// How long a stopping hub waits for the end of its subscriptions to be
+/// announced (one publish each, milliseconds unless history is down).
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) use args::ServeArgs;
 
 /// Runs the hub until SIGINT or SIGTERM.
@@ -104,6 +108,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .serve(listener, stop)
         .await
         .context("the server failed")?;
+    // The streams just ended: their `active: false` events are on their way
+    // to history, and a graceful stop should not cut them off.
+    if !hub.settle(SETTLE_LIMIT).await {
+        tracing::warn!("stopped before every subscription's end was announced");
+    }
     tracing::info!("stopped");
     Ok(())
 }

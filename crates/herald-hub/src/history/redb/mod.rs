@@ -13,10 +13,18 @@
 //! table, and replay reads a range of the sequence-keyed event table; the
 //! most recent entries are also kept in memory so that the common resume
 //! (a client that was gone a few seconds) never touches the disk.
+//!
+//! After an I/O error (a full disk, a failing device), redb refuses every
+//! further operation on the open database. The history then reopens the
+//! file by itself (`heal`), at the next write after a short delay that
+//! grows while reopening fails, and brings the reopened file and its own
+//! state back in line with what publishers were told: a full disk heals
+//! once space is freed, without a restart, losing no acknowledged event
+//! and keeping none that was refused.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,10 +32,15 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 
 mod codec;
 mod error;
+mod heal;
+#[cfg(test)]
+mod tests;
+mod write;
 
-use codec::{decode, encode, stored_at};
+use codec::decode;
 use error::open_error;
 pub use error::OpenError;
+use heal::{Fault, Opener};
 
 use super::ring::Ring;
 use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry, StatsCell};
@@ -98,9 +111,15 @@ pub struct RedbHistory {
 
 #[derive(Debug)]
 struct Inner {
-    db: Database,
+    /// The open database. Each transaction holds the read lock while it
+    /// lasts; a reopen (see `heal`) takes the write lock, so the failed
+    /// database is closed, and its lock on the file released, before the
+    /// file is opened again. `None` only while reopening failed to open it.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
     options: RedbOptions,
+    /// How the file is opened, at start and at each reopen.
+    opener: Opener,
     writer: Mutex<Writer>,
     cache: Mutex<Ring>,
     stats: StatsCell,
@@ -118,11 +137,19 @@ struct Writer {
     /// Commits not yet fsynced (periodic durability).
     unsynced: bool,
     last_sync: Instant,
+    /// Set while the database refuses to work after an I/O error: why, and
+    /// when to reopen it.
+    fault: Option<Fault>,
+    /// Writes and reopens that failed in a row, for the delay between
+    /// reopens.
+    failures: u32,
+    /// Successful reopens since the history was opened.
+    reopens: u64,
 }
 
-fn storage(path: &Path) -> impl Fn(redb::Error) -> HistoryError + '_ {
-    move |e| HistoryError(format!("{}: {e}", path.display()))
-}
+/// What the writer tracks of the file: last sequence number, events held,
+/// bytes held.
+type Counts = (u64, u64, u64);
 
 impl RedbHistory {
     /// Opens (or creates) the history in `dir`. With an age limit or
@@ -131,6 +158,16 @@ impl RedbHistory {
     /// the fsync periodic durability owes every interval), which ends when
     /// the history is dropped.
     pub fn open(dir: &Path, options: RedbOptions) -> Result<RedbHistory, OpenError> {
+        RedbHistory::open_with(dir, options, Opener::file())
+    }
+
+    /// [`RedbHistory::open`], opening the file with `opener` (tests inject
+    /// I/O errors through it).
+    fn open_with(
+        dir: &Path,
+        options: RedbOptions,
+        opener: Opener,
+    ) -> Result<RedbHistory, OpenError> {
         std::fs::create_dir_all(dir).map_err(|error| OpenError::Io {
             path: dir.to_path_buf(),
             error,
@@ -144,42 +181,34 @@ impl RedbHistory {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(OpenError::Io { path, error }),
         }
-        let db = Database::create(&path).map_err(|e| open_error(&path, e))?;
+        let db = opener.open(&path).map_err(|e| open_error(&path, e))?;
         let damaged = |reason: String| OpenError::Damaged {
             path: path.clone(),
             reason,
         };
-        let (last_seq, events, bytes) = (|| -> Result<(u64, u64, u64), redb::Error> {
-            let txn = db.begin_write()?;
-            let counters = {
-                txn.open_table(IDS)?;
-                let events = txn.open_table(EVENTS)?.len()?;
-                let meta = txn.open_table(META)?;
-                let last_seq = meta.get(META_LAST_SEQ)?.map_or(0, |v| v.value());
-                let bytes = meta.get(META_BYTES)?.map_or(0, |v| v.value());
-                (last_seq, events, bytes)
-            };
-            txn.commit()?;
-            Ok(counters)
-        })()
-        .map_err(|e| damaged(e.to_string()))?;
+        let (last_seq, events, bytes) = counts(&db).map_err(|e| damaged(e.to_string()))?;
 
         let inner = Arc::new(Inner {
-            db,
+            db: RwLock::new(Some(db)),
             path: path.clone(),
             options,
+            opener,
             writer: Mutex::new(Writer {
                 last_seq,
                 events,
                 bytes,
                 unsynced: false,
                 last_sync: Instant::now(),
+                fault: None,
+                failures: 0,
+                reopens: 0,
             }),
             cache: Mutex::new(Ring::new(options.cache_events, u64::MAX)),
             stats: StatsCell::new(HistoryStats {
                 events,
                 bytes,
                 last_seq,
+                reopens: 0,
             }),
             // The counters were just read in a durable commit.
             durable_seq: AtomicU64::new(last_seq),
@@ -226,13 +255,46 @@ impl RedbHistory {
     }
 }
 
+/// The counters a file holds, read in a write transaction that also makes
+/// every table (a first start creates them).
+fn counts(db: &Database) -> Result<Counts, redb::Error> {
+    let txn = db.begin_write()?;
+    let counts = {
+        txn.open_table(IDS)?;
+        let events = txn.open_table(EVENTS)?.len()?;
+        let meta = txn.open_table(META)?;
+        let last_seq = meta.get(META_LAST_SEQ)?.map_or(0, |v| v.value());
+        let bytes = meta.get(META_BYTES)?.map_or(0, |v| v.value());
+        (last_seq, events, bytes)
+    };
+    txn.commit()?;
+    Ok(counts)
+}
+
 impl Inner {
     fn writer(&self) -> MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn cache(&self) -> MutexGuard<'_, Ring> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open database, for the length of one transaction.
+    fn db(&self) -> RwLockReadGuard<'_, Option<Database>> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs a read transaction's work on the open database.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, redb::Error>,
+    ) -> Result<T, HistoryError> {
+        let result = match self.db().as_ref() {
+            Some(db) => work(db),
+            None => Err(redb::Error::DatabaseClosed),
+        };
+        result.map_err(|e| self.read_failed(e))
     }
 
     /// Loads the most recent entries into the in-memory cache.
@@ -247,190 +309,28 @@ impl Inner {
         Ok(())
     }
 
-    /// Appends a batch in one transaction, applying retention.
-    fn append_blocking(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
-        let now = now_ms();
-        let mut writer = self.writer();
-        let fail = storage(&self.path);
-        let mut txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
-        let sync = match self.options.durability {
-            Durability::Full => true,
-            Durability::Periodic(every) => writer.last_sync.elapsed() >= every,
-        };
-        if !sync {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| HistoryError(e.to_string()))?;
-        }
-        let mut state = (writer.last_seq, writer.events, writer.bytes);
-        let mut stored = Vec::with_capacity(batch.len());
-        let first_kept = {
-            let mut events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
-            let mut ids = txn.open_table(IDS).map_err(|e| fail(e.into()))?;
-            let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
-            for new in batch {
-                state.0 += 1;
-                let entry = Entry::new(state.0, now, new);
-                events
-                    .insert(entry.seq, encode(&entry).as_slice())
-                    .map_err(|e| fail(e.into()))?;
-                if ids
-                    .get(entry.id.as_str())
-                    .map_err(|e| fail(e.into()))?
-                    .is_none()
-                {
-                    ids.insert(entry.id.as_str(), entry.seq)
-                        .map_err(|e| fail(e.into()))?;
-                }
-                state.1 += 1;
-                state.2 += entry.size() as u64;
-                stored.push(Arc::new(entry));
-            }
-            let first_kept = self
-                .evict(&mut events, &mut ids, &mut state, now)
-                .map_err(&fail)?;
-            meta.insert(META_LAST_SEQ, state.0)
-                .map_err(|e| fail(e.into()))?;
-            meta.insert(META_BYTES, state.2)
-                .map_err(|e| fail(e.into()))?;
-            first_kept
-        };
-        txn.commit().map_err(|e| fail(e.into()))?;
-
-        (writer.last_seq, writer.events, writer.bytes) = state;
-        if sync {
-            writer.unsynced = false;
-            writer.last_sync = Instant::now();
-            self.durable_seq.store(writer.last_seq, Ordering::Release);
-        } else {
-            writer.unsynced = true;
-        }
-        self.publish_stats(&writer);
-        drop(writer);
-        let mut cache = self.cache();
-        for entry in &stored {
-            cache.push(Arc::clone(entry));
-        }
-        if let Some(first) = first_kept {
-            cache.trim_before(first);
-        }
-        Ok(stored)
-    }
-
-    /// Removes entries beyond the retention limits from the front. Returns
-    /// the first sequence number kept when anything was removed.
-    fn evict(
-        &self,
-        events: &mut redb::Table<u64, &[u8]>,
-        ids: &mut redb::Table<&str, u64>,
-        state: &mut (u64, u64, u64),
-        now: u64,
-    ) -> Result<Option<u64>, redb::Error> {
-        let retention = self.options.retention;
-        let cutoff = retention
-            .max_age
-            .map(|age| now.saturating_sub(age.as_millis() as u64));
-        let mut removed = false;
-        loop {
-            let over_count = retention.max_events.is_some_and(|max| state.1 > max);
-            let over_bytes = retention
-                .max_bytes
-                .is_some_and(|max| state.2 > max && state.1 > 1);
-            let too_old = match (cutoff, events.first()?) {
-                (Some(cutoff), Some((_, value))) => {
-                    stored_at(value.value()).is_some_and(|at| at < cutoff)
-                }
-                _ => false,
-            };
-            if !(over_count || over_bytes || too_old) {
-                break;
-            }
-            let Some((seq, value)) = events.pop_first()? else {
-                break;
-            };
-            let seq = seq.value();
-            let old = decode(seq, value.value()).map_err(|e| redb::Error::Corrupted(e.0))?;
-            drop(value);
-            if ids.get(old.id.as_str())?.is_some_and(|v| v.value() == seq) {
-                ids.remove(old.id.as_str())?;
-            }
-            state.1 = state.1.saturating_sub(1);
-            state.2 = state.2.saturating_sub(old.size() as u64);
-            removed = true;
-        }
-        if !removed {
-            return Ok(None);
-        }
-        Ok(Some(
-            events.first()?.map_or(state.0 + 1, |(k, _)| k.value()),
-        ))
-    }
-
-    /// The upkeep: age retention, and the fsync that periodic
-    /// durability owes.
-    fn maintain_blocking(&self) -> Result<(), HistoryError> {
-        let mut writer = self.writer();
-        let needs_age = self.options.retention.max_age.is_some() && self.stats.get().events > 0;
-        let needs_sync =
-            matches!(self.options.durability, Durability::Periodic(_)) && writer.unsynced;
-        if !needs_age && !needs_sync {
-            return Ok(());
-        }
-        let fail = storage(&self.path);
-        let txn = self.db.begin_write().map_err(|e| fail(e.into()))?;
-        let mut state = (writer.last_seq, writer.events, writer.bytes);
-        let first_kept = {
-            let mut events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
-            let mut ids = txn.open_table(IDS).map_err(|e| fail(e.into()))?;
-            let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
-            let first_kept = self
-                .evict(&mut events, &mut ids, &mut state, now_ms())
-                .map_err(&fail)?;
-            if first_kept.is_some() {
-                meta.insert(META_BYTES, state.2)
-                    .map_err(|e| fail(e.into()))?;
-            }
-            first_kept
-        };
-        if first_kept.is_none() && !needs_sync {
-            // Nothing expired and nothing to sync: no write, no fsync.
-            txn.abort().map_err(|e| fail(e.into()))?;
-            return Ok(());
-        }
-        txn.commit().map_err(|e| fail(e.into()))?;
-        (writer.last_seq, writer.events, writer.bytes) = state;
-        writer.unsynced = false;
-        writer.last_sync = Instant::now();
-        self.durable_seq.store(writer.last_seq, Ordering::Release);
-        self.publish_stats(&writer);
-        drop(writer);
-        if let Some(first) = first_kept {
-            self.cache().trim_before(first);
-        }
-        Ok(())
-    }
-
-    fn publish_stats(&self, writer: &Writer) {
-        self.stats.set(HistoryStats {
-            events: writer.events,
-            bytes: writer.bytes,
-            last_seq: writer.last_seq,
-        });
-    }
-
     fn read_from_disk(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {
-        let fail = storage(&self.path);
-        let txn = self.db.begin_read().map_err(|e| fail(e.into()))?;
-        let events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for item in events
-            .range(after + 1..)
-            .map_err(|e| fail(e.into()))?
-            .take(limit)
-        {
-            let (seq, value) = item.map_err(|e| fail(e.into()))?;
-            out.push(Arc::new(decode(seq.value(), value.value())?));
-        }
-        Ok(out)
+        self.read(|db| {
+            let txn = db.begin_read()?;
+            let events = txn.open_table(EVENTS)?;
+            let mut out = Vec::with_capacity(limit.min(1024));
+            for item in events.range(after + 1..)?.take(limit) {
+                let (seq, value) = item?;
+                let entry =
+                    decode(seq.value(), value.value()).map_err(|e| redb::Error::Corrupted(e.0))?;
+                out.push(Arc::new(entry));
+            }
+            Ok(out)
+        })
+    }
+
+    fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
+        self.read(|db| {
+            let txn = db.begin_read()?;
+            let ids = txn.open_table(IDS)?;
+            let seq = ids.get(id)?.map(|v| v.value());
+            Ok(seq)
+        })
     }
 }
 
@@ -463,17 +363,7 @@ impl History for RedbHistory {
 
     async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
         let id = id.to_owned();
-        self.blocking(move |inner| {
-            let fail = storage(&inner.path);
-            let txn = inner.db.begin_read().map_err(|e| fail(e.into()))?;
-            let ids = txn.open_table(IDS).map_err(|e| fail(e.into()))?;
-            let seq = ids
-                .get(id.as_str())
-                .map_err(|e| fail(e.into()))?
-                .map(|v| v.value());
-            Ok(seq)
-        })
-        .await
+        self.blocking(move |inner| inner.seq_of(&id)).await
     }
 
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Entry>>, HistoryError> {

@@ -12,7 +12,8 @@
 //!
 //! Keys, all under one hash tag so they share a slot: `{PREFIX}:log` (the
 //! stream), `{PREFIX}:seq` (the counter), `{PREFIX}:ids` (event id →
-//! sequence number), `{PREFIX}:bytes` (bytes held). Redis 6.2 or later.
+//! sequence number), `{PREFIX}:bytes` (bytes held), and the roster's
+//! (`roster.rs`). Redis 6.2 or later.
 //!
 //! Every command runs under a time limit, so a Redis that is down or
 //! stalled turns a publish into an error (the hub answers 503) instead of
@@ -20,6 +21,7 @@
 
 mod codec;
 mod follow;
+mod roster;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -29,7 +31,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::ring::Ring;
-use super::{Entry, Follow, History, HistoryError, HistoryStats, NewEntry, StatsCell};
+use super::{Entry, Follow, History, HistoryError, HistoryStats, NewEntry, Roster, StatsCell};
+use roster::RedisRoster;
 
 /// How long a read of the stream blocks on the server waiting for news.
 const FOLLOW_BLOCK: Duration = Duration::from_secs(1);
@@ -63,6 +66,10 @@ pub struct RedisOptions {
     /// For `rediss://`: the certificates (PEM) to trust instead of the
     /// system's roots, for a server whose certificate a private CA signed.
     pub tls_ca: Option<Vec<u8>>,
+    /// How long a node's active subscriptions outlive its last sign of
+    /// life: after that, another node announces their end (see
+    /// [`Roster`]). Each node renews its lease several times within it.
+    pub node_lease: Duration,
 }
 
 impl RedisOptions {
@@ -77,6 +84,7 @@ impl RedisOptions {
             max_age: None,
             timeout: Duration::from_secs(3),
             tls_ca: None,
+            node_lease: Duration::from_secs(15),
         }
     }
 }
@@ -85,6 +93,7 @@ impl RedisOptions {
 #[derive(Debug, Clone)]
 pub struct RedisHistory {
     inner: Arc<Inner>,
+    roster: Arc<RedisRoster>,
 }
 
 #[derive(Debug)]
@@ -199,20 +208,23 @@ impl RedisHistory {
         // return what the log has already dropped.
         let options_cache_events = options.max_events.min(CACHE_EVENTS);
         let max_bytes = options.max_bytes;
+        let node_lease = options.node_lease;
+        let inner = Arc::new(Inner {
+            client,
+            conn,
+            keys,
+            options,
+            append: Script::new(include_str!("append.lua")),
+            epoch,
+            stats: StatsCell::default(),
+            cache: Mutex::new(Ring::new(
+                usize::try_from(options_cache_events).unwrap_or(usize::MAX),
+                max_bytes,
+            )),
+        });
         let history = RedisHistory {
-            inner: Arc::new(Inner {
-                client,
-                conn,
-                keys,
-                options,
-                append: Script::new(include_str!("append.lua")),
-                epoch,
-                stats: StatsCell::default(),
-                cache: Mutex::new(Ring::new(
-                    usize::try_from(options_cache_events).unwrap_or(usize::MAX),
-                    max_bytes,
-                )),
-            }),
+            roster: Arc::new(RedisRoster::new(Arc::clone(&inner), node_lease)),
+            inner,
         };
         // Applies retention too, so a hub started with smaller limits
         // trims the log at once.
@@ -403,6 +415,7 @@ impl Inner {
             events: *events,
             bytes: *bytes,
             last_seq: *last_seq,
+            reopens: 0,
         });
         Ok(batch
             .into_iter()
@@ -503,5 +516,9 @@ impl History for RedisHistory {
 
     fn follow(&self, after: u64) -> Option<Follow> {
         Some(follow::stream(Arc::clone(&self.inner), after))
+    }
+
+    fn roster(&self) -> Option<Arc<dyn Roster>> {
+        Some(Arc::clone(&self.roster) as Arc<dyn Roster>)
     }
 }

@@ -130,27 +130,33 @@ fn token_from_either_cookie_among_several() {
             &[("cookie", "theme=dark; mercureAuthorization=a.b.c; other=1")],
             None
         ),
-        some("a.b.c", TokenSource::Cookie)
+        some("a.b.c", TokenSource::Cookie(Revision::Draft07))
     );
     assert_eq!(
         find(
             &[("cookie", "a=1; __Secure-mercure_access_token=s.t.u")],
             None
         ),
-        some("s.t.u", TokenSource::Cookie)
+        some("s.t.u", TokenSource::Cookie(Revision::Draft08))
     );
     let spread = [
         ("cookie", "a=1;b=2"),
         ("cookie", " mercureAuthorization = \"x.y.z\" ;c=3"),
     ];
-    assert_eq!(find(&spread, None), some("x.y.z", TokenSource::Cookie));
+    assert_eq!(
+        find(&spread, None),
+        some("x.y.z", TokenSource::Cookie(Revision::Draft07))
+    );
     let lookalikes = [(
         "cookie",
         "xmercureAuthorization=no; mercureAuthorizationx=no; mercureauthorization=no; __secure-mercure_access_token=no",
     )];
     assert_eq!(find(&lookalikes, None), Ok(None));
     let empty_first = [("cookie", "mercureAuthorization=; mercureAuthorization=t")];
-    assert_eq!(find(&empty_first, None), some("t", TokenSource::Cookie));
+    assert_eq!(
+        find(&empty_first, None),
+        some("t", TokenSource::Cookie(Revision::Draft07))
+    );
     let junk = [("cookie", ";;novalue; =x; mercureAuthorization")];
     assert_eq!(find(&junk, None), Ok(None));
 }
@@ -161,10 +167,13 @@ fn each_cookie_counts_only_where_its_revision_is_spoken() {
         "cookie",
         "mercureAuthorization=old; __Secure-mercure_access_token=new",
     )];
-    assert_eq!(find(&both, None), some("new", TokenSource::Cookie));
+    assert_eq!(
+        find(&both, None),
+        some("new", TokenSource::Cookie(Revision::Draft08))
+    );
     assert_eq!(
         find_for(&both, None, Protocol::Draft07),
-        some("old", TokenSource::Cookie)
+        some("old", TokenSource::Cookie(Revision::Draft07))
     );
     let old_only = [("cookie", "mercureAuthorization=old")];
     assert_eq!(find_for(&old_only, None, Protocol::Draft08), Ok(None));
@@ -187,7 +196,7 @@ fn sources_are_tried_header_then_query_then_cookie() {
     );
     assert_eq!(
         find(&[cookie], Some("authorization=")),
-        some("from-cookie", TokenSource::Cookie)
+        some("from-cookie", TokenSource::Cookie(Revision::Draft08))
     );
     assert_eq!(find(&[], None), Ok(None));
     assert_eq!(find(&[("x-other", "Bearer t")], Some("topic=a")), Ok(None));
