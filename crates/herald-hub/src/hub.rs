@@ -11,6 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio_util::task::TaskTracker;
 
+/// How often a paced drain ends its next share of streams.
+const DRAIN_STEP: Duration = Duration::from_millis(100);
+/// The fewest streams a step of a paced drain ends.
+const DRAIN_MIN_SHARE: usize = 10;
+
 use crate::access_token::AccessTokenVerifier;
 use crate::auth::{AuthError, JwtVerifier};
 use crate::config::HubConfig;
@@ -301,6 +306,37 @@ impl Hub {
         self.shared.fanout.close();
     }
 
+    /// [`Hub::shutdown`] paced over `window`: new subscriptions are refused
+    /// (and `/readyz` says so) at once, and the open streams end a share at
+    /// a time, evenly over the window, so that their clients reconnect to
+    /// the other nodes spread out rather than in one second. Returns early
+    /// once every stream has ended.
+    pub async fn drain(&self, window: Duration) {
+        let fanout = &self.shared.fanout;
+        if window.is_zero() {
+            fanout.close();
+            return;
+        }
+        fanout.refuse_new();
+        // A share every step of 100 ms, spread over the window; but never
+        // fewer than DRAIN_MIN_SHARE streams a step: a handful of clients
+        // make no storm, and need not wait.
+        let total = fanout.len();
+        let steps = u32::try_from(window.as_millis() / DRAIN_STEP.as_millis())
+            .unwrap_or(u32::MAX)
+            .min(u32::try_from(total.div_ceil(DRAIN_MIN_SHARE)).unwrap_or(u32::MAX))
+            .max(1);
+        let per_step = total.div_ceil(steps as usize).max(1);
+        let mut tick = tokio::time::interval(window / steps);
+        for _ in 0..steps {
+            tick.tick().await;
+            if fanout.disconnect_some(per_step) == 0 {
+                break;
+            }
+        }
+        fanout.close();
+    }
+
     /// Waits, for at most `limit`, until what the hub still publishes on
     /// its own behalf after [`Hub::shutdown`] (the `active: false` events of
     /// the streams it ended) is stored, so that a graceful stop loses none
@@ -318,5 +354,66 @@ impl Hub {
     /// Whether [`Hub::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shared.fanout.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use crate::fanout::{Inbox, Interest};
+    use crate::matcher::Matcher;
+
+    fn ended(inbox: &mut Inbox) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(inbox.poll_recv(&mut cx), Poll::Ready(None))
+    }
+
+    // A paced drain refuses new subscribers at once and ends the open
+    // streams a share per step, over the window, not all in one instant;
+    // a handful of streams end at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_drain_ends_streams_spread_over_its_window() {
+        let hub = Hub::new(HubConfig::default()).unwrap();
+        let fanout = &hub.shared.fanout;
+        let interest = Arc::new(Interest {
+            matchers: vec![Matcher::Exact("t".into())],
+            grants: None,
+        });
+        let mut held: Vec<_> = (0..200)
+            .map(|_| fanout.register(Arc::clone(&interest)).unwrap())
+            .collect();
+        let draining = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.drain(Duration::from_secs(1)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(hub.is_shutting_down());
+        assert!(fanout.register(Arc::clone(&interest)).is_err());
+        let mut ended_by_step = Vec::new();
+        for _ in 0..10 {
+            ended_by_step.push(
+                held.iter_mut()
+                    .map(|(_, inbox)| ended(inbox))
+                    .filter(|e| *e)
+                    .count(),
+            );
+            tokio::time::advance(DRAIN_STEP).await;
+            tokio::task::yield_now().await;
+        }
+        draining.await.unwrap();
+        let few = Hub::new(HubConfig::default()).unwrap();
+        let mut three: Vec<_> = (0..3)
+            .map(|_| few.shared.fanout.register(Arc::clone(&interest)).unwrap())
+            .collect();
+        few.drain(Duration::from_secs(3600)).await;
+        assert!(three.iter_mut().all(|(_, inbox)| ended(inbox)));
+        // Twenty per step of 100 ms (200 streams over 10 steps).
+        assert_eq!(
+            ended_by_step,
+            [20, 40, 60, 80, 100, 120, 140, 160, 180, 200]
+        );
+        assert!(held.iter_mut().all(|(_, inbox)| ended(inbox)));
     }
 }

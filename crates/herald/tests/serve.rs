@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::http::{
-    connect, id_in, open_stream, publish, publish_head, publisher_token, read_head, read_stream,
-    read_until, replay, Until,
+    connect, exchange, id_in, open_stream, publish, publish_head, publisher_token, read_head,
+    read_stream, read_until, replay, Until,
 };
 use support::{serve_command, signal, start, Serving, Stream, TempDir, BIN};
 
@@ -281,6 +281,68 @@ fn the_subscriptions_a_sigterm_ends_are_announced_before_the_exit() {
         seen.contains(&format!("\"active\":false,{books}")),
         "{seen}"
     );
+}
+
+// SIGTERM drains: new streams are refused and the node says it is not
+// ready at once, the open streams end a share at a time over --drain (not
+// all in one instant), and a second signal ends the rest now.
+#[test]
+fn sigterm_drains_streams_over_the_window_and_a_second_signal_ends_the_rest() {
+    const STREAMS: usize = 100;
+    // Ten streams (the smallest share) every six seconds: a wide margin
+    // for a loaded machine.
+    let server = start_hub(&["--drain", "60s"]);
+    let addr = server.addr.clone();
+    let mut streams: Vec<_> = (0..STREAMS)
+        .map(|_| open_stream(&addr, "topic=a"))
+        .collect();
+    signal(server.child.id(), "TERM");
+    let get = |path: &str| {
+        exchange(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"),
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !get("/readyz").starts_with("HTTP/1.1 503") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = get("/.well-known/mercure?topic=a");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    let ended = streams.iter_mut().map(has_ended).filter(|e| *e).count();
+    assert!(ended <= 10, "{ended} of {STREAMS} streams ended at once");
+
+    signal(server.child.id(), "TERM");
+    for stream in &mut streams {
+        let (until, seen) = read_stream(stream, "never-sent");
+        assert!(
+            matches!(until, Until::Eof | Until::Failed(_)),
+            "{until:?} {seen}"
+        );
+    }
+    let status = server.wait();
+    assert!(status.success(), "{status:?}");
+}
+
+/// Whether the hub has closed `stream`, reading what it has sent so far.
+fn has_ended(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1024];
+    let ended = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    ended
 }
 
 #[test]

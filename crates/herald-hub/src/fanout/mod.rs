@@ -373,6 +373,32 @@ impl Fanout {
         drop(everyone);
     }
 
+    /// Refuses new subscribers from now on; the registered ones stay (a
+    /// paced drain ends them a few at a time with [`Fanout::disconnect_some`]).
+    pub(crate) fn refuse_new(&self) {
+        // Set under the lock that `register` checks it under.
+        let registry = self.write();
+        self.closed.store(true, Ordering::Release);
+        drop(registry);
+    }
+
+    /// Subscribers registered now.
+    pub(crate) fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    /// Ends up to `n` streams (each after what is queued for it); returns
+    /// how many are left.
+    pub(crate) fn disconnect_some(&self, n: usize) -> usize {
+        let mut registry = self.write();
+        let ids: Vec<u64> = registry.by_id.keys().take(n).copied().collect();
+        for id in ids {
+            registry.remove(id);
+        }
+        self.count_patterns(&registry);
+        registry.by_id.len()
+    }
+
     /// Ends every stream and refuses new subscribers (shutdown).
     pub(crate) fn close(&self) {
         // Set under the lock that `register` checks it under: nobody

@@ -182,6 +182,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HEARTBEAT", value_name = "DURATION")]
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) heartbeat: Option<String>,
+    /// On SIGTERM or SIGINT: the window over which open streams are ended,
+    /// a share at a time, so clients reconnect to other nodes spread out;
+    /// new streams are refused at once; a second signal ends the rest
+    /// now; 0 ends them all at once [default: 5s].
+    #[arg(long, env = "HERALD_DRAIN", value_name = "DURATION")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) drain: Option<String>,
     /// The longest a stream lives, e.g. 1h: it then ends (each stream a
     /// random 0-20% sooner, so reconnections spread out) and the client
     /// reconnects with its token checked again; 0 or absent: no limit

@@ -24,6 +24,11 @@ mod dev;
 mod history;
 mod issuers;
 
+/// The default of `--drain`: long enough to spread a node's reconnections
+/// over the other nodes, short enough for an orchestrator's grace period
+/// (Kubernetes gives 30 s).
+const DEFAULT_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long a stopping hub waits for the end of its subscriptions to be
 /// announced (one publish each, milliseconds unless history is down).
 const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -87,12 +92,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(tls) = &tls {
         server = server.tls(tls).context("cannot serve HTTPS")?;
     }
+    let drain = match args.drain.as_deref() {
+        None => DEFAULT_DRAIN,
+        Some(text) => humantime::parse_duration(text)
+            .with_context(|| format!("invalid --drain {text:?}: use e.g. 5s, 500ms or 0"))?,
+    };
     let stop = {
         let hub = hub.clone();
+        let mut signals = signals;
         async move {
             signals.recv().await;
-            tracing::info!("shutting down: closing streams, finishing in-flight publishes");
-            hub.shutdown();
+            tracing::info!(
+                drain = ?drain,
+                "shutting down: refusing new streams, ending open ones over the drain window, finishing in-flight publishes"
+            );
+            // A second signal cuts the drain short.
+            tokio::select! {
+                () = hub.drain(drain) => {}
+                () = signals.recv() => {
+                    tracing::info!("second signal: ending every stream now");
+                    hub.shutdown();
+                }
+            }
         }
     };
     // Said last, once nothing else can fail the start.
@@ -231,7 +252,7 @@ impl ShutdownSignals {
     }
 
     /// Waits for the first of the signals.
-    async fn recv(mut self) {
+    async fn recv(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.interrupt.recv() => {}
