@@ -9,6 +9,12 @@ use std::time::Duration;
 use crate::matcher::HubUrl;
 use crate::protocol::{Protocol, ProtocolLimits};
 
+/// The default of [`HubConfig::queue_bytes`]: 4 MiB, four of the largest
+/// updates the default publish limit accepts. A subscriber that reads is
+/// rarely more than a few events behind; one that stops reading holds no
+/// more than this (besides its socket's buffers) until it is closed.
+const DEFAULT_QUEUE_BYTES: usize = 4 << 20;
+
 /// A JWT verification key and its algorithm.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JwtKey {
@@ -57,6 +63,12 @@ pub struct HubConfig {
     /// Events a subscriber may have queued before it counts as slow and its
     /// stream is closed.
     pub queue_capacity: usize,
+    /// Bytes of events (by [`crate::history::Entry::size`]) a subscriber
+    /// may have queued before it counts as slow and its stream is closed.
+    /// One event larger than this still reaches a subscriber whose queue
+    /// is empty: the bound is on falling behind, not on one update's size.
+    /// Default 4 MiB.
+    pub queue_bytes: usize,
     /// Compiled URI templates kept in the matcher cache.
     pub matcher_cache: usize,
     /// Most distinct URI templates and URL patterns the subscribers may
@@ -114,6 +126,7 @@ impl Default for HubConfig {
             max_body: 1 << 20,
             limits: ProtocolLimits::default(),
             queue_capacity: 1024,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             matcher_cache: crate::topic::DEFAULT_CACHE_CAPACITY,
             max_patterns: DEFAULT_MAX_PATTERNS,
             max_stream_lifetime: None,

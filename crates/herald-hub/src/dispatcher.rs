@@ -152,7 +152,7 @@ mod tests {
         let fanout = Arc::new(Fanout::new(
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
-            64,
+            crate::fanout::Bound::events(64),
             (usize::MAX, usize::MAX),
         ));
         let interest = Arc::new(Interest {

@@ -168,7 +168,10 @@ impl Hub {
         let fanout = Arc::new(Fanout::new(
             config.hub_url.clone(),
             Arc::clone(&metrics),
-            config.queue_capacity,
+            crate::fanout::Bound {
+                events: config.queue_capacity,
+                bytes: config.queue_bytes,
+            },
             (config.max_patterns, config.max_subscribers),
         ));
         let health = Arc::new(Health::new(Arc::clone(&metrics)));

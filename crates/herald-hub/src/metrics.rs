@@ -2,11 +2,13 @@
 //!
 //! Every step of both paths bumps a counter here: publishes accepted and
 //! rejected, subscribers connected, events delivered to queues, and slow
-//! subscribers closed. Plain atomics: the hot path pays one relaxed add.
+//! subscribers closed (in all, and by why). Plain atomics: the hot path
+//! pays one relaxed add.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::fanout::SlowReason;
 use crate::history::HistoryStats;
 
 /// The hub's counters.
@@ -18,6 +20,9 @@ pub struct Metrics {
     pub(crate) publishes_rejected_total: AtomicU64,
     pub(crate) events_delivered_total: AtomicU64,
     pub(crate) slow_disconnects_total: AtomicU64,
+    slow_queue_events: AtomicU64,
+    slow_queue_bytes: AtomicU64,
+    slow_write_stall: AtomicU64,
     pub(crate) history_errors_total: AtomicU64,
     /// 1 while history is failing (see `health`), else 0.
     pub(crate) history_failing: AtomicU64,
@@ -41,8 +46,12 @@ pub struct MetricsSnapshot {
     pub publishes_rejected_total: u64,
     /// Events queued to subscribers since start (live and replayed).
     pub events_delivered_total: u64,
-    /// Subscribers closed because their queue overflowed.
+    /// Subscribers closed as too slow: their queue overflowed (in events
+    /// or in bytes), or their client stopped reading for the server's
+    /// write stall limit. The sum of [`MetricsSnapshot::slow_disconnects`].
     pub slow_disconnects_total: u64,
+    /// [`MetricsSnapshot::slow_disconnects_total`] by why.
+    pub slow_disconnects: SlowDisconnects,
     /// History operations (appends, reads of a shared log) that failed.
     pub history_errors_total: u64,
     /// Whether history worked at its last use.
@@ -62,7 +71,30 @@ pub struct MetricsSnapshot {
     pub history: HistoryStats,
 }
 
+/// Slow subscribers closed since start, by why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlowDisconnects {
+    /// Their queue held the most events it may (`queue_capacity`).
+    pub queue_events: u64,
+    /// Their queue would have passed its byte bound (`queue_bytes`).
+    pub queue_bytes: u64,
+    /// Their connection was closed because the client accepted no bytes
+    /// for the server's write stall limit (and fan-out had not closed them
+    /// already).
+    pub write_stall: u64,
+}
+
 impl Metrics {
+    /// Counts a subscriber closed as too slow.
+    pub(crate) fn slow_disconnect(&self, reason: SlowReason) {
+        Metrics::inc(&self.slow_disconnects_total);
+        Metrics::inc(match reason {
+            SlowReason::QueueEvents => &self.slow_queue_events,
+            SlowReason::QueueBytes => &self.slow_queue_bytes,
+            SlowReason::WriteStall => &self.slow_write_stall,
+        });
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -89,6 +121,11 @@ impl Metrics {
             publishes_rejected_total: get(&self.publishes_rejected_total),
             events_delivered_total: get(&self.events_delivered_total),
             slow_disconnects_total: get(&self.slow_disconnects_total),
+            slow_disconnects: SlowDisconnects {
+                queue_events: get(&self.slow_queue_events),
+                queue_bytes: get(&self.slow_queue_bytes),
+                write_stall: get(&self.slow_write_stall),
+            },
             history_errors_total: get(&self.history_errors_total),
             history_available: get(&self.history_failing) == 0,
             patterns: get(&self.patterns),
@@ -97,6 +134,16 @@ impl Metrics {
             publishes_rate_limited_total: get(&self.publishes_rate_limited_total),
             subscribers_refused_total: get(&self.subscribers_refused_total),
             history,
+        }
+    }
+}
+
+impl SlowDisconnects {
+    fn get(&self, reason: SlowReason) -> u64 {
+        match reason {
+            SlowReason::QueueEvents => self.queue_events,
+            SlowReason::QueueBytes => self.queue_bytes,
+            SlowReason::WriteStall => self.write_stall,
         }
     }
 }
@@ -138,7 +185,7 @@ impl MetricsSnapshot {
             (
                 "herald_slow_subscriber_disconnects_total",
                 "counter",
-                "Subscribers closed because their queue overflowed.",
+                "Subscribers closed as too slow: their queue overflowed or they stopped reading.",
                 self.slow_disconnects_total,
             ),
             (
@@ -214,6 +261,17 @@ impl MetricsSnapshot {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
+        }
+        // The same disconnects by reason: a family of its own, so that the
+        // unlabelled total above keeps its name and meaning.
+        let name = "herald_slow_subscriber_disconnects_by_reason_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Subscribers closed as too slow, by reason: queue_events (--queue-size), queue_bytes (--queue-bytes), write_stall (the client stopped reading).\n# TYPE {name} counter"
+        );
+        for reason in SlowReason::ALL {
+            let value = self.slow_disconnects.get(reason);
+            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {value}", reason.as_str());
         }
         out
     }

@@ -328,7 +328,7 @@ mod tests {
         let fanout = Arc::new(Fanout::new(
             crate::matcher::HubUrl::default(),
             Arc::new(Metrics::default()),
-            capacity,
+            crate::fanout::Bound::events(capacity),
             (usize::MAX, usize::MAX),
         ));
         let interest = Arc::new(Interest {

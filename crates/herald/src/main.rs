@@ -12,6 +12,18 @@ mod serve;
 mod sub;
 mod token;
 
+/// jemalloc, with its background purging thread, instead of glibc's
+/// malloc: memory the hub frees goes back to the system within seconds.
+/// With glibc, a hub that once held a few hundred megabytes (large updates
+/// queued for slow subscribers, a burst of big publishes) kept them for
+/// good: after the first large block is freed glibc raises its mmap
+/// threshold, serves later large blocks from its heaps, and does not give
+/// those back. mimalloc kept them too, until its next allocation in the
+/// same thread. Measured in bench/RESULTS.md ("A subscriber that stops
+/// reading").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Herald: a Server-Sent Events hub speaking the Mercure protocol.
 #[derive(Debug, Parser)]
 #[command(name = "herald", version, about, long_about = None, propagate_version = true)]

@@ -196,7 +196,11 @@ async fn max_subscribers_refuses_the_stream_past_it_with_503() {
     let refused = subscribe_refused(&hub, "topic=a").await;
     assert_eq!(refused.status, 503);
     assert_eq!(refused.headers["retry-after"], "5");
-    assert!(refused.body.contains("limit of 1 streams"), "{}", refused.body);
+    assert!(
+        refused.body.contains("limit of 1 streams"),
+        "{}",
+        refused.body
+    );
     // Publishing still gets in.
     assert_eq!(publish(&hub, "topic=a").await.status, 200);
 }

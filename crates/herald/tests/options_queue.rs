@@ -1,6 +1,8 @@
-//! `--queue-size` through the binary: a subscriber that stops reading is
-//! closed once its queue fills, counted in
-//! `herald_slow_subscriber_disconnects_total`, and resumes from history.
+//! `--queue-size` and `--queue-bytes` through the binary: a subscriber
+//! that stops reading is closed once its queue fills (in events, or in
+//! bytes long before that), counted in
+//! `herald_slow_subscriber_disconnects_total` (and by reason), and resumes
+//! from history.
 //!
 //! A test binary of its own: it pushes megabytes at a stalled client, so
 //! it must not share the machine with timing-sensitive tests.
@@ -11,8 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod support;
 mod support_options;
-use support::AsyncHub;
-use support_options::{base, id_of, metric, publish_ok, serve_keyed, start, subscribe, DEADLINE};
+use support::{AsyncHub, TempDir};
+use support_options::{
+    assert_refused, base, id_of, metric, publish_ok, run_to_exit, serve_keyed, start, subscribe,
+    DEADLINE,
+};
 
 /// Bytes of data in each event: a few of them fill whatever the kernel
 /// and the server buffer for a client that reads nothing.
@@ -160,4 +165,77 @@ async fn a_subscriber_that_stops_reading_is_closed_when_its_queue_fills() {
         1,
         "the resumed subscriber was not closed"
     );
+}
+
+/// Publishes `EVENT_DATA`-byte events to `t` until the hub closes a slow
+/// subscriber; returns their ids.
+async fn publish_until_slow(hub: &AsyncHub) -> Vec<String> {
+    let data = "x".repeat(EVENT_DATA);
+    let mut published = Vec::new();
+    let started = Instant::now();
+    while metric(hub, "herald_slow_subscriber_disconnects_total").await == 0 {
+        assert!(
+            published.len() < MOST_EVENTS && started.elapsed() < DEADLINE * 2,
+            "still connected after {} events of {EVENT_DATA} bytes",
+            published.len()
+        );
+        let id = format!("e{}", published.len() + 1);
+        publish_ok(hub, &format!("topic=t&id={id}&data={data}")).await;
+        published.push(id);
+    }
+    published
+}
+
+#[tokio::test]
+async fn queue_bytes_closes_a_subscriber_that_stops_reading_long_before_queue_size() {
+    // 1 MiB, four events; the event bound stays at its default, 1,024, and
+    // at most 100 events are published.
+    let hub = start(serve_keyed(&[
+        "--queue-bytes",
+        "1MiB",
+        "--history-max-bytes",
+        "64MiB",
+    ]))
+    .await;
+    let stalled = StalledSubscriber::connect(&hub).await;
+    let published = publish_until_slow(&hub).await;
+    let by_reason = "herald_slow_subscriber_disconnects_by_reason_total";
+    assert_eq!(
+        metric(&hub, &format!("{by_reason}{{reason=\"queue_bytes\"}}")).await,
+        1
+    );
+    assert_eq!(
+        metric(&hub, &format!("{by_reason}{{reason=\"queue_events\"}}")).await,
+        0
+    );
+
+    let body = stalled.read_to_end_of_body().await;
+    let received: Vec<&str> = body.split("\n\n").filter_map(id_of).collect();
+    assert_eq!(received, published[..received.len()], "in order, no gap");
+    let last = received.last().copied().unwrap_or("earliest");
+    let mut resumed = subscribe(&hub, "topic=t", &[("last-event-id", last)]).await;
+    let replayed = resumed.ids_until(published.last().unwrap()).await;
+    assert_eq!(replayed, published[received.len()..]);
+}
+
+#[tokio::test]
+async fn queue_bytes_is_read_from_the_environment_and_the_file_and_checked() {
+    let mut cmd = serve_keyed(&[]);
+    cmd.env("HERALD_QUEUE_BYTES", "lots");
+    assert_refused(&run_to_exit(cmd).await, "invalid --queue-bytes \"lots\"");
+
+    let dir = TempDir::new("queue-bytes");
+    let file = dir.join("herald.toml");
+    std::fs::write(&file, "queue-bytes = \"12 parsecs\"\n").unwrap();
+    let cmd = serve_keyed(&["--config", file.to_str().unwrap()]);
+    assert_refused(&run_to_exit(cmd).await, "invalid --queue-bytes");
+
+    // A plain number in the file is a size in bytes, as with the flag.
+    std::fs::write(&file, "queue-bytes = 1048576\n").unwrap();
+    let hub = start(serve_keyed(&["--config", file.to_str().unwrap()])).await;
+    let stalled = StalledSubscriber::connect(&hub).await;
+    publish_until_slow(&hub).await;
+    let by_reason = "herald_slow_subscriber_disconnects_by_reason_total{reason=\"queue_bytes\"}";
+    assert_eq!(metric(&hub, by_reason).await, 1);
+    drop(stalled);
 }

@@ -452,6 +452,9 @@ fn help_explains_each_option_with_its_default() {
         "--heartbeat",
         "40s",
         "--history-size",
+        "--queue-bytes",
+        "HERALD_QUEUE_BYTES",
+        "4MiB",
         "--cors-origin",
         "Examples:",
     ] {

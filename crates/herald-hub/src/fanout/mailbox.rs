@@ -6,8 +6,9 @@
 //! an idle subscriber's queue holds no buffer at all (a general-purpose
 //! channel costs a few hundred bytes per subscriber before the first
 //! entry, and over a fifth of the hub's CPU at high fan-out; see
-//! bench/RESULTS.md). The bound is the caller's: a full queue refuses the
-//! entry and fan-out closes the subscriber, which resumes from history.
+//! bench/RESULTS.md). The bound is the caller's, in events and in bytes: a
+//! full queue refuses the entry and fan-out closes the subscriber, which
+//! resumes from history.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,17 +28,45 @@ pub(crate) struct Mailbox {
 #[derive(Debug, Default)]
 struct State {
     entries: VecDeque<Arc<Entry>>,
+    /// What `entries` hold, by [`Entry::size`].
+    bytes: usize,
     /// The subscription waiting for an entry, if it is waiting.
     waker: Option<Waker>,
     /// No entry will be pushed any more: the receiver drains and ends.
     closed: bool,
 }
 
+/// How much one queue may hold before its subscriber counts as too slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bound {
+    /// Most entries queued.
+    pub(crate) events: usize,
+    /// Most bytes queued (by [`Entry::size`]). An entry larger than this
+    /// still enters an empty queue: the bound is on falling behind, not on
+    /// the size of one update, which the publish limit already bounds.
+    pub(crate) bytes: usize,
+}
+
+impl Bound {
+    /// A bound of `events` entries and, in effect, no byte limit.
+    #[cfg(test)]
+    pub(crate) fn events(events: usize) -> Bound {
+        Bound {
+            events,
+            bytes: usize::MAX,
+        }
+    }
+}
+
 /// Why [`Mailbox::push`] refused an entry.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// The queue holds `capacity` entries: the subscriber is too slow.
-    Full,
+    /// The queue holds [`Bound::events`] entries: the subscriber is too
+    /// slow.
+    TooManyEvents,
+    /// The entry would take the queue past [`Bound::bytes`]: the
+    /// subscriber is too slow.
+    TooManyBytes,
     /// The subscription is gone.
     Closed,
 }
@@ -49,16 +78,21 @@ impl Mailbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `entry` unless the queue already holds `capacity` entries or
-    /// is closed, and wakes the subscription.
-    pub(crate) fn push(&self, entry: Arc<Entry>, capacity: usize) -> Result<(), Refused> {
+    /// Queues `entry` unless that would take the queue past `bound` or
+    /// the queue is closed, and wakes the subscription.
+    pub(crate) fn push(&self, entry: Arc<Entry>, bound: Bound) -> Result<(), Refused> {
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
         }
-        if state.entries.len() >= capacity {
-            return Err(Refused::Full);
+        if state.entries.len() >= bound.events {
+            return Err(Refused::TooManyEvents);
         }
+        let size = entry.size();
+        if !state.entries.is_empty() && state.bytes.saturating_add(size) > bound.bytes {
+            return Err(Refused::TooManyBytes);
+        }
+        state.bytes += size;
         state.entries.push_back(entry);
         let waker = state.waker.take();
         drop(state);
@@ -82,6 +116,7 @@ impl Mailbox {
     fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Arc<Entry>>> {
         let mut state = self.lock();
         if let Some(entry) = state.entries.pop_front() {
+            state.bytes = state.bytes.saturating_sub(entry.size());
             if state.entries.is_empty() && state.entries.capacity() > KEPT_CAPACITY {
                 state.entries.shrink_to(KEPT_CAPACITY);
             }
@@ -133,12 +168,17 @@ mod tests {
     use futures_util::FutureExt as _;
 
     fn entry(seq: u64) -> Arc<Entry> {
+        sized(seq, 0)
+    }
+
+    /// An entry whose frame is `len` bytes.
+    fn sized(seq: u64, len: usize) -> Arc<Entry> {
         Arc::new(Entry {
             seq,
             id: seq.to_string(),
             topics: vec!["t".into()],
             private: false,
-            frame: Bytes::new(),
+            frame: Bytes::from(vec![b'x'; len]),
             stored_at_ms: 0,
         })
     }
@@ -147,9 +187,12 @@ mod tests {
     fn entries_arrive_in_order_and_a_full_queue_refuses() {
         let mailbox = Arc::new(Mailbox::default());
         let mut inbox = Inbox::new(Arc::clone(&mailbox));
-        assert_eq!(mailbox.push(entry(1), 2), Ok(()));
-        assert_eq!(mailbox.push(entry(2), 2), Ok(()));
-        assert_eq!(mailbox.push(entry(3), 2), Err(Refused::Full));
+        assert_eq!(mailbox.push(entry(1), Bound::events(2)), Ok(()));
+        assert_eq!(mailbox.push(entry(2), Bound::events(2)), Ok(()));
+        assert_eq!(
+            mailbox.push(entry(3), Bound::events(2)),
+            Err(Refused::TooManyEvents)
+        );
         assert_eq!(
             inbox.recv().now_or_never().flatten().map(|e| e.seq),
             Some(1)
@@ -165,9 +208,12 @@ mod tests {
     fn a_closed_mailbox_drains_then_ends() {
         let mailbox = Arc::new(Mailbox::default());
         let mut inbox = Inbox::new(Arc::clone(&mailbox));
-        mailbox.push(entry(1), 8).unwrap();
+        mailbox.push(entry(1), Bound::events(8)).unwrap();
         mailbox.close();
-        assert_eq!(mailbox.push(entry(2), 8), Err(Refused::Closed));
+        assert_eq!(
+            mailbox.push(entry(2), Bound::events(8)),
+            Err(Refused::Closed)
+        );
         assert_eq!(
             inbox.recv().now_or_never().flatten().map(|e| e.seq),
             Some(1)
@@ -179,7 +225,10 @@ mod tests {
     fn dropping_the_inbox_refuses_further_entries() {
         let mailbox = Arc::new(Mailbox::default());
         drop(Inbox::new(Arc::clone(&mailbox)));
-        assert_eq!(mailbox.push(entry(1), 8), Err(Refused::Closed));
+        assert_eq!(
+            mailbox.push(entry(1), Bound::events(8)),
+            Err(Refused::Closed)
+        );
     }
 
     #[tokio::test]
@@ -188,7 +237,7 @@ mod tests {
         let mut inbox = Inbox::new(Arc::clone(&mailbox));
         let receiver = tokio::spawn(async move { inbox.recv().await.map(|e| e.seq) });
         tokio::task::yield_now().await;
-        mailbox.push(entry(7), 8).unwrap();
+        mailbox.push(entry(7), Bound::events(8)).unwrap();
         assert_eq!(receiver.await.unwrap(), Some(7));
     }
 
@@ -197,9 +246,45 @@ mod tests {
         let mailbox = Arc::new(Mailbox::default());
         let mut inbox = Inbox::new(Arc::clone(&mailbox));
         for seq in 0..1000 {
-            mailbox.push(entry(seq), 1000).unwrap();
+            mailbox.push(entry(seq), Bound::events(1000)).unwrap();
         }
         while inbox.recv().now_or_never().flatten().is_some() {}
         assert!(mailbox.lock().entries.capacity() <= KEPT_CAPACITY);
+    }
+
+    #[test]
+    fn the_byte_bound_refuses_what_would_pass_it_but_never_an_empty_queues_first() {
+        let mailbox = Arc::new(Mailbox::default());
+        let mut inbox = Inbox::new(Arc::clone(&mailbox));
+        let size = sized(0, 1000).size();
+        let bound = Bound {
+            events: 100,
+            bytes: 3 * size,
+        };
+        for seq in 1..=3 {
+            assert_eq!(mailbox.push(sized(seq, 1000), bound), Ok(()));
+        }
+        assert_eq!(
+            mailbox.push(sized(4, 1000), bound),
+            Err(Refused::TooManyBytes)
+        );
+        // Taking one makes room for one.
+        assert_eq!(
+            inbox.recv().now_or_never().flatten().map(|e| e.seq),
+            Some(1)
+        );
+        assert_eq!(mailbox.push(sized(4, 1000), bound), Ok(()));
+        while inbox.recv().now_or_never().flatten().is_some() {}
+        assert_eq!(mailbox.lock().bytes, 0, "an empty queue holds no bytes");
+
+        // An entry larger than the whole bound enters an empty queue, and
+        // nothing joins it until it is taken.
+        assert_eq!(mailbox.push(sized(5, 10 * size), bound), Ok(()));
+        assert_eq!(mailbox.push(entry(6), bound), Err(Refused::TooManyBytes));
+        assert_eq!(
+            inbox.recv().now_or_never().flatten().map(|e| e.seq),
+            Some(5)
+        );
+        assert_eq!(mailbox.push(sized(7, 10 * size), bound), Ok(()));
     }
 }

@@ -10,13 +10,17 @@
 //! when the first subscriber using it arrived, indexed by literal prefix
 //! and bounded in number (`patterns.rs`).
 //!
-//! A subscriber whose queue is full is removed from the registry: its
-//! stream then ends after what is already queued, and the client resumes
-//! from history with `Last-Event-ID`. Memory never grows because one
-//! client is slow.
+//! A subscriber whose queue is full (in events or in bytes, see
+//! [`Bound`]) is removed from the registry: its stream then ends after
+//! what is already queued, and the client resumes from history with
+//! `Last-Event-ID`. Memory never grows because one client is slow. Every
+//! such removal is counted as a slow disconnect, and so is a subscription
+//! whose connection the server closed because its client stopped reading
+//! ([`StallFlag`]), unless fan-out had already closed it.
 
 mod mailbox;
 mod patterns;
+mod slow;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +30,10 @@ use crate::history::Entry;
 use crate::matcher::{HubUrl, Matcher, MatcherKey, Topic};
 use crate::metrics::Metrics;
 
-pub(crate) use mailbox::Inbox;
+pub(crate) use mailbox::{Bound, Inbox};
 use mailbox::{Mailbox, Refused};
 use patterns::Patterns;
+pub(crate) use slow::{SlowReason, StallFlag};
 
 /// What a subscriber may receive: the topics its matchers select, and, of
 /// private updates, those its token grants.
@@ -149,7 +154,7 @@ pub(crate) struct Fanout {
     registry: RwLock<Registry>,
     hub_url: HubUrl,
     metrics: Arc<Metrics>,
-    queue_capacity: usize,
+    queue: Bound,
     /// Most distinct URI templates and URL patterns held at once.
     max_patterns: usize,
     /// Most subscribers registered at once.
@@ -163,6 +168,14 @@ pub(crate) struct Fanout {
 pub(crate) struct Registration {
     fanout: Arc<Fanout>,
     id: u64,
+}
+
+impl Registration {
+    /// Closes the subscriber as too slow for `reason`, counting it unless
+    /// it was already closed (by fan-out as slow, or otherwise).
+    pub(crate) fn close_as_slow(&self, reason: SlowReason) {
+        self.fanout.remove_slow(self.id, reason);
+    }
 }
 
 impl Drop for Registration {
@@ -185,17 +198,23 @@ pub(crate) enum Unregistered {
 }
 
 impl Fanout {
+    /// A registry whose subscribers may each have up to `queue` waiting
+    /// (at least one entry, whatever its size), and that holds at most
+    /// `max_patterns` distinct URI templates and URL patterns at once.
     pub(crate) fn new(
         hub_url: HubUrl,
         metrics: Arc<Metrics>,
-        queue_capacity: usize,
+        queue: Bound,
         (max_patterns, max_subscribers): (usize, usize),
     ) -> Fanout {
         Fanout {
             registry: RwLock::new(Registry::default()),
             hub_url,
             metrics,
-            queue_capacity: queue_capacity.max(1),
+            queue: Bound {
+                events: queue.events.max(1),
+                bytes: queue.bytes,
+            },
             max_patterns,
             max_subscribers,
             closed: AtomicBool::new(false),
@@ -268,6 +287,23 @@ impl Fanout {
         Metrics::set(&self.metrics.patterns, registry.patterns.len() as u64);
     }
 
+    /// Removes a subscriber as too slow; counts it if it was still there.
+    fn remove_slow(&self, id: u64, reason: SlowReason) {
+        if self.remove(id) {
+            self.counted_slow(id, reason);
+        }
+    }
+
+    fn counted_slow(&self, id: u64, reason: SlowReason) {
+        self.metrics.slow_disconnect(reason);
+        tracing::info!(
+            subscriber = id,
+            reason = reason.as_str(),
+            "closing a slow subscriber ({}); it will resume from history",
+            reason.explain()
+        );
+    }
+
     /// Delivers stored entries, in order, to every subscriber they concern.
     pub(crate) fn dispatch(&self, entries: &[Arc<Entry>]) {
         let mut dropped = Vec::new();
@@ -298,10 +334,15 @@ impl Fanout {
                     if entry.private && !sub.interest.may_see(entry, &topics) {
                         continue;
                     }
-                    match sub.mailbox.push(Arc::clone(entry), self.queue_capacity) {
+                    match sub.mailbox.push(Arc::clone(entry), self.queue) {
                         Ok(()) => delivered += 1,
-                        Err(Refused::Full) => dropped.push((sub.id, true)),
-                        Err(Refused::Closed) => dropped.push((sub.id, false)),
+                        Err(Refused::TooManyEvents) => {
+                            dropped.push((sub.id, Some(SlowReason::QueueEvents)));
+                        }
+                        Err(Refused::TooManyBytes) => {
+                            dropped.push((sub.id, Some(SlowReason::QueueBytes)));
+                        }
+                        Err(Refused::Closed) => dropped.push((sub.id, None)),
                     }
                 }
             }
@@ -310,12 +351,10 @@ impl Fanout {
         if !dropped.is_empty() {
             let mut registry = self.write();
             for (id, slow) in dropped {
-                if registry.remove(id) && slow {
-                    Metrics::inc(&self.metrics.slow_disconnects_total);
-                    tracing::info!(
-                        subscriber = id,
-                        "closing a slow subscriber: its queue is full; it will resume from history"
-                    );
+                // A subscriber refused for two entries of one batch is
+                // removed, and counted, once.
+                if let (true, Some(reason)) = (registry.remove(id), slow) {
+                    self.counted_slow(id, reason);
                 }
             }
             self.count_patterns(&registry);
@@ -378,5 +417,67 @@ impl Fanout {
         self.closed.store(true, Ordering::Release);
         drop(registry);
         self.disconnect_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn fanout(events: usize) -> Arc<Fanout> {
+        Arc::new(Fanout::new(
+            HubUrl::default(),
+            Arc::new(Metrics::default()),
+            Bound::events(events),
+            (usize::MAX, usize::MAX),
+        ))
+    }
+
+    fn interest(topic: &str) -> Arc<Interest> {
+        Arc::new(Interest {
+            matchers: vec![Matcher::Exact(topic.into())],
+            grants: None,
+        })
+    }
+
+    fn entry(seq: u64) -> Arc<Entry> {
+        Arc::new(Entry {
+            seq,
+            id: seq.to_string(),
+            topics: vec!["t".into()],
+            private: false,
+            frame: Bytes::from_static(b"data: x\n\n"),
+            stored_at_ms: 0,
+        })
+    }
+
+    fn slow(fanout: &Fanout) -> crate::metrics::SlowDisconnects {
+        fanout.metrics.snapshot(Default::default()).slow_disconnects
+    }
+
+    #[test]
+    fn a_subscriber_is_counted_as_slow_once_whatever_closes_it_after() {
+        let fanout = fanout(2);
+        let (registration, _inbox) = fanout.register(interest("t")).unwrap();
+        fanout.dispatch(&[entry(1), entry(2), entry(3), entry(4)]);
+        assert_eq!(slow(&fanout).queue_events, 1, "one subscriber, once");
+        // Its connection then stalls too: already closed, not counted.
+        registration.close_as_slow(SlowReason::WriteStall);
+        assert_eq!(slow(&fanout).write_stall, 0);
+
+        // A subscriber that only stalls is counted for it.
+        let (registration, _inbox) = fanout.register(interest("t")).unwrap();
+        registration.close_as_slow(SlowReason::WriteStall);
+        registration.close_as_slow(SlowReason::WriteStall);
+        let slow = slow(&fanout);
+        assert_eq!((slow.queue_events, slow.write_stall), (1, 1));
+        assert_eq!(
+            fanout
+                .metrics
+                .snapshot(Default::default())
+                .slow_disconnects_total,
+            2
+        );
     }
 }

@@ -25,8 +25,9 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 
+use crate::fanout::StallFlag;
 use crate::matcher::MatchType;
 use crate::protocol::Revision;
 use crate::Hub;
@@ -86,12 +87,14 @@ async fn other_method(
     method: Method,
     State(hub): State<Hub>,
     RawQuery(query): RawQuery,
+    stall: Option<Extension<StallFlag>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> axum::response::Response {
     let query_allowed = hub.shared.config.protocol.speaks(Revision::Draft08);
     if method.as_str() == "QUERY" && query_allowed {
-        return subscribe::subscribe_with_body(hub, query.as_deref(), &headers, body).await;
+        let stall = stall.map(|Extension(flag)| flag);
+        return subscribe::subscribe_with_body(hub, query.as_deref(), &headers, stall, body).await;
     }
     let allow = if query_allowed {
         "GET, HEAD, POST, QUERY"

@@ -19,14 +19,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
+use axum::Extension;
 use tokio::time::Instant;
 
 use super::subscription::{End, Replay, Subscription, REPLAY_PAGE};
 use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{self, Grants, Refused, Role};
-use crate::fanout::Interest;
-use crate::fanout::Unregistered;
+use crate::fanout::{Interest, StallFlag, Unregistered};
 use crate::matcher::Matcher;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
 use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
@@ -35,9 +35,11 @@ use crate::Hub;
 pub(crate) async fn subscribe(
     State(hub): State<Hub>,
     RawQuery(query): RawQuery,
+    stall: Option<Extension<StallFlag>>,
     headers: HeaderMap,
 ) -> Response {
-    match open(hub.clone(), query.as_deref(), &headers).await {
+    let stall = stall.map(|Extension(flag)| flag);
+    match open(hub.clone(), query.as_deref(), &headers, stall).await {
         Ok(response) => response,
         Err(rejection) => rejection.respond(&hub),
     }
@@ -52,6 +54,7 @@ pub(crate) async fn subscribe_with_body(
     hub: Hub,
     query: Option<&str>,
     headers: &HeaderMap,
+    stall: Option<StallFlag>,
     body: axum::body::Body,
 ) -> Response {
     let limit = hub.shared.config.max_body;
@@ -66,13 +69,20 @@ pub(crate) async fn subscribe_with_body(
         Some(query) => format!("{query}&{parameters}"),
         None => parameters.to_owned(),
     };
-    match open(hub.clone(), Some(&union), headers).await {
+    match open(hub.clone(), Some(&union), headers, stall).await {
         Ok(response) => response,
         Err(rejection) => rejection.respond(&hub),
     }
 }
 
-async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Response, Rejection> {
+/// `stall` is the connection's [`StallFlag`] when the hub's own server
+/// serves it.
+async fn open(
+    hub: Hub,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    stall: Option<StallFlag>,
+) -> Result<Response, Rejection> {
     if hub.is_shutting_down() {
         return Err(shutting_down());
     }
@@ -200,7 +210,8 @@ async fn open(hub: Hub, query: Option<&str>, headers: &HeaderMap) -> Result<Resp
     };
     let subscription =
         Subscription::new(hub, interest, (registration, inbox), replay, last_seq, ends)
-            .announced(announced);
+            .announced(announced)
+            .stall_flag(stall);
 
     let mut response = super::event_stream(subscription);
     let out = response.headers_mut();

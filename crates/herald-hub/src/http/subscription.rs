@@ -5,7 +5,8 @@
 //! any at or below the last sequence number already sent are dropped (they
 //! were replayed). Heartbeat comments fill silences only, and the stream
 //! ends when the subscriber's token expires, or when it has lived its
-//! maximum lifetime ([`End`]).
+//! maximum lifetime ([`End`]). Dropped because the server closed its
+//! connection for a write stall, it counts itself as slow.
 //!
 //! The stream is polled by hand rather than written as an `async` loop:
 //! a subscriber keeps it for as long as it is connected, and a hand-written
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
-use crate::fanout::{Inbox, Interest, Registration};
+use crate::fanout::{Inbox, Interest, Registration, SlowReason, StallFlag};
 use crate::history::{Entry, HistoryError};
 use crate::metrics::Metrics;
 use crate::presence::Announced;
@@ -80,7 +81,10 @@ pub(super) struct Subscription {
     interest: Arc<Interest>,
     inbox: Inbox,
     /// Unregisters from fan-out when the stream is dropped.
-    _registration: Registration,
+    registration: Registration,
+    /// Raised when the server closes the connection because the client
+    /// stopped reading; `None` when served by another server.
+    stall: Option<StallFlag>,
     /// `None` once replay is over (or when there was none).
     replay: Option<Box<Replay>>,
     /// Sequence number of the last entry replayed or sent.
@@ -109,7 +113,8 @@ impl Subscription {
             hub,
             interest,
             inbox,
-            _registration: registration,
+            registration,
+            stall: None,
             replay: replay.map(Box::new),
             last_seq,
             started: false,
@@ -124,6 +129,13 @@ impl Subscription {
     /// end is announced when the stream is dropped.
     pub(super) fn announced(mut self, announced: Option<Announced>) -> Subscription {
         self._announced = announced;
+        self
+    }
+
+    /// Ties the stream to the connection's stall flag (see
+    /// [`crate::fanout::StallFlag`]).
+    pub(super) fn stall_flag(mut self, stall: Option<StallFlag>) -> Subscription {
+        self.stall = stall;
         self
     }
 
@@ -219,6 +231,14 @@ impl Subscription {
     fn wrote(&mut self, frame: Bytes) -> Bytes {
         self.last_write = Instant::now();
         frame
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.stall.as_ref().is_some_and(StallFlag::is_raised) {
+            self.registration.close_as_slow(SlowReason::WriteStall);
+        }
     }
 }
 

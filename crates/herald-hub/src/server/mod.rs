@@ -39,6 +39,7 @@
 mod http1;
 mod plain;
 mod rewind;
+mod stall;
 mod tls;
 
 use std::future::Future;
@@ -54,6 +55,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::fanout::StallFlag;
 use crate::Hub;
 
 pub use tls::{TlsConfig, TlsError};
@@ -131,12 +133,14 @@ impl Server {
         self
     }
 
-    /// How long an HTTP/1.1 event stream may wait for its client to accept
+    /// How long a connection's writes may wait for its client to accept
     /// more bytes before the connection is closed (default
-    /// [`DEFAULT_WRITE_STALL_LIMIT`]). A client that stops reading is
-    /// closed as slow by fan-out once its queue fills; this also frees its
-    /// connection, which would otherwise wait on a full socket for as long
-    /// as the client keeps it open.
+    /// [`DEFAULT_WRITE_STALL_LIMIT`]), on every path: HTTP/1.1 and HTTP/2,
+    /// plain and TLS. A client that stops reading is closed as slow by
+    /// fan-out once its queue fills; this also frees its connection, which
+    /// would otherwise wait on a full socket for as long as the client
+    /// keeps it open, and it counts the subscriptions it ends (that fan-out
+    /// had not closed already) as slow disconnects.
     pub fn write_stall_limit(mut self, limit: Duration) -> Server {
         self.write_stall_limit = limit;
         self
@@ -245,7 +249,8 @@ async fn serve_tls(
 }
 
 /// Serves a connection with hyper (HTTP/1.1 or HTTP/2, whichever the client
-/// speaks), shutting it down gracefully when `stopping` turns true.
+/// speaks), shutting it down gracefully when `stopping` turns true, and
+/// closing it when the client stops reading for the write stall limit.
 async fn serve_hyper<I>(
     shared: &Shared,
     io: I,
@@ -254,9 +259,13 @@ async fn serve_hyper<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = shared
-        .builder
-        .serve_connection(TokioIo::new(io), shared.service.clone());
+    let flag = StallFlag::default();
+    let io = stall::StallGuard::new(io, shared.write_stall_limit, flag.clone());
+    let service = stall::Flagged {
+        inner: shared.service.clone(),
+        flag,
+    };
+    let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => return result,

@@ -46,6 +46,7 @@ use tokio::time::Sleep;
 use super::http1::{field, parse, push_chunk, response_head, Parsed};
 use super::rewind::Rewind;
 use super::{serve_hyper, ConnectionError, Shared, HEAD_TIMEOUT};
+use crate::fanout::StallFlag;
 
 /// The longest request head read here; a longer one (a subscription with
 /// very many selectors) is left to hyper, whose limit is higher.
@@ -183,7 +184,10 @@ async fn requests(
             }) => (request, keep_alive, rest),
         };
         carried = rest;
-        let response = match shared.service.call(*request).await {
+        let mut request = *request;
+        let stall = StallFlag::default();
+        request.extensions_mut().insert(stall.clone());
+        let response = match shared.service.call(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
@@ -199,6 +203,7 @@ async fn requests(
                     ended: false,
                     keep_alive,
                     stalled: None,
+                    stall,
                 })
             }
             Ok(None) if keep_alive => {}
@@ -323,6 +328,9 @@ struct Streaming {
     keep_alive: bool,
     /// Since a write found the socket full: the deadline for progress.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Raised when the stall limit closes the connection, before the body
+    /// (the subscription) is dropped, so that it counts itself as slow.
+    stall: StallFlag,
 }
 
 impl Streaming {
@@ -343,6 +351,7 @@ impl Streaming {
                             .stalled
                             .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall_limit)));
                         ready!(stalled.as_mut().poll(cx));
+                        self.stall.raise();
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "the client stopped reading its event stream",

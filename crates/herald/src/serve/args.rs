@@ -284,6 +284,13 @@ pub(crate) struct ServeArgs {
     /// (it then resumes from history) [default: 1024].
     #[arg(long, env = "HERALD_QUEUE_SIZE", value_name = "EVENTS")]
     pub(super) queue_size: Option<usize>,
+    /// Bytes of events a subscriber may have waiting before it is closed
+    /// as slow (it then resumes from history), e.g. 1048576, 512KiB or
+    /// 16MiB; one event larger than this still reaches a subscriber with
+    /// nothing waiting [default: 4MiB].
+    #[arg(long, env = "HERALD_QUEUE_BYTES", value_name = "SIZE")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) queue_bytes: Option<String>,
 
     /// Serve the web UI at / and its live stats stream: on or off
     /// [default: on].

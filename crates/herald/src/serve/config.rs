@@ -11,6 +11,7 @@ use herald_hub::{HubConfig, JwtKey};
 
 use super::args::{ProtocolRevisions, ServeArgs, Switch};
 use super::dev::{dev_mode, DevMode};
+use super::history::parse_size;
 use crate::token::{parse_alg, read_key};
 
 /// The hub configuration from the options, final: `Some(DevMode)` when no
@@ -60,6 +61,14 @@ pub(super) fn hub_config(
         Some(text) => humantime::parse_duration(text)
             .with_context(|| format!("invalid --heartbeat {text:?}: use e.g. 40s, 500ms or 0"))?,
     };
+    let queue_bytes = match args.queue_bytes.as_deref() {
+        None => defaults.queue_bytes,
+        Some(text) => parse_size(text)
+            .and_then(|n| usize::try_from(n).context("the size is too large"))
+            .with_context(|| {
+                format!("invalid --queue-bytes {text:?}: use e.g. 1048576, 512KiB or 16MiB")
+            })?,
+    };
     let max_stream_lifetime = match args.max_stream_lifetime.as_deref() {
         None => None,
         Some(text) => Some(humantime::parse_duration(text).with_context(|| {
@@ -83,6 +92,7 @@ pub(super) fn hub_config(
                 .unwrap_or(defaults.limits.max_selector_len),
         },
         queue_capacity: args.queue_size.unwrap_or(defaults.queue_capacity),
+        queue_bytes,
         max_patterns: args.max_patterns.unwrap_or(defaults.max_patterns),
         max_stream_lifetime,
         max_publish_rate: args.publish_rate,
@@ -223,6 +233,31 @@ mod tests {
             ..keyed()
         };
         assert!(hub_config(&args, loopback()).is_err());
+    }
+
+    #[test]
+    fn queue_bytes_defaults_to_the_hubs_and_takes_a_size() {
+        let (config, _) = hub_config(&keyed(), loopback()).unwrap();
+        assert_eq!(config.queue_bytes, HubConfig::default().queue_bytes);
+        for (text, want) in [
+            ("1048576", 1 << 20),
+            ("512KiB", 512 << 10),
+            ("16MiB", 16 << 20),
+        ] {
+            let args = ServeArgs {
+                queue_bytes: Some(text.into()),
+                ..keyed()
+            };
+            assert_eq!(hub_config(&args, loopback()).unwrap().0.queue_bytes, want);
+        }
+        let args = ServeArgs {
+            queue_bytes: Some("lots".into()),
+            ..keyed()
+        };
+        let Err(err) = hub_config(&args, loopback()) else {
+            panic!("--queue-bytes lots was accepted");
+        };
+        assert!(format!("{err:#}").contains("--queue-bytes"), "{err:#}");
     }
 
     #[test]

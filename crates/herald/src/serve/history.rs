@@ -202,7 +202,7 @@ fn set_aside(file: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Parses a byte size: a plain number, or one with a KiB, MiB or GiB suffix.
-fn parse_size(text: &str) -> anyhow::Result<u64> {
+pub(super) fn parse_size(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
