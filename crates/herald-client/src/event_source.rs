@@ -53,9 +53,17 @@ pub enum Item {
 /// What the server answered when a connection opened, from [`Item::Open`].
 ///
 /// Its headers matter for resuming: a Mercure hub answers a request that
-/// carried `Last-Event-ID` with a `Last-Event-ID` header saying where its
-/// replay starts, `earliest` when it no longer knows the id sent (so events
-/// may have been missed). [`Opened::resume_lost`] checks exactly that.
+/// carried `Last-Event-ID` with a `Last-Event-ID` header (draft-07) or a
+/// `Mercure-Last-Event-ID` header (draft-08) saying where its replay
+/// starts, `earliest` when it no longer knows the id sent (so events may
+/// have been missed). [`Opened::resume_lost`] checks exactly that.
+///
+/// A Herald hub can also say it in the stream, for browsers that cannot
+/// read headers: a subscription URL with `lost_events=1` gets an
+/// [`Item::Event`] of type `mercure` whose data is
+/// `{"type":"events_lost","requested":…,"earliest":…}` before the replay.
+/// It carries no id, so the source's last event id does not move. A Rust
+/// client has the same fact from `resume_lost` without asking for it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Opened {
@@ -75,12 +83,14 @@ impl Opened {
 
     /// Whether the server said it could not resume from the id sent: the
     /// request carried a `Last-Event-ID` other than `earliest`, and the
-    /// response's `Last-Event-ID` header is `earliest` (the Mercure
-    /// convention for "unknown id, replaying all I have").
+    /// response's `Last-Event-ID` or `Mercure-Last-Event-ID` header is
+    /// `earliest` (the Mercure convention for "unknown id, replaying all I
+    /// have"; a hub speaking only draft-08 sends only the second).
     pub fn resume_lost(&self) -> bool {
         !self.sent_last_event_id.is_empty()
             && self.sent_last_event_id != "earliest"
-            && self.header("last-event-id") == Some("earliest")
+            && (self.header("last-event-id") == Some("earliest")
+                || self.header("mercure-last-event-id") == Some("earliest"))
     }
 }
 

@@ -1004,6 +1004,35 @@ async fn open_reports_the_answering_url_headers_and_a_lost_resume() {
     }
 }
 
+// A hub speaking only draft-08 says `earliest` in `Mercure-Last-Event-ID`
+// alone: that is a lost resume too.
+#[tokio::test(start_paused = true)]
+async fn a_draft_08_hub_reports_a_lost_resume_in_its_own_header() {
+    let server = Fixture::start(|_, req| {
+        let resumed = match req.header("last-event-id") {
+            Some("known") => "known",
+            _ => "earliest",
+        };
+        vec![
+            write(&format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nMercure-Last-Event-ID: {resumed}\r\nConnection: close\r\n\r\n"
+            )),
+            Step::Hang,
+        ]
+    })
+    .await;
+    for (sent, lost) in [("gone", true), ("known", false), ("earliest", false)] {
+        let mut source = fast(&server.url("/hub"))
+            .last_event_id(sent)
+            .build()
+            .unwrap();
+        match next(&mut source).await {
+            Ok(Item::Open(opened)) => assert_eq!(opened.resume_lost(), lost, "sent {sent}"),
+            other => panic!("expected Open, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn other_non_200_statuses_end_the_client_too() {
     for status in [

@@ -38,6 +38,9 @@ const EXAMPLES: &str = "Examples:
   # JSON lines, for jq:
   herald sub --json http://localhost:8080/.well-known/mercure?topic=news | jq .data
 
+  # Resume after id 42 and be told in the stream if the hub no longer holds it:
+  herald sub --json --hub http://localhost:8080 --match news --last-event-id 42 --lost-events
+
 Events go to stdout; connection state goes to stderr.";
 
 /// Options of `herald sub`.
@@ -67,6 +70,13 @@ pub(crate) struct SubArgs {
     /// for several.
     #[arg(long = "match-urlpattern", value_name = "PATTERN", requires = "hub")]
     url_patterns: Vec<String>,
+    /// Ask the hub (`lost_events=1`) to send an event of type `mercure`,
+    /// {"type":"events_lost","requested","earliest"}, before its replay when
+    /// it no longer holds the id resumed from: printed with the events, so
+    /// that a --json pipeline sees it too (the warning on stderr needs no
+    /// flag).
+    #[arg(long)]
+    lost_events: bool,
     /// Print each event as one JSON object per line: {"id","type","data"}.
     #[arg(long)]
     json: bool,
@@ -152,6 +162,10 @@ pub(crate) fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
 /// `match_urlpattern`).
 fn stream_url(args: &SubArgs) -> anyhow::Result<String> {
     match (&args.url, &args.hub) {
+        // Say where the parameter goes rather than drop the flag silently.
+        (Some(_), _) if args.lost_events => {
+            bail!("--lost-events goes with --hub; with a URL of your own, add lost_events=1 to it")
+        }
         (Some(url), _) => Ok(url.clone()),
         (None, Some(hub)) => {
             let draft08 = !args.matches.is_empty() || !args.url_patterns.is_empty();
@@ -162,12 +176,14 @@ fn stream_url(args: &SubArgs) -> anyhow::Result<String> {
                 bail!("--hub needs what to follow: --topic, --match or --match-urlpattern");
             }
             let mut url = hub_endpoint(hub)?;
+            let on = "1".to_owned();
             let parameters = args
                 .topics
                 .iter()
                 .map(|t| ("topic", t))
                 .chain(args.matches.iter().map(|m| ("match", m)))
-                .chain(args.url_patterns.iter().map(|p| ("match_urlpattern", p)));
+                .chain(args.url_patterns.iter().map(|p| ("match_urlpattern", p)))
+                .chain(args.lost_events.then_some(("lost_events", &on)));
             for (i, (name, value)) in parameters.enumerate() {
                 let sep = if i == 0 && !url.contains('?') {
                     '?'
@@ -489,6 +505,24 @@ mod tests {
             .contains("not both"));
         let nothing = args(&["--hub", "http://h"]).unwrap();
         assert!(stream_url(&nothing).is_err());
+    }
+
+    #[test]
+    fn lost_events_asks_the_hub_in_either_revision() {
+        let draft07 = args(&["--hub", "http://h", "--topic", "x", "--lost-events"]).unwrap();
+        assert_eq!(
+            stream_url(&draft07).unwrap(),
+            "http://h/.well-known/mercure?topic=x&lost_events=1"
+        );
+        let draft08 = args(&["--hub", "http://h", "--match", "x", "--lost-events"]).unwrap();
+        assert_eq!(
+            stream_url(&draft08).unwrap(),
+            "http://h/.well-known/mercure?match=x&lost_events=1"
+        );
+        // With a URL of one's own, the parameter goes in it.
+        let own = args(&["http://h/events", "--lost-events"]).unwrap();
+        let err = stream_url(&own).unwrap_err().to_string();
+        assert!(err.contains("add lost_events=1"), "{err}");
     }
 
     fn event(id: &str, t: Option<&str>, data: &str) -> Event {

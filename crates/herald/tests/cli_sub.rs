@@ -223,3 +223,56 @@ async fn sub_warns_when_the_hub_cannot_resume_from_the_id() {
     let err = stderr(&out);
     assert!(err.contains("no longer knows id evicted-7"), "{err}");
 }
+
+// `--lost-events` asks the hub for its in-band signal; the signal (type
+// `mercure`, no id) is printed with the events, before the replay.
+#[tokio::test]
+async fn sub_lost_events_asks_for_the_signal_and_prints_it() {
+    let server = Fixture::start(|_, _| {
+        vec![
+            write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nMercure-Last-Event-ID: earliest\r\nConnection: close\r\n\r\n"),
+            write("event: mercure\ndata: {\"type\":\"events_lost\",\"requested\":\"evicted-7\",\"earliest\":\"9\"}\n\n"),
+            write("id: 9\ndata: oldest kept\n\n"),
+            Step::Hang,
+        ]
+    })
+    .await;
+    let hub = format!("http://{}", server.addr);
+    let out = herald(&[
+        "sub",
+        "--json",
+        "--hub",
+        &hub,
+        "--match",
+        "news",
+        "--last-event-id",
+        "evicted-7",
+        "--lost-events",
+        "--count",
+        "2",
+    ])
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(
+        server.requests()[0].path,
+        "/.well-known/mercure?match=news&lost_events=1"
+    );
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "mercure");
+    let signal: serde_json::Value =
+        serde_json::from_str(lines[0]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        signal,
+        serde_json::json!({"type": "events_lost", "requested": "evicted-7", "earliest": "9"})
+    );
+    assert_eq!(lines[1]["id"], "9");
+    // The header says it too (a draft-08 hub's own header).
+    assert!(
+        stderr(&out).contains("no longer knows id evicted-7"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -12,6 +12,7 @@
 
 mod cors;
 mod form;
+mod lost_events;
 mod publish;
 pub(crate) mod publish_rate;
 mod rejection;

@@ -11,7 +11,11 @@
 //! taken to mean "nothing missed": the stream replays everything history
 //! still holds and the response says `earliest`, in `Mercure-Last-Event-ID`
 //! (draft-08) and `Last-Event-ID` (draft-07), each when the hub speaks that
-//! revision.
+//! revision. A subscriber that asked for it with `lost_events=1` is also
+//! told in the stream, by an `events_lost` event before the replay
+//! ([`super::lost_events`]): a browser cannot read those headers. History
+//! cannot tell an evicted id from one it never had, so both are reported:
+//! either way, the hub cannot vouch that nothing after it was missed.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -191,8 +195,10 @@ async fn open(
             .map_err(unavailable)?;
         // The id may have been evicted between the lookup and the read.
         let intact = found.is_some() && page.first().is_none_or(|e| e.seq == after + 1);
+        // `earliest` itself asks for everything: nothing was lost.
+        let lost = (request.lost_events && !intact && id != EARLIEST).then(|| id.clone());
         resumed_from = Some(if intact { id } else { EARLIEST.to_owned() });
-        replay = Some(Replay::new(page));
+        replay = Some(Replay::new(page, lost));
     }
 
     tracing::debug!(

@@ -6,7 +6,10 @@
 //! were replayed). Heartbeat comments fill silences only, and the stream
 //! ends when the subscriber's token expires, or when it has lived its
 //! maximum lifetime ([`End`]). Dropped because the server closed its
-//! connection for a write stall, it counts itself as slow.
+//! connection for a write stall, it counts itself as slow. A subscriber
+//! that asked to be told when its resume position is gone gets the
+//! `events_lost` frame ([`super::lost_events`]) before anything the replay
+//! sends.
 //!
 //! The stream is polled by hand rather than written as an `async` loop:
 //! a subscriber keeps it for as long as it is connected, and a hand-written
@@ -41,15 +44,26 @@ pub(super) struct Replay {
     exhausted: bool,
     /// The read of the next page, while it is under way.
     reading: Option<PageRead>,
+    /// The resume id history did not hold, while the `events_lost` frame
+    /// is still to be sent. It waits for the first entry this subscriber
+    /// may receive, whose id it names: an id the subscriber sees anyway,
+    /// never one of an update it may not read.
+    lost: Option<String>,
+    /// A replayed frame held back while the `events_lost` frame goes first.
+    held: Option<Bytes>,
 }
 
 impl Replay {
     /// A replay that starts with `page`, the first page read from history.
-    pub(super) fn new(page: Vec<Arc<Entry>>) -> Replay {
+    /// `lost` is the resume id to report as lost, for a subscriber that
+    /// asked to be told.
+    pub(super) fn new(page: Vec<Arc<Entry>>, lost: Option<String>) -> Replay {
         Replay {
             exhausted: page.len() < REPLAY_PAGE,
             buffered: page.into(),
             reading: None,
+            lost,
+            held: None,
         }
     }
 }
@@ -146,6 +160,9 @@ impl Subscription {
             let Some(replay) = self.replay.as_mut() else {
                 return Poll::Ready(Replayed::Done);
             };
+            if let Some(frame) = replay.held.take() {
+                return Poll::Ready(Replayed::Frame(frame));
+            }
             if let Some(reading) = replay.reading.as_mut() {
                 let page = ready!(reading.as_mut().poll(cx));
                 replay.reading = None;
@@ -169,11 +186,21 @@ impl Subscription {
                 self.last_seq = entry.seq;
                 if self.interest.wants(&entry, &shared.config.hub_url) {
                     Metrics::inc(&shared.metrics.events_delivered_total);
+                    if let Some(requested) = replay.lost.take() {
+                        replay.held = Some(entry.frame.clone());
+                        let signal = super::lost_events::frame(&requested, Some(&entry.id));
+                        return Poll::Ready(Replayed::Frame(signal));
+                    }
                     return Poll::Ready(Replayed::Frame(entry.frame.clone()));
                 }
                 continue;
             }
             if replay.exhausted {
+                // Nothing to replay to this subscriber: it is still told.
+                if let Some(requested) = replay.lost.take() {
+                    let signal = super::lost_events::frame(&requested, None);
+                    return Poll::Ready(Replayed::Frame(signal));
+                }
                 self.replay = None;
                 return Poll::Ready(Replayed::Done);
             }

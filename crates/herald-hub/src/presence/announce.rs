@@ -62,7 +62,7 @@ pub(super) async fn publish(hub: &Hub, subscriptions: &[ActiveSubscription], act
         let topic = subscription.topic(&hub_path);
         let data = subscription.document(&hub_path, active).to_string();
         let event_type = match subscription.revision() {
-            Revision::Draft08 => Some("mercure"),
+            Revision::Draft08 => Some(crate::protocol::HUB_EVENT_TYPE),
             Revision::Draft07 => None,
         };
         let update = match Update::hub_event(topic, &data, event_type) {

@@ -21,7 +21,7 @@ use percent_encoding::percent_decode;
 
 pub(crate) use publish::check_update;
 pub use publish::{parse_publish, PublishForm};
-pub use subscribe::{parse_subscribe, RequestedMatcher, Revision, SubscribeQuery};
+pub use subscribe::{parse_subscribe, RequestedMatcher, Revision, SubscribeQuery, LOST_EVENTS};
 
 /// Which protocol revisions a hub speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +120,12 @@ impl std::error::Error for ProtocolError {}
 /// take it as its id.
 pub(crate) const EARLIEST: &str = "earliest";
 
+/// The SSE event type of the events the hub generates itself (draft-08
+/// §Subscription Events, and Herald's `events_lost` signal): no publisher
+/// may use it, in either revision, so a subscriber can trust an event of
+/// this type.
+pub(crate) const HUB_EVENT_TYPE: &str = "mercure";
+
 fn check_len(
     field: &'static str,
     value: &str,
@@ -184,6 +190,7 @@ fn field_name(name: &str) -> &'static str {
         "lastEventId" => "lastEventId",
         "last_event_id" => "last_event_id",
         "Last-Event-ID" => "Last-Event-ID",
+        "lost_events" => "lost_events",
         "target" => "target",
         n if n.starts_with("match") => "match",
         _ => "form",

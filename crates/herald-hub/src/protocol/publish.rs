@@ -1,7 +1,7 @@
 //! The publish form, and the rules every update must follow wherever it
 //! comes from.
 
-use super::{check_len, form_pairs, ProtocolError, ProtocolLimits, EARLIEST};
+use super::{check_len, form_pairs, ProtocolError, ProtocolLimits, EARLIEST, HUB_EVENT_TYPE};
 use crate::matcher::{is_forbidden_char, HubUrl};
 
 /// A parsed publish request.
@@ -20,10 +20,6 @@ pub struct PublishForm {
     /// Whether only authorized subscribers may receive the update.
     pub private: bool,
 }
-
-/// The SSE event type of the updates the hub generates itself (draft-08
-/// §Subscription Events); no publisher may use it.
-const HUB_EVENT_TYPE: &str = "mercure";
 
 /// Parses an `application/x-www-form-urlencoded` publish body: the fields'
 /// syntax and the limits. What an update may say is checked by

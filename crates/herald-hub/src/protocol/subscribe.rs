@@ -1,6 +1,6 @@
 //! The subscribe query of both revisions: draft-07's `topic` selectors
-//! and draft-08's `match`/`match_<type>` matchers, and every spelling of
-//! the resume position.
+//! and draft-08's `match`/`match_<type>` matchers, every spelling of the
+//! resume position, and Herald's `lost_events` opt-in.
 
 use super::{check_len, form_pairs, Protocol, ProtocolError, ProtocolLimits};
 use crate::matcher::{check_value, MatchType};
@@ -33,7 +33,16 @@ pub struct SubscribeQuery {
     /// The resume position from the query (the `Last-Event-ID` header,
     /// read elsewhere, wins over it).
     pub last_event_id: Option<String>,
+    /// Whether the subscriber asked ([`LOST_EVENTS`]) to be told in the
+    /// stream itself when history no longer holds its resume position.
+    pub lost_events: bool,
 }
+
+/// The query parameter that opts a subscription in to the in-band
+/// `events_lost` signal (a Herald extension, the same in both revisions):
+/// a browser's `EventSource` cannot read the response header that says
+/// `earliest`, but it can listen for an event.
+pub const LOST_EVENTS: &str = "lost_events";
 
 /// The query parameters that carry a resume position, best first:
 /// draft-08's, draft-07's, and two that real draft-07 clients send
@@ -61,6 +70,7 @@ pub fn parse_subscribe(
     let mut matchers = Vec::new();
     let mut revision = None;
     let mut resume: [Option<String>; RESUME_PARAMETERS.len()] = Default::default();
+    let mut lost_events = None;
     for pair in form_pairs(query.as_bytes()) {
         let (name, value) = pair?;
         let requested = if name == "topic" {
@@ -78,6 +88,12 @@ pub fn parse_subscribe(
             check_len("match", &value, limits)?;
             check_value(&value).map_err(|m| ProtocolError::new("match", m))?;
             RequestedMatcher::Match(match_type, value.into_owned())
+        } else if name == LOST_EVENTS {
+            // Single-valued, as the resume position: the first one counts.
+            if lost_events.is_none() {
+                lost_events = Some(opt_in(&value)?);
+            }
+            continue;
         } else {
             if let Some(i) = RESUME_PARAMETERS.iter().position(|(n, _)| *n == name) {
                 if protocol.speaks(RESUME_PARAMETERS[i].1) && resume[i].is_none() {
@@ -128,7 +144,22 @@ pub fn parse_subscribe(
         revision,
         matchers,
         last_event_id: resume.into_iter().flatten().next(),
+        lost_events: lost_events.unwrap_or(false),
     })
+}
+
+/// The value of [`LOST_EVENTS`]. Anything but the usual spellings of yes
+/// and no is refused, so that a typo fails loudly rather than leaving a
+/// subscriber that believes it will be told.
+fn opt_in(value: &str) -> Result<bool, ProtocolError> {
+    match value {
+        "1" | "true" | "on" => Ok(true),
+        "0" | "false" | "off" => Ok(false),
+        _ => Err(ProtocolError::new(
+            "lost_events",
+            format!("{value:?} is not a choice: use lost_events=1 to be sent an events_lost event when history no longer holds the resume position"),
+        )),
+    }
 }
 
 /// The matcher type a parameter in the reserved `match` namespace names.
@@ -306,5 +337,48 @@ mod tests {
         // Names are exact: other spellings are no position.
         let q = parse("topic=t&lasteventid=x&LAST_EVENT_ID=y").unwrap();
         assert_eq!(q.last_event_id, None);
+    }
+
+    // The opt-in works with either vocabulary; it is off unless asked for,
+    // the first occurrence wins, and a value that is neither yes nor no
+    // is refused.
+    #[test]
+    fn lost_events_opt_in() {
+        assert!(!parse("topic=a").unwrap().lost_events);
+        for on in ["1", "true", "on"] {
+            assert!(
+                parse(&format!("topic=a&lost_events={on}"))
+                    .unwrap()
+                    .lost_events
+            );
+            assert!(
+                parse(&format!("match=a&lost_events={on}"))
+                    .unwrap()
+                    .lost_events
+            );
+        }
+        for off in ["0", "false", "off"] {
+            assert!(
+                !parse(&format!("match=a&lost_events={off}"))
+                    .unwrap()
+                    .lost_events
+            );
+        }
+        assert!(
+            parse("lost_events=1&match=a&lost_events=0")
+                .unwrap()
+                .lost_events
+        );
+        for bad in ["", "yes", "2", "TRUE"] {
+            let err = parse(&format!("match=a&lost_events={bad}")).unwrap_err();
+            assert_eq!(err.field(), "lost_events", "{bad:?}");
+            assert!(err.to_string().contains("lost_events=1"), "{err}");
+        }
+        // Other spellings are not the parameter.
+        assert!(
+            !parse("match=a&lostEvents=1&LOST_EVENTS=1")
+                .unwrap()
+                .lost_events
+        );
     }
 }
