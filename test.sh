@@ -41,6 +41,12 @@ if ! command -v ss >/dev/null; then
   apt_install iproute2
 fi
 
+# The herald binary's allocator (jemalloc) is built from C with make.
+if ! command -v make >/dev/null; then
+  say "installing make (Debian's make package)"
+  apt_install make
+fi
+
 # The cluster tests start their own redis-server (Debian's redis-server,
 # which brings redis-cli), each on its own port and directory.
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
