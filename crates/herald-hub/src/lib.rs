@@ -56,6 +56,11 @@ pub mod auth;
 mod config;
 mod dispatcher;
 mod fanout;
+// Not an API: wrappers for the fuzz targets (see the module). Compiled in
+// tests too, so that CI builds and lints it without the feature.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 pub mod history;
 mod http;

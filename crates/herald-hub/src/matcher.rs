@@ -325,14 +325,26 @@ pub(crate) struct Pattern {
 
 impl Pattern {
     fn new(source: &str, base: &HubUrl) -> Result<Pattern, String> {
-        let init = UrlPatternInit::parse_constructor_string::<BoundedRegex>(
-            source,
-            Some(base.url.clone()),
-        )
-        .map_err(|e| format!("not a URL pattern: {e}"))?;
-        // draft-08 §URL Pattern: `ignoreCase` stays off.
-        let compiled = UrlPattern::parse(init, UrlPatternOptions::default())
+        let parse = || -> Result<UrlPattern<BoundedRegex>, String> {
+            let init = UrlPatternInit::parse_constructor_string::<BoundedRegex>(
+                source,
+                Some(base.url.clone()),
+            )
             .map_err(|e| format!("not a URL pattern: {e}"))?;
+            // draft-08 §URL Pattern: `ignoreCase` stays off.
+            UrlPattern::parse(init, UrlPatternOptions::default())
+                .map_err(|e| format!("not a URL pattern: {e}"))
+        };
+        // The pattern is a client's, and urlpattern 0.6 can panic on one: a
+        // `]` closing no `[` in the hostname underflows its bracket depth (a
+        // `usize`) wherever overflow checks are on. Without them the count
+        // wraps, which is the spec's own arithmetic, so release builds
+        // accept such a pattern (it matches no real host) and builds with
+        // checks refuse it here; either way the request gets an answer
+        // instead of its task dying. Nothing is shared with the closure, so
+        // an unwind leaves no broken state behind.
+        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse))
+            .map_err(|_| "not a URL pattern: the URL pattern parser failed on it".to_owned())??;
         Ok(Pattern {
             source: source.into(),
             compiled,

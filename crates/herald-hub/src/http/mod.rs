@@ -19,7 +19,8 @@ mod rejection;
 mod subscribe;
 mod subscription;
 mod subscriptions;
-mod token;
+// `pub(crate)` for the `fuzzing` module's token extraction target.
+pub(crate) mod token;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};

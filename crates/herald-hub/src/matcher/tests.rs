@@ -108,6 +108,27 @@ fn invalid_url_patterns_are_errors() {
     }
 }
 
+// Found by the `subscribe` fuzz target: urlpattern 0.6 counts the IPv6
+// brackets of a hostname in a `usize`, so a `]` closing no `[` underflows
+// it, which panics wherever overflow checks are on (debug builds, tests).
+// Whatever the build, the pattern must come back as a value, never as a
+// panic in the request's task.
+#[test]
+fn a_stray_bracket_in_the_hostname_is_no_panic() {
+    for pattern in [
+        "https://example.co]/x",
+        "https://example.co]:8080/x",
+        "//a]]",
+        "https://[::1]]/x",
+        "http://{[}]",
+    ] {
+        match Matcher::typed(MatchType::UrlPattern, pattern, &hub()) {
+            Ok(m) => assert!(!matches(&m, "https://example.co/x"), "{pattern:?}"),
+            Err(e) => assert!(e.starts_with("not a URL pattern"), "{pattern:?}: {e}"),
+        }
+    }
+}
+
 // draft-08 §URL Pattern: linear-time evaluation. The classic catastrophic
 // pattern answers (the regex crate has no backtracking) and an enormous
 // one is refused rather than compiled.

@@ -16,10 +16,10 @@ use http_body::Frame;
 use crate::http::HUB_PATH;
 
 /// Most header fields in a head read here (hyper's default limit).
-const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 
 /// What a buffer holding the start of a request turned out to be.
-pub(super) enum Parsed {
+pub(crate) enum Parsed {
     /// Not a whole head yet.
     Partial,
     /// Something hyper should answer.
@@ -34,7 +34,7 @@ pub(super) enum Parsed {
 
 /// Parses a request head; only a plain `GET` of the hub's path over
 /// HTTP/1.1, without a body or an upgrade, is a subscription served here.
-pub(super) fn parse(buf: &[u8]) -> Parsed {
+pub(crate) fn parse(buf: &[u8]) -> Parsed {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut fields);
     let head_len = match head.parse(buf) {

@@ -36,7 +36,8 @@
 //! # Ok(()) }
 //! ```
 
-mod http1;
+// `pub(crate)` for the `fuzzing` module's head parser target.
+pub(crate) mod http1;
 mod plain;
 mod rewind;
 mod stall;
