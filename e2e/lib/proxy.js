@@ -276,9 +276,10 @@ export function request(url, { method = 'GET', headers = {}, body } = {}) {
  * `stream.events` lists each event as { id, data, at } (at: Date.now()
  * when its last line arrived), `stream.comments` each comment line as
  * { text, at }; `stream.endedAt` is set when the response ends or fails.
- * `close()` hangs up.
+ * `close()` hangs up. With `method` and `body` (a form), e.g. a draft-08
+ * `QUERY` subscription.
  */
-export function openStream(url, { headers = {} } = {}) {
+export function openStream(url, { headers = {}, method = 'GET', body } = {}) {
   const target = new URL(url);
   const client = target.protocol === 'https:' ? https : http;
   const stream = {
@@ -289,10 +290,14 @@ export function openStream(url, { headers = {} } = {}) {
   };
   let req;
   stream.response = new Promise((resolve, reject) => {
+    const form = body === undefined ? {} : {
+      'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': Buffer.byteLength(body),
+    };
     req = client.request(target, {
+      method,
       rejectUnauthorized: false,
       agent: false,
-      headers: { Accept: 'text/event-stream', ...headers },
+      headers: { Accept: 'text/event-stream', ...form, ...headers },
     }, (response) => {
       stream.status = response.statusCode;
       stream.headers = response.headers;
@@ -326,7 +331,7 @@ export function openStream(url, { headers = {} } = {}) {
       resolve(stream);
     });
     req.on('error', (error) => { end(); reject(error); });
-    req.end();
+    req.end(body);
   });
   // Failures show where a test awaits the response; none goes unhandled.
   stream.response.catch(() => {});

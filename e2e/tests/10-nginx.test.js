@@ -212,6 +212,15 @@ test('over HTTP/1.1 through nginx: the page subscribes and publishes, an event a
   assert.equal(list.status, 200, list.text);
   assert.ok(list.headers.link.startsWith(`<${publicUrl}>; rel="mercure"`), list.headers.link);
 
+  // A draft-08 QUERY subscription (its parameters in the body): nginx
+  // passes the method and its body on.
+  const query = openStream(`${plain}${hubPath}`, { method: 'QUERY', body: `match=${encodeURIComponent(TOPIC)}` });
+  assert.equal((await query.response).status, 200);
+  await until(() => query.comments.length > 0, "the QUERY stream's opening comment");
+  await publish(proxied.via.plain, { topic: TOPIC, data: 'queried', id: 'query-1' });
+  await until(() => query.events.some((e) => e.id === 'query-1'), 'the event on the QUERY stream');
+  query.close();
+
   // Metrics stay on the hub's own address; port 80 redirects to HTTPS.
   assert.equal((await request(`${plain}/metrics`)).status, 404);
   assert.equal((await request(`${proxied.hub.origin}/metrics`)).status, 200);
