@@ -71,6 +71,25 @@ if [ ! -x /usr/bin/chromium ]; then
   say "installing Chromium (Debian's chromium package)"
   apt_install chromium
 fi
+# The reverse-proxy scenarios (e2e/tests/11-nginx, 12-caddy) run Debian's
+# nginx and Caddy with docs/deploy.md's configuration, a certificate made
+# with openssl, and check the documented systemd unit with systemd-analyze.
+if [ ! -x /usr/sbin/nginx ]; then
+  say "installing nginx (Debian's nginx package)"
+  apt_install nginx
+fi
+if [ ! -x /usr/bin/caddy ]; then
+  say "installing Caddy (Debian's caddy package)"
+  apt_install caddy
+fi
+if ! command -v openssl >/dev/null; then
+  say "installing openssl (Debian's openssl package)"
+  apt_install openssl
+fi
+if ! command -v systemd-analyze >/dev/null; then
+  say "installing systemd-analyze (Debian's systemd package)"
+  apt_install systemd
+fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   say "installing Node.js and npm (Debian's packages)"
   apt_install nodejs npm

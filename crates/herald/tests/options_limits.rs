@@ -108,6 +108,104 @@ async fn max_body_applies_to_a_body_without_content_length() {
     );
 }
 
+/// The status line of one response read from `reader`, its body (by
+/// `Content-Length`) read and dropped.
+async fn status_of_response(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+    let mut status = String::new();
+    reader.read_line(&mut status).await.unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.unwrap();
+    status.trim_end().to_owned()
+}
+
+/// Publishes `form` (its length declared) over raw TCP, with `token` if
+/// any, writing the whole body as a reverse proxy does before it reads the
+/// answer; then asks for `/healthz` on the same connection. The status
+/// lines of both answers. Panics if the body could not be written whole.
+async fn publish_whole_then_healthz(
+    hub: &AsyncHub,
+    form: &str,
+    token: Option<&str>,
+) -> (String, String) {
+    use tokio::io::AsyncWriteExt;
+
+    let addr = base(hub).trim_start_matches("http://").to_owned();
+    let (read, mut write) = tokio::net::TcpStream::connect(&addr)
+        .await
+        .unwrap()
+        .into_split();
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST {HUB_PATH} HTTP/1.1\r\nHost: {addr}\r\n{authorization}\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let writer = tokio::spawn(async move {
+        write.write_all(request.as_bytes()).await?;
+        Ok::<_, std::io::Error>(write)
+    });
+    let mut reader = tokio::io::BufReader::new(read);
+    tokio::time::timeout(DEADLINE, async {
+        let publish = status_of_response(&mut reader).await;
+        let mut write = writer
+            .await
+            .unwrap()
+            .expect("the hub read the whole body before it answered");
+        write
+            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        (publish, status_of_response(&mut reader).await)
+    })
+    .await
+    .expect("no answers in time")
+}
+
+#[tokio::test]
+async fn a_publish_refused_before_its_body_is_read_is_answered_on_a_connection_that_stays_open() {
+    // Behind a reverse proxy, which sends the whole body before it reads
+    // the answer, a connection closed on the rest of the body resets, and
+    // nginx answers the publisher 502 instead of the hub's refusal
+    // (e2e/tests/10-nginx.test.js). The hub reads the body first.
+    let hub = start(serve_keyed(&["--max-body", "200"])).await;
+    let large = form_of_len(4 * 1024 * 1024);
+    let cases = [
+        (
+            "over --max-body",
+            Some(token()),
+            "HTTP/1.1 413 Payload Too Large",
+        ),
+        ("without a token", None, "HTTP/1.1 401 Unauthorized"),
+    ];
+    for (case, token, refused) in cases {
+        let (publish, healthz) = publish_whole_then_healthz(&hub, &large, token.as_deref()).await;
+        assert_eq!(publish, refused, "{case}");
+        assert_eq!(
+            healthz, "HTTP/1.1 200 OK",
+            "{case}: the connection serves on"
+        );
+    }
+}
+
 #[tokio::test]
 async fn max_topics_from_the_environment_accepts_the_limit_and_refuses_one_more() {
     let mut cmd = serve_keyed(&[]);

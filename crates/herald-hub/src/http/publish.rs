@@ -25,20 +25,30 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match accept(&hub, query.as_deref(), &headers, body).await {
+    let mut body = Some(body);
+    match accept(&hub, query.as_deref(), &headers, &mut body).await {
         Ok(id) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], id).into_response(),
         Err(rejection) => {
+            // Refused before its body was read (no token, a token refused):
+            // read it first, so that the answer reaches the client
+            // (super::form::DRAIN_BEYOND_LIMIT).
+            if let Some(body) = body {
+                let budget = (hub.shared.config.max_body as u64)
+                    .saturating_add(super::form::DRAIN_BEYOND_LIMIT);
+                super::form::drain(body, budget).await;
+            }
             Metrics::inc(&hub.shared.metrics.publishes_rejected_total);
             rejection.respond(&hub)
         }
     }
 }
 
+/// Accepts the publish; `body` is taken when it is read.
 async fn accept(
     hub: &Hub,
     query: Option<&str>,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Option<Body>,
 ) -> Result<String, Rejection> {
     let shared = &hub.shared;
     let presented = presented_token(headers, query, shared.config.protocol)
@@ -69,6 +79,7 @@ async fn accept(
             }
         })?;
     }
+    let body = body.take().unwrap_or_default();
     let bytes = super::read_form(headers, body, shared.config.max_body).await?;
     let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
         if e.is_too_large() {
