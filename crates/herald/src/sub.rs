@@ -166,6 +166,15 @@ fn stream_url(args: &SubArgs) -> anyhow::Result<String> {
         (Some(_), _) if args.lost_events => {
             bail!("--lost-events goes with --hub; with a URL of your own, add lost_events=1 to it")
         }
+        // clap's `requires` does not hold these back beside the positional
+        // URL; a flag must not be dropped silently.
+        (Some(_), _)
+            if !(args.topics.is_empty()
+                && args.matches.is_empty()
+                && args.url_patterns.is_empty()) =>
+        {
+            bail!("--topic, --match and --match-urlpattern go with --hub; with a URL of your own, put them in its query string")
+        }
         (Some(url), _) => Ok(url.clone()),
         (None, Some(hub)) => {
             let draft08 = !args.matches.is_empty() || !args.url_patterns.is_empty();
@@ -523,6 +532,15 @@ mod tests {
         let own = args(&["http://h/events", "--lost-events"]).unwrap();
         let err = stream_url(&own).unwrap_err().to_string();
         assert!(err.contains("add lost_events=1"), "{err}");
+    }
+
+    #[test]
+    fn selectors_beside_a_url_of_ones_own_are_refused_not_dropped() {
+        for flag in ["--topic", "--match", "--match-urlpattern"] {
+            let own = args(&["http://h/events", flag, "x"]).unwrap();
+            let err = stream_url(&own).unwrap_err().to_string();
+            assert!(err.contains("go with --hub"), "{flag}: {err}");
+        }
     }
 
     fn event(id: &str, t: Option<&str>, data: &str) -> Event {

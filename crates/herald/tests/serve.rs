@@ -345,6 +345,28 @@ fn has_ended(stream: &mut std::net::TcpStream) -> bool {
     ended
 }
 
+// `--publish-origin '*'` turns the CSRF guard into a formality: said at
+// start, before the hub says it is listening.
+#[test]
+fn a_wildcard_publish_origin_is_warned_about_at_start() {
+    let server = start_hub(&["--publish-origin", "*"]);
+    assert!(
+        server
+            .printed
+            .stderr
+            .iter()
+            .any(|l| l.contains("publish origin `*` lets any site")),
+        "{:?}",
+        server.printed.stderr
+    );
+    let quiet = start_hub(&["--publish-origin", "https://app.example"]);
+    assert!(!quiet
+        .printed
+        .stderr
+        .iter()
+        .any(|l| l.contains("publish origin")));
+}
+
 #[test]
 fn memory_history_drops_events_past_the_age_limit() {
     let server = start_hub(&["--history-max-age", "2s"]);

@@ -50,6 +50,13 @@ pub const HUB_PATH: &str = "/.well-known/mercure";
 
 pub(crate) fn router(hub: Hub) -> Router {
     let cors = cors::Cors::new(&hub.shared.config.cors_origins);
+    if hub.shared.config.publish_origins.iter().any(|o| o == "*") {
+        tracing::warn!(
+            "publish origin `*` lets any site's page publish with a visitor's token cookie \
+             (the CSRF guard only refuses requests with neither Origin nor Referer); \
+             list the origins of your own pages instead (--publish-origin https://app.example)"
+        );
+    }
     let mut router = Router::new()
         .route(
             HUB_PATH,
