@@ -11,11 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio_util::task::TaskTracker;
 
-/// How often a paced drain ends its next share of streams.
-const DRAIN_STEP: Duration = Duration::from_millis(100);
-/// The fewest streams a step of a paced drain ends.
-const DRAIN_MIN_SHARE: usize = 10;
-
 use crate::access_token::AccessTokenVerifier;
 use crate::auth::{AuthError, JwtVerifier};
 use crate::config::HubConfig;
@@ -30,6 +25,11 @@ use crate::protocol::{Protocol, PublishForm, Revision};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
 use crate::update::Update;
+
+/// How often a paced drain ends its next share of streams.
+const DRAIN_STEP: Duration = Duration::from_millis(100);
+/// The fewest streams a step of a paced drain ends.
+const DRAIN_MIN_SHARE: usize = 10;
 
 /// The hub could not be built from its configuration.
 #[derive(Debug)]

@@ -151,7 +151,10 @@ async fn the_subscriptions_of_a_node_that_died_are_ended_by_another() {
     let topic =
         format!("{COLLECTION}/exact/orphan/urn%3Auuid%3A6f1c2a4e-0000-4000-8000-000000000001");
     let record = serde_json::json!({"match_type": "exact", "match": "orphan", "subscriber": subscriber, "payload": null});
-    roster.enter(&topic, &record.to_string()).await.unwrap();
+    roster
+        .enter(&[(topic.clone(), record.to_string())])
+        .await
+        .unwrap();
     let late = node(&server).await;
     let (held, _) = list(&late).await;
     assert_eq!(matchers(&held), ["orphan"]);

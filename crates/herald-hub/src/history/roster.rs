@@ -56,11 +56,13 @@ pub trait Roster: Send + Sync + std::fmt::Debug + 'static {
     /// times within that.
     fn lease(&self) -> Duration;
 
-    /// Records that this node holds the subscription on `topic`.
-    async fn enter(&self, topic: &str, record: &str) -> Result<(), HistoryError>;
+    /// Records that this node holds the subscriptions of `records`, each
+    /// `(topic, record)`, in one step (a connection's matchers come and go
+    /// together).
+    async fn enter(&self, records: &[(String, String)]) -> Result<(), HistoryError>;
 
-    /// Forgets the subscription on `topic` of this node.
-    async fn leave(&self, topic: &str) -> Result<(), HistoryError>;
+    /// Forgets this node's subscriptions on `topics`, in one step.
+    async fn leave(&self, topics: &[String]) -> Result<(), HistoryError>;
 
     /// The records of every node whose lease is held.
     async fn load(&self) -> Result<Vec<String>, HistoryError>;

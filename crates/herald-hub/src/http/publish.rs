@@ -73,7 +73,7 @@ async fn accept(
             Rejection::TooManyRequests {
                 message: format!(
                     "this token may publish {} times per second; retry later",
-                    shared.config.max_publish_rate.unwrap_or_default()
+                    rate.per_second()
                 ),
                 retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
             }

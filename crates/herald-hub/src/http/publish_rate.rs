@@ -45,6 +45,11 @@ impl PublishRate {
         }
     }
 
+    /// Publishes per second each token may make.
+    pub(crate) fn per_second(&self) -> f64 {
+        self.per_second
+    }
+
     /// Takes one publish from `token`'s bucket, or says how long until one
     /// is available.
     pub(crate) fn admit(&self, token: &str) -> Result<(), Duration> {

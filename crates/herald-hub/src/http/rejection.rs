@@ -46,8 +46,14 @@ pub(crate) enum Rejection {
     },
     /// 503: shutting down, or history unavailable.
     Unavailable(String),
-    /// 503 with `Retry-After`: the hub serves as many streams as it may.
-    AtCapacity(String),
+    /// 503 with `Retry-After` (seconds): the hub serves as many streams as
+    /// it may.
+    AtCapacity {
+        /// What limit, and what to do.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
 }
 
 impl From<Refused> for Rejection {
@@ -96,10 +102,12 @@ impl Rejection {
                 "send the form with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
             Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
-            Rejection::AtCapacity(m) => {
-                // Spread the retries of a full node's clients a little.
-                retry_after = Some(5);
-                (StatusCode::SERVICE_UNAVAILABLE, None, m)
+            Rejection::AtCapacity {
+                message,
+                retry_after: seconds,
+            } => {
+                retry_after = Some(seconds);
+                (StatusCode::SERVICE_UNAVAILABLE, None, message)
             }
             Rejection::TooManyRequests {
                 message,

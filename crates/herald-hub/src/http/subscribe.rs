@@ -128,10 +128,10 @@ async fn open(
         .max_stream_lifetime
         .and_then(|l| Instant::now().checked_add(jittered(l)))
         .map(|at| (at, End::Lifetime));
-    let ends = match (token_expiry, lifetime) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    };
+    let ends = token_expiry
+        .into_iter()
+        .chain(lifetime)
+        .min_by_key(|(at, _)| *at);
     let active: Vec<ActiveSubscription> = if shared.presence.is_some() {
         let subscriber = new_subscriber_id();
         request
@@ -172,9 +172,13 @@ async fn open(
                 // Long enough for subscribers to come and go.
                 retry_after: 10,
             },
-            Unregistered::Full(limit) => Rejection::AtCapacity(format!(
-                "the hub serves its limit of {limit} streams; reconnect later or to another node"
-            )),
+            Unregistered::Full(limit) => Rejection::AtCapacity {
+                message: format!(
+                    "the hub serves its limit of {limit} streams; reconnect later or to another node"
+                ),
+                // Spreads the retries of a full node's clients a little.
+                retry_after: 5,
+            },
         })?;
 
     let mut resumed_from = None;

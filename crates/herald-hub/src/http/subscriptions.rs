@@ -31,7 +31,7 @@ use super::subscribe::subscriber_grants;
 use super::token::presented_token;
 use super::Rejection;
 use crate::matcher::{MatchType, Topic};
-use crate::presence::{collection_path, segment, Snapshot};
+use crate::presence::{collection_path, segment, Presence, Snapshot};
 use crate::protocol::{Revision, EARLIEST};
 use crate::Hub;
 
@@ -51,21 +51,27 @@ pub(crate) async fn subscriptions(
 /// other nodes' subscriptions before it is told to retry.
 const LOADING_LIMIT: Duration = Duration::from_secs(5);
 
-/// The id of the entry at `seq`, where a list nothing has changed since
-/// the start stands; `earliest` when there is none (an empty log) or it is
-/// gone: following from the start of what is held also converges on the
-/// truth, with more to read.
-async fn start_id(hub: &Hub, seq: u64) -> String {
+/// The id of the entry at the list's start, where a list nothing has
+/// changed since stands; `earliest` when there is none (an empty log) or it
+/// is gone: following from the start of what is held also converges on the
+/// truth, with more to read. Looked up once.
+async fn start_id(hub: &Hub, presence: &Presence) -> String {
+    if let Some(id) = presence.start_id.get() {
+        return id.clone();
+    }
+    let seq = presence.start_seq();
     if seq == 0 {
         return EARLIEST.to_owned();
     }
-    match hub.shared.history.read_after(seq - 1, 1).await {
+    let id = match hub.shared.history.read_after(seq - 1, 1).await {
         Ok(page) => match page.first() {
             Some(entry) if entry.seq == seq => entry.id.clone(),
             _ => EARLIEST.to_owned(),
         },
-        Err(_) => EARLIEST.to_owned(),
-    }
+        // Not remembered: history may answer next time.
+        Err(_) => return EARLIEST.to_owned(),
+    };
+    presence.start_id.get_or_init(|| id).clone()
 }
 
 /// What the path asks for.
@@ -116,7 +122,7 @@ async fn answer(
     } = presence.snapshot(canonical);
     let last_id = match last_id {
         Some(id) => id,
-        None => start_id(hub, presence.start_seq()).await,
+        None => start_id(hub, presence).await,
     };
     let body = match resource {
         Resource::One(id) => match subscriptions.into_iter().find(|doc| doc["id"] == *id) {

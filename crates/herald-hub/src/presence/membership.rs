@@ -51,25 +51,34 @@ impl Membership {
 
     /// Records `subscriptions` (before their `active: true` events).
     pub(crate) async fn enter(&self, hub_path: &str, subscriptions: &[ActiveSubscription]) {
-        for subscription in subscriptions {
-            let topic = subscription.topic(hub_path);
-            self.local().insert(topic.clone(), subscription.clone());
-            if let Err(e) = self.roster.enter(&topic, &subscription.record()).await {
-                // The lease loop cannot tell that this one is missing; a
-                // node starting now would not list it until its next event.
-                tracing::warn!(error = %e, topic, "could not record a subscription in the roster");
+        let records: Vec<(String, String)> = subscriptions
+            .iter()
+            .map(|s| (s.topic(hub_path), s.record()))
+            .collect();
+        {
+            let mut local = self.local();
+            for ((topic, _), subscription) in records.iter().zip(subscriptions) {
+                local.insert(topic.clone(), subscription.clone());
             }
+        }
+        if let Err(e) = self.roster.enter(&records).await {
+            // The lease loop cannot tell that these are missing; a node
+            // starting now would not list them until their next event.
+            tracing::warn!(error = %e, "could not record subscriptions in the roster");
         }
     }
 
     /// Forgets `subscriptions` (before their `active: false` events).
     pub(crate) async fn leave(&self, hub_path: &str, subscriptions: &[ActiveSubscription]) {
-        for subscription in subscriptions {
-            let topic = subscription.topic(hub_path);
-            self.local().remove(&topic);
-            if let Err(e) = self.roster.leave(&topic).await {
-                tracing::warn!(error = %e, topic, "could not remove a subscription from the roster");
+        let topics: Vec<String> = subscriptions.iter().map(|s| s.topic(hub_path)).collect();
+        {
+            let mut local = self.local();
+            for topic in &topics {
+                local.remove(topic);
             }
+        }
+        if let Err(e) = self.roster.leave(&topics).await {
+            tracing::warn!(error = %e, "could not remove subscriptions from the roster");
         }
     }
 }

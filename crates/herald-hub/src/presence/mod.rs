@@ -53,6 +53,9 @@ pub(crate) struct Presence {
     /// Whether the list is whole: false on a cluster node until it has
     /// loaded the roster.
     complete: watch::Sender<bool>,
+    /// The id of the entry at `start_seq`, once looked up: the cursor of
+    /// a list nothing has changed since the start.
+    pub(crate) start_id: std::sync::OnceLock<String>,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +96,7 @@ impl Presence {
                 ..State::default()
             }),
             complete: watch::Sender::new(!loading),
+            start_id: std::sync::OnceLock::new(),
         }
     }
 

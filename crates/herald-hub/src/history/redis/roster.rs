@@ -143,15 +143,24 @@ impl Roster for RedisRoster {
         self.lease
     }
 
-    async fn enter(&self, topic: &str, record: &str) -> Result<(), HistoryError> {
-        self.inner
-            .query(redis::cmd("HSET").arg(&self.records).arg(topic).arg(record))
-            .await
+    async fn enter(&self, records: &[(String, String)]) -> Result<(), HistoryError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut hset = redis::cmd("HSET");
+        hset.arg(&self.records);
+        for (topic, record) in records {
+            hset.arg(topic).arg(record);
+        }
+        self.inner.query(&hset).await
     }
 
-    async fn leave(&self, topic: &str) -> Result<(), HistoryError> {
+    async fn leave(&self, topics: &[String]) -> Result<(), HistoryError> {
+        if topics.is_empty() {
+            return Ok(());
+        }
         self.inner
-            .query(redis::cmd("HDEL").arg(&self.records).arg(topic))
+            .query(redis::cmd("HDEL").arg(&self.records).arg(topics))
             .await
     }
 
