@@ -156,15 +156,20 @@ async fn the_subscriptions_of_a_node_that_died_are_ended_by_another() {
         .await
         .unwrap();
     let late = node(&server).await;
-    let (held, _) = list(&late).await;
+    let (held, cursor) = list(&late).await;
     assert_eq!(matchers(&held), ["orphan"]);
     assert!(held.iter().any(|d| d["id"] == topic.as_str()));
+    let mut on_late = watch(&late, &cursor).await;
 
     let ended = next_about(&mut watcher, "orphan").await;
     assert_eq!(ended["active"], false);
     assert_eq!(ended["id"], topic.as_str());
     assert_eq!(ended["subscriber"], subscriber);
     drop(dying);
+    // Each node folds the end when it follows the log that far: `late`
+    // lists the end once it has delivered it.
+    let ended_on_late = next_about(&mut on_late, "orphan").await;
+    assert_eq!(ended_on_late["active"], false);
     let (held, _) = list(&late).await;
     assert!(matchers(&held).is_empty(), "{held:?}");
 }

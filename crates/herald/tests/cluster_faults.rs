@@ -325,9 +325,17 @@ fn retention_trims_the_shared_log_for_every_node() {
         redis_node(&redis, &["--history-size", "3"]),
         redis_node(&redis, &["--history-size", "3"]),
     );
+    // A node replays from the newest entries it has followed: wait until
+    // each has followed the last one, or a lagging node may still hold
+    // entries the log has trimmed (more history, never less).
+    let mut followers = [&a, &b].map(|node| open_stream(&node.addr, "topic=storm"));
     let token = publisher_token(KEY);
     for i in 0..5 {
         publish(&a.addr, &token, &format!("topic=storm&data=e{i}"));
+    }
+    for follower in &mut followers {
+        let (found, seen) = read_until(follower, "data: e4");
+        assert!(found, "{seen}");
     }
     for node in [&a, &b] {
         let (events, answered) = support::http::replay(&node.addr, "storm", "earliest", "e4");
