@@ -127,7 +127,7 @@ pub enum Head {
 
 /// Parses the start of a connection as the lean HTTP/1.1 path does.
 pub fn parse_head(buf: &[u8]) -> Head {
-    match http1::parse(buf) {
+    match http1::parse(buf, crate::HUB_PATH) {
         http1::Parsed::Partial => Head::Partial,
         http1::Parsed::ForHyper => Head::ForHyper,
         http1::Parsed::Subscription {

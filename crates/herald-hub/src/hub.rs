@@ -110,11 +110,12 @@ pub(crate) struct Shared {
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use herald_hub::server::Server;
 /// use herald_hub::{Hub, HubConfig};
 ///
 /// let hub = Hub::new(HubConfig { anonymous: true, ..HubConfig::default() })?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// axum::serve(listener, hub.router()).await?;
+/// Server::new(&hub).serve(listener, std::future::pending()).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

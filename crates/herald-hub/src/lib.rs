@@ -32,19 +32,42 @@
 //!
 //! # Example
 //!
+//! The hub inside an application: its routes nested beside the
+//! application's own, its updates published from the application's
+//! handlers with [`Hub::publish`]. [`server::Server`] serves the whole
+//! router (HTTP/1.1 and HTTP/2, plain or TLS); it keeps an idle subscriber
+//! at ~2 KiB, drops clients that stop reading, and ends every stream at
+//! shutdown, which `axum::serve` does not. A whole application is in
+//! `examples/todo`.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use herald_hub::{Hub, HubConfig};
+//! use axum::routing::post;
+//! use herald_hub::protocol::PublishForm;
+//! use herald_hub::server::Server;
+//! use herald_hub::{Hub, HubConfig, HUB_PATH};
 //!
 //! let hub = Hub::new(HubConfig { anonymous: true, ..HubConfig::default() })?;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, hub.router())
-//!     .with_graceful_shutdown({
-//!         let hub = hub.clone();
-//!         async move {
-//!             let _ = tokio::signal::ctrl_c().await;
-//!             hub.shutdown(); // end every stream so the server can stop
+//! let publisher = hub.clone();
+//! let app = axum::Router::new()
+//!     .route("/orders", post(move || async move {
+//!         let update = PublishForm {
+//!             topics: vec!["https://shop.example/orders".into()],
+//!             data: "{\"status\":\"placed\"}".into(),
+//!             ..PublishForm::default()
+//!         };
+//!         match publisher.publish(update).await {
+//!             Ok(_id) => "placed",
+//!             Err(_) => "placed, not announced",
 //!         }
+//!     }))
+//!     .nest("/hub", hub.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! Server::new(&hub)
+//!     .router(app)
+//!     .stream_path(format!("/hub{HUB_PATH}"))
+//!     .serve(listener, async {
+//!         let _ = tokio::signal::ctrl_c().await;
 //!     })
 //!     .await?;
 //! # Ok(()) }

@@ -3,7 +3,8 @@
 //!
 //! Only what an event stream needs: a request head is parsed with
 //! `httparse` and becomes an `http::Request` for the router when it is a
-//! plain `GET` of the hub's path; everything else is left to hyper.
+//! plain `GET` of the stream path (the hub's path, wherever the application
+//! mounted it); everything else is left to hyper.
 
 use std::io::{self, Write as _};
 use std::time::SystemTime;
@@ -12,8 +13,6 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use bytes::Bytes;
 use http_body::Frame;
-
-use crate::http::HUB_PATH;
 
 /// Most header fields in a head read here (hyper's default limit).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -32,9 +31,9 @@ pub(crate) enum Parsed {
     },
 }
 
-/// Parses a request head; only a plain `GET` of the hub's path over
+/// Parses a request head; only a plain `GET` of `stream_path` over
 /// HTTP/1.1, without a body or an upgrade, is a subscription served here.
-pub(crate) fn parse(buf: &[u8]) -> Parsed {
+pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut fields);
     let head_len = match head.parse(buf) {
@@ -49,7 +48,7 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
     let Some(target) = head.path else {
         return Parsed::ForHyper;
     };
-    if target.split('?').next() != Some(HUB_PATH) {
+    if target.split('?').next() != Some(stream_path) {
         return Parsed::ForHyper;
     }
     let Ok(uri) = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())) else {
@@ -166,9 +165,10 @@ pub(super) fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HUB_PATH;
 
     fn parsed(head: &str) -> Parsed {
-        parse(head.as_bytes())
+        parse(head.as_bytes(), HUB_PATH)
     }
 
     #[test]
@@ -187,6 +187,21 @@ mod tests {
         assert_eq!(head_len, head.len() - "NEXT".len());
         assert_eq!(request.uri().query(), Some("topic=a"));
         assert_eq!(request.headers()["last-event-id"], "7");
+    }
+
+    #[test]
+    fn the_stream_path_is_where_the_application_mounted_the_hub() {
+        let nested = "/hub/.well-known/mercure";
+        let head = |path: &str| format!("GET {path}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n");
+        match parse(head(nested).as_bytes(), nested) {
+            Parsed::Subscription { request, .. } => assert_eq!(request.uri().path(), nested),
+            _ => panic!("the nested stream path is not a subscription"),
+        }
+        // The unmounted path is the application's (or a 404), for hyper.
+        assert!(matches!(
+            parse(head(HUB_PATH).as_bytes(), nested),
+            Parsed::ForHyper
+        ));
     }
 
     #[test]
@@ -242,7 +257,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_bytes_parse_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let _ = parse(&bytes);
+            let _ = parse(&bytes, HUB_PATH);
         }
 
         #[test]
@@ -267,7 +282,7 @@ mod tests {
             }
             head.push_str("\r\n");
             let bytes = format!("{head}{rest}");
-            match parse(bytes.as_bytes()) {
+            match parse(bytes.as_bytes(), HUB_PATH) {
                 Parsed::Subscription { request, keep_alive, head_len } => {
                     proptest::prop_assert!(keep_alive);
                     proptest::prop_assert_eq!(head_len, head.len());

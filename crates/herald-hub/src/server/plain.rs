@@ -162,7 +162,7 @@ async fn requests(
             return Step::Done(Ok(()));
         }
         let read = tokio::select! {
-            read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, carried)) => read,
+            read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, carried, &shared.stream_path)) => read,
             // Between requests a connection closes as soon as the server stops.
             _ = shutdown.changed() => return Step::Done(Ok(())),
         };
@@ -265,14 +265,14 @@ enum Head {
 
 /// Reads until `buf` holds a complete request head, or until it is clear
 /// that hyper should have the connection.
-async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Head> {
+async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>, stream_path: &str) -> io::Result<Head> {
     // How much of `buf` was there at the last parse: a head sent a byte at
     // a time must not be parsed again from the start for every byte.
     let mut parsed_len = None;
     loop {
         if !buf.is_empty() && may_complete(&buf, parsed_len) {
             parsed_len = Some(buf.len());
-            match parse(&buf) {
+            match parse(&buf, stream_path) {
                 Parsed::Partial => {}
                 Parsed::ForHyper => return Ok(Head::ForHyper(buf.into())),
                 Parsed::Subscription {
