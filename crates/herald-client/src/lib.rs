@@ -163,3 +163,8 @@ pub use event_source::{EventSource, Events, Item, Opened, ReadyState};
 pub use handle::{CloseHandle, RestartHandle};
 pub use herald_sse::{Event, Limits, ParseError};
 pub use policy::ReconnectPolicy;
+
+// The README's examples are compiled and run as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -110,3 +110,8 @@ impl Hub {
         http::router(self.clone())
     }
 }
+
+// The README's examples are compiled and run as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -61,3 +61,8 @@ pub use limits::Limits;
 pub use parser::{Events, Item, ParseError, Parser};
 #[cfg(feature = "stream")]
 pub use stream::{EventStream, StreamError};
+
+// The README's examples are compiled and run as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
