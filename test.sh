@@ -59,6 +59,9 @@ cargo fmt --all -- --check
 
 say "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# An application that embeds the hub may turn its optional parts off.
+say "cargo clippy -p herald-hub --no-default-features"
+cargo clippy -p herald-hub --no-default-features -- -D warnings
 
 say "cargo test"
 cargo test --workspace --all-targets

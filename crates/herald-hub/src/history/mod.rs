@@ -6,8 +6,8 @@
 //! in this log and everything after it is replayed before the live stream
 //! takes over.
 //!
-//! Backends implement [`History`]: [`RedbHistory`] (durable, in a redb
-//! file: the default of `herald serve`) and [`MemoryHistory`] (a bounded
+//! Backends implement [`History`]: `RedbHistory` (durable, in a redb
+//! file, the `redb` feature: the default of `herald serve`) and [`MemoryHistory`] (a bounded
 //! ring, lost on restart). A Redis Streams backend, shared by many hub
 //! nodes, fits the same trait through [`History::follow`]. Each entry gets
 //! a sequence number: dense, increasing, assigned by the backend.
@@ -15,23 +15,28 @@
 //! makes the switch from replay to live free of gaps and duplicates.
 
 mod memory;
+#[cfg(feature = "redb")]
 pub mod redb;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod ring;
 mod roster;
+#[cfg(any(feature = "redb", feature = "redis"))]
+mod stats;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use memory::MemoryHistory;
+#[cfg(feature = "redb")]
 pub use redb::RedbHistory;
 #[cfg(feature = "redis")]
 pub use redis::{RedisHistory, RedisOptions};
 pub use roster::{Lease, Orphans, Roster};
+#[cfg(any(feature = "redb", feature = "redis"))]
+pub(crate) use stats::StatsCell;
 
 /// An update ready to be stored: routing data plus its encoded SSE frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,46 +112,6 @@ pub struct HistoryStats {
     /// Times the backend reopened its storage to recover from an I/O error
     /// (redb), since it was opened.
     pub reopens: u64,
-}
-
-/// [`HistoryStats`] kept where [`History::stats`] can read them without a
-/// lock while the backend updates them.
-#[derive(Debug, Default)]
-pub(crate) struct StatsCell {
-    events: AtomicU64,
-    bytes: AtomicU64,
-    last_seq: AtomicU64,
-    reopens: AtomicU64,
-}
-
-impl StatsCell {
-    pub(crate) fn new(stats: HistoryStats) -> StatsCell {
-        let cell = StatsCell::default();
-        cell.set(stats);
-        cell
-    }
-
-    pub(crate) fn get(&self) -> HistoryStats {
-        HistoryStats {
-            events: self.events.load(Ordering::Acquire),
-            bytes: self.bytes.load(Ordering::Acquire),
-            last_seq: self.last_seq.load(Ordering::Acquire),
-            reopens: self.reopens.load(Ordering::Acquire),
-        }
-    }
-
-    pub(crate) fn set(&self, stats: HistoryStats) {
-        self.events.store(stats.events, Ordering::Release);
-        self.bytes.store(stats.bytes, Ordering::Release);
-        self.last_seq.store(stats.last_seq, Ordering::Release);
-        self.reopens.store(stats.reopens, Ordering::Release);
-    }
-
-    /// Only a shared log (Redis) learns its last position apart from stats.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn set_last_seq(&self, last_seq: u64) {
-        self.last_seq.store(last_seq, Ordering::Release);
-    }
 }
 
 /// A history backend failed.

@@ -65,6 +65,7 @@ impl Ring {
     }
 
     /// Drops every entry below `seq`.
+    #[cfg(feature = "redb")]
     pub(crate) fn trim_before(&mut self, seq: u64) {
         while self.first_seq().is_some_and(|first| first < seq) {
             self.pop_front();
