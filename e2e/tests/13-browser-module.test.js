@@ -209,7 +209,6 @@ test('a token expires: the browser gets a 401, the module asks the page for a fr
     // The hub ends the stream at exp; the browser reconnects by itself
     // with the URL it has, stale token included.
     await until(async () => (await feedOf(page)).errors.length > 0, 'the stream to end at the token\'s exp', (LIFETIME_S + 30) * 1000);
-    assert.ok(Date.now() >= exp * 1000);
     await until(() => held.length > 0, "the browser's own reconnection request");
     await publish(hub, { topic: TOPIC, data: 'while away', id: 'private-2', private: 'on' });
 
