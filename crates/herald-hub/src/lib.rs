@@ -26,8 +26,9 @@
 //! and then streams live entries, with heartbeats. With active
 //! subscriptions on, `presence` announces each subscription and keeps the
 //! list the subscription API serves. [`topic`] compiles draft-07 URI
-//! templates. [`metrics`] counts everything. [`ui`] serves the web page
-//! and its live stats stream; [`server`] is the accept loop (plain HTTP or
+//! templates. [`metrics`] counts everything. `http` also serves the
+//! browser module pages import to subscribe ([`BROWSER_MODULE_PATH`]);
+//! [`ui`] serves the web page and its live stats stream; [`server`] is the accept loop (plain HTTP or
 //! HTTPS, HTTP/1.1 and HTTP/2 on one listener, graceful shutdown).
 //!
 //! # Example
@@ -99,7 +100,7 @@ pub mod ui;
 mod update;
 
 pub use config::{HubConfig, JwtKey, DEFAULT_MAX_PATTERNS};
-pub use http::HUB_PATH;
+pub use http::{BROWSER_MODULE_PATH, HUB_PATH};
 pub use hub::{BuildError, Hub, PublishError};
 pub use update::Update;
 

@@ -1,5 +1,6 @@
 //! The web UI's routes: the embedded page and assets, the live stats stream,
-//! and `HubConfig::ui = false` removing both.
+//! and `HubConfig::ui = false` removing both; the browser module, served
+//! with or without the UI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -39,16 +40,7 @@ async fn start(ui: bool) -> Running {
 }
 
 async fn get(running: &Running, path: &str) -> Response<Incoming> {
-    let tcp = TcpStream::connect(running.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let request = Request::get(path)
-        .header("host", "localhost")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    send.send_request(request).await.unwrap()
+    get_with(running, path, &[]).await
 }
 
 fn header<'a>(response: &'a Response<Incoming>, name: &str) -> &'a str {
@@ -137,4 +129,97 @@ async fn ui_off_removes_the_page_and_the_stats_stream() {
         assert_eq!(get(&running, path).await.status(), 404, "{path}");
     }
     assert_eq!(get(&running, "/healthz").await.status(), 200);
+}
+
+/// A GET of `path` with extra request headers.
+async fn get_with(running: &Running, path: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
+    let tcp = TcpStream::connect(running.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut request = Request::get(path).header("host", "localhost");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    send.send_request(request.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap()
+}
+
+// The browser module is imported by pages on other origins, so it is
+// served with the UI off too, as a module script (text/javascript, CORS),
+// and revalidated with its ETag.
+#[tokio::test]
+async fn the_browser_module_is_served_to_any_origin_with_or_without_the_ui() {
+    for ui in [true, false] {
+        let running = start(ui).await;
+        let origin = [("origin", "https://app.example")];
+        let response = get_with(&running, herald_hub::BROWSER_MODULE_PATH, &origin).await;
+        assert_eq!(response.status(), 200, "ui {ui}");
+        assert_eq!(
+            header(&response, "content-type"),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(header(&response, "access-control-allow-origin"), "*");
+        assert_eq!(header(&response, "cache-control"), "no-cache");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        let etag = header(&response, "etag").to_owned();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag:?}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            &body[..],
+            include_bytes!("../../../web/eventsource/herald.js"),
+            "the package's file, as it is"
+        );
+
+        // Revalidation: the same version is a 304 without a body, also
+        // with a weak tag among others; another version gets the file.
+        let weak = format!("\"other\", W/{etag}");
+        for tag in [etag.as_str(), weak.as_str()] {
+            let response = get_with(
+                &running,
+                herald_hub::BROWSER_MODULE_PATH,
+                &[("if-none-match", tag)],
+            )
+            .await;
+            assert_eq!(response.status(), 304, "{tag}");
+            assert_eq!(header(&response, "etag"), etag);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(body.is_empty());
+        }
+        let response = get_with(
+            &running,
+            herald_hub::BROWSER_MODULE_PATH,
+            &[("if-none-match", "\"0000000000000000\"")],
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+    }
+}
+
+// With CORS origins configured, a listed origin is answered as everywhere
+// else (echoed, with credentials) and any other still gets `*`.
+#[tokio::test]
+async fn the_browser_module_under_a_cors_policy() {
+    let hub = Hub::new(HubConfig {
+        anonymous: true,
+        cors_origins: vec!["https://listed.example".into()],
+        ..HubConfig::default()
+    })
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(herald_hub::server::Server::new(&hub).serve(listener, std::future::pending()));
+    let running = Running { addr, hub };
+    let path = herald_hub::BROWSER_MODULE_PATH;
+    let listed = get_with(&running, path, &[("origin", "https://listed.example")]).await;
+    assert_eq!(
+        header(&listed, "access-control-allow-origin"),
+        "https://listed.example"
+    );
+    assert_eq!(header(&listed, "access-control-allow-credentials"), "true");
+    let other = get_with(&running, path, &[("origin", "https://other.example")]).await;
+    assert_eq!(header(&other, "access-control-allow-origin"), "*");
+    assert_eq!(header(&other, "access-control-allow-credentials"), "");
 }

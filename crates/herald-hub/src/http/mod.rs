@@ -6,10 +6,12 @@
 //! with `Allow`.
 //! A hub that speaks draft-08 also serves its protected resource metadata
 //! (RFC 9728) at the path derived from its URL ([`resource_metadata`]).
-//! `/healthz`, `/readyz` and `/metrics` are for operators; the web UI
+//! `/healthz`, `/readyz` and `/metrics` are for operators; `/herald.js` is
+//! the browser module pages import ([`browser_module`]); the web UI
 //! ([`crate::ui`]) is merged in when enabled. CORS ([`cors`]) wraps it all
 //! when origins are configured.
 
+mod browser_module;
 mod cors;
 mod form;
 mod lost_events;
@@ -34,6 +36,7 @@ use crate::matcher::MatchType;
 use crate::protocol::Revision;
 use crate::Hub;
 
+pub use browser_module::BROWSER_MODULE_PATH;
 use form::read_form;
 pub(crate) use rejection::Rejection;
 
@@ -66,7 +69,8 @@ pub(crate) fn router(hub: Hub) -> Router {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route(BROWSER_MODULE_PATH, get(browser_module::module));
     if hub.shared.config.protocol.speaks(Revision::Draft08) {
         let path = hub.shared.config.hub_url.metadata_path();
         router = router.route(&path, get(resource_metadata));
