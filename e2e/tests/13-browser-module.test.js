@@ -1,4 +1,4 @@
-// Scenario 13: the browser module (/herald.js, web/eventsource/) in
+// Scenario 13: the browser module (/herald.js, crates/herald-hub/web/eventsource/) in
 // Chromium against the real hub, where a native EventSource gives up for
 // good: a hub that answers 503 for a while, a token that expires (401 on
 // the browser's own reconnection), and a resume position history no longer

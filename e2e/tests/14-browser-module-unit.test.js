@@ -1,4 +1,4 @@
-// The browser module (web/eventsource/herald.js) without a browser: its
+// The browser module (crates/herald-hub/web/eventsource/herald.js) without a browser: its
 // backoff, and its decisions driven by a scripted stand-in for the
 // browser's EventSource (when to take over, which URL, which token, what
 // it tells the page). Scenario 13 runs it against the hub in Chromium. And
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT, until } from '../lib/harness.js';
 
-const PACKAGE = path.join(ROOT, 'web', 'eventsource');
+const PACKAGE = path.join(ROOT, 'crates', 'herald-hub', 'web', 'eventsource');
 const { HeraldEventSource, backoffDelay, DEFAULT_BACKOFF } = await import(path.join(PACKAGE, 'herald.js'));
 
 test('backoff: full jitter under a ceiling that doubles from initial up to max', () => {

@@ -1,6 +1,6 @@
 //! The web UI: a live page, a debugger and live stats, beside the hub path.
 //!
-//! The page (`/`) is plain HTML, CSS and JavaScript from the repository's
+//! The page (`/`) is plain HTML, CSS and JavaScript from the crate's
 //! `web/` folder, embedded in the binary at build time: no front-end build
 //! step, nothing to deploy. It subscribes and publishes through the hub's
 //! own `/.well-known/mercure`, like any client. Its stats view follows
@@ -27,10 +27,10 @@ pub const STATS_PATH: &str = "/.well-known/herald/stats";
 /// How often the stats stream sends a snapshot.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-const INDEX_HTML: &str = include_str!("../../../web/index.html");
-const APP_JS: &str = include_str!("../../../web/app.js");
-const STYLE_CSS: &str = include_str!("../../../web/style.css");
-const ICON_SVG: &str = include_str!("../../../web/icon.svg");
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const STYLE_CSS: &str = include_str!("../web/style.css");
+const ICON_SVG: &str = include_str!("../web/icon.svg");
 
 /// Everything the page loads comes from the hub itself.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \

@@ -169,7 +169,7 @@ async fn the_browser_module_is_served_to_any_origin_with_or_without_the_ui() {
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(
             &body[..],
-            include_bytes!("../../../web/eventsource/herald.js"),
+            include_bytes!("../web/eventsource/herald.js"),
             "the package's file, as it is"
         );
 

@@ -2,7 +2,7 @@
 //! than on it: the code a page imports to subscribe, reconnect after the
 //! browser gives up, and resume.
 //!
-//! The file is `web/eventsource/herald.js`, the same one the npm package
+//! The file is `web/eventsource/herald.js` (in this crate), the same one the npm package
 //! `herald-eventsource` ships, embedded at build time: one copy of the
 //! source. It is served whether or not the web UI is on, since pages on
 //! other origins import it: module scripts are fetched with CORS, so the
@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 pub const BROWSER_MODULE_PATH: &str = "/herald.js";
 
 /// The module's source.
-const SOURCE: &str = include_str!("../../../../web/eventsource/herald.js");
+const SOURCE: &str = include_str!("../../web/eventsource/herald.js");
 
 /// FNV-1a (64 bits) of the source: the entity tag changes exactly when
 /// the file does. Not a security measure, only a cache key.

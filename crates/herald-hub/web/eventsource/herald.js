@@ -2,7 +2,7 @@
 //
 // Plain ES module, no build step, no dependency. Herald serves this very
 // file at /herald.js, and it is the `herald-eventsource` npm package
-// (web/eventsource/ in Herald's repository); types are in herald.d.ts.
+// (crates/herald-hub/web/eventsource/ in Herald's repository); types are in herald.d.ts.
 //
 // A native EventSource reconnects by itself after an established stream
 // drops, sending Last-Event-ID, and this module leaves it alone while it
