@@ -76,7 +76,7 @@ pub mod ui;
 mod update;
 
 pub use config::{HubConfig, JwtKey, DEFAULT_MAX_PATTERNS};
-pub use http::HUB_PATH;
+pub use http::{IpRange, IpRangeError, HUB_PATH};
 pub use hub::{BuildError, Hub, PublishError};
 pub use update::Update;
 
