@@ -38,7 +38,10 @@
 //!
 //! let hub = Hub::new(HubConfig { anonymous: true, ..HubConfig::default() })?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, hub.router())
+//! // With each client's address, for the limit of streams per client
+//! // (`HubConfig::max_streams_per_client`).
+//! let app = hub.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+//! axum::serve(listener, app)
 //!     .with_graceful_shutdown({
 //!         let hub = hub.clone();
 //!         async move {
