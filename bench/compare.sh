@@ -99,7 +99,9 @@ start_peer() {
         bin=$BASELINE
       fi
       rm -rf "$RUN/redb"
-      "$bin" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history "$history" \
+      # Every bench subscriber comes from 127.0.0.1: no limit per client
+      # (as a variable, which an older BASELINE ignores).
+      HERALD_MAX_STREAMS_PER_CLIENT=0 "$bin" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history "$history" \
         --data-dir "$RUN/redb" --ui off --log warn >"$log" 2>&1 &
       PID=$!; MEM_PID=$PID; wait_port 9400 "$log"
       ARGS=(--hub http://127.0.0.1:9400/.well-known/mercure --jwt-key "$KEY") ;;
@@ -110,7 +112,7 @@ start_peer() {
       redis-server --bind 127.0.0.1 --port 9500 --dir "$RUN/redis" --appendonly yes \
         --appendfsync always --save '' >"$OUT/$peer-$2.redis.log" 2>&1 &
       REDIS_PID=$!; wait_port 9500 "$OUT/$peer-$2.redis.log"
-      "$HERALD" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history redis \
+      HERALD_MAX_STREAMS_PER_CLIENT=0 "$HERALD" serve --listen 127.0.0.1:9400 --jwt-key "$KEY" --anonymous --history redis \
         --redis-url redis://127.0.0.1:9500/0 --ui off --log warn >"$log" 2>&1 &
       PID=$!; MEM_PID=$PID; wait_port 9400 "$log"
       ARGS=(--hub http://127.0.0.1:9400/.well-known/mercure --jwt-key "$KEY") ;;

@@ -63,7 +63,7 @@ function site({ ports, hubPort, cert, key, edits = [] }) {
 
 /**
  * A hub (key, anonymous subscribers, durable history) with --hub-url set
- * to the proxy's plain URL, behind nginx. `proxied.restartHub(args)` brings
+ * to the proxy's plain URL and nginx's address trusted, behind nginx. `proxied.restartHub(args)` brings
  * the hub back on its port and data directory (with other `args` if
  * given). Everything stops when the test ends.
  */
@@ -71,7 +71,8 @@ async function behindNginx(t, { hubArgs = [], edits = [] } = {}) {
   const ports = await proxyPorts();
   const plain = `http://127.0.0.1:${ports.plain}`;
   const tls = `https://127.0.0.1:${ports.tls}`;
-  const base = ['--hub-url', `${plain}${hubPath}`];
+  // As docs/deploy.md runs it: nginx on the hub's machine is its trusted proxy.
+  const base = ['--hub-url', `${plain}${hubPath}`, '--trusted-proxy', '127.0.0.1'];
   let hub = await startHub({ key: true, args: [...base, ...hubArgs] });
   const { port, dataDir } = hub;
   const certDir = tempDir('herald-e2e-cert-');

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::http::IpRange;
 use crate::matcher::HubUrl;
 use crate::protocol::{Protocol, ProtocolLimits};
 
@@ -91,6 +92,23 @@ pub struct HubConfig {
     /// open-file limit so that publishers and health checks still get in
     /// when streams fill it (`herald serve` does so by default).
     pub max_subscribers: usize,
+    /// Most event streams one client may hold at once; past it, a
+    /// subscription gets a 429 with `Retry-After` (draft-08
+    /// §Subscription: limits per client, per source address or token
+    /// subject). A client is the subject (`sub`) of its verified token, or,
+    /// without one, its address (an IPv6 address by its /64); see
+    /// `trusted_proxies` for clients behind a reverse proxy. The address
+    /// comes from [`crate::server::Server`], or, for an application that
+    /// serves [`crate::Hub::router`] itself, from axum's `ConnectInfo`
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`); served
+    /// without it, only subscribers with a subject are limited. `None` (or
+    /// `Some(0)`): no limit.
+    pub max_streams_per_client: Option<usize>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a request
+    /// from one of these addresses counts against the right-most address
+    /// of that list that is not one of them. Empty: the peer address is
+    /// the client, whatever the request says.
+    pub trusted_proxies: Vec<IpRange>,
     /// Which Mercure revisions the hub speaks: draft-07, draft-08 or both.
     pub protocol: Protocol,
     /// The hub's public URL: the base of relative URL patterns and topics,
@@ -132,6 +150,8 @@ impl Default for HubConfig {
             max_stream_lifetime: None,
             max_publish_rate: None,
             max_subscribers: usize::MAX,
+            max_streams_per_client: None,
+            trusted_proxies: Vec::new(),
             ui: true,
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),

@@ -18,6 +18,7 @@ use crate::dispatcher::{self, Dispatcher};
 use crate::fanout::Fanout;
 use crate::health::Health;
 use crate::history::{History, HistoryError, MemoryHistory};
+use crate::http::client_limit::ClientLimit;
 use crate::http::publish_rate::PublishRate;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::presence::{Membership, Presence};
@@ -96,6 +97,8 @@ pub(crate) struct Shared {
     pub(crate) announcements: TaskTracker,
     /// Publishes per token, when `HubConfig::max_publish_rate` is set.
     pub(crate) publish_rate: Option<PublishRate>,
+    /// Streams per client, when `HubConfig::max_streams_per_client` is set.
+    pub(crate) client_limit: Option<Arc<ClientLimit>>,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
@@ -222,6 +225,10 @@ impl Hub {
             }
         };
         let publish_rate = config.max_publish_rate.map(PublishRate::new);
+        let client_limit = config
+            .max_streams_per_client
+            .filter(|max| *max > 0)
+            .map(|max| Arc::new(ClientLimit::new(max, Arc::clone(&metrics))));
         let hub = Hub {
             shared: Arc::new(Shared {
                 config,
@@ -234,6 +241,7 @@ impl Hub {
                 membership,
                 announcements: TaskTracker::new(),
                 publish_rate,
+                client_limit,
                 matcher,
                 publisher_jwt,
                 subscriber_jwt,

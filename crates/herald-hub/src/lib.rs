@@ -38,8 +38,11 @@
 //! handlers with [`Hub::publish`]. [`server::Server`] serves the whole
 //! router (HTTP/1.1 and HTTP/2, plain or TLS); it keeps an idle subscriber
 //! at ~2 KiB, drops clients that stop reading, and ends every stream at
-//! shutdown, which `axum::serve` does not. A whole application is in
-//! `examples/todo`.
+//! shutdown, which `axum::serve` does not; and it gives the hub each
+//! client's address, for [`HubConfig::max_streams_per_client`] (under
+//! `axum::serve`, serve the router with
+//! `into_make_service_with_connect_info::<SocketAddr>()` for that). A whole
+//! application is in `examples/todo`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -100,7 +103,7 @@ pub mod ui;
 mod update;
 
 pub use config::{HubConfig, JwtKey, DEFAULT_MAX_PATTERNS};
-pub use http::{BROWSER_MODULE_PATH, HUB_PATH};
+pub use http::{IpRange, IpRangeError, BROWSER_MODULE_PATH, HUB_PATH};
 pub use hub::{BuildError, Hub, PublishError};
 pub use update::Update;
 

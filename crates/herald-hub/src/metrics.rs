@@ -31,6 +31,9 @@ pub struct Metrics {
     pub(crate) lifetime_ends_total: AtomicU64,
     pub(crate) publishes_rate_limited_total: AtomicU64,
     pub(crate) subscribers_refused_total: AtomicU64,
+    pub(crate) client_limit_refused_total: AtomicU64,
+    /// Clients holding streams, as the per-client limit counts them.
+    pub(crate) client_limit_clients: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -67,6 +70,12 @@ pub struct MetricsSnapshot {
     pub publishes_rate_limited_total: u64,
     /// Subscriptions refused because the hub held its limit of subscribers.
     pub subscribers_refused_total: u64,
+    /// Subscriptions refused because their client (token subject, or
+    /// address) held its limit of streams.
+    pub client_limit_refused_total: u64,
+    /// Clients (token subjects, or addresses) holding streams now, as the
+    /// limit of streams per client counts them; 0 when it is off.
+    pub client_limit_clients: u64,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -133,6 +142,8 @@ impl Metrics {
             lifetime_ends_total: get(&self.lifetime_ends_total),
             publishes_rate_limited_total: get(&self.publishes_rate_limited_total),
             subscribers_refused_total: get(&self.subscribers_refused_total),
+            client_limit_refused_total: get(&self.client_limit_refused_total),
+            client_limit_clients: get(&self.client_limit_clients),
             history,
         }
     }
@@ -151,7 +162,7 @@ impl SlowDisconnects {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 17] = [
+        let rows: [(&str, &str, &str, u64); 19] = [
             (
                 "herald_subscribers",
                 "gauge",
@@ -235,6 +246,18 @@ impl MetricsSnapshot {
                 "counter",
                 "Subscriptions refused (503) because the hub held its limit of subscribers.",
                 self.subscribers_refused_total,
+            ),
+            (
+                "herald_client_limit_refused_total",
+                "counter",
+                "Subscriptions refused (429) because their client (token subject, or address) held its limit of streams.",
+                self.client_limit_refused_total,
+            ),
+            (
+                "herald_client_limit_clients",
+                "gauge",
+                "Clients (token subjects, or addresses) holding event streams now, as the limit of streams per client counts them (0 when it is off).",
+                self.client_limit_clients,
             ),
             (
                 "herald_history_events",

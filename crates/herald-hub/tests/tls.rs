@@ -424,3 +424,53 @@ async fn a_client_that_never_finishes_the_handshake_does_not_block_others() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+// The limit of streams per client holds over TLS: streams on one HTTP/2
+// connection count one each, an HTTP/1.1 connection from the same address
+// counts with them, and a stream that ends gives its place back.
+#[tokio::test]
+async fn streams_per_client_are_counted_over_tls_on_every_protocol() {
+    let running = start(
+        HubConfig {
+            max_streams_per_client: Some(3),
+            ..config()
+        },
+        false,
+        256,
+    )
+    .await;
+    let send = h2_client(&running, None).await;
+    let uri = subscribe_uri("https", running.addr);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let response = send.clone().send_request(get(&uri)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        open.push(response);
+    }
+    let refused = send.clone().send_request(get(&uri)).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "10");
+
+    let tls = connect_tls(&running, &[b"http/1.1"]).await;
+    let (mut http1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let refused = http1
+        .send_request(
+            Request::get(format!("{HUB_PATH}?topic={TOPIC}"))
+                .header("host", "localhost")
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.version(), Version::HTTP_11);
+    assert_eq!(refused.status(), 429);
+    assert_eq!(running.hub.metrics().client_limit_refused_total, 2);
+
+    drop(open.pop());
+    wait_subscribers(&running.hub, |n| n <= 2, "a stream ends").await;
+    let response = send.clone().send_request(get(&uri)).await.unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -179,6 +179,7 @@ pub(crate) fn sign(
         subscribe: (!subscribe.is_empty()).then(|| subscribe.to_vec()),
         payload,
         exp: expiry(exp)?,
+        sub: None,
     };
     let token = mint(alg, key, &claims).map_err(|e| {
         let hint = if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {

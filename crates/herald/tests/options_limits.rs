@@ -1,6 +1,7 @@
 //! The request limits of `herald serve` (`--max-body`, `--max-topics`,
 //! `--max-selectors`, `--max-selector-length`, `--max-patterns`,
-//! `--max-stream-lifetime`), set as a user sets them
+//! `--max-stream-lifetime`, `--max-subscribers`, `--publish-rate`,
+//! `--max-streams-per-client` with `--trusted-proxy`), set as a user sets them
 //! (flag, environment, file): each accepts a request at the limit and
 //! refuses one just above it with the documented status and message. And
 //! the order of precedence of the three sources, flag > environment >
@@ -12,8 +13,8 @@ mod support;
 mod support_options;
 use support::{AsyncHub, TempDir};
 use support_options::{
-    assert_refused, base, get, publish, run_to_exit, send, serve_keyed, start, subscribe, token,
-    Reply, DEADLINE,
+    assert_refused, base, get, metric, publish, run_to_exit, send, serve_keyed, start, subscribe,
+    token, Reply, DEADLINE,
 };
 
 /// A publish form of exactly `len` bytes: one topic and padding data.
@@ -300,6 +301,64 @@ async fn max_subscribers_refuses_the_stream_past_it_with_503() {
     );
     // Publishing still gets in.
     assert_eq!(publish(&hub, "topic=a").await.status, 200);
+}
+
+#[tokio::test]
+async fn max_streams_per_client_refuses_the_stream_past_it_with_429() {
+    let hub = start(serve_keyed(&["--max-streams-per-client", "1"])).await;
+    let mut first = subscribe(&hub, "topic=a", &[]).await;
+    assert_eq!(first.next_block().await.as_deref(), Some(":\n\n"));
+    let refused = subscribe_refused(&hub, "topic=a").await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.headers["retry-after"], "10");
+    assert_eq!(
+        refused.body,
+        "the address 127.0.0.1 holds the hub's limit of 1 event streams per client; close one (another tab, another page) or retry later\n"
+    );
+    assert_eq!(metric(&hub, "herald_client_limit_refused_total").await, 1);
+    assert_eq!(metric(&hub, "herald_client_limit_clients").await, 1);
+    // Publishing is not a stream: it still gets in.
+    assert_eq!(publish(&hub, "topic=a").await.status, 200);
+
+    // 0 lifts the limit; a proxy address must be an address.
+    let hub = start(serve_keyed(&["--max-streams-per-client", "0"])).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = subscribe(&hub, "topic=a", &[]).await;
+        assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+        held.push(stream);
+    }
+    let out = run_to_exit(serve_keyed(&["--trusted-proxy", "proxy.internal"])).await;
+    assert_refused(&out, "invalid --trusted-proxy");
+}
+
+// Behind a reverse proxy on the hub's machine every client arrives from
+// 127.0.0.1: trusted (here from the environment, as a list), the proxy's
+// X-Forwarded-For tells them apart; a client's own entries, left of what
+// the proxy appended, count for nothing.
+#[tokio::test]
+async fn trusted_proxies_from_the_environment_count_forwarded_clients_apart() {
+    let mut cmd = serve_keyed(&["--max-streams-per-client", "1"]);
+    cmd.env("HERALD_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1");
+    let hub = start(cmd).await;
+    let mut held = Vec::new();
+    for client in ["203.0.113.7", "203.0.113.8"] {
+        let mut stream = subscribe(&hub, "topic=a", &[("x-forwarded-for", client)]).await;
+        assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+        held.push(stream);
+    }
+    let request = http::Request::get(format!("{}?topic=a", hub.url))
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+        .body(Default::default())
+        .unwrap();
+    let refused = send(request).await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body.starts_with("the address 203.0.113.7 "),
+        "{}",
+        refused.body
+    );
+    assert_eq!(metric(&hub, "herald_client_limit_clients").await, 2);
 }
 
 #[tokio::test]

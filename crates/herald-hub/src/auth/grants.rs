@@ -27,6 +27,12 @@ pub(crate) struct Grants {
     pub(crate) payloads: Vec<(Vec<Matcher>, Option<Value>)>,
     /// `exp`, seconds since the Unix epoch.
     pub(crate) expires: Option<u64>,
+    /// `sub`: whom the token names, by which the hub counts a client's
+    /// streams (`HubConfig::max_streams_per_client`).
+    pub(crate) subject: Option<String>,
+    /// `iss` of a draft-08 token: a subject is unique within its issuer
+    /// only. `None` for draft-07 (one key, one issuer).
+    pub(crate) issuer: Option<String>,
 }
 
 impl Grants {
@@ -47,6 +53,8 @@ impl Grants {
             payload: claims.payload,
             payloads: Vec::new(),
             expires: claims.exp,
+            subject: claims.sub,
+            issuer: None,
         }
     }
 
@@ -88,6 +96,8 @@ impl Grants {
             payload: None,
             payloads,
             expires: Some(token.expires),
+            subject: token.subject,
+            issuer: Some(token.issuer),
         })
     }
 

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 /// The Mercure claims a verified token carries.
 ///
 /// In the token they are `{"mercure": {"publish": […], "subscribe": […],
-/// "payload": …}, "exp": …}`; every one is optional.
+/// "payload": …}, "exp": …, "sub": …}`; every one is optional.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Claims {
     /// `mercure.publish`: selectors the holder may publish to (`None` when absent).
@@ -33,6 +33,10 @@ pub struct Claims {
     /// `exp`, seconds since the Unix epoch (a fractional `exp` is rounded
     /// up, which keeps "valid while now < exp" exact).
     pub exp: Option<u64>,
+    /// `sub`: whom the token was issued to (`None` when absent). The hub
+    /// counts a subscriber's streams by it (`HubConfig::max_streams_per_client`).
+    /// A numeric `sub`, which some applications send, is read as its text.
+    pub sub: Option<String>,
 }
 
 /// Why a token (or a key) was refused. Each variant displays as one
@@ -217,7 +221,7 @@ impl JwtVerifier {
 /// `RSA PRIVATE KEY` also works for RSA).
 ///
 /// The token holds `mercure` only when one of its claims is set, and `exp`
-/// when set. A `Some(Value::Null)` payload reads back as `None`.
+/// and `sub` when set. A `Some(Value::Null)` payload reads back as `None`.
 pub fn mint(alg: Algorithm, key: &[u8], claims: &Claims) -> Result<String, AuthError> {
     let mut mercure = Map::new();
     if let Some(publish) = &claims.publish {
@@ -235,6 +239,9 @@ pub fn mint(alg: Algorithm, key: &[u8], claims: &Claims) -> Result<String, AuthE
     }
     if let Some(exp) = claims.exp {
         root.insert("exp".into(), Value::from(exp));
+    }
+    if let Some(sub) = &claims.sub {
+        root.insert("sub".into(), Value::from(sub.clone()));
     }
     sign(&Header::new(alg), key, &root)
 }
@@ -296,11 +303,19 @@ fn parse_claims(payload: Value) -> Result<(Claims, Option<u64>), AuthError> {
             ))
         }
     };
+    // Draft-07 says nothing of `sub`, and jsonwebtoken has already refused
+    // an array or an object there: a number is taken as its text.
+    let sub = match root.get("sub") {
+        Some(Value::String(sub)) => Some(sub.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
     let claims = Claims {
         publish,
         subscribe,
         payload,
         exp,
+        sub,
     };
     Ok((claims, not_before))
 }

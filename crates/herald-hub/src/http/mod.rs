@@ -12,9 +12,11 @@
 //! when origins are configured.
 
 mod browser_module;
+pub(crate) mod client_limit;
 mod cors;
 mod form;
 mod lost_events;
+pub(crate) mod peer;
 mod publish;
 pub(crate) mod publish_rate;
 mod rejection;
@@ -29,15 +31,15 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 
-use crate::fanout::StallFlag;
 use crate::matcher::MatchType;
 use crate::protocol::Revision;
 use crate::Hub;
 
 pub use browser_module::BROWSER_MODULE_PATH;
 use form::read_form;
+pub use peer::{IpRange, IpRangeError};
 pub(crate) use rejection::Rejection;
 
 /// The header a reconnecting client resumes with (and a draft-07 hub
@@ -100,14 +102,14 @@ async fn other_method(
     method: Method,
     State(hub): State<Hub>,
     RawQuery(query): RawQuery,
-    stall: Option<Extension<StallFlag>>,
+    connection: peer::Connection,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> axum::response::Response {
     let query_allowed = hub.shared.config.protocol.speaks(Revision::Draft08);
     if method.as_str() == "QUERY" && query_allowed {
-        let stall = stall.map(|Extension(flag)| flag);
-        return subscribe::subscribe_with_body(hub, query.as_deref(), &headers, stall, body).await;
+        return subscribe::subscribe_with_body(hub, query.as_deref(), &headers, connection, body)
+            .await;
     }
     let allow = if query_allowed {
         "GET, HEAD, POST, QUERY"

@@ -1,8 +1,10 @@
 //! `GET /.well-known/mercure`: the subscribe path, from request to stream.
 //!
-//! Parse the selectors, authenticate (or admit anonymously), register with
-//! fan-out FIRST, then resolve `Last-Event-ID` and replay from history,
-//! then follow the live queue, dropping live entries already replayed
+//! Parse the selectors, authenticate (or admit anonymously), take a place
+//! among the client's streams when they are limited
+//! ([`super::client_limit`]: 429 past the limit), register with fan-out
+//! FIRST, then resolve `Last-Event-ID` and replay from history, then
+//! follow the live queue, dropping live entries already replayed
 //! (sequence number at or below the last one sent). Registering before
 //! reading history is what makes the hand-over free of gaps; comparing
 //! sequence numbers is what makes it free of duplicates.
@@ -23,14 +25,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
-use axum::Extension;
 use tokio::time::Instant;
 
+use super::client_limit::{ClientKey, ClientPermit};
+use super::peer::{client_addr, forwarded_by_untrusted, Connection};
 use super::subscription::{End, Replay, Subscription, REPLAY_PAGE};
 use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{self, Grants, Refused, Role};
-use crate::fanout::{Interest, StallFlag, Unregistered};
+use crate::fanout::{Interest, Unregistered};
 use crate::matcher::Matcher;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
 use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
@@ -39,11 +42,10 @@ use crate::Hub;
 pub(crate) async fn subscribe(
     State(hub): State<Hub>,
     RawQuery(query): RawQuery,
-    stall: Option<Extension<StallFlag>>,
+    connection: Connection,
     headers: HeaderMap,
 ) -> Response {
-    let stall = stall.map(|Extension(flag)| flag);
-    match open(hub.clone(), query.as_deref(), &headers, stall).await {
+    match open(hub.clone(), query.as_deref(), &headers, connection).await {
         Ok(response) => response,
         Err(rejection) => rejection.respond(&hub),
     }
@@ -58,7 +60,7 @@ pub(crate) async fn subscribe_with_body(
     hub: Hub,
     query: Option<&str>,
     headers: &HeaderMap,
-    stall: Option<StallFlag>,
+    connection: Connection,
     body: axum::body::Body,
 ) -> Response {
     let limit = hub.shared.config.max_body;
@@ -73,19 +75,19 @@ pub(crate) async fn subscribe_with_body(
         Some(query) => format!("{query}&{parameters}"),
         None => parameters.to_owned(),
     };
-    match open(hub.clone(), Some(&union), headers, stall).await {
+    match open(hub.clone(), Some(&union), headers, connection).await {
         Ok(response) => response,
         Err(rejection) => rejection.respond(&hub),
     }
 }
 
-/// `stall` is the connection's [`StallFlag`] when the hub's own server
-/// serves it.
+/// `connection` says what the server knows of the request's connection:
+/// its stall flag and peer address when the hub's own server serves it.
 async fn open(
     hub: Hub,
     query: Option<&str>,
     headers: &HeaderMap,
-    stall: Option<StallFlag>,
+    connection: Connection,
 ) -> Result<Response, Rejection> {
     if hub.is_shutting_down() {
         return Err(shutting_down());
@@ -104,6 +106,9 @@ async fn open(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let grants = authenticate(&hub, headers, query).await?;
+    // Counted before anything is registered: a refused client costs the
+    // hub nothing more.
+    let permit = admit_client(&hub, grants.as_ref(), headers, connection.peer)?;
     let last_event_id = match headers.get(&LAST_EVENT_ID) {
         Some(raw) => Some(
             std::str::from_utf8(raw.as_bytes())
@@ -221,7 +226,8 @@ async fn open(
     let subscription =
         Subscription::new(hub, interest, (registration, inbox), replay, last_seq, ends)
             .announced(announced)
-            .stall_flag(stall);
+            .stall_flag(connection.stall)
+            .client_permit(permit);
 
     let mut response = super::event_stream(subscription);
     let out = response.headers_mut();
@@ -238,6 +244,46 @@ async fn open(
         }
     }
     Ok(response)
+}
+
+/// A place for the stream among its client's, when streams per client are
+/// limited and the client is known: by its token's subject, else by its
+/// address. `None` when there is no limit, or no subject and no address
+/// (a server that does not give it).
+fn admit_client(
+    hub: &Hub,
+    grants: Option<&Grants>,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<ClientPermit>, Rejection> {
+    let Some(limit) = &hub.shared.client_limit else {
+        return Ok(None);
+    };
+    let trusted = &hub.shared.config.trusted_proxies;
+    let key = match (grants.and_then(|g| g.subject.as_ref()), peer) {
+        (Some(subject), _) => ClientKey::Subject {
+            issuer: grants.and_then(|g| g.issuer.clone()),
+            subject: subject.clone(),
+        },
+        (None, Some(peer)) => ClientKey::address(client_addr(peer.ip(), headers, trusted)),
+        (None, None) => return Ok(None),
+    };
+    limit.admit(&key).map(Some).map_err(|refused| {
+        let proxy = peer
+            .map(|p| p.ip().to_canonical())
+            .filter(|p| forwarded_by_untrusted(*p, headers, trusted));
+        if let (ClientKey::Address(_), Some(proxy)) = (&key, proxy) {
+            if limit.first_hint() {
+                tracing::warn!(
+                    "a stream from {proxy} was refused for its client's limit although the request came with X-Forwarded-For: if {proxy} is your reverse proxy, trust it (herald serve --trusted-proxy {proxy}) so that the clients behind it count apart (said once)"
+                );
+            }
+        }
+        Rejection::TooManyRequests {
+            message: refused.message,
+            retry_after: super::client_limit::RETRY_AFTER,
+        }
+    })
 }
 
 fn unavailable(e: crate::history::HistoryError) -> Rejection {

@@ -6,7 +6,9 @@
 //! were replayed). Heartbeat comments fill silences only, and the stream
 //! ends when the subscriber's token expires, or when it has lived its
 //! maximum lifetime ([`End`]). Dropped because the server closed its
-//! connection for a write stall, it counts itself as slow. A subscriber
+//! connection for a write stall, it counts itself as slow. However it ends,
+//! it gives back its place among its client's streams
+//! ([`super::client_limit`]). A subscriber
 //! that asked to be told when its resume position is gone gets the
 //! `events_lost` frame ([`super::lost_events`]) before anything the replay
 //! sends.
@@ -26,6 +28,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
+use super::client_limit::ClientPermit;
 use crate::fanout::{Inbox, Interest, Registration, SlowReason, StallFlag};
 use crate::history::{Entry, HistoryError};
 use crate::metrics::Metrics;
@@ -110,6 +113,11 @@ pub(super) struct Subscription {
     expires: Option<(Pin<Box<Sleep>>, End)>,
     /// Announces the end of the subscriptions when the stream is dropped.
     _announced: Option<Announced>,
+    /// The stream's place among its client's (`None`: not counted). Given
+    /// back as soon as the stream ends, before its last chunk is written,
+    /// or when it is dropped: a client that reconnects at once is not
+    /// refused for the stream it just lost.
+    client: Option<ClientPermit>,
 }
 
 impl Subscription {
@@ -136,6 +144,7 @@ impl Subscription {
             heartbeat: None,
             expires: ends.map(|(at, why)| (Box::pin(tokio::time::sleep_until(at)), why)),
             _announced: None,
+            client: None,
         }
     }
 
@@ -150,6 +159,12 @@ impl Subscription {
     /// [`crate::fanout::StallFlag`]).
     pub(super) fn stall_flag(mut self, stall: Option<StallFlag>) -> Subscription {
         self.stall = stall;
+        self
+    }
+
+    /// Counts the stream against its client until it ends.
+    pub(super) fn client_permit(mut self, permit: Option<ClientPermit>) -> Subscription {
+        self.client = permit;
         self
     }
 
@@ -263,6 +278,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        // The client's place first, before the registration leaves
+        // fan-out: whoever sees the subscriber count fall sees it free.
+        self.client = None;
         if self.stall.as_ref().is_some_and(StallFlag::is_raised) {
             self.registration.close_as_slow(SlowReason::WriteStall);
         }
@@ -280,10 +298,14 @@ impl Stream for Subscription {
             let frame = this.hub.shared.heartbeat.clone();
             return Poll::Ready(Some(Ok(this.wrote(frame))));
         }
-        match ready!(this.poll_replayed(cx)) {
-            Replayed::Frame(frame) => Poll::Ready(Some(Ok(this.wrote(frame)))),
-            Replayed::End => Poll::Ready(None),
-            Replayed::Done => this.poll_live(cx).map(|frame| frame.map(Ok)),
+        let next = match ready!(this.poll_replayed(cx)) {
+            Replayed::Frame(frame) => Some(this.wrote(frame)),
+            Replayed::End => None,
+            Replayed::Done => ready!(this.poll_live(cx)),
+        };
+        if next.is_none() {
+            this.client = None;
         }
+        Poll::Ready(next.map(Ok))
     }
 }

@@ -44,6 +44,7 @@ mod stall;
 mod tls;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,7 +217,7 @@ impl Server {
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve_tls(tcp, &acceptor, &shared, stopping).await {
+                        if let Err(e) = serve_tls(tcp, peer, &acceptor, &shared, stopping).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
                     });
@@ -254,6 +255,7 @@ type ConnectionError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn serve_tls(
     tcp: TcpStream,
+    peer: SocketAddr,
     acceptor: &TlsAcceptor,
     shared: &Shared,
     stopping: watch::Receiver<bool>,
@@ -263,15 +265,17 @@ async fn serve_tls(
         Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}").into()),
         Err(_) => return Err("TLS handshake timed out".into()),
     };
-    serve_hyper(shared, stream, stopping).await
+    serve_hyper(shared, stream, peer, stopping).await
 }
 
 /// Serves a connection with hyper (HTTP/1.1 or HTTP/2, whichever the client
 /// speaks), shutting it down gracefully when `stopping` turns true, and
 /// closing it when the client stops reading for the write stall limit.
+/// `peer` is the client's address, which every request carries.
 async fn serve_hyper<I>(
     shared: &Shared,
     io: I,
+    peer: SocketAddr,
     mut stopping: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError>
 where
@@ -282,6 +286,7 @@ where
     let service = stall::Flagged {
         inner: shared.service.clone(),
         flag,
+        peer,
     };
     let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

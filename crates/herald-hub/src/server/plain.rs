@@ -47,6 +47,7 @@ use super::http1::{field, parse, push_chunk, response_head, Parsed};
 use super::rewind::Rewind;
 use super::{serve_hyper, ConnectionError, Shared, HEAD_TIMEOUT};
 use crate::fanout::StallFlag;
+use crate::http::peer::PeerAddr;
 
 /// The longest request head read here; a longer one (a subscription with
 /// very many selectors) is left to hyper, whose limit is higher.
@@ -92,7 +93,7 @@ impl Connection {
         shared: Arc<Shared>,
         shutdown: watch::Receiver<bool>,
     ) -> Connection {
-        let requests = requests(tcp, Vec::new(), Arc::clone(&shared), shutdown.clone());
+        let requests = requests(tcp, peer, Vec::new(), Arc::clone(&shared), shutdown.clone());
         Connection {
             peer,
             shared,
@@ -128,6 +129,7 @@ impl Future for Connection {
                         Poll::Ready(Ok(true)) if streaming.keep_alive => {
                             let requests = requests(
                                 streaming.tcp,
+                                this.peer,
                                 streaming.carried,
                                 Arc::clone(&this.shared),
                                 this.shutdown.clone(),
@@ -150,9 +152,11 @@ impl Future for Connection {
 
 /// Serves requests until one starts an event stream or the connection is
 /// over (closed, timed out, the server stopping, or handed to hyper).
-/// `carried` holds bytes already read past the previous request.
+/// `carried` holds bytes already read past the previous request; `peer` is
+/// the client's address, which every request carries.
 async fn requests(
     mut tcp: TcpStream,
+    peer: SocketAddr,
     mut carried: Vec<u8>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
@@ -175,7 +179,7 @@ async fn requests(
             Ok(Head::Closed) => return Step::Done(Ok(())),
             Ok(Head::ForHyper(read)) => {
                 let io = Rewind::new(read, tcp);
-                return Step::Done(serve_hyper(&shared, io, shutdown).await);
+                return Step::Done(serve_hyper(&shared, io, peer, shutdown).await);
             }
             Ok(Head::Subscription {
                 request,
@@ -187,6 +191,7 @@ async fn requests(
         let mut request = *request;
         let stall = StallFlag::default();
         request.extensions_mut().insert(stall.clone());
+        request.extensions_mut().insert(PeerAddr(peer));
         let response = match shared.service.call(request).await {
             Ok(response) => response,
             Err(never) => match never {},

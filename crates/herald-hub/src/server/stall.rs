@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use crate::fanout::StallFlag;
+use crate::http::peer::PeerAddr;
 
 /// `inner`, whose writes fail once they have made no progress for `limit`.
 pub(super) struct StallGuard<I> {
@@ -123,11 +125,13 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for StallGuard<I> {
 }
 
 /// A connection's service: the server's, with the connection's
-/// [`StallFlag`] on every request for the subscriptions to pick up.
+/// [`StallFlag`] on every request for the subscriptions to pick up, and
+/// its peer's address ([`PeerAddr`]) for the limit of streams per client.
 #[derive(Clone)]
 pub(super) struct Flagged<S> {
     pub(super) inner: S,
     pub(super) flag: StallFlag,
+    pub(super) peer: SocketAddr,
 }
 
 impl<S, B> Service<Request<B>> for Flagged<S>
@@ -139,7 +143,9 @@ where
     type Future = S::Future;
 
     fn call(&self, mut request: Request<B>) -> Self::Future {
-        request.extensions_mut().insert(self.flag.clone());
+        let extensions = request.extensions_mut();
+        extensions.insert(self.flag.clone());
+        extensions.insert(PeerAddr(self.peer));
         self.inner.call(request)
     }
 }

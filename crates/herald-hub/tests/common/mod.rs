@@ -193,7 +193,33 @@ pub async fn subscribe(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) 
 
 /// Opens a subscription with any request (`QUERY` with a body, say).
 pub async fn subscribe_request(req: Request<Full<Bytes>>) -> Stream {
-    let res = client()
+    subscribe_with(&client(), req).await
+}
+
+/// Opens `GET /.well-known/mercure?{query}` with extra headers from the
+/// local address `source` (any of 127.0.0.0/8 reaches a hub on
+/// 127.0.0.1): a client at another address.
+pub async fn subscribe_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Stream {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(source));
+    let client = Client::builder(TokioExecutor::new()).build(connector);
+    let mut req = Request::get(format!("http://{addr}{HUB_PATH}?{query}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    subscribe_with(&client, req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+async fn subscribe_with(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> Stream {
+    let res = client
         .request(req)
         .await
         .expect("subscribe reaches the hub");
@@ -266,6 +292,13 @@ impl Stream {
         }
         self.drain_parser();
         true
+    }
+
+    /// The whole body as text (a refusal's message), read to its end
+    /// within [`LONG`].
+    pub async fn text(mut self) -> String {
+        assert!(self.ends_within(LONG).await, "the body did not end");
+        String::from_utf8(self.raw).unwrap()
     }
 
     /// The next event; `None` when the stream ends.

@@ -273,6 +273,29 @@ pub(crate) struct ServeArgs {
     /// and health checks still get in].
     #[arg(long, env = "HERALD_MAX_SUBSCRIBERS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) max_subscribers: Option<u64>,
+    /// Most event streams one client may hold at once; past it, a
+    /// subscription gets a 429 with Retry-After. A client is its token's
+    /// subject (`sub`), or without one its address (an IPv6 address by its
+    /// /64); behind a reverse proxy, see --trusted-proxy. The default is
+    /// above what a browser opens (6 over HTTP/1.1, one HTTP/2 connection's
+    /// --h2-max-streams) and what an office or carrier NAT usually puts
+    /// behind one address, yet one client cannot fill the hub; 0: no limit
+    /// [default: 1000].
+    #[arg(long, env = "HERALD_MAX_STREAMS_PER_CLIENT", value_name = "N")]
+    pub(super) max_streams_per_client: Option<usize>,
+    /// A reverse proxy whose X-Forwarded-For the hub believes, as an
+    /// address or a network (127.0.0.1, 10.0.0.0/8, ::1); repeat or
+    /// separate with commas. A request from one of them counts against the
+    /// right-most address of X-Forwarded-For that is not one of them, for
+    /// --max-streams-per-client [default: none: the peer is the client].
+    #[arg(
+        long = "trusted-proxy",
+        env = "HERALD_TRUSTED_PROXIES",
+        value_name = "ADDR|CIDR",
+        value_delimiter = ','
+    )]
+    #[serde(default, deserialize_with = "list_or_text")]
+    pub(super) trusted_proxy: Option<Vec<String>>,
     /// Publishes per second one publisher token may make (in bursts of as
     /// many); past it, 429 with Retry-After [default: no limit].
     #[arg(long, env = "HERALD_PUBLISH_RATE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use herald_hub::matcher::HubUrl;
 use herald_hub::protocol::{Protocol, ProtocolLimits};
-use herald_hub::{HubConfig, JwtKey};
+use herald_hub::{HubConfig, IpRange, JwtKey};
 
 use super::args::{ProtocolRevisions, ServeArgs, Switch};
 use super::dev::{dev_mode, DevMode};
@@ -100,6 +100,12 @@ pub(super) fn hub_config(
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => default_max_subscribers(),
         },
+        max_streams_per_client: match args.max_streams_per_client {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(DEFAULT_MAX_STREAMS_PER_CLIENT),
+        },
+        trusted_proxies: trusted_proxies(&args.trusted_proxy)?,
         ui: args.ui != Some(Switch::Off),
         subscriptions: args.subscriptions == Some(Switch::On),
         protocol: match args.protocol {
@@ -132,6 +138,27 @@ pub(super) fn hub_config(
     config.publisher_key = Some(dev.key.clone());
     config.subscriber_key = Some(dev.key.clone());
     Ok((config, Some(dev)))
+}
+
+/// The default of --max-streams-per-client. Browsers open at most six
+/// HTTP/1.1 connections to a site, and one HTTP/2 connection carries up to
+/// --h2-max-streams (256) streams, so no one person's browser comes near;
+/// an office or a carrier NAT puts many people behind one address, and a
+/// thousand streams of one site from one address is past what they
+/// usually hold. Against the hub's capacity (tens of thousands of streams
+/// under systemd's usual file limits) one client holds a small share.
+const DEFAULT_MAX_STREAMS_PER_CLIENT: usize = 1000;
+
+/// --trusted-proxy: addresses and networks, spaces around them ignored and
+/// empty items skipped (as `a, b,` gives them).
+fn trusted_proxies(given: &Option<Vec<String>>) -> anyhow::Result<Vec<IpRange>> {
+    given
+        .iter()
+        .flatten()
+        .map(|text| text.trim())
+        .filter(|text| !text.is_empty())
+        .map(|text| text.parse().context("invalid --trusted-proxy"))
+        .collect()
 }
 
 /// --hub-url, or the URL the hub answers on by its listen address.
@@ -312,6 +339,53 @@ mod tests {
         assert_eq!(config.cors_origins, vec!["https://app.example".to_owned()]);
 
         assert!(hub_config(&ServeArgs::default(), "0.0.0.0:0".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn streams_per_client_default_to_a_thousand_and_zero_lifts_the_limit() {
+        let (config, _) = hub_config(&keyed(), loopback()).unwrap();
+        assert_eq!(config.max_streams_per_client, Some(1000));
+        assert!(config.trusted_proxies.is_empty());
+        for (given, want) in [(0, None), (3, Some(3))] {
+            let args = ServeArgs {
+                max_streams_per_client: Some(given),
+                ..keyed()
+            };
+            let (config, _) = hub_config(&args, loopback()).unwrap();
+            assert_eq!(config.max_streams_per_client, want);
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let args = ServeArgs {
+            trusted_proxy: Some(vec![
+                " 127.0.0.1".into(),
+                "10.0.0.0/8".into(),
+                "".into(),
+                "::1".into(),
+            ]),
+            ..keyed()
+        };
+        let (config, _) = hub_config(&args, loopback()).unwrap();
+        let shown: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        let args = ServeArgs {
+            trusted_proxy: Some(vec!["proxy.internal".into()]),
+            ..keyed()
+        };
+        let Err(err) = hub_config(&args, loopback()) else {
+            panic!("a host name was taken for a proxy address");
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("--trusted-proxy") && err.contains("\"proxy.internal\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ fn full_claims() -> Claims {
         subscribe: Some(vec!["*".into(), "https://example.com/users/42".into()]),
         payload: Some(json!({"user": "https://example.com/users/42", "n": [1, 2]})),
         exp: Some(4_102_444_800), // 2100-01-01
+        sub: Some("https://example.com/users/42".into()),
     }
 }
 
@@ -116,13 +117,45 @@ fn hs384_and_hs512_round_trip() {
 #[test]
 fn token_without_exp_or_mercure_claims_is_valid_with_nothing_granted() {
     let token = hs256_with(&json!({"sub": "someone"}));
-    assert_eq!(hs256().verify(&token), Ok(Claims::default()));
+    assert_eq!(
+        hs256().verify(&token),
+        Ok(Claims {
+            sub: Some("someone".into()),
+            ..Claims::default()
+        })
+    );
     let token = mint(Algorithm::HS256, SECRET, &Claims::default()).unwrap();
     assert_eq!(hs256().verify(&token), Ok(Claims::default()));
     let token = hs256_with(&json!({"mercure": {}}));
     assert_eq!(hs256().verify(&token), Ok(Claims::default()));
     let token = hs256_with(&json!({"mercure": {"publish": null, "payload": null}, "exp": null}));
     assert_eq!(hs256().verify(&token), Ok(Claims::default()));
+}
+
+// The subject counts a subscriber's streams: a numeric one (outside
+// RFC 7519, but sent) is read as its text, `null` names nobody, and an
+// array or an object makes the token malformed (jsonwebtoken's own check).
+#[test]
+fn the_subject_is_text_or_a_number() {
+    for (sub, want) in [
+        (json!("user-1"), Some("user-1")),
+        (json!(42), Some("42")),
+        (json!(null), None),
+    ] {
+        let token = hs256_with(&json!({ "sub": sub }));
+        assert_eq!(
+            hs256().verify(&token).unwrap().sub.as_deref(),
+            want,
+            "{sub}"
+        );
+    }
+    for sub in [json!(["a"]), json!({"id": 1})] {
+        let token = hs256_with(&json!({ "sub": sub }));
+        assert!(
+            matches!(hs256().verify(&token), Err(AuthError::Malformed(_))),
+            "{sub}"
+        );
+    }
 }
 
 #[test]
