@@ -67,6 +67,11 @@ say "cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+# Each library crate builds from its package alone (no file from outside
+# it), as crates.io would build it.
+say "cargo package (the library crates)"
+cargo package --allow-dirty -p herald-sse -p herald-client -p herald-hub
+
 # ---- end-to-end: the hub in a real browser (e2e/) ----
 # Debian's Chromium driven by npm's playwright-core (never a downloaded
 # browser), run by node's built-in test runner.
