@@ -152,7 +152,7 @@ impl Default for HubConfig {
             max_subscribers: usize::MAX,
             max_streams_per_client: None,
             trusted_proxies: Vec::new(),
-            ui: true,
+            ui: cfg!(feature = "ui"),
             protocol: Protocol::default(),
             hub_url: HubUrl::default(),
             subscriptions: false,

@@ -45,6 +45,14 @@ pub enum BuildError {
     },
     /// The access-token configuration cannot work.
     AccessTokens(crate::access_token::ConfigError),
+    /// The configuration asks for a part this build of the crate leaves
+    /// out: turn its feature on.
+    FeatureOff {
+        /// What was asked for.
+        what: &'static str,
+        /// The crate feature that provides it.
+        feature: &'static str,
+    },
 }
 
 impl std::fmt::Display for BuildError {
@@ -52,6 +60,10 @@ impl std::fmt::Display for BuildError {
         match self {
             BuildError::Key { role, error } => write!(f, "the {role} JWT key is unusable: {error}"),
             BuildError::AccessTokens(error) => error.fmt(f),
+            BuildError::FeatureOff { what, feature } => write!(
+                f,
+                "{what} needs herald-hub's `{feature}` feature, which this build leaves out"
+            ),
         }
     }
 }
@@ -145,6 +157,12 @@ impl Hub {
     /// A hub storing its history in `history`. Must be called within a
     /// tokio runtime.
     pub fn with_history(config: HubConfig, history: Arc<dyn History>) -> Result<Hub, BuildError> {
+        if config.ui && !cfg!(feature = "ui") {
+            return Err(BuildError::FeatureOff {
+                what: "the web UI (`HubConfig::ui`)",
+                feature: "ui",
+            });
+        }
         let verifier = |role, key: &Option<crate::config::JwtKey>| {
             key.as_ref()
                 .map(|k| JwtVerifier::new(k.algorithm, &k.key))
@@ -377,6 +395,29 @@ mod tests {
     fn ended(inbox: &mut Inbox) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         matches!(inbox.poll_recv(&mut cx), Poll::Ready(None))
+    }
+
+    // The default configuration builds whatever the build holds; asking
+    // for the UI of a build without it is refused by name, not ignored.
+    #[tokio::test]
+    async fn a_part_left_out_of_the_build_is_refused_by_name() {
+        assert!(Hub::new(HubConfig::default()).is_ok());
+        let with_ui = Hub::new(HubConfig {
+            ui: true,
+            ..HubConfig::default()
+        });
+        if cfg!(feature = "ui") {
+            assert!(with_ui.is_ok());
+        } else {
+            let Err(error) = with_ui else {
+                panic!("a build without the ui feature built a hub with the UI on");
+            };
+            assert!(matches!(
+                error,
+                BuildError::FeatureOff { feature: "ui", .. }
+            ));
+            assert!(error.to_string().contains("`ui` feature"), "{error}");
+        }
     }
 
     // A paced drain refuses new subscribers at once and ends the open

@@ -31,6 +31,18 @@
 //! [`ui`] serves the web page and its live stats stream; [`server`] is the accept loop (plain HTTP or
 //! HTTPS, HTTP/1.1 and HTTP/2 on one listener, graceful shutdown).
 //!
+//! # Features
+//!
+//! An application takes only the parts it uses (`default-features =
+//! false`, then the ones it wants); the `herald` binary turns all on.
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `redb`  | on  | `history::RedbHistory`, the durable history in one file |
+//! | `tls`   | on  | HTTPS in `server::Server` (`TlsConfig`, self-signed certificates) |
+//! | `ui`    | on  | the web UI and its stats stream ([`HubConfig::ui`]; asked for without the feature, [`Hub::new`] refuses with [`BuildError::FeatureOff`]) |
+//! | `redis` | off | `history::RedisHistory`: hub nodes sharing one log in Redis Streams, with presence across nodes |
+//!
 //! # Example
 //!
 //! The hub inside an application: its routes nested beside the
@@ -99,6 +111,7 @@ pub mod protocol;
 mod publisher;
 pub mod server;
 pub mod topic;
+#[cfg(feature = "ui")]
 pub mod ui;
 mod update;
 

@@ -87,6 +87,7 @@ pub(crate) fn router(hub: Hub) -> Router {
                 get(subscriptions::subscriptions),
             );
     }
+    #[cfg(feature = "ui")]
     if hub.shared.config.ui {
         router = router.merge(crate::ui::routes());
     }

@@ -41,6 +41,7 @@ pub(crate) mod http1;
 mod plain;
 mod rewind;
 mod stall;
+#[cfg(feature = "tls")]
 mod tls;
 
 use std::future::Future;
@@ -53,13 +54,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::fanout::StallFlag;
 use crate::{Hub, HUB_PATH};
 
+#[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 
 /// The default limit of concurrent HTTP/2 streams per connection.
@@ -74,6 +75,7 @@ pub const DEFAULT_WRITE_STALL_LIMIT: Duration = Duration::from_secs(60);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a client may take to complete the TLS handshake.
+#[cfg(feature = "tls")]
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for open connections once every stream is told
@@ -86,6 +88,7 @@ pub struct Server {
     hub: Hub,
     router: Router,
     /// `None` for plain HTTP.
+    #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
     h2_max_streams: u32,
     write_stall_limit: Duration,
@@ -94,9 +97,10 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("tls", &self.tls.is_some())
-            .field("h2_max_streams", &self.h2_max_streams)
+        let mut f = f.debug_struct("Server");
+        #[cfg(feature = "tls")]
+        f.field("tls", &self.tls.is_some());
+        f.field("h2_max_streams", &self.h2_max_streams)
             .field("write_stall_limit", &self.write_stall_limit)
             .field("stream_path", &self.stream_path)
             .finish_non_exhaustive()
@@ -109,6 +113,7 @@ impl Server {
         Server {
             hub: hub.clone(),
             router: hub.router(),
+            #[cfg(feature = "tls")]
             tls: None,
             h2_max_streams: DEFAULT_H2_MAX_STREAMS,
             write_stall_limit: DEFAULT_WRITE_STALL_LIMIT,
@@ -136,7 +141,8 @@ impl Server {
     }
 
     /// Serves HTTPS with this certificate, offering ALPN `h2` and
-    /// `http/1.1`.
+    /// `http/1.1` (the `tls` feature).
+    #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: &TlsConfig) -> Result<Server, TlsError> {
         self.tls = Some(tls.rustls_config()?);
         Ok(self)
@@ -185,7 +191,8 @@ impl Server {
         let shared = Arc::new(Shared {
             builder,
             service: TowerToHyperService::new(self.router),
-            acceptor: self.tls.map(TlsAcceptor::from),
+            #[cfg(feature = "tls")]
+            acceptor: self.tls.map(tokio_rustls::TlsAcceptor::from),
             write_stall_limit: self.write_stall_limit,
             stream_path: self.stream_path,
         });
@@ -210,19 +217,16 @@ impl Server {
             let _ = tcp.set_nodelay(true);
             let shared = Arc::clone(&shared);
             let stopping = stopping.clone();
-            match &shared.acceptor {
-                None => {
-                    tokio::spawn(plain::Connection::new(tcp, peer, shared, stopping));
-                }
-                Some(acceptor) => {
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = serve_tls(tcp, peer, &acceptor, &shared, stopping).await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                    });
-                }
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = shared.acceptor.clone() {
+                tokio::spawn(async move {
+                    if let Err(e) = tls::serve(tcp, peer, &acceptor, &shared, stopping).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+                continue;
             }
+            tokio::spawn(plain::Connection::new(tcp, peer, shared, stopping));
         }
 
         drop(listener);
@@ -244,7 +248,8 @@ struct Shared {
     builder: auto::Builder<TokioExecutor>,
     service: TowerToHyperService<Router>,
     /// `None` for plain HTTP.
-    acceptor: Option<TlsAcceptor>,
+    #[cfg(feature = "tls")]
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     write_stall_limit: Duration,
     /// The path whose plain-HTTP/1.1 subscriptions take the lean path.
     stream_path: String,
@@ -252,21 +257,6 @@ struct Shared {
 
 /// Why a connection ended early (logged at debug level).
 type ConnectionError = Box<dyn std::error::Error + Send + Sync>;
-
-async fn serve_tls(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    acceptor: &TlsAcceptor,
-    shared: &Shared,
-    stopping: watch::Receiver<bool>,
-) -> Result<(), ConnectionError> {
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}").into()),
-        Err(_) => return Err("TLS handshake timed out".into()),
-    };
-    serve_hyper(shared, stream, peer, stopping).await
-}
 
 /// Serves a connection with hyper (HTTP/1.1 or HTTP/2, whichever the client
 /// speaks), shutting it down gracefully when `stopping` turns true, and
@@ -297,45 +287,3 @@ where
     }
     conn.await
 }
-
-/// Serves `hub` on `listener`, over HTTPS when `tls` is given, until
-/// `shutdown` completes: [`Server`] with its defaults.
-pub async fn serve<F>(
-    listener: TcpListener,
-    hub: &Hub,
-    tls: Option<&TlsConfig>,
-    shutdown: F,
-) -> Result<(), ServeError>
-where
-    F: Future<Output = ()>,
-{
-    let mut server = Server::new(hub);
-    if let Some(tls) = tls {
-        server = server.tls(tls).map_err(ServeError::Tls)?;
-    }
-    server
-        .serve(listener, shutdown)
-        .await
-        .map_err(ServeError::Io)
-}
-
-/// [`serve`] failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ServeError {
-    /// The TLS configuration is unusable.
-    Tls(TlsError),
-    /// The listener failed.
-    Io(std::io::Error),
-}
-
-impl std::fmt::Display for ServeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServeError::Tls(e) => e.fmt(f),
-            ServeError::Io(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ServeError {}

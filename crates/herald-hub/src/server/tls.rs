@@ -2,11 +2,16 @@
 //! at start for development, turned into a rustls configuration that offers
 //! ALPN `h2` and `http/1.1` (browsers only speak HTTP/2 over TLS).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{ConnectionError, Shared, HANDSHAKE_TIMEOUT};
 
 /// A TLS configuration could not be built.
 #[derive(Debug)]
@@ -204,6 +209,23 @@ fn base64_encode(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Serves one HTTPS connection: the handshake (bounded in time), then
+/// hyper with whichever protocol ALPN chose.
+pub(super) async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    shared: &Shared,
+    stopping: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}").into()),
+        Err(_) => return Err("TLS handshake timed out".into()),
+    };
+    super::serve_hyper(shared, stream, peer, stopping).await
 }
 
 #[cfg(test)]
