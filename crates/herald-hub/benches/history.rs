@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use herald_hub::auth::{mint, Claims};
 use herald_hub::history::redb::{RedbOptions, Retention};
 use herald_hub::history::{History, MemoryHistory, NewEntry, RedbHistory};
-use herald_hub::protocol::PublishForm;
+use herald_hub::PublishForm;
 use herald_hub::{Hub, HubConfig, JwtKey, HUB_PATH};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;

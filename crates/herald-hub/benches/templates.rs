@@ -15,8 +15,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use herald_hub::protocol::PublishForm;
 use herald_hub::server::Server;
+use herald_hub::PublishForm;
 use herald_hub::{Hub, HubConfig, HUB_PATH};
 
 /// The most selectors one subscription request may carry (the hub's

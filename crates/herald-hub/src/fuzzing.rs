@@ -6,20 +6,22 @@
 //! compilation, token extraction, the lean HTTP/1.1 head parser). The
 //! module exists only with the non-default `fuzzing` feature (and in the
 //! crate's own tests, which keep it compiling and linted in CI), is hidden
-//! from the docs, and may change or vanish in any release. The parts that
-//! are public anyway (`protocol::parse_publish`, `protocol::parse_subscribe`,
-//! `auth::JwtVerifier`, `access_token::AccessTokenVerifier`) are called
-//! directly by the targets.
+//! from the docs, and may change or vanish in any release. The parsers and
+//! the template matcher are re-exported here as they are; the token
+//! verifiers (`auth::JwtVerifier`, `access_token::AccessTokenVerifier`)
+//! are public anyway.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 
 use crate::history::NewEntry;
 use crate::matcher::{HubUrl, MatchType, Matcher, Topic};
-use crate::protocol::{Protocol, ProtocolError, PublishForm, Revision};
+use crate::protocol::{Protocol, PublishForm, Revision};
 use crate::server::http1;
-use crate::topic::TopicMatcher;
 use crate::Update;
+
+pub use crate::protocol::{parse_publish, parse_subscribe, ProtocolError, RequestedMatcher};
+pub use crate::topic::TopicMatcher;
 
 /// Checks `form` against the rules every update follows and encodes it,
 /// as [`Hub::update`](crate::Hub::update) does: what history would store.

@@ -13,22 +13,22 @@
 //!
 //! The publish path, in order: the request's token is found (`http`) and
 //! verified as its revision's ([`auth`] for draft-07 tokens,
-//! [`access_token`] for draft-08 ones) into grants; [`protocol`] parses the
+//! [`access_token`] for draft-08 ones) into grants; `protocol` parses the
 //! form and [`Update`] checks and encodes it once; the grants must cover
 //! every topic; the `publisher` appends to [`history`] (one batch per
 //! commit), and the `dispatcher`, fed in log order (by the publisher, or on
 //! a log shared by several nodes by a reader following it), hands the
 //! stored entries to `fanout`, which queues each one (an `Arc`, encoded
 //! once) for every matching, authorized subscriber. The subscribe path:
-//! [`protocol`] parses the selectors or matchers, [`matcher`] compiles them
+//! `protocol` parses the selectors or matchers, `matcher` compiles them
 //! (once per distinct matcher), the token's grants admit the subscriber,
 //! `fanout` registers it, `http` replays history after its `Last-Event-ID`
 //! and then streams live entries, with heartbeats. With active
 //! subscriptions on, `presence` announces each subscription and keeps the
-//! list the subscription API serves. [`topic`] compiles draft-07 URI
-//! templates. [`metrics`] counts everything. `http` also serves the
+//! list the subscription API serves. `topic` compiles draft-07 URI
+//! templates. `metrics` counts everything. `http` also serves the
 //! browser module pages import to subscribe ([`BROWSER_MODULE_PATH`]);
-//! [`ui`] serves the web page and its live stats stream; [`server`] is the accept loop (plain HTTP or
+//! `ui` serves the web page and its live stats stream; [`server`] is the accept loop (plain HTTP or
 //! HTTPS, HTTP/1.1 and HTTP/2 on one listener, graceful shutdown).
 //!
 //! # Features
@@ -59,7 +59,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::routing::post;
-//! use herald_hub::protocol::PublishForm;
+//! use herald_hub::PublishForm;
 //! use herald_hub::server::Server;
 //! use herald_hub::{Hub, HubConfig, HUB_PATH};
 //!
@@ -104,20 +104,25 @@ mod health;
 pub mod history;
 mod http;
 mod hub;
-pub mod matcher;
-pub mod metrics;
+mod matcher;
+mod metrics;
 mod presence;
-pub mod protocol;
+mod protocol;
 mod publisher;
 pub mod server;
-pub mod topic;
+mod topic;
 #[cfg(feature = "ui")]
-pub mod ui;
+mod ui;
 mod update;
 
 pub use config::{HubConfig, JwtKey, DEFAULT_MAX_PATTERNS};
 pub use http::{IpRange, IpRangeError, BROWSER_MODULE_PATH, HUB_PATH};
 pub use hub::{BuildError, Hub, PublishError};
+pub use matcher::{HubUrl, MatchType, DEFAULT_HUB_URL};
+pub use metrics::{MetricsSnapshot, SlowDisconnects};
+pub use protocol::{Protocol, ProtocolLimits, PublishForm, Revision};
+#[cfg(feature = "ui")]
+pub use ui::STATS_PATH;
 pub use update::Update;
 
 impl Hub {

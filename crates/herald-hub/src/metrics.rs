@@ -13,7 +13,7 @@ use crate::history::HistoryStats;
 
 /// The hub's counters.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub(crate) subscribers: AtomicU64,
     pub(crate) subscriptions_total: AtomicU64,
     pub(crate) publishes_total: AtomicU64,
@@ -121,7 +121,7 @@ impl Metrics {
     }
 
     /// Reads every counter.
-    pub fn snapshot(&self, history: HistoryStats) -> MetricsSnapshot {
+    pub(crate) fn snapshot(&self, history: HistoryStats) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MetricsSnapshot {
             subscribers: get(&self.subscribers),

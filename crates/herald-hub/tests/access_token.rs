@@ -336,8 +336,8 @@ async fn keys_from_a_jwks_file() {
 #[tokio::test]
 async fn over_http_unreachable_keys_are_a_503_not_a_401() {
     use axum::http::header::WWW_AUTHENTICATE;
-    use herald_hub::matcher::HubUrl;
     use herald_hub::HubConfig;
+    use herald_hub::HubUrl;
 
     let issuer = Issuer::default();
     issuer.publish(&[("k1", ED_PUBLIC, Algorithm::EdDSA)]);
@@ -366,8 +366,8 @@ async fn over_http_unreachable_keys_are_a_503_not_a_401() {
 // matcher types are said explicitly.
 #[tokio::test]
 async fn metadata_names_the_trusted_issuers_as_authorization_servers() {
-    use herald_hub::matcher::HubUrl;
     use herald_hub::HubConfig;
+    use herald_hub::HubUrl;
 
     let metadata = |hub: &common::TestHub| {
         let url = format!(

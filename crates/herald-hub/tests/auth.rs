@@ -427,6 +427,23 @@ fn a_token_exp_closes_the_stream_at_that_moment() {
     });
 }
 
+/// Which of the pool's topics a selector of the pool stands for, written
+/// out by hand as the oracle of the randomized test below.
+fn selects(selector: &str, topic: &str) -> bool {
+    let one_segment = |s: &str| !s.is_empty() && !s.contains('/');
+    match selector {
+        "*" => true,
+        "https://ex.com/a/{id}" => topic
+            .strip_prefix("https://ex.com/a/")
+            .is_some_and(one_segment),
+        "https://ex.com/{k}/1" => topic
+            .strip_prefix("https://ex.com/")
+            .and_then(|rest| rest.strip_suffix("/1"))
+            .is_some_and(one_segment),
+        exact => exact == topic,
+    }
+}
+
 // draft-07 §Subscription and §Subscribers: a private update reaches only
 // the subscribers whose `mercure.subscribe` matches one of its topics;
 // anonymous subscribers get none.
@@ -449,7 +466,6 @@ async fn private_updates_reach_only_matching_subscribers_over_many_random_pairs(
         "urn:x",
         "urn:y",
     ];
-    let matcher = herald_hub::topic::TopicMatcher::new(100);
     for round in 0..40 {
         let topic = topics_pool[rng.random_range(0..topics_pool.len())];
         let selector = selectors_pool[rng.random_range(0..selectors_pool.len())];
@@ -472,8 +488,7 @@ async fn private_updates_reach_only_matching_subscribers_over_many_random_pairs(
         )
         .await;
         publish(hub.addr, &[("topic", "urn:sentinel"), ("data", "end")]).await;
-        let expected =
-            matcher.matches(selector, topic) && !anonymous && matcher.matches(granted, topic);
+        let expected = selects(selector, topic) && !anonymous && selects(granted, topic);
         let first = sub
             .next_event_within(LONG)
             .await

@@ -6,9 +6,9 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use herald_hub::matcher::HubUrl;
-use herald_hub::protocol::Protocol;
 use herald_hub::HubConfig;
+use herald_hub::HubUrl;
+use herald_hub::Protocol;
 use herald_hub::HUB_PATH;
 use http_body_util::Full;
 use hyper::Request;

@@ -185,11 +185,7 @@ async fn assert_refused_for(hub: &TestHub, source: IpAddr, headers: &[(&str, &st
 }
 
 /// Waits (up to [`LONG`]) until the hub's metrics satisfy `done`.
-async fn wait_metrics(
-    hub: &Hub,
-    done: impl Fn(&herald_hub::metrics::MetricsSnapshot) -> bool,
-    what: &str,
-) {
+async fn wait_metrics(hub: &Hub, done: impl Fn(&herald_hub::MetricsSnapshot) -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + LONG;
     while !done(&hub.metrics()) {
         assert!(

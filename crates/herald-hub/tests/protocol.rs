@@ -318,7 +318,7 @@ async fn comments_before(hub: &TestHub, sub: &mut Stream, marker: &str) -> usize
         tokio::task::yield_now().await;
     }
     hub.hub
-        .publish(herald_hub::protocol::PublishForm {
+        .publish(herald_hub::PublishForm {
             topics: vec!["a".into()],
             data: marker.into(),
             ..Default::default()
@@ -412,7 +412,7 @@ async fn subscribe_without_topic_is_400() {
 // in-process too (no topic, the id `earliest` or starting with `#`).
 #[tokio::test]
 async fn hub_publish_applies_the_rules_of_the_publish_form() {
-    use herald_hub::protocol::PublishForm;
+    use herald_hub::PublishForm;
     let hub = start(config()).await;
     let form = |topics: &[&str], id: Option<&str>| PublishForm {
         topics: topics.iter().map(|t| t.to_string()).collect(),

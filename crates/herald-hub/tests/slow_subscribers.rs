@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use herald_hub::protocol::PublishForm;
 use herald_hub::server::{Server, TlsConfig};
+use herald_hub::PublishForm;
 use herald_hub::{Hub, HubConfig, HUB_PATH};
 use http_body_util::{Empty, Full};
 use hyper::Request;

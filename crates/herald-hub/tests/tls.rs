@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald_hub::protocol::PublishForm;
 use herald_hub::server::{Server, TlsConfig};
+use herald_hub::PublishForm;
 use herald_hub::{Hub, HubConfig, HUB_PATH};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald_hub::protocol::PublishForm;
+use herald_hub::PublishForm;
 use herald_hub::{Hub, HubConfig};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use herald_hub::access_token::{mint as mint_access_token, MERCURE_DETAIL_TYPE};
 use herald_hub::auth::{mint, Claims};
-use herald_hub::matcher::MatchType;
+use herald_hub::MatchType;
 use jsonwebtoken::Algorithm;
 
 const EXAMPLES: &str = "Examples:

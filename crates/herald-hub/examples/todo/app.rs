@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use herald_hub::protocol::PublishForm;
+use herald_hub::PublishForm;
 use herald_hub::{Hub, HUB_PATH};
 use serde_json::{json, Value};
 

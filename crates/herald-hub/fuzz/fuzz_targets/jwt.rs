@@ -26,8 +26,8 @@ use std::sync::OnceLock;
 use herald_hub::access_token::{self, is_access_token, AccessTokenError};
 use herald_hub::auth::{self, AuthError};
 use herald_hub::fuzzing::CompiledMatcher;
-use herald_hub::matcher::{HubUrl, MatchType};
-use herald_hub::topic::TopicMatcher;
+use herald_hub::{HubUrl, MatchType};
+use herald_hub::fuzzing::TopicMatcher;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use libfuzzer_sys::fuzz_target;
 

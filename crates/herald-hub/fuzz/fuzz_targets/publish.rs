@@ -17,8 +17,9 @@
 #![no_main]
 
 use herald_hub::fuzzing;
-use herald_hub::matcher::HubUrl;
-use herald_hub::protocol::{parse_publish, ProtocolLimits, PublishForm};
+use herald_hub::HubUrl;
+use herald_hub::fuzzing::parse_publish;
+use herald_hub::{ProtocolLimits, PublishForm};
 use herald_sse::{Item, Parser};
 use libfuzzer_sys::fuzz_target;
 

@@ -24,9 +24,10 @@
 mod known_panic;
 
 use herald_hub::fuzzing::{self, CompiledMatcher};
-use herald_hub::matcher::{HubUrl, MatchType};
-use herald_hub::protocol::{parse_subscribe, Protocol, ProtocolLimits, RequestedMatcher, Revision};
-use herald_hub::topic::TopicMatcher;
+use herald_hub::{HubUrl, MatchType};
+use herald_hub::fuzzing::{parse_subscribe, RequestedMatcher};
+use herald_hub::{Protocol, ProtocolLimits, Revision};
+use herald_hub::fuzzing::TopicMatcher;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

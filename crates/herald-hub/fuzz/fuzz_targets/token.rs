@@ -21,7 +21,7 @@ mod common;
 
 use herald_hub::access_token::is_access_token;
 use herald_hub::fuzzing::{presented_token, TokenSource};
-use herald_hub::protocol::{Protocol, Revision};
+use herald_hub::{Protocol, Revision};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;

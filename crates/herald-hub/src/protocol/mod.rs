@@ -20,8 +20,12 @@ use std::fmt;
 use percent_encoding::percent_decode;
 
 pub(crate) use publish::check_update;
-pub use publish::{parse_publish, PublishForm};
-pub use subscribe::{parse_subscribe, RequestedMatcher, Revision, SubscribeQuery, LOST_EVENTS};
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
+pub use publish::parse_publish;
+pub use publish::PublishForm;
+pub use subscribe::Revision;
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
+pub use subscribe::{parse_subscribe, RequestedMatcher};
 
 /// Which protocol revisions a hub speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,6 +79,7 @@ impl Default for ProtocolLimits {
 /// [`ProtocolError::is_too_large`]) and [`ProtocolError::to_string`] as
 /// the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
 pub struct ProtocolError {
     field: &'static str,
     message: String,
@@ -98,12 +103,13 @@ impl ProtocolError {
     }
 
     /// Whether a limit was exceeded (draft-08 §Publication: 413).
-    pub fn is_too_large(&self) -> bool {
+    pub(crate) fn is_too_large(&self) -> bool {
         self.too_large
     }
 
+    #[cfg(test)]
     /// The form or query field at fault.
-    pub fn field(&self) -> &'static str {
+    pub(crate) fn field(&self) -> &'static str {
         self.field
     }
 }

@@ -25,6 +25,7 @@ pub struct PublishForm {
 /// syntax and the limits. What an update may say is checked by
 /// [`check_update`], for every update, from HTTP or from an embedding
 /// application alike.
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
 pub fn parse_publish(body: &[u8], limits: &ProtocolLimits) -> Result<PublishForm, ProtocolError> {
     let mut form = PublishForm::default();
     for pair in form_pairs(body) {

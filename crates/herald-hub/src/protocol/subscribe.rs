@@ -16,6 +16,7 @@ pub enum Revision {
 
 /// One topic matcher a subscriber asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
 pub enum RequestedMatcher {
     /// A draft-07 `topic` selector: `*`, a URI template or an exact topic.
     Selector(String),
@@ -25,6 +26,7 @@ pub enum RequestedMatcher {
 
 /// A parsed subscribe query.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
 pub struct SubscribeQuery {
     /// Which revision the parameters are from.
     pub revision: Revision,
@@ -42,7 +44,7 @@ pub struct SubscribeQuery {
 /// `events_lost` signal (a Herald extension, the same in both revisions):
 /// a browser's `EventSource` cannot read the response header that says
 /// `earliest`, but it can listen for an event.
-pub const LOST_EVENTS: &str = "lost_events";
+pub(super) const LOST_EVENTS: &str = "lost_events";
 
 /// The query parameters that carry a resume position, best first:
 /// draft-08's, draft-07's, and two that real draft-07 clients send
@@ -62,6 +64,7 @@ const RESUME_PARAMETERS: [(&str, Revision); 4] = [
 /// query are refused, and so is a revision the hub does not speak. Every
 /// name in the reserved `match` namespace (any case) must be a supported
 /// matcher parameter (draft-08 §Subscription).
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
 pub fn parse_subscribe(
     query: &str,
     limits: &ProtocolLimits,

@@ -71,15 +71,15 @@ use cache::TemplateCache;
 use template::{parse, to_regex};
 
 /// Compiled templates a [`TopicMatcher::default`] keeps.
-pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 /// The largest prefix modifier (`{x:N}`) matched exactly; larger prefixes
 /// are matched as if there were none, which keeps compiled templates small.
-pub const MAX_EXACT_PREFIX: u16 = 64;
+pub(crate) const MAX_EXACT_PREFIX: u16 = 64;
 
 /// The most variables one expression may list (`{a,b,…}`); a template with
 /// more is invalid and treated as an exact selector.
-pub const MAX_VARIABLES_PER_EXPRESSION: usize = 16;
+pub(crate) const MAX_VARIABLES_PER_EXPRESSION: usize = 16;
 
 /// Upper bound on the compiled program of one template, in bytes; bigger
 /// templates are invalid. It bounds the cache's memory with its capacity.
@@ -95,6 +95,7 @@ const DFA_SIZE_LIMIT: usize = 256 * 1024;
 /// Compiled templates live in a cache of at most [`TopicMatcher::capacity`]
 /// entries; when it is full, a random entry is evicted. With capacity 0
 /// nothing is cached and each template is compiled on every call.
+#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
 pub struct TopicMatcher {
     /// Maximum number of compiled templates kept.
     capacity: usize,
@@ -105,6 +106,7 @@ pub struct TopicMatcher {
 
 impl TopicMatcher {
     /// A matcher whose cache holds at most `capacity` compiled templates.
+    #[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
     pub fn new(capacity: usize) -> TopicMatcher {
         TopicMatcher {
             capacity,
@@ -112,10 +114,14 @@ impl TopicMatcher {
         }
     }
 
+    // Fan-out and grants hold compiled matchers; this is for the tests and
+    // the fuzz targets.
+    #[cfg(any(test, feature = "fuzzing"))]
     /// Whether `selector` matches `topic`: `selector` is `*`, or is `topic`
     /// itself, or is a URI template `topic` is an expansion of.
     ///
     /// Never fails: an invalid template matches only the identical topic.
+    #[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
     pub fn matches(&self, selector: &str, topic: &str) -> bool {
         if selector == "*" || selector == topic {
             return true;
@@ -126,14 +132,15 @@ impl TopicMatcher {
         self.compiled(selector).matches(topic)
     }
 
+    #[cfg(test)]
     /// The most compiled templates this matcher keeps.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// How many compiled templates (valid or not) the cache holds now;
     /// never more than [`TopicMatcher::capacity`].
-    pub fn cached_templates(&self) -> usize {
+    pub(crate) fn cached_templates(&self) -> usize {
         self.cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -203,13 +210,14 @@ impl fmt::Debug for TopicMatcher {
 /// identical topic (or every topic, for `*`). Some selectors it calls
 /// templates are invalid ones, which [`TopicMatcher::matches`] then treats
 /// as exact; see [`is_valid_template`].
-pub fn is_template(selector: &str) -> bool {
+pub(crate) fn is_template(selector: &str) -> bool {
     selector != "*" && selector.contains('{')
 }
 
+#[cfg(test)]
 /// Whether `selector` is a URI template this module can compile, i.e. one
 /// that may match topics other than itself. Compiles it (uncached).
-pub fn is_valid_template(selector: &str) -> bool {
+pub(crate) fn is_valid_template(selector: &str) -> bool {
     is_template(selector) && matches!(Compiled::new(selector), Compiled::Template(_))
 }
 

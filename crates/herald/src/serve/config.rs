@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use herald_hub::matcher::HubUrl;
-use herald_hub::protocol::{Protocol, ProtocolLimits};
+use herald_hub::HubUrl;
 use herald_hub::{HubConfig, IpRange, JwtKey};
+use herald_hub::{Protocol, ProtocolLimits};
 
 use super::args::{ProtocolRevisions, ServeArgs, Switch};
 use super::dev::{dev_mode, DevMode};
