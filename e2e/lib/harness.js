@@ -376,6 +376,27 @@ export async function subscribeFromPage(page, topics, { token, tokenAs = 'query'
   await page.waitForSelector('#state[data-state="open"]');
 }
 
+/**
+ * From now on, requests whose URL `matches` wait in `held` until
+ * `release()` lets them, and every later one, through: how a test stops a
+ * browser's reconnection at a known point instead of sleeping.
+ */
+export async function holdRequests(page, matches) {
+  const held = [];
+  let holding = true;
+  await page.route((url) => matches(url.href), (route) => {
+    if (holding) held.push(route);
+    else route.continue();
+  });
+  return {
+    held,
+    async release() {
+      holding = false;
+      for (const route of held.splice(0)) await route.continue();
+    },
+  };
+}
+
 /** The ids of the events in the live page's log, in order. */
 export function loggedIds(page) {
   return page.$$eval('#log li.event', (items) => items.map((li) => li.dataset.id));

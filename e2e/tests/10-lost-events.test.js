@@ -15,7 +15,7 @@
 // event id stays the one it sent.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cleanup, eventSourceHeaders, publish, startHub, until, withBrowser } from '../lib/harness.js';
+import { cleanup, eventSourceHeaders, publish, startHub, until, withBrowser, holdRequests } from '../lib/harness.js';
 
 const TOPIC = 'https://example.com/e2e/lost-events';
 const SMALL_HISTORY = ['--history-size', '3'];
@@ -101,23 +101,17 @@ test("on the browser's own reconnection from an evicted id, events_lost names it
     await until(async () => (await feedOf(page, 'feed')).events.length === 1, 'the first update');
 
     // From the kill on, subscribe requests wait here until released.
-    const held = [];
-    let holding = true;
-    await page.route((url) => isSubscribe(url.href), (route) => {
-      if (holding) held.push(route);
-      else route.continue();
-    });
+    const hold = await holdRequests(page, isSubscribe);
     await hub.stop('SIGKILL');
     await until(async () => (await feedOf(page, 'feed')).errors.length > 0, 'the page to see the stream drop');
-    await until(() => held.length > 0, "the browser's reconnection request");
+    await until(() => hold.held.length > 0, "the browser's reconnection request");
 
     // While the browser is away, more than history holds: seen-1 goes.
     restarted = await startHub({ key: true, port, dataDir, args: SMALL_HISTORY });
     hub = restarted;
     for (let i = 1; i <= 4; i += 1) await publish(hub, { topic: TOPIC, data: `missed or not ${i}`, id: `after-${i}` });
 
-    holding = false;
-    for (const route of held.splice(0)) await route.continue();
+    await hold.release();
     await until(async () => (await feedOf(page, 'feed')).events.some((e) => e.lastEventId === 'after-4'), 'the replay');
     assert.deepEqual((await feedOf(page, 'feed')).events, [
       { type: 'message', lastEventId: 'seen-1', data: 'seen' },

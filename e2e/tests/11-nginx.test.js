@@ -23,9 +23,7 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import {
-  HERALD, PUBLISHER_TOKEN, SUBSCRIBER_TOKEN, eventSourceHeaders, hubStats, mint, publish, startHub, subscribeFromPage, until, withBrowser,
-} from '../lib/harness.js';
+import { HERALD, PUBLISHER_TOKEN, SUBSCRIBER_TOKEN, eventSourceHeaders, hubStats, mint, publish, startHub, subscribeFromPage, until, withBrowser, holdRequests } from '../lib/harness.js';
 import {
   docBlock, edit, feedOf, freePort, openFeed, openStream, recordProtocols, recordResponses, request, selfSignedCert,
   startNginx, tempDir,
@@ -123,23 +121,6 @@ function openResumingFeed(page, url) {
     };
     connect();
   }, url);
-}
-
-/** Subscribe requests from now on wait in `held` while `holding.on`. */
-async function holdSubscribes(page) {
-  const held = [];
-  const holding = { on: true };
-  await page.route((url) => isSubscribe(url.href), (route) => {
-    if (holding.on) held.push(route);
-    else route.continue();
-  });
-  return {
-    held,
-    async release() {
-      holding.on = false;
-      for (const route of held.splice(0)) await route.continue();
-    },
-  };
 }
 
 test('over HTTP/1.1 through nginx: the page subscribes and publishes, an event arrives alone at once, limits and URLs are the public ones', async (t) => {
@@ -305,7 +286,7 @@ test('a hub restart behind nginx: the browser reconnects through the proxy with 
     for (const id of ['before-1', 'before-2']) await publish(proxied.via.plain, { topic: TOPIC, data: id, id });
     await until(async () => (await feedOf(page)).ids.length === 2, 'the events before the restart');
 
-    const hold = await holdSubscribes(page);
+    const hold = await holdRequests(page, isSubscribe);
     await proxied.hub.stop('SIGKILL');
     await until(async () => (await feedOf(page)).errors.length > 0, 'the page to see the stream drop');
     assert.deepEqual((await feedOf(page)).errors, [0], 'EventSource.CONNECTING: it reconnects by itself');
@@ -349,7 +330,7 @@ test('a hub down longer than the reconnection delay: the documented @herald_unav
     assert.ok((await feedOf(page)).errors.every((state) => state === 0), 'never EventSource.CLOSED');
 
     // The hub comes back while the next attempt is held.
-    const hold = await holdSubscribes(page);
+    const hold = await holdRequests(page, isSubscribe);
     await until(() => hold.held.length > 0, 'the next attempt');
     await proxied.restartHub();
     for (const id of ['two', 'three']) await publish(proxied.via.plain, { topic: TOPIC, data: id, id });
@@ -391,7 +372,7 @@ test('without it, nginx\'s 502 ends the EventSource for good (HTML standard), an
     assert.equal(answered[1].status, 502);
 
     // The page's own new EventSource, held until the hub is back.
-    const hold = await holdSubscribes(page);
+    const hold = await holdRequests(page, isSubscribe);
     await until(() => hold.held.length > 0, "the page's new EventSource");
     await proxied.restartHub();
     for (const id of ['two', 'three']) await publish(proxied.via.plain, { topic: TOPIC, data: id, id });

@@ -11,9 +11,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import {
-  cleanup, eventSourceHeaders, mint, publish, startHub, until, withBrowser,
-} from '../lib/harness.js';
+import { cleanup, eventSourceHeaders, mint, publish, startHub, until, withBrowser, holdRequests } from '../lib/harness.js';
 
 const isSubscribe = (url) => new URL(url).pathname === '/.well-known/mercure';
 const FAST = { initial: 50, max: 400 };
@@ -114,15 +112,10 @@ test('a hub at capacity answers 503 for a while: the module retries with backoff
     await until(async () => (await feedOf(page)).events.length === 2, 'the first updates');
 
     // From the kill on, subscribe requests wait here until released.
-    const held = [];
-    let holding = true;
-    await page.route((url) => isSubscribe(url.href), (route) => {
-      if (holding) held.push(route);
-      else route.continue();
-    });
+    const hold = await holdRequests(page, isSubscribe);
     await hub.stop('SIGKILL');
     await until(async () => (await feedOf(page)).errors.length > 0, 'the page to see the stream drop');
-    await until(() => held.length > 0, "the browser's own reconnection request");
+    await until(() => hold.held.length > 0, "the browser's own reconnection request");
 
     // Back, but full: the one place is taken before the browser is let
     // through, and updates are published meanwhile.
@@ -131,11 +124,10 @@ test('a hub at capacity answers 503 for a while: the module retries with backoff
     occupier = await occupy(hub);
     for (const id of ['b-1', 'b-2']) await publish(hub, { topic: TOPIC, data: `data ${id}`, id });
     // While the browser retried by itself, the module opened nothing.
-    assert.equal(held.length, 1, 'one reconnection: the browser\'s own');
+    assert.equal(hold.held.length, 1, 'one reconnection: the browser\'s own');
     assert.deepEqual((await feedOf(page)).reconnecting, []);
 
-    holding = false;
-    for (const route of held.splice(0)) await route.continue();
+    await hold.release();
     // The browser's reconnection gets a 503 and gives up; the module
     // retries, and gets 503s until a place frees.
     await until(() => subscribes().filter((s) => s.status === 503).length >= 3, 'three 503s');
@@ -200,20 +192,14 @@ test('a token expires: the browser gets a 401, the module asks the page for a fr
     assert.deepEqual((await feedOf(page)).errors, [], 'private-1 arrived before the token expired (raise LIFETIME_S if not)');
 
     // From here on, subscribe requests wait until released.
-    const held = [];
-    let holding = true;
-    await page.route((url) => isSubscribe(url.href), (route) => {
-      if (holding) held.push(route);
-      else route.continue();
-    });
+    const hold = await holdRequests(page, isSubscribe);
     // The hub ends the stream at exp; the browser reconnects by itself
     // with the URL it has, stale token included.
     await until(async () => (await feedOf(page)).errors.length > 0, 'the stream to end at the token\'s exp', (LIFETIME_S + 30) * 1000);
-    await until(() => held.length > 0, "the browser's own reconnection request");
+    await until(() => hold.held.length > 0, "the browser's own reconnection request");
     await publish(hub, { topic: TOPIC, data: 'while away', id: 'private-2', private: 'on' });
 
-    holding = false;
-    for (const route of held.splice(0)) await route.continue();
+    await hold.release();
     await until(async () => (await feedOf(page)).opens === 2, 'the module to reconnect with a fresh token');
     await publish(hub, { topic: TOPIC, data: 'after', id: 'private-3', private: 'on' });
     await until(async () => (await feedOf(page)).events.length >= 3, 'the live update after the reconnection');

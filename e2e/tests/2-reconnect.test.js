@@ -9,9 +9,7 @@
 // they can only reach the page by the replay from Last-Event-ID.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  cleanup, eventSourceHeaders, loggedIds, publish, startHub, subscribeFromPage, until, withBrowser,
-} from '../lib/harness.js';
+import { cleanup, eventSourceHeaders, loggedIds, publish, startHub, subscribeFromPage, until, withBrowser, holdRequests } from '../lib/harness.js';
 
 const TOPIC = 'https://example.com/e2e/reconnect';
 
@@ -43,18 +41,13 @@ test('after a kill and restart the page resumes from its Last-Event-ID and logs 
     await page.waitForSelector('#log li.event[data-id="before-3"]');
 
     // From the kill on, subscribe requests wait here until released.
-    const held = [];
-    let holding = true;
-    await page.route((url) => isSubscribe(url.href), (route) => {
-      if (holding) held.push(route);
-      else route.continue();
-    });
+    const hold = await holdRequests(page, isSubscribe);
 
     // Kill -9: no graceful close, the page just sees the connection drop.
     await hub.stop('SIGKILL');
     await page.waitForSelector('#state[data-state="connecting"]');
     // The browser's own reconnection attempt, held before it is sent.
-    await until(() => held.length > 0, "the browser's reconnection request");
+    await until(() => hold.held.length > 0, "the browser's reconnection request");
 
     restarted = await startHub({ key: true, port, dataDir });
     hub = restarted;
@@ -62,8 +55,7 @@ test('after a kill and restart the page resumes from its Last-Event-ID and logs 
     for (const id of after) await publish(hub, { topic: TOPIC, data: `published ${id}`, id });
     assert.deepEqual(await loggedIds(page), before, 'nothing arrived while the reconnection was held');
 
-    holding = false;
-    for (const route of held.splice(0)) await route.continue();
+    await hold.release();
     const note = await page.waitForSelector('#log li.reconnect[data-resumed-from]');
     assert.equal(await note.getAttribute('data-resumed-from'), 'before-3');
     assert.match(await note.textContent(), /resumed from Last-Event-ID: before-3/);

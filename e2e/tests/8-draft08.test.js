@@ -12,7 +12,7 @@
 // published meanwhile, so that it can only arrive by the replay.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cleanup, eventSourceHeaders, mint, publish, startHub, until, withBrowser } from '../lib/harness.js';
+import { cleanup, eventSourceHeaders, mint, publish, startHub, until, withBrowser, holdRequests } from '../lib/harness.js';
 
 const isSubscribe = (url) => new URL(url).pathname === '/.well-known/mercure';
 
@@ -71,16 +71,11 @@ test('match_urlpattern receives the matching relative topics only, and resumes w
     assert.deepEqual((await feedOf(page)).ids, ['book-1', 'book-2']);
 
     // From the kill on, subscribe requests wait here until released.
-    const held = [];
-    let holding = true;
-    await page.route((url) => isSubscribe(url.href), (route) => {
-      if (holding) held.push(route);
-      else route.continue();
-    });
+    const hold = await holdRequests(page, isSubscribe);
     await hub.stop('SIGKILL');
     await until(async () => (await feedOf(page)).errors.length > 0, 'the page to see the stream drop');
     assert.deepEqual((await feedOf(page)).errors, [0], 'EventSource.CONNECTING: the browser reconnects by itself');
-    await until(() => held.length > 0, "the browser's reconnection request");
+    await until(() => hold.held.length > 0, "the browser's reconnection request");
 
     // While the browser is away: a non-matching update and a matching one.
     restarted = await startHub({ key: true, port, dataDir });
@@ -89,8 +84,7 @@ test('match_urlpattern receives the matching relative topics only, and resumes w
     await publish(hub, { topic: '/e2e/books/3', data: 'a third book', id: 'book-3' });
     assert.deepEqual((await feedOf(page)).ids, ['book-1', 'book-2'], 'nothing arrived while the reconnection was held');
 
-    holding = false;
-    for (const route of held.splice(0)) await route.continue();
+    await hold.release();
     await until(async () => (await feedOf(page)).opens === 2, 'the EventSource to reconnect');
     await until(async () => (await feedOf(page)).ids.length >= 3, 'the update published while it was away');
 
