@@ -56,19 +56,47 @@ export function edit(text, replacements) {
 // ---------- ports, directories, certificates ----------
 
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago. A proxy cannot
- * report the port it bound the way the hub does, so its ports are chosen
- * first; should another process take one meanwhile, the proxy fails to
- * start and says so (never a silent fallback to another port).
+ * A port for a proxy to listen on. A proxy cannot report the port it bound
+ * the way the hub does, so its ports are chosen first, and one must stay
+ * free until the proxy binds it: it is chosen below the kernel's ephemeral range
+ * (ip_local_port_range), where connect() takes the local ports of
+ * outgoing connections, so that a machine opening thousands of connections
+ * meanwhile cannot take it. Free on every address, since Caddy listens on
+ * `:port`.
  */
-export function freePort() {
+export async function freePort() {
+  const low = ephemeralLow();
+  if (low < 12_000) return listenOnce(0);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    try {
+      return await listenOnce(port);
+    } catch (e) {
+      if (e.code !== 'EADDRINUSE') throw e;
+    }
+  }
+  throw new Error(`no free port between 10000 and ${low} after 100 tries`);
+}
+
+/** The first port of the kernel's ephemeral range (32768 if unknown). */
+function ephemeralLow() {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    return Number(low) || 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Listens on `port` on every address and closes again: the port it got. */
+function listenOnce(port) {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+    server.listen(port, () => {
+      const { port: got } = server.address();
+      server.close(() => resolve(got));
     });
   });
 }
