@@ -22,8 +22,8 @@ const EXAMPLES: &str = "Examples:
   # A subscriber token for one book and its reviews, valid a day:
   herald token --key \"$SECRET\" --subscribe 'https://example.com/books/{id}' --exp 24h
 
-  # RS256 with a PEM private key, with a payload:
-  herald token --alg RS256 --key-file private.pem --subscribe '*' --payload '{\"user\":42}'
+  # RS256 with a PEM private key, for one user, with a payload:
+  herald token --alg RS256 --key-file private.pem --subscribe '*' --subject user-42 --payload '{\"user\":42}'
 
   # A draft-08 access token for a hub started with
   # --issuer https://app.example=secret:$SECRET --access-token-alg HS256:
@@ -87,9 +87,12 @@ struct AccessTokenArgs {
     /// https://hub.example.com/.well-known/mercure.
     #[arg(long, value_name = "URI")]
     audience: Option<String>,
-    /// --draft 08: the subject (`sub`).
-    #[arg(long, value_name = "SUBJECT", default_value = "herald-cli")]
-    subject: String,
+    /// The subject (`sub`): who the token is for. The hub counts a
+    /// client's event streams by it (--max-streams-per-client), so give
+    /// each user their own [default: none; `herald-cli` with --draft 08,
+    /// where it is required].
+    #[arg(long, value_name = "SUBJECT")]
+    subject: Option<String>,
     /// --draft 08: the `kid` header, naming the key among the issuer's.
     #[arg(long, value_name = "KID")]
     kid: Option<String>,
@@ -149,15 +152,14 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
         bail!("--issuer, --audience and --kid are for access tokens: add --draft 08");
     }
     let (alg, key) = args.signing.load()?;
-    let token = sign(
-        alg,
-        &key,
+    let mut claims = claims(
         &args.publish,
         &args.subscribe,
         &args.exp,
         args.payload.as_deref(),
     )?;
-    println!("{token}");
+    claims.sub = args.access.subject.clone();
+    println!("{}", mint_with(alg, &key, &claims)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -170,18 +172,32 @@ pub(crate) fn sign(
     exp: &str,
     payload: Option<&str>,
 ) -> anyhow::Result<String> {
+    mint_with(alg, key, &claims(publish, subscribe, exp, payload)?)
+}
+
+/// The claims of a draft-07 token, without a subject.
+fn claims(
+    publish: &[String],
+    subscribe: &[String],
+    exp: &str,
+    payload: Option<&str>,
+) -> anyhow::Result<Claims> {
     let payload = payload
         .map(serde_json::from_str::<serde_json::Value>)
         .transpose()
         .context("--payload is not valid JSON (example: --payload '{\"user\":42}')")?;
-    let claims = Claims {
+    Ok(Claims {
         publish: (!publish.is_empty()).then(|| publish.to_vec()),
         subscribe: (!subscribe.is_empty()).then(|| subscribe.to_vec()),
         payload,
         exp: expiry(exp)?,
         sub: None,
-    };
-    let token = mint(alg, key, &claims).map_err(|e| {
+    })
+}
+
+/// Signs `claims`, with a hint when the key cannot sign for `alg`.
+fn mint_with(alg: Algorithm, key: &[u8], claims: &Claims) -> anyhow::Result<String> {
+    let token = mint(alg, key, claims).map_err(|e| {
         let hint = if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             ""
         } else {
@@ -261,7 +277,7 @@ fn access_token(args: &TokenArgs) -> anyhow::Result<String> {
     let claims = serde_json::json!({
         "iss": issuer,
         "aud": audience,
-        "sub": access.subject,
+        "sub": access.subject.as_deref().unwrap_or("herald-cli"),
         "client_id": "herald-cli",
         "iat": now,
         "exp": exp,

@@ -69,6 +69,8 @@ fn hs256_token_verifies_with_the_hub_and_carries_the_claims() {
             "1h",
             "--payload",
             r#"{"user":42}"#,
+            "--subject",
+            "user-42",
         ],
         None,
     );
@@ -86,6 +88,7 @@ fn hs256_token_verifies_with_the_hub_and_carries_the_claims() {
         ])
     );
     assert_eq!(claims.payload, Some(serde_json::json!({"user": 42})));
+    assert_eq!(claims.sub.as_deref(), Some("user-42"));
     let exp = claims.exp.expect("an exp claim");
     assert!(exp >= now() + 3590 && exp <= now() + 3610, "exp {exp}");
     assert!(
@@ -106,6 +109,7 @@ fn key_comes_from_the_environment() {
         .expect("verifies");
     assert_eq!(claims.publish, Some(vec!["a".to_owned()]));
     assert_eq!(claims.subscribe, None);
+    assert_eq!(claims.sub, None, "no subject unless asked for");
 }
 
 #[test]
