@@ -74,6 +74,18 @@ cargo test --workspace --doc
 say "cargo package (the library crates)"
 cargo package --allow-dirty -p herald-sse -p herald-client -p herald-hub
 
+# The fuzz targets (cargo-fuzz crates of their own, run with `cargo fuzz`:
+# see their READMEs) keep compiling against the code they fuzz. libfuzzer-sys
+# builds libFuzzer from C++, and wants nightly features (RUSTC_BOOTSTRAP).
+if ! command -v c++ >/dev/null; then
+  say "installing a C++ compiler (Debian's g++ package) for libFuzzer"
+  apt_install g++
+fi
+say "cargo check of the fuzz targets"
+for fuzz in crates/herald-sse/fuzz crates/herald-hub/fuzz; do
+  (cd "$fuzz" && RUSTC_BOOTSTRAP=1 cargo check --bins) || die "the fuzz targets of $fuzz do not compile"
+done
+
 # ---- end-to-end: the hub in a real browser (e2e/) ----
 # Debian's Chromium driven by npm's playwright-core (never a downloaded
 # browser), run by node's built-in test runner.
