@@ -69,6 +69,10 @@ say "cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
+# The library crates' documentation has no broken link.
+say "cargo doc (the library crates)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p herald-sse -p herald-client -p herald-hub
+
 # Each library crate builds from its package alone (no file from outside
 # it), as crates.io would build it.
 say "cargo package (the library crates)"

@@ -17,7 +17,7 @@
 //! * [`Frame`] is the encoder: it builds one event (or comment, or `retry`)
 //!   frame as [`bytes::Bytes`], ready to be shared among many subscribers
 //!   without copying. [`comment`] builds a heartbeat.
-//! * With the `stream` feature, [`EventStream`] adapts any
+//! * With the `stream` feature, `EventStream` adapts any
 //!   `Stream<Item = Result<impl AsRef<[u8]>, E>>` (e.g. a response body) into
 //!   a stream of events.
 //!
