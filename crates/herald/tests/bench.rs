@@ -87,3 +87,92 @@ async fn bench_against_the_hub_loses_and_duplicates_nothing_and_writes_json() {
         "{report}"
     );
 }
+
+/// The soak, briefly: a few seconds, 40 subscribers of every kind whose
+/// connections live about a second each, so that they resume and are
+/// replaced several times over. Asserts what the report must hold (samples
+/// of the hub, churn done, nothing lost or repeated), never how flat a few
+/// seconds are.
+#[tokio::test]
+async fn the_soak_samples_the_hub_churns_and_loses_nothing() {
+    let hub = start_hub_async(KEY, &[]).await;
+    let url = hub.url.clone();
+    let pid = hub.child.id().expect("the hub runs").to_string();
+    let dir = TempDir::new("bench-soak-test");
+    let json = dir.join("soak.json");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        herald_async()
+            .args([
+                "bench",
+                "--scenario",
+                "soak",
+                "--hub",
+                &url,
+                "--jwt-key",
+                KEY,
+            ])
+            .args(["-n", "40", "--topics", "5", "--rate", "40"])
+            .args([
+                "--duration",
+                "6s",
+                "--warm-up",
+                "1s",
+                "--sample-every",
+                "250ms",
+            ])
+            .args(["--lifetime", "1s", "--hub-pid", &pid, "--quiet", "--json"])
+            .arg(&json)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("herald bench did not finish within 120 s")
+    .expect("cannot run herald bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "herald bench failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("scenario soak"), "{stdout}");
+    assert!(stdout.contains("0 lost, 0 duplicated"), "{stdout}");
+    assert!(stdout.contains("verdict: "), "{stdout}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["scenario"], "soak");
+    assert_eq!(report["connect"]["connected"], 40, "{report}");
+    let names: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["warm-up", "steady"], "{report}");
+    let totals = &report["totals"];
+    assert_eq!(totals["lost"], 0, "{report}");
+    assert_eq!(totals["duplicates"], 0, "{report}");
+    assert_eq!(totals["malformed"], 0, "{report}");
+    assert!(totals["received"].as_u64().unwrap() > 0, "{report}");
+    // Lifetimes of 0.5 to 1.5 s in a 6 s run: every subscriber churned.
+    assert!(totals["churned"].as_u64().unwrap() >= 40, "{report}");
+    assert!(totals["reconnects"].as_u64().unwrap() >= 40, "{report}");
+    assert!(totals["departed"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["publish_errors"], 0, "{report}");
+
+    let soak = &report["soak"];
+    // One sample when publishing starts and one at the end at least; the
+    // ticks between depend on the machine's load, not on the accounting.
+    let samples = soak["samples"].as_array().unwrap();
+    assert!(samples.len() >= 2, "{report}");
+    assert!(
+        samples
+            .iter()
+            .all(|s| s["rss_kib"].as_u64().unwrap() > 0 && s["fds"].as_u64().unwrap() > 0),
+        "{report}"
+    );
+    assert!(soak["rss_kib"]["median"].as_u64().unwrap() > 0, "{report}");
+    assert!(soak["fds"]["max"].as_u64().unwrap() > 0, "{report}");
+    assert!(soak["flat"].is_boolean(), "{report}");
+}

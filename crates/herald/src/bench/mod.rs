@@ -5,14 +5,16 @@
 //! and a send time: at fixed rates (a ramp of steps, until saturation), as
 //! fast as acknowledgements allow, or not at all (idle). It reports
 //! publish-to-receive latency (HdrHistogram), deliveries/s, connect rate and
-//! errors, lost and duplicated events, the hub's memory per connection, and
-//! the recovery from a reconnect storm.
+//! errors, lost and duplicated events, the hub's memory per connection, the
+//! recovery from a reconnect storm, and (the soak) whether the hub's memory
+//! and open files stay flat under an hour of mixed load and churn.
 //!
 //! Layout: `options` (the flags and the plan they make), `pool`
 //! (subscribers), `worker` (child processes), `publisher`, `hubs` (several
 //! hubs: who uses which), `stats` (sequence and latency accounting),
-//! `report` (JSON and table), `http` (the raw HTTP/1.1 it speaks). This
-//! file runs the whole. See bench/scenarios.md.
+//! `report` (JSON and table), `http` (the raw HTTP/1.1 it speaks), `soak`
+//! (the soak scenario: its population, its churn and its samples). This
+//! file runs the others. See bench/scenarios.md.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -29,11 +31,12 @@ mod options;
 mod pool;
 mod publisher;
 mod report;
+mod soak;
 mod stats;
 mod worker;
 
 pub(crate) use options::BenchArgs;
-use options::{plan, pub_config};
+use options::{plan, pub_config, Plan, Scenario};
 use pool::PoolConfig;
 use publisher::Published;
 use report::{Memory, Moment, Report, Step};
@@ -69,70 +72,178 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Seconds since the Unix epoch now.
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Each node's name, its endpoint; with the templates there is one server
+/// and no per-node list, whatever --hub says.
+fn node_names(args: &BenchArgs) -> anyhow::Result<Vec<String>> {
+    if args.sub_url.is_none() && args.pub_url.is_none() {
+        hubs::endpoints(args)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// The run's subscribers, split over processes beyond `--per-process`,
+/// connecting from the start.
+struct Pools {
+    pools: Vec<Pool>,
+    /// Subscribers run in worker processes.
+    remote: bool,
+    processes: usize,
+}
+
+impl Pools {
+    /// Starts the subscribers of `plan`; `soak` makes them churn.
+    async fn start(
+        args: &BenchArgs,
+        plan: &Plan,
+        soak: Option<soak::mix::Churn>,
+    ) -> anyhow::Result<Pools> {
+        let sub_urls = hubs::sub_urls(args)?;
+        let per_process = args.per_process.max(1);
+        let processes = plan.subscribers.div_ceil(per_process).max(1);
+        let remote = processes > 1;
+        let mut pools = Vec::with_capacity(processes);
+        let share = plan.subscribers.div_ceil(processes);
+        for p in 0..processes {
+            let first = p * share;
+            let count = share.min(plan.subscribers.saturating_sub(first));
+            let config = PoolConfig {
+                sub_urls: sub_urls.clone(),
+                resume_elsewhere: plan.resume_elsewhere,
+                topic_prefix: args.topic_prefix.clone(),
+                first,
+                count,
+                topics: plan.topics,
+                publishers: plan.publishers,
+                source_ips: args.source_ips,
+                threads: args.threads,
+                connect_concurrency: (args.connect_concurrency / processes).max(1),
+                reconnect: !args.no_reconnect,
+                soak,
+            };
+            pools.push(Pool::start(&config, remote).await?);
+        }
+        Ok(Pools {
+            pools,
+            remote,
+            processes,
+        })
+    }
+
+    /// Waits for every subscriber's first attempt; fails when none opened.
+    async fn connected(&mut self) -> anyhow::Result<pool::ConnectReport> {
+        let mut connect = pool::ConnectReport::default();
+        for pool in &mut self.pools {
+            connect.add(&pool.connected().await?);
+        }
+        if connect.connected == 0 {
+            bail!(
+                "no subscriber could connect: {}",
+                connect.first_error.as_deref().unwrap_or("unknown error")
+            );
+        }
+        Ok(connect)
+    }
+
+    /// Starts phase `name` everywhere.
+    async fn phase(&mut self, name: &str) -> anyhow::Result<()> {
+        for pool in &mut self.pools {
+            pool.phase(name).await?;
+        }
+        Ok(())
+    }
+
+    /// The progress line's task, unless `--quiet`.
+    fn progress(
+        &self,
+        args: &BenchArgs,
+        published: &Arc<Published>,
+        phase: watch::Receiver<String>,
+        subscribers: usize,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        (!args.quiet).then(|| {
+            spawn_progress(
+                self.pools
+                    .iter()
+                    .map(|p| Arc::clone(p.counters()))
+                    .collect(),
+                Arc::clone(published),
+                phase,
+                subscribers,
+            )
+        })
+    }
+
+    /// Drains (until every subscriber has `published`, or `drain` passed)
+    /// and collects every pool's totals and phases.
+    async fn finish(
+        self,
+        published: &[u64],
+        drain: Duration,
+    ) -> anyhow::Result<(stats::Totals, Vec<Phase>)> {
+        let mut totals = stats::Totals::default();
+        let mut phases: Vec<Phase> = Vec::new();
+        for pool in self.pools {
+            let r = pool.finish(published.to_vec(), drain).await?;
+            totals.add(&r.totals);
+            phases.extend(r.phases.iter().map(Phase::from_wire));
+        }
+        Ok((totals, merge_phases(phases)))
+    }
+}
+
+/// Fills each step's deliveries and latency from the phase of its name.
+fn fill_steps(steps: &mut [Step], phases: &[Phase]) {
+    for step in steps {
+        if let Some(phase) = phases.iter().find(|p| p.name == step.name) {
+            step.deliveries = phase.deliveries;
+            step.deliveries_per_second = if phase.seconds > 0.0 {
+                phase.deliveries as f64 / phase.seconds
+            } else {
+                0.0
+            };
+            step.latency = phase.latency.summary();
+        }
+    }
+}
+
+/// The scenario's name, as `--scenario` spells it.
+fn scenario_name(scenario: Scenario) -> String {
+    clap::ValueEnum::to_possible_value(&scenario)
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
 async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let plan = plan(args)?;
     let pub_config = Arc::new(pub_config(args, &plan)?);
-    let sub_urls = hubs::sub_urls(args)?;
-    let started_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    if args.scenario == Scenario::Soak {
+        return soak::run(args, &plan, pub_config).await;
+    }
+    let started_unix = unix_seconds();
     let pids = &args.hub_pids;
-    // Each node is named by its endpoint; with the templates there is one
-    // server and no per-node list, whatever --hub says.
-    let nodes = if args.sub_url.is_none() && args.pub_url.is_none() {
-        hubs::endpoints(args)?
-    } else {
-        Vec::new()
-    };
+    let nodes = node_names(args)?;
     let mut memory = Memory::start(pids, &nodes);
     let tcp_start = report::kernel_tcp_kib();
 
-    // Subscribers, split over processes.
-    let per_process = args.per_process.max(1);
-    let processes = plan.subscribers.div_ceil(per_process).max(1);
-    let remote = processes > 1;
-    let mut pools = Vec::with_capacity(processes);
-    let share = plan.subscribers.div_ceil(processes);
-    for p in 0..processes {
-        let first = p * share;
-        let count = share.min(plan.subscribers.saturating_sub(first));
-        let config = PoolConfig {
-            sub_urls: sub_urls.clone(),
-            resume_elsewhere: plan.resume_elsewhere,
-            topic_prefix: args.topic_prefix.clone(),
-            first,
-            count,
-            topics: plan.topics,
-            publishers: plan.publishers,
-            source_ips: args.source_ips,
-            threads: args.threads,
-            connect_concurrency: (args.connect_concurrency / processes).max(1),
-            reconnect: !args.no_reconnect,
-        };
-        pools.push(Pool::start(&config, remote).await?);
-    }
+    let mut run = Pools::start(args, &plan, None).await?;
     let published = Arc::new(Published::new(plan.topics, plan.publishers));
     let (phase_tx, phase_rx) = watch::channel(String::from("connect"));
-    let progress = (!args.quiet).then(|| {
-        spawn_progress(
-            pools.iter().map(|p| Arc::clone(p.counters())).collect(),
-            Arc::clone(&published),
-            phase_rx,
-            plan.subscribers,
-        )
-    });
-
-    let mut connect = pool::ConnectReport::default();
-    for pool in &mut pools {
-        connect.add(&pool.connected().await?);
-    }
-    if connect.connected == 0 {
-        bail!(
-            "no subscriber could connect: {}",
-            connect.first_error.as_deref().unwrap_or("unknown error")
-        );
-    }
+    let progress = run.progress(args, &published, phase_rx, plan.subscribers);
+    let connect = run.connected().await?;
+    let Pools {
+        mut pools,
+        remote,
+        processes,
+    } = run;
     // Let the hub settle before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
     memory.read(pids, Moment::Connected);
@@ -266,17 +377,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         }
     }
     let phases = merge_phases(phases);
-    for step in &mut steps {
-        if let Some(phase) = phases.iter().find(|p| p.name == step.name) {
-            step.deliveries = phase.deliveries;
-            step.deliveries_per_second = if phase.seconds > 0.0 {
-                phase.deliveries as f64 / phase.seconds
-            } else {
-                0.0
-            };
-            step.latency = phase.latency.summary();
-        }
-    }
+    fill_steps(&mut steps, &phases);
     if let Some(phase) = phases.iter().find(|p| p.name == "after storm") {
         steps.push(Step {
             name: "after storm".into(),
@@ -293,9 +394,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         .map(|s| s.deliveries_per_second)
         .fold(0.0, f64::max);
     Ok(Report {
-        scenario: clap::ValueEnum::to_possible_value(&args.scenario)
-            .map(|v| v.get_name().to_owned())
-            .unwrap_or_default(),
+        scenario: scenario_name(args.scenario),
         target: args.name.clone(),
         hubs: plan.hubs,
         started_unix,
@@ -312,6 +411,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         publish_errors,
         first_publish_error,
         memory: (!pids.is_empty()).then_some(memory),
+        soak: None,
     })
 }
 

@@ -26,6 +26,11 @@ pub(crate) enum Scenario {
     Storm,
     /// Concurrent publishers as fast as acknowledged.
     Publish,
+    /// An hour of mixed load with churn (idle, one-topic, several-topic
+    /// and URI-template subscribers; connections that resume with
+    /// Last-Event-ID or leave for new ones): are the hub's RSS and open
+    /// files flat? Needs --hub-pid.
+    Soak,
 }
 
 /// Options of `herald bench`.
@@ -120,6 +125,22 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value = "15s")]
     pub(super) drain: humantime::Duration,
 
+    /// Soak: how often to read the hub's RSS and open files.
+    #[arg(long, default_value = "10s")]
+    pub(super) sample_every: humantime::Duration,
+    /// Soak: the start left out of the flatness verdict [default: a tenth
+    /// of --duration].
+    #[arg(long)]
+    pub(super) warm_up: Option<humantime::Duration>,
+    /// Soak: mean lifetime of a subscriber's connection before it resumes
+    /// or a new subscriber takes its place.
+    #[arg(long, default_value = "60s")]
+    pub(super) lifetime: humantime::Duration,
+    /// Soak: the drift (median of the last quarter of the samples after
+    /// warm-up against the first quarter's) still called flat, in %.
+    #[arg(long, default_value_t = 5.0)]
+    pub(super) tolerance: f64,
+
     /// Source addresses 127.0.0.1 ..= 127.0.0.N to spread connections over.
     #[arg(long, default_value_t = 16)]
     pub(super) source_ips: usize,
@@ -165,6 +186,9 @@ Examples:
   # publishers spread over both; the storm resumes each on the other node
   herald bench --scenario storm --jwt-key secret \\
       --hub http://127.0.0.1:9401 --hub http://127.0.0.1:9402
+
+  # An hour of mixed load and churn: is the hub's memory (and open files) flat?
+  herald bench --scenario soak --jwt-key secret -n 4000 --hub-pid $HUB_PID
 
   # Any SSE server: subscribe and publish URL templates
   herald bench -n 1000 --rate 100 --sub-url 'http://127.0.0.1:9000/sub/{topic}' \\
@@ -220,6 +244,7 @@ pub(super) fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
         ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 8, 1),
         Storm => (10_000, 1, vec![Some(20.0)], 5, 1, 1),
         Publish => (100, 100, vec![None], 15, 32, 1),
+        Soak => (2_000, 100, vec![Some(50.0)], 3_600, 2, 1),
     };
     let mut steps = rates;
     if let Some(rate) = &args.rate {
@@ -363,6 +388,13 @@ mod tests {
         assert_eq!(p.storm_gap, Some(Duration::from_secs(1)));
         let p = plan(&args(&["--scenario", "publish"])).unwrap();
         assert_eq!(p.steps, vec![None]);
+        let p = plan(&args(&["--scenario", "soak"])).unwrap();
+        assert_eq!(
+            (p.step, p.steps.clone()),
+            (Duration::from_secs(3600), vec![Some(50.0)])
+        );
+        let p = plan(&args(&["--scenario", "soak", "--duration", "5s"])).unwrap();
+        assert_eq!(p.step, Duration::from_secs(5));
         assert!(plan(&args(&["--rate", "fast"])).is_err());
         assert!(plan(&args(&["--rate=-1"])).is_err());
         let err = plan(&args(&["-n", "0"])).unwrap_err();

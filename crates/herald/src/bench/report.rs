@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pool::{ConnectReport, StormReport};
 use super::publisher::PubStats;
+use super::soak::SoakReport;
 use super::stats::{LatencySummary, Totals};
 
 /// Everything a run measured.
@@ -41,6 +42,9 @@ pub(crate) struct Report {
     pub(crate) publish_errors: u64,
     pub(crate) first_publish_error: Option<String>,
     pub(crate) memory: Option<Memory>,
+    /// The soak's samples and verdict (scenario soak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) soak: Option<SoakReport>,
 }
 
 /// One phase of publishing.
@@ -367,6 +371,9 @@ impl Report {
                     kib(node.rss_end_kib),
                 );
             }
+        }
+        if let Some(soak) = &self.soak {
+            out.push_str(&soak.table(&self.totals));
         }
         out
     }

@@ -50,6 +50,15 @@ impl SeqTracker {
         Seen::New
     }
 
+    /// Records `seq` for a subscriber that arrived while the stream was
+    /// going on: its first event is where it starts, whatever came before.
+    pub(crate) fn record_joining(&mut self, seq: u64) -> Seen {
+        if self.received == 0 && self.duplicates == 0 {
+            self.max_seen = self.max_seen.max(seq.saturating_sub(1));
+        }
+        self.record(seq)
+    }
+
     /// Events lost once `published` events were sent on the topic: the gaps
     /// plus the tail that never arrived.
     pub(crate) fn lost(&self, published: u64) -> u64 {
@@ -238,6 +247,17 @@ pub(crate) struct Totals {
     pub(crate) behind: u64,
     /// Why the first stream that ended unasked ended.
     pub(crate) first_disconnect: Option<String>,
+    /// Connections a soak ended on schedule (each resumed or replaced).
+    #[serde(default)]
+    pub(crate) churned: u64,
+    /// Subscribers of a soak that left, a new one taking the place.
+    #[serde(default)]
+    pub(crate) departed: u64,
+    /// Streams (topic and publishing connection) that published events
+    /// but of which a newcomer had received none at the end: nothing to
+    /// start counting from.
+    #[serde(default)]
+    pub(crate) unchecked: u64,
 }
 
 impl Totals {
@@ -251,6 +271,9 @@ impl Totals {
         self.duplicates += other.duplicates;
         self.malformed += other.malformed;
         self.behind += other.behind;
+        self.churned += other.churned;
+        self.departed += other.departed;
+        self.unchecked += other.unchecked;
         if self.first_disconnect.is_none() {
             self.first_disconnect.clone_from(&other.first_disconnect);
         }
@@ -401,6 +424,16 @@ mod tests {
     }
 
     #[test]
+    fn a_newcomer_starts_at_its_first_event_and_then_counts_as_anyone() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.record_joining(41), Seen::New);
+        assert_eq!((t.max_seen, t.gaps, t.received), (41, 0, 1));
+        assert_eq!(t.record_joining(43), Seen::New);
+        assert_eq!(t.record_joining(43), Seen::Duplicate);
+        assert_eq!((t.gaps, t.duplicates, t.lost(45)), (1, 1, 3));
+    }
+
+    #[test]
     fn totals_add_every_field() {
         let one = Totals {
             connected: 1,
@@ -413,11 +446,15 @@ mod tests {
             malformed: 8,
             behind: 9,
             first_disconnect: Some("reset".into()),
+            churned: 10,
+            departed: 11,
+            unchecked: 12,
         };
         let mut sum = one.clone();
         sum.add(&one);
         assert_eq!(sum.connected, 2);
         assert_eq!(sum.behind, 18);
         assert_eq!(sum.duplicates, 14);
+        assert_eq!((sum.churned, sum.departed, sum.unchecked), (20, 22, 24));
     }
 }

@@ -3,7 +3,9 @@
 //! opens an event stream, decode the body and account for every event in
 //! the thread's shared [`State`]; reconnect as the run asks. Subscriber `i`
 //! subscribes on hub `i mod N` and, when a storm asks it to resume
-//! elsewhere, on the next hub from then on.
+//! elsewhere, on the next hub from then on. In a soak each connection also
+//! ends when its lifetime does, and resumes or gives its place to a new
+//! subscriber (`soak::mix`).
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,6 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use super::{Counters, PoolConfig, State};
 use crate::bench::http::{self, Chunked, Framing, ResponseHead, Url};
 use crate::bench::hubs::{assigned_hub, next_hub};
+use crate::bench::soak::mix::{Next, Schedule};
 use crate::bench::stats::{parse_event_data, unix_ns};
 
 /// Bytes read from a socket at a time.
@@ -50,14 +53,20 @@ fn check_subscription(head: &ResponseHead) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The subscribe URL of topic `topic_name` on hub `hub` (an index into
-/// `sub_urls`).
-fn url_on(config: &PoolConfig, hub: usize, topic_name: &str) -> anyhow::Result<Url> {
+/// The subscribe URL of `selectors` on hub `hub` (an index into
+/// `sub_urls`): the first fills the template's `{topic}`, each other one is
+/// a `topic` parameter of its own.
+fn url_on(config: &PoolConfig, hub: usize, selectors: &[String]) -> anyhow::Result<Url> {
     let template = config
         .sub_urls
         .get(hub)
         .with_context(|| format!("no subscribe URL for hub {hub}"))?;
-    Url::parse(&http::fill(template, topic_name, "", true))
+    let (first, rest) = selectors.split_first().context("no topic selector")?;
+    let mut url = http::fill(template, first, "", true);
+    for selector in rest {
+        url.push_str(&http::fill("&topic={topic}", selector, "", true));
+    }
+    Url::parse(&url)
 }
 
 /// One subscriber connection, reconnecting as the run asks.
@@ -79,17 +88,19 @@ pub(super) struct Conn {
 enum Ended {
     /// The run asked for a drop (storm).
     Storm,
+    /// The connection's lifetime ended (soak).
+    Churn,
     /// The server ended it or the connection failed.
     Closed(anyhow::Error),
 }
 
 impl Conn {
     pub(super) async fn run(mut self) {
-        let topic = self.state.borrow().subs[self.local].topic;
-        let topic_name = format!("{}{}", self.config.topic_prefix, topic);
+        let selectors = self.config.follows(self.global).selectors;
+        let mut schedule = self.config.soak.map(|c| Schedule::new(c, self.global));
         let hubs = self.config.sub_urls.len();
         let mut hub = assigned_hub(self.global, hubs);
-        let mut url = match url_on(&self.config, hub, &topic_name) {
+        let mut url = match url_on(&self.config, hub, &selectors) {
             Ok(u) => u,
             Err(e) => {
                 self.first_attempt(Err(e));
@@ -132,7 +143,8 @@ impl Conn {
                 self.check_caught_up();
             }
             self.storm.mark_unchanged();
-            let ended = self.read(stream, rest, framing).await;
+            let ends = schedule.as_mut().map(|s| Instant::now() + s.lifetime());
+            let ended = self.read(stream, rest, framing, ends).await;
             match ended {
                 Ended::Storm => {
                     if self.config.resume_elsewhere && hubs > 1 {
@@ -140,7 +152,7 @@ impl Conn {
                         // what a cluster promises to a client whose load
                         // balancer sends it elsewhere.
                         hub = next_hub(hub, hubs);
-                        url = match url_on(&self.config, hub, &topic_name) {
+                        url = match url_on(&self.config, hub, &selectors) {
                             Ok(u) => u,
                             Err(e) => {
                                 // Every template was parsed at the start, so
@@ -161,6 +173,24 @@ impl Conn {
                     if let Some(back) = back {
                         tokio::time::sleep_until(back.into()).await;
                     }
+                }
+                Ended::Churn => {
+                    let next = schedule.as_mut().map(Schedule::next);
+                    self.state.borrow_mut().totals.churned += 1;
+                    let gap = match next {
+                        Some(Next::Resume(gap)) => {
+                            self.state.borrow_mut().subs[self.local].resume();
+                            gap
+                        }
+                        Some(Next::Replace(gap)) => {
+                            let mut s = self.state.borrow_mut();
+                            let s = &mut *s;
+                            s.subs[self.local].replace(&mut s.totals);
+                            gap
+                        }
+                        None => Duration::ZERO,
+                    };
+                    tokio::time::sleep(gap).await;
                 }
                 Ended::Closed(why) => {
                     let stop = {
@@ -251,8 +281,20 @@ impl Conn {
         }
     }
 
-    /// Reads events until the stream ends or a storm drops it.
-    async fn read(&mut self, mut stream: TcpStream, rest: Vec<u8>, framing: Framing) -> Ended {
+    /// Reads events until the stream ends, a storm drops it or its
+    /// lifetime `ends` (once the run is finishing, lifetimes no longer end:
+    /// the drain waits for streams to catch up, not to churn).
+    async fn read(
+        &mut self,
+        mut stream: TcpStream,
+        rest: Vec<u8>,
+        framing: Framing,
+        ends: Option<Instant>,
+    ) -> Ended {
+        // One timer for the connection's life, not one per read.
+        let mut churns = ends.is_some();
+        let lifetime = sleep_until_some(ends);
+        tokio::pin!(lifetime);
         let mut parser = herald_sse::Parser::new();
         let mut chunked = Chunked::default();
         let mut left = match framing {
@@ -296,6 +338,13 @@ impl Conn {
                     // The controller is gone: the run is over.
                     return Ended::Closed(anyhow::anyhow!("the run ended"));
                 }
+                () = &mut lifetime, if churns => {
+                    if !self.state.borrow().finishing {
+                        return Ended::Churn;
+                    }
+                    churns = false;
+                    continue;
+                }
                 read = stream.read(&mut buf) => read,
             };
             match read {
@@ -323,11 +372,17 @@ impl Conn {
                 continue;
             };
             let sub = &mut s.subs[self.local];
-            let Some(tracker) = sub.trackers.get_mut(conn).filter(|_| topic == sub.topic) else {
+            let joining = sub.joined_late;
+            let Some(tracker) = sub.tracker_mut(topic, conn) else {
                 s.totals.malformed += 1;
                 continue;
             };
-            tracker.record(seq);
+            if joining {
+                tracker.record_joining(seq);
+            } else {
+                tracker.record(seq);
+            }
+
             if !event.last_event_id().is_empty()
                 && sub.last_id.as_deref() != Some(event.last_event_id())
             {
@@ -369,6 +424,14 @@ impl Conn {
     }
 }
 
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,8 +452,10 @@ mod tests {
             threads: 1,
             connect_concurrency: 1,
             reconnect: true,
+            soak: None,
         };
-        let port = |hub| url_on(&config, hub, "bench-0").unwrap().addr.port();
+        let one = |name: &str| vec![name.to_owned()];
+        let port = |hub| url_on(&config, hub, &one("bench-0")).unwrap().addr.port();
         // Subscribers 0..8 on 3 hubs, then where each resumes.
         let on: Vec<u16> = (0..8).map(|i| port(assigned_hub(i, 3))).collect();
         assert_eq!(on, [9401, 9402, 9403, 9401, 9402, 9403, 9401, 9402]);
@@ -398,9 +463,17 @@ mod tests {
             .map(|i| port(next_hub(assigned_hub(i, 3), 3)))
             .collect();
         assert_eq!(resumed, [9402, 9403, 9401, 9402, 9403, 9401, 9402, 9403]);
-        let url = url_on(&config, 1, "bench-7").unwrap();
+        let url = url_on(&config, 1, &one("bench-7")).unwrap();
         assert_eq!(url.target, "/.well-known/mercure?topic=bench%2D7");
-        assert!(url_on(&config, 3, "bench-0").is_err());
+        assert!(url_on(&config, 3, &one("bench-0")).is_err());
+        // Several selectors: one topic parameter each, encoded alike.
+        let several = ["b-1".to_owned(), "b-{n}".to_owned()];
+        let url = url_on(&config, 0, &several).unwrap();
+        assert_eq!(
+            url.target,
+            "/.well-known/mercure?topic=b%2D1&topic=b%2D%7Bn%7D"
+        );
+        assert!(url_on(&config, 0, &[]).is_err());
     }
 
     #[test]
