@@ -89,6 +89,35 @@ async fn reads_from_disk_equal_reads_from_the_cache() {
     assert_eq!(ids(&small.read_after(299, 5).await.unwrap()), vec!["e299"]);
 }
 
+/// With a memory bound smaller than its events, the cache keeps what fits
+/// and every older read, and the resume of a known id, comes from the file,
+/// complete and in order (a tiny page cache included).
+#[tokio::test]
+async fn a_cache_bounded_in_bytes_still_replays_everything_from_the_file() {
+    let dir = TempDir::new("cache-bytes");
+    let h = RedbHistory::open(
+        &dir.0,
+        RedbOptions {
+            cache_bytes: 3 * 1024,
+            page_cache_bytes: 16 * 1024,
+            ..RedbOptions::default()
+        },
+    )
+    .unwrap();
+    append_n(&h, 0..50, 1000).await;
+    let all = h.read_after(0, 100).await.unwrap();
+    assert_eq!(
+        ids(&all),
+        (0..50).map(|i| format!("e{i}")).collect::<Vec<_>>()
+    );
+    assert!(all.iter().all(|e| e.frame.len() > 1000));
+    let after = h.seq_of("e20").await.unwrap().unwrap();
+    assert_eq!(
+        ids(&h.read_after(after, 3).await.unwrap()),
+        vec!["e21", "e22", "e23"]
+    );
+}
+
 #[tokio::test]
 async fn retention_by_events_keeps_the_newest_and_forgets_evicted_ids() {
     let dir = TempDir::new("count");

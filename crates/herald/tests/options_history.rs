@@ -196,3 +196,68 @@ async fn the_last_sequence_keeps_counting_when_history_evicts() {
         sizes[3] + sizes[4]
     );
 }
+
+/// The `VmRSS` of process `pid`, in bytes.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"));
+    kib.trim().parse::<u64>().unwrap() * 1024
+}
+
+/// `--history-cache-size` bounds the memory redb history holds: 80 MiB of
+/// events grow the hub by about the cache, not by the events (with redb's
+/// own 1 GiB page cache and the newest 10,000 events kept whatever their
+/// size, the hub grew by twice what was published). Events past the cache
+/// are still replayed, from the file.
+#[tokio::test]
+async fn the_history_cache_size_bounds_what_redb_history_holds_in_memory() {
+    const EVENT: usize = 512 * 1024;
+    const EVENTS: usize = 160;
+    let dir = TempDir::new("options-cache-size");
+    let mut cmd = serve(&[
+        "--jwt-key",
+        KEY,
+        "--anonymous",
+        "--history-cache-size",
+        "8MiB",
+    ]);
+    cmd.arg("--data-dir").arg(&dir.0);
+    let hub = start(cmd).await;
+    let pid = hub.child.id().unwrap();
+    publish_ok(&hub, "topic=t&id=warm&data=x").await;
+    let before = resident_bytes(pid);
+    let data = "x".repeat(EVENT);
+    for i in 1..=EVENTS {
+        assert_eq!(
+            publish_ok(&hub, &format!("topic=t&id=e{i}&data={data}")).await,
+            format!("e{i}")
+        );
+    }
+    let grown = resident_bytes(pid).saturating_sub(before);
+    let published = (EVENT * EVENTS) as u64;
+    assert!(
+        grown < published / 2,
+        "the hub grew by {grown} bytes for {published} bytes published"
+    );
+    let mut replay = subscribe(&hub, "topic=t", &[("last-event-id", "e150")]).await;
+    publish_ok(&hub, "topic=t&id=marker").await;
+    let mut expected: Vec<String> = (151..=EVENTS).map(|i| format!("e{i}")).collect();
+    expected.push("marker".into());
+    assert_eq!(replay.ids_until("marker").await, expected);
+}
+
+#[tokio::test]
+async fn a_malformed_history_cache_size_is_refused_clearly() {
+    let dir = TempDir::new("options-cache-size-bad");
+    let mut cmd = serve(&["--jwt-key", KEY, "--history-cache-size", "lots"]);
+    cmd.arg("--data-dir").arg(&dir.0);
+    let out = run_to_exit(cmd).await;
+    assert_refused(
+        &out,
+        "invalid --history-cache-size \"lots\": use e.g. 67108864, 64MiB or 1GiB",
+    );
+}

@@ -38,6 +38,11 @@ pub use roster::{Lease, Orphans, Roster};
 #[cfg(any(feature = "redb", feature = "redis"))]
 pub(crate) use stats::StatsCell;
 
+/// Memory a durable or shared history may use for caching by default: the
+/// newest events kept in memory for replays and, for redb, the file's pages
+/// (half each). Bounded so that the hub does not grow with its history.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// An update ready to be stored: routing data plus its encoded SSE frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEntry {

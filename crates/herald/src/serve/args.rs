@@ -242,6 +242,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HISTORY_MAX_BYTES", value_name = "SIZE")]
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) history_max_bytes: Option<String>,
+    /// Memory the history may use as a cache, e.g. 256MiB: the newest
+    /// events, kept for replays, and with redb the file's pages, half
+    /// each. Replays past it read the file or Redis; memory history is
+    /// all in memory and ignores it [default: 64MiB].
+    #[arg(long, env = "HERALD_HISTORY_CACHE_SIZE", value_name = "SIZE")]
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) history_cache_size: Option<String>,
     /// When a publish is acknowledged (redb only): `full` fsyncs before
     /// every 200; `periodic` fsyncs every 200 ms, faster, but a crash can
     /// lose the last 200 ms of acknowledged events [default: full].

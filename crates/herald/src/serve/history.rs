@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use herald_hub::history::redb::{Durability, RedbOptions, Retention};
-use herald_hub::history::{History, MemoryHistory, RedbHistory, RedisHistory, RedisOptions};
+use herald_hub::history::{
+    History, MemoryHistory, RedbHistory, RedisHistory, RedisOptions, DEFAULT_CACHE_BYTES,
+};
 
 use super::args::{
     DurabilityMode, HistoryBackend, ServeArgs, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_SIZE,
@@ -29,6 +31,12 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
                 .with_context(|| format!("invalid --history-max-age {text:?}: use e.g. 24h or 30m"))
         })
         .transpose()?;
+    let cache_bytes = match args.history_cache_size.as_deref() {
+        Some(text) => parse_size(text).with_context(|| {
+            format!("invalid --history-cache-size {text:?}: use e.g. 67108864, 64MiB or 1GiB")
+        })?,
+        None => DEFAULT_CACHE_BYTES,
+    };
     let backend = args.history.unwrap_or(HistoryBackend::Redb);
     if backend != HistoryBackend::Redis {
         refuse_given(
@@ -52,7 +60,7 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
         max_bytes: Some(max_bytes),
     };
     match backend {
-        HistoryBackend::Redis => open_redis(args, retention).await,
+        HistoryBackend::Redis => open_redis(args, retention, cache_bytes).await,
         HistoryBackend::Memory => {
             // Memory history is never written to disk: a durability asked
             // for would be silently meaningless.
@@ -79,6 +87,8 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
                     DurabilityMode::Full => Durability::Full,
                     DurabilityMode::Periodic => Durability::Periodic(Duration::from_millis(200)),
                 },
+                cache_bytes: cache_bytes / 2,
+                page_cache_bytes: usize::try_from(cache_bytes / 2).unwrap_or(usize::MAX),
                 ..RedbOptions::default()
             };
             let history = match RedbHistory::open(&dir, options) {
@@ -108,7 +118,11 @@ pub(super) async fn open_history(args: &ServeArgs) -> anyhow::Result<Arc<dyn His
 }
 
 /// The Redis history of `--history redis`, its options checked.
-async fn open_redis(args: &ServeArgs, retention: Retention) -> anyhow::Result<Arc<dyn History>> {
+async fn open_redis(
+    args: &ServeArgs,
+    retention: Retention,
+    cache_bytes: u64,
+) -> anyhow::Result<Arc<dyn History>> {
     refuse_given(
         &[
             (args.durability.is_some(), "--durability"),
@@ -158,6 +172,7 @@ async fn open_redis(args: &ServeArgs, retention: Retention) -> anyhow::Result<Ar
     options.max_events = retention.max_events.unwrap_or(options.max_events);
     options.max_bytes = retention.max_bytes.unwrap_or(options.max_bytes);
     options.max_age = retention.max_age;
+    options.cache_bytes = cache_bytes;
     let history = RedisHistory::connect(options)
         .await
         .context("cannot open the shared history")?;

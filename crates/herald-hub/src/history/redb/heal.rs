@@ -58,9 +58,11 @@ pub(super) struct Opener(OpenFn);
 type OpenFn = Box<dyn Fn(&Path) -> Result<Database, redb::DatabaseError> + Send + Sync>;
 
 impl Opener {
-    /// The file itself, as `Database::create` opens it.
-    pub(super) fn file() -> Opener {
-        Opener(Box::new(|path: &Path| Database::create(path)))
+    /// The file itself, with a page cache of at most `cache_bytes`.
+    pub(super) fn file(cache_bytes: usize) -> Opener {
+        Opener(Box::new(move |path: &Path| {
+            Database::builder().set_cache_size(cache_bytes).create(path)
+        }))
     }
 
     /// Opens with `open`.

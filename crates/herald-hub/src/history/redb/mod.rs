@@ -43,7 +43,9 @@ pub use error::OpenError;
 use heal::{Fault, Opener};
 
 use super::ring::Ring;
-use super::{now_ms, Entry, History, HistoryError, HistoryStats, NewEntry, StatsCell};
+use super::{
+    now_ms, Entry, History, HistoryError, HistoryStats, NewEntry, StatsCell, DEFAULT_CACHE_BYTES,
+};
 
 /// Sequence number → encoded entry.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -91,6 +93,14 @@ pub struct RedbOptions {
     pub durability: Durability,
     /// Recent events also kept in memory to serve replays.
     pub cache_events: usize,
+    /// Most bytes of those recent events kept in memory: with large
+    /// events, fewer than `cache_events` are kept.
+    pub cache_bytes: u64,
+    /// Most bytes of the file's pages redb caches in memory (its reads and
+    /// its write buffer). redb's own default, 1 GiB, would let the hub grow
+    /// with the file up to its retention bound; replays past the newest
+    /// events read pages the kernel's page cache usually holds anyway.
+    pub page_cache_bytes: usize,
 }
 
 impl Default for RedbOptions {
@@ -99,6 +109,8 @@ impl Default for RedbOptions {
             retention: Retention::default(),
             durability: Durability::Full,
             cache_events: 10_000,
+            cache_bytes: DEFAULT_CACHE_BYTES / 2,
+            page_cache_bytes: (DEFAULT_CACHE_BYTES / 2) as usize,
         }
     }
 }
@@ -158,7 +170,7 @@ impl RedbHistory {
     /// the fsync periodic durability owes every interval), which ends when
     /// the history is dropped.
     pub fn open(dir: &Path, options: RedbOptions) -> Result<RedbHistory, OpenError> {
-        RedbHistory::open_with(dir, options, Opener::file())
+        RedbHistory::open_with(dir, options, Opener::file(options.page_cache_bytes))
     }
 
     /// [`RedbHistory::open`], opening the file with `opener` (tests inject
@@ -203,7 +215,7 @@ impl RedbHistory {
                 failures: 0,
                 reopens: 0,
             }),
-            cache: Mutex::new(Ring::new(options.cache_events, u64::MAX)),
+            cache: Mutex::new(Ring::new(options.cache_events, options.cache_bytes)),
             stats: StatsCell::new(HistoryStats {
                 events,
                 bytes,

@@ -31,7 +31,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use super::ring::Ring;
-use super::{Entry, Follow, History, HistoryError, HistoryStats, NewEntry, Roster, StatsCell};
+use super::{
+    Entry, Follow, History, HistoryError, HistoryStats, NewEntry, Roster, StatsCell,
+    DEFAULT_CACHE_BYTES,
+};
 use roster::RedisRoster;
 
 /// How long a read of the stream blocks on the server waiting for news.
@@ -70,11 +73,15 @@ pub struct RedisOptions {
     /// life: after that, another node announces their end (see
     /// [`Roster`]). Each node renews its lease several times within it.
     pub node_lease: Duration,
+    /// Most bytes of the newest events each node keeps in memory to serve
+    /// replays without asking Redis.
+    pub cache_bytes: u64,
 }
 
 impl RedisOptions {
     /// Options for the log at `url`, with the key prefix `herald`, 100,000
-    /// events, no byte or age limit and a 3 s command timeout.
+    /// events, no byte or age limit, a 3 s command timeout and a cache of
+    /// [`DEFAULT_CACHE_BYTES`].
     pub fn new(url: impl Into<String>) -> RedisOptions {
         RedisOptions {
             url: url.into(),
@@ -85,6 +92,7 @@ impl RedisOptions {
             timeout: Duration::from_secs(3),
             tls_ca: None,
             node_lease: Duration::from_secs(15),
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -207,7 +215,7 @@ impl RedisHistory {
         // Never more than retention keeps: a replay from the cache must not
         // return what the log has already dropped.
         let options_cache_events = options.max_events.min(CACHE_EVENTS);
-        let max_bytes = options.max_bytes;
+        let max_bytes = options.max_bytes.min(options.cache_bytes);
         let node_lease = options.node_lease;
         let inner = Arc::new(Inner {
             client,
