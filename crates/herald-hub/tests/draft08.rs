@@ -20,10 +20,16 @@ fn query(pairs: &[(&str, &str)]) -> String {
 
 /// A subscribe request read to its end: for refusals.
 async fn refused(addr: std::net::SocketAddr, query: &str) -> Reply {
-    let req = Request::get(format!("http://{addr}{HUB_PATH}?{query}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    request(req).await
+    refused_with(addr, query, None).await
+}
+
+/// [`refused`], presenting `token` in the Authorization header.
+async fn refused_with(addr: std::net::SocketAddr, query: &str, token: Option<&str>) -> Reply {
+    let mut req = Request::get(format!("http://{addr}{HUB_PATH}?{query}"));
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    request(req.body(Full::new(Bytes::new())).unwrap()).await
 }
 
 fn hub_config(protocol: Protocol) -> HubConfig {
@@ -164,6 +170,32 @@ async fn matcher_limits_are_400() {
         .join("&");
     let sub = subscribe(hub.addr, &at_the_limits, &[]).await;
     assert_eq!(sub.status, StatusCode::OK);
+}
+
+// §Reconciliation: an id outside ASCII (a draft-07 publisher may choose
+// one) is echoed in the resume fields as its UTF-8 bytes; only an id with
+// a control character cannot be a header value (docs/conformance.md).
+#[tokio::test]
+async fn a_non_ascii_id_is_echoed_as_its_utf8_bytes() {
+    let hub = start(hub_config(Protocol::Both)).await;
+    publish(
+        hub.addr,
+        &[("topic", "/t"), ("id", "café-1"), ("data", "1")],
+    )
+    .await;
+    publish(hub.addr, &[("topic", "/t"), ("data", "2")]).await;
+    let mut sub = subscribe(
+        hub.addr,
+        &query(&[("match", "/t"), ("last_event_id", "café-1")]),
+        &[],
+    )
+    .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert_eq!(
+        sub.headers["mercure-last-event-id"].as_bytes(),
+        "café-1".as_bytes()
+    );
+    assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "2");
 }
 
 // §Reconciliation: `last_event_id` in the query, the header winning over
@@ -813,11 +845,7 @@ mod access {
             &["subscribe"],
             json!([{"match": "(", "match_type": "urlpattern"}])
         )]));
-        let reply = refused(
-            hub.addr,
-            &format!("{}&authorization={bad}", query(&[("match", "a")])),
-        )
-        .await;
+        let reply = refused_with(hub.addr, &query(&[("match", "a")]), Some(&bad)).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
         assert!(challenge(&reply).starts_with("Bearer error=\"invalid_token\""));
     }
@@ -851,6 +879,211 @@ mod access {
         .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         assert_eq!(sub.next_event_within(LONG).await.unwrap().data(), "private");
+    }
+
+    // §Security Considerations: access tokens MUST NOT be passed in URLs;
+    // on a hub that also speaks draft-07 (whose clients may) an access
+    // token in the query string is refused all the same, with
+    // `invalid_request`, and so is one in a QUERY body.
+    #[tokio::test]
+    async fn an_access_token_in_the_query_string_is_refused_on_a_hub_speaking_both() {
+        let hub = start(hub_with_issuer(Protocol::Both)).await;
+        let reader = access_token(json!([detail(&["subscribe"], json!([{"match": "*"}]))]));
+        let reply = refused(
+            hub.addr,
+            &query(&[("match", "a"), ("authorization", &reader)]),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(challenge(&reply).starts_with("Bearer error=\"invalid_request\""));
+        assert!(reply.body.contains("access token"), "{}", reply.body);
+
+        let body = query(&[("match", "a"), ("authorization", &reader)]);
+        let reply = common::request(super::query_request(hub.addr, "", &body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert!(reply.body.contains("QUERY body"), "{}", reply.body);
+    }
+
+    // §Error Responses: a 401 says where this hub takes a token, and only
+    // places it accepts.
+    #[tokio::test]
+    async fn a_missing_token_is_told_where_this_hub_takes_one() {
+        let secure = "__Secure-mercure_access_token";
+        let old_cookie = "mercureAuthorization";
+        let in_query = "\"authorization\" query parameter";
+        for (protocol, subscription, named, never) in [
+            (
+                Protocol::Draft08,
+                ("match", "a"),
+                vec![secure],
+                vec![old_cookie, in_query],
+            ),
+            (
+                Protocol::Draft07,
+                ("topic", "a"),
+                vec![old_cookie, in_query],
+                vec![secure],
+            ),
+            (
+                Protocol::Both,
+                ("match", "a"),
+                vec![secure, old_cookie, in_query],
+                vec![],
+            ),
+        ] {
+            let hub = start(HubConfig {
+                anonymous: false,
+                ..hub_with_issuer(protocol)
+            })
+            .await;
+            let reply = refused(hub.addr, &query(&[subscription])).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{protocol:?}");
+            for place in named {
+                assert!(reply.body.contains(place), "{protocol:?}: {}", reply.body);
+            }
+            for place in never {
+                assert!(!reply.body.contains(place), "{protocol:?}: {}", reply.body);
+            }
+        }
+    }
+
+    /// What a subscription to `https://example.com/p` presenting a token
+    /// as `place` gets on a hub speaking `protocol`: its status when
+    /// refused, else whether a private update reached it (read up to a
+    /// public marker published after it).
+    async fn private_reaches(
+        protocol: Protocol,
+        vocabulary: &str,
+        place: Place<'_>,
+    ) -> Result<bool, StatusCode> {
+        const TOPIC: &str = "https://example.com/p";
+        let hub = start(hub_with_issuer(protocol)).await;
+        let mut pairs = vec![(vocabulary, TOPIC)];
+        let cookie;
+        let mut headers = Vec::new();
+        match place {
+            Place::Header(token) => {
+                cookie = format!("Bearer {token}");
+                headers.push(("authorization", cookie.as_str()));
+            }
+            Place::Query(token) => pairs.push(("authorization", token)),
+            Place::Cookie(name, token) => {
+                cookie = format!("{name}={token}");
+                headers.push(("cookie", cookie.as_str()));
+            }
+        }
+        let mut sub = subscribe(hub.addr, &query(&pairs), &headers).await;
+        if sub.status != StatusCode::OK {
+            return Err(sub.status);
+        }
+        sub.ready().await;
+        let publisher = match protocol {
+            Protocol::Draft08 => any_publisher(),
+            _ => super::publisher(),
+        };
+        for (data, private) in [("private", true), ("marker", false)] {
+            let mut form = vec![("topic", TOPIC), ("data", data)];
+            if private {
+                form.push(("private", "on"));
+            }
+            let reply = publish_as(hub.addr, Some(&publisher), &form).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        }
+        let before = sub.events_until("marker").await;
+        Ok(before.iter().any(|e| e.data() == "private"))
+    }
+
+    #[derive(Clone, Copy)]
+    enum Place<'a> {
+        Header(&'a str),
+        Query(&'a str),
+        Cookie(&'a str, &'a str),
+    }
+
+    // docs/protocol.md §Mixes, row by row: which token, presented where,
+    // works with which subscription vocabulary on which hub.
+    #[tokio::test]
+    async fn the_mixes_table_holds() {
+        let old = token(&[], &["*"]);
+        let access = access_token(json!([detail(&["subscribe"], json!([{"match": "*"}]))]));
+        let secure = "__Secure-mercure_access_token";
+        let old_cookie = "mercureAuthorization";
+        let (both, strict, legacy) = (Protocol::Both, Protocol::Draft08, Protocol::Draft07);
+        let rows: Vec<(Protocol, &str, Place, Result<bool, StatusCode>)> = vec![
+            (both, "match", Place::Header(&old), Ok(true)),
+            (both, "topic", Place::Header(&access), Ok(true)),
+            (both, "match", Place::Cookie(secure, &access), Ok(true)),
+            (both, "topic", Place::Cookie(secure, &old), Ok(true)),
+            (both, "match", Place::Cookie(old_cookie, &access), Ok(true)),
+            (both, "match", Place::Query(&old), Ok(true)),
+            (both, "topic", Place::Cookie(old_cookie, &old), Ok(true)),
+            (
+                both,
+                "match",
+                Place::Query(&access),
+                Err(StatusCode::BAD_REQUEST),
+            ),
+            (
+                strict,
+                "match",
+                Place::Header(&old),
+                Err(StatusCode::UNAUTHORIZED),
+            ),
+            (strict, "match", Place::Cookie(secure, &access), Ok(true)),
+            (
+                strict,
+                "match",
+                Place::Cookie(old_cookie, &access),
+                Ok(false),
+            ),
+            (
+                strict,
+                "match",
+                Place::Query(&access),
+                Err(StatusCode::BAD_REQUEST),
+            ),
+            (
+                strict,
+                "topic",
+                Place::Header(&access),
+                Err(StatusCode::BAD_REQUEST),
+            ),
+            (
+                legacy,
+                "topic",
+                Place::Header(&access),
+                Err(StatusCode::UNAUTHORIZED),
+            ),
+            (legacy, "topic", Place::Cookie(secure, &old), Ok(false)),
+            (legacy, "topic", Place::Cookie(secure, &access), Ok(false)),
+            (
+                legacy,
+                "topic",
+                Place::Cookie(old_cookie, &access),
+                Ok(false),
+            ),
+            (
+                legacy,
+                "match",
+                Place::Header(&old),
+                Err(StatusCode::BAD_REQUEST),
+            ),
+            (legacy, "topic", Place::Cookie(old_cookie, &old), Ok(true)),
+            (legacy, "topic", Place::Query(&old), Ok(true)),
+            (
+                legacy,
+                "topic",
+                Place::Query(&access),
+                Err(StatusCode::BAD_REQUEST),
+            ),
+        ];
+        for (i, (protocol, vocabulary, place, expected)) in rows.into_iter().enumerate() {
+            assert_eq!(
+                private_reaches(protocol, vocabulary, place).await,
+                expected,
+                "row {i}: {protocol:?} {vocabulary}"
+            );
+        }
     }
 
     // Each revision's tokens only where the hub speaks it.
@@ -1060,11 +1293,7 @@ mod access {
             &["subscribe"],
             json!([{"match": "https://example.com/{id}", "match_type": "template"}])
         )]));
-        let reply = refused(
-            hub.addr,
-            &format!("{}&authorization={unsupported}", query(&[("match", "a")])),
-        )
-        .await;
+        let reply = refused_with(hub.addr, &query(&[("match", "a")]), Some(&unsupported)).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
         assert!(challenge(&reply).starts_with("Bearer error=\"invalid_token\""));
     }

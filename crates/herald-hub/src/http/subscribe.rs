@@ -36,7 +36,7 @@ use crate::auth::{self, Grants, Refused, Role};
 use crate::fanout::{Interest, Unregistered};
 use crate::matcher::Matcher;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
-use crate::protocol::{parse_subscribe, RequestedMatcher, Revision, EARLIEST};
+use crate::protocol::{parse_subscribe, Protocol, RequestedMatcher, Revision, EARLIEST};
 use crate::Hub;
 
 pub(crate) async fn subscribe(
@@ -305,7 +305,7 @@ async fn authenticate(
             Ok(None)
         } else {
             Err(Rejection::TokenMissing(
-                "subscribing needs a JWT: send \"Authorization: Bearer <token>\", the \"authorization\" query parameter or the \"mercureAuthorization\" cookie".into(),
+                token_missing(shared.config.protocol).into(),
             ))
         };
     };
@@ -322,6 +322,15 @@ async fn authenticate(
             Ok(None)
         }
         Err(refused) => Err(refused.into()),
+    }
+}
+
+/// Where a subscriber may present its token, on a hub speaking `protocol`.
+fn token_missing(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Draft08 => "subscribing needs an access token: send \"Authorization: Bearer <token>\" or the \"__Secure-mercure_access_token\" cookie",
+        Protocol::Draft07 => "subscribing needs a JWT: send \"Authorization: Bearer <token>\", the \"authorization\" query parameter or the \"mercureAuthorization\" cookie",
+        Protocol::Both => "subscribing needs a token: send \"Authorization: Bearer <token>\", the \"__Secure-mercure_access_token\" cookie (an access token) or, with a draft-07 JWT, the \"authorization\" query parameter or the \"mercureAuthorization\" cookie",
     }
 }
 

@@ -6,9 +6,11 @@
 //! header is present its token is used and any cookie ignored. Draft-07
 //! clients also send the `mercureAuthorization` cookie and the
 //! `authorization` query parameter, which stay accepted while the hub
-//! speaks draft-07. A hub speaking only draft-08 refuses a token in the
-//! query string (RFC 9700 forbids it) rather than silently ignoring it, so
-//! that a client learns why it is not authorized.
+//! speaks draft-07. An access token (`at+jwt`) in the query string is
+//! refused whatever the hub speaks, and a hub speaking only draft-08
+//! refuses any token there (RFC 9700 forbids it), rather than silently
+//! ignoring it, so that a client learns why it is not authorized. For a
+//! `QUERY` subscription the form body counts as the query string.
 
 use std::fmt;
 
@@ -111,7 +113,15 @@ pub(crate) fn presented_token(
     if let Some(token) = in_query {
         if !protocol.speaks(Revision::Draft07) {
             return Err(PresentationError::Malformed(
-                "this hub does not accept a token in the query string (draft-08): send it in the Authorization header or the __Secure-mercure_access_token cookie",
+                "this hub does not accept a token in the request's parameters, the query string or a QUERY body (draft-08): send it in the Authorization header or the __Secure-mercure_access_token cookie",
+            ));
+        }
+        // Only draft-07 tokens may come this way: access tokens never travel
+        // in URLs (draft-08 §Security Considerations), whatever else the
+        // hub speaks.
+        if crate::access_token::is_access_token(&token) {
+            return Err(PresentationError::Malformed(
+                "an access token (typ at+jwt) is never accepted in the query string or a QUERY body (draft-08): send it in the Authorization header or the __Secure-mercure_access_token cookie",
             ));
         }
         return found(token, TokenSource::Query);

@@ -24,9 +24,10 @@ export interface HeraldEventSourceOptions {
   /** Draft-08 `match_urlpattern` matchers (URL patterns). */
   matchUrlpattern?: string | string[];
   /**
-   * The token, sent as the `authorization` query parameter (draft-07; a
-   * hub speaking only draft-08 refuses it: set the
-   * `__Secure-mercure_access_token` cookie instead and return null). A
+   * The token, sent as the `authorization` query parameter (a draft-07
+   * JWT only: an access token, or any token on a hub speaking only
+   * draft-08, is refused there; set the `__Secure-mercure_access_token`
+   * cookie instead and return null). A
    * function is called before each connection the module opens, the first
    * included, so it can hand a fresh token each time.
    */

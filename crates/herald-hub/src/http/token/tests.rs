@@ -114,7 +114,10 @@ fn draft08_only_hub_refuses_a_token_in_the_query_string() {
     // draft-08 §Presenting the Access Token: no token in the URI query.
     let refused = find_for(&[], Some("match=a&authorization=t"), Protocol::Draft08);
     assert!(
-        refused.unwrap_err().to_string().contains("query string"),
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("query string or a QUERY body"),
         "the refusal says where the token may go"
     );
     assert_eq!(
@@ -200,4 +203,31 @@ fn sources_are_tried_header_then_query_then_cookie() {
     );
     assert_eq!(find(&[], None), Ok(None));
     assert_eq!(find(&[("x-other", "Bearer t")], Some("topic=a")), Ok(None));
+}
+
+#[test]
+fn an_access_token_in_the_query_string_is_refused_on_every_hub() {
+    // draft-08 §Security Considerations: access tokens MUST NOT be passed
+    // in URLs; a draft-07 token there stays accepted for draft-07 clients.
+    let access = "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJIUzI1NiJ9.e30.c2ln";
+    let draft07 = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.e30.c2ln";
+    for protocol in [Protocol::Both, Protocol::Draft08] {
+        let refused = find_for(&[], Some(&format!("authorization={access}")), protocol);
+        assert!(
+            matches!(refused, Err(PresentationError::Malformed(_))),
+            "{protocol:?}: {refused:?}"
+        );
+    }
+    assert!(find_for(
+        &[],
+        Some(&format!("authorization={access}")),
+        Protocol::Both
+    )
+    .unwrap_err()
+    .to_string()
+    .contains("Authorization header"));
+    assert_eq!(
+        find(&[], Some(&format!("authorization={draft07}"))),
+        some(draft07, TokenSource::Query)
+    );
 }
