@@ -330,6 +330,37 @@ async fn keys_from_a_jwks_file() {
     );
 }
 
+// A JWKS file rotated in place: a token naming a key the hub does not know
+// makes it read the file again, so the new key verifies without a restart
+// and the retired one stops verifying (no second read within
+// `min_refetch`). A file that cannot be read keeps the keys it had.
+#[tokio::test]
+async fn a_jwks_file_rotates_without_a_restart() {
+    let dir = std::env::temp_dir().join(format!("herald-jwks-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, jwks(&[("old", ED_PUBLIC, Algorithm::EdDSA)])).unwrap();
+    let verifier = AccessTokenVerifier::new(config(
+        vec![KeySource::JwksFile(file.clone())],
+        Duration::from_secs(3600),
+    ))
+    .unwrap();
+    verifier.verify(&ed_token("old")).await.unwrap();
+
+    std::fs::write(&file, jwks(&[("new", ED_PUBLIC, Algorithm::EdDSA)])).unwrap();
+    verifier.verify(&ed_token("new")).await.unwrap();
+    let err = verifier.verify(&ed_token("old")).await.unwrap_err();
+    assert!(
+        matches!(err, AccessTokenError::UnknownKey { .. }),
+        "{err:?}"
+    );
+
+    std::fs::write(&file, "{ not json").unwrap();
+    verifier.refresh_keys().await;
+    verifier.verify(&ed_token("new")).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 // Over HTTP, a token whose issuer's keys cannot be fetched is answered with
 // a 503 and no `invalid_token` challenge: the client should retry, not go
 // for a new token. Once the issuer answers, the same token subscribes.

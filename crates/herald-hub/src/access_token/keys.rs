@@ -1,9 +1,10 @@
 //! The trusted keys of each issuer: from PEM files, secrets, JWKS files
-//! and JWKS URLs, the last fetched again when a token names a key the
+//! and JWKS URLs, the last two read again when a token names a key the
 //! hub does not know (at a bounded rate) and periodically, so that an
-//! issuer can rotate its keys without a restart.
+//! issuer (or an operator editing the file) can rotate its keys without a
+//! restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -45,8 +46,10 @@ impl Key {
 /// The keys of one issuer.
 pub(crate) struct IssuerKeys {
     pub(crate) issuer: String,
-    /// Keys from PEM, secrets and JWKS files: fixed for the verifier's life.
+    /// Keys from PEM and secrets: fixed for the verifier's life.
     fixed: Vec<Key>,
+    /// JWKS files, read at load and again at each refresh.
+    files: Vec<PathBuf>,
     urls: Vec<hyper::Uri>,
     /// The accepted algorithms: keys for no accepted algorithm are dropped.
     algorithms: Vec<Algorithm>,
@@ -56,24 +59,28 @@ pub(crate) struct IssuerKeys {
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
-/// What the last fetches of an issuer's URLs gave.
+/// What the last reads of an issuer's JWKS files and URLs gave.
 #[derive(Default)]
 struct Fetched {
-    /// The keys of the last complete fetch.
+    /// The keys of the last complete read.
     keys: Vec<Key>,
-    /// Whether the last fetch succeeded: false before the first and after
-    /// a failed one (whose keys are not those of the issuer now, maybe).
+    /// Whether the last fetch of the URLs succeeded: false before the
+    /// first and after a failed one (whose keys are not those of the issuer
+    /// now, maybe).
     current: bool,
 }
 
 impl IssuerKeys {
-    /// Loads the fixed sources now; URLs are fetched by [`IssuerKeys::refresh`].
+    /// Loads the fixed sources and the JWKS files now; URLs are fetched by
+    /// [`IssuerKeys::refresh`].
     pub(crate) fn load(
         issuer: &str,
         sources: &[KeySource],
         algorithms: &[Algorithm],
     ) -> Result<IssuerKeys, ConfigError> {
         let mut fixed = Vec::new();
+        let mut from_files = Vec::new();
+        let mut files = Vec::new();
         let mut urls = Vec::new();
         let bad = |source: &dyn std::fmt::Display, why: String| ConfigError {
             message: format!("issuer {issuer:?}: {source}: {why}"),
@@ -102,9 +109,10 @@ impl IssuerKeys {
                 }
                 KeySource::JwksFile(path) => {
                     let text = read(path).map_err(|e| bad(&path.display(), e))?;
-                    fixed.extend(
+                    from_files.extend(
                         jwks(text.as_bytes(), algorithms).map_err(|e| bad(&path.display(), e))?,
                     );
+                    files.push(path.clone());
                 }
                 KeySource::JwksUrl(url) => urls.push(
                     url.parse::<hyper::Uri>()
@@ -114,15 +122,19 @@ impl IssuerKeys {
                 ),
             }
         }
-        if fixed.is_empty() && urls.is_empty() {
+        if fixed.is_empty() && files.is_empty() && urls.is_empty() {
             return Err(bad(&"keys", "none given".into()));
         }
         Ok(IssuerKeys {
             issuer: issuer.to_owned(),
             fixed,
+            files,
             urls,
             algorithms: algorithms.to_vec(),
-            fetched: RwLock::new(Fetched::default()),
+            fetched: RwLock::new(Fetched {
+                keys: from_files,
+                current: false,
+            }),
             last_fetch: tokio::sync::Mutex::new(None),
         })
     }
@@ -159,16 +171,23 @@ impl IssuerKeys {
         !self.urls.is_empty()
     }
 
-    /// Fetches the URLs again, unless that was done less than
-    /// `policy.min_refetch` ago; callers arriving during a fetch wait for
-    /// it rather than starting another. Returns whether a fetch happened.
+    /// Whether some keys are read again by [`IssuerKeys::refresh`]: from
+    /// JWKS files or URLs.
+    pub(crate) fn refetches(&self) -> bool {
+        !self.files.is_empty() || !self.urls.is_empty()
+    }
+
+    /// Reads the JWKS files and fetches the URLs again, unless that was
+    /// done less than `policy.min_refetch` ago; callers arriving during a
+    /// fetch wait for it rather than starting another. Returns whether a
+    /// fetch happened. `client` is needed when the issuer has URLs.
     pub(crate) async fn refresh(
         &self,
-        client: &JwksClient,
+        client: Option<&JwksClient>,
         policy: &JwksPolicy,
         force: bool,
     ) -> bool {
-        if self.urls.is_empty() {
+        if !self.refetches() {
             return false;
         }
         let mut last = self.last_fetch.lock().await;
@@ -176,6 +195,29 @@ impl IssuerKeys {
             return false;
         }
         let mut keys = Vec::new();
+        for path in &self.files {
+            let read = tokio::fs::read(path)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|body| jwks(&body, &self.algorithms));
+            match read {
+                Ok(found) => keys.extend(found),
+                Err(why) => {
+                    // Keep the keys we had: a file caught mid-edit, or
+                    // removed, must not lock anyone out. Unlike an
+                    // unreachable URL it does not make the keys
+                    // "unavailable": the operator owns the file.
+                    tracing::warn!(issuer = %self.issuer, file = %path.display(), %why, "could not read the issuer's key file again; keeping its keys");
+                    *last = Some(Instant::now());
+                    return true;
+                }
+            }
+        }
+        let Some(client) = client.filter(|_| !self.urls.is_empty()) else {
+            self.fetched.write().unwrap_or_else(|e| e.into_inner()).keys = keys;
+            *last = Some(Instant::now());
+            return true;
+        };
         for url in &self.urls {
             match client
                 .get(url, policy)

@@ -22,8 +22,8 @@
 //! 3. The key: among the issuer's keys suited to `alg` (family, curve, and
 //!    the JWK's own `alg`), the one whose `kid` the token names, or those
 //!    without a `kid` (a PEM key, a secret), or, when the token names none,
-//!    each in turn. A `kid` the hub does not know makes it fetch the
-//!    issuer's JWKS URLs again, at most once per
+//!    each in turn. A `kid` the hub does not know makes it read the
+//!    issuer's JWKS files and fetch its JWKS URLs again, at most once per
 //!    [`JwksPolicy::min_refetch`]: an issuer rotates its keys and the hub
 //!    follows without a restart, while a flood of made-up `kid`s cannot
 //!    make it hammer the issuer. [`AccessTokenVerifier::start`] also
@@ -206,12 +206,13 @@ impl AccessTokenVerifier {
         })
     }
 
-    /// Fetches the keys at URLs now, then spawns a task fetching them
-    /// again every [`JwksPolicy::refresh`]; the task ends when the last
-    /// clone of the verifier is dropped. Call it once.
+    /// Fetches the keys at URLs now, then spawns a task reading the JWKS
+    /// files and fetching the URLs again every [`JwksPolicy::refresh`];
+    /// the task ends when the last clone of the verifier is dropped. Call
+    /// it once.
     pub async fn start(&self) {
         self.refresh_keys().await;
-        if self.inner.client.is_none() {
+        if !self.inner.issuers.iter().any(IssuerKeys::refetches) {
             return;
         }
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
@@ -228,16 +229,15 @@ impl AccessTokenVerifier {
         });
     }
 
-    /// Fetches every issuer's keys at URLs now, whenever they were last
-    /// fetched. A fetch that fails keeps the keys of the last one that
-    /// succeeded (and is logged); one that succeeds replaces them, so a
-    /// key the issuer retired stops verifying.
+    /// Reads every issuer's JWKS files and fetches its keys at URLs now,
+    /// whenever that was last done. A read that fails keeps the keys of
+    /// the last one that succeeded (and is logged); one that succeeds
+    /// replaces them, so a key the issuer retired stops verifying.
     pub async fn refresh_keys(&self) {
-        let Some(client) = &self.inner.client else {
-            return;
-        };
         for issuer in &self.inner.issuers {
-            issuer.refresh(client, &self.inner.policy, true).await;
+            issuer
+                .refresh(self.inner.client.as_ref(), &self.inner.policy, true)
+                .await;
         }
     }
 
@@ -281,13 +281,15 @@ impl AccessTokenVerifier {
 
         let kid = header.kid.as_deref();
         let mut candidates = candidate_keys(issuer, kid, alg);
-        if let Some(client) = &inner.client {
-            if candidates.is_empty() || kid.is_some_and(|kid| !issuer.knows(kid)) {
-                // A key the hub does not know (yet): the issuer may have
-                // rotated its keys, or they were never fetched.
-                issuer.refresh(client, &inner.policy, false).await;
-                candidates = candidate_keys(issuer, kid, alg);
-            }
+        if issuer.refetches()
+            && (candidates.is_empty() || kid.is_some_and(|kid| !issuer.knows(kid)))
+        {
+            // A key the hub does not know (yet): the issuer may have
+            // rotated its keys, or they were never fetched.
+            issuer
+                .refresh(inner.client.as_ref(), &inner.policy, false)
+                .await;
+            candidates = candidate_keys(issuer, kid, alg);
         }
         // Whether a failure may be the missing keys' rather than the
         // token's: the issuer's current keys are unknown and none of the

@@ -118,7 +118,8 @@ pub(crate) struct ServeArgs {
 
     /// A trusted issuer of draft-08 access tokens (`at+jwt`) and where its
     /// keys are, as ISSUER=KEYS: KEYS is the issuer's JWKS URL
-    /// (https://…), a file (a JWKS document or a PEM public key), or
+    /// (https://…), a file (a JWKS document, read again like the URL so
+    /// its keys rotate without a restart, or a PEM public key), or
     /// `secret:VALUE` / `secret-file:PATH` for HS256 (which must then be in
     /// --access-token-alg). Repeat for more issuers or more keys.
     #[arg(
