@@ -22,7 +22,7 @@ use crate::http::client_limit::ClientLimit;
 use crate::http::publish_rate::PublishRate;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::presence::{Membership, Presence};
-use crate::protocol::{Protocol, PublishForm, Revision};
+use crate::protocol::{Protocol, ProtocolError, PublishForm, Revision};
 use crate::publisher::Publisher;
 use crate::topic::TopicMatcher;
 use crate::update::Update;
@@ -74,8 +74,9 @@ impl std::error::Error for BuildError {}
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum PublishError {
-    /// The update's fields cannot be encoded (e.g. a line break in the id).
-    Invalid(String),
+    /// The update breaks a rule of the protocol (e.g. a line break in the
+    /// id); the error names the field.
+    Invalid(ProtocolError),
     /// History could not store it; nothing was dispatched.
     History(HistoryError),
 }
@@ -83,7 +84,7 @@ pub enum PublishError {
 impl std::fmt::Display for PublishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PublishError::Invalid(m) => f.write_str(m),
+            PublishError::Invalid(e) => e.fmt(f),
             PublishError::History(e) => e.fmt(f),
         }
     }
@@ -306,7 +307,7 @@ impl Hub {
     ) -> Result<Update, PublishError> {
         let config = &self.shared.config;
         let strict = config.protocol == Protocol::Draft08 || revision == Revision::Draft08;
-        Update::new(form, &config.hub_url, strict).map_err(|e| PublishError::Invalid(e.to_string()))
+        Update::new(form, &config.hub_url, strict).map_err(PublishError::Invalid)
     }
 
     /// Stores `update` and hands it to fan-out; returns its id once stored.

@@ -120,7 +120,7 @@ pub use http::{IpRange, IpRangeError, BROWSER_MODULE_PATH, HUB_PATH};
 pub use hub::{BuildError, Hub, PublishError};
 pub use matcher::{HubUrl, MatchType, DEFAULT_HUB_URL};
 pub use metrics::{MetricsSnapshot, SlowDisconnects};
-pub use protocol::{Protocol, ProtocolLimits, PublishForm, Revision};
+pub use protocol::{Protocol, ProtocolError, ProtocolLimits, PublishForm, Revision};
 #[cfg(feature = "ui")]
 pub use ui::STATS_PATH;
 pub use update::Update;

@@ -51,8 +51,9 @@ pub(crate) async fn read_form(
     }
     let mut form = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| Rejection::BadRequest(format!("could not read the request body: {e}")))?;
+        let frame = frame.map_err(|e| {
+            Rejection::UnreadableBody(format!("could not read the request body: {e}"))
+        })?;
         let Ok(data) = frame.into_data() else {
             continue;
         };

@@ -81,13 +81,7 @@ async fn accept(
     }
     let body = body.take().unwrap_or_default();
     let bytes = super::read_form(headers, body, shared.config.max_body).await?;
-    let form = parse_publish(&bytes, &shared.config.limits).map_err(|e| {
-        if e.is_too_large() {
-            Rejection::LimitExceeded(e.to_string())
-        } else {
-            Rejection::BadRequest(e.to_string())
-        }
-    })?;
+    let form = parse_publish(&bytes, &shared.config.limits).map_err(Rejection::BadUpdate)?;
     // What no token can allow is refused before authorization looks at it.
     let update = hub.update_as(form, grants.revision).map_err(invalid)?;
     let topics: Vec<Topic<'_>> = update
@@ -108,10 +102,8 @@ async fn accept(
 
 fn invalid(e: PublishError) -> Rejection {
     match e {
-        PublishError::Invalid(m) => Rejection::BadRequest(m),
-        PublishError::History(e) => {
-            Rejection::Unavailable(format!("the update was not stored: {e}"))
-        }
+        PublishError::Invalid(e) => Rejection::BadUpdate(e),
+        PublishError::History(e) => Rejection::NotStored(e),
     }
 }
 

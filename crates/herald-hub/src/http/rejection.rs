@@ -6,14 +6,26 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Refused;
-use crate::protocol::Revision;
+use crate::history::HistoryError;
+use crate::protocol::{ProtocolError, Revision};
 use crate::Hub;
 
 /// A refused request.
 #[derive(Debug)]
 pub(crate) enum Rejection {
-    /// 400: malformed or invalid input, independent of any token.
-    BadRequest(String),
+    /// 400: a subscription the protocol refuses (a parameter or header,
+    /// named in the message), past a limit too (draft-08 §Subscription).
+    BadSubscription(ProtocolError),
+    /// 400, or 413 past a limit (draft-08 §Publication): an update the
+    /// protocol refuses, the field named in the message.
+    BadUpdate(ProtocolError),
+    /// 400: the request body could not be read, or is not UTF-8.
+    UnreadableBody(String),
+    /// 400: a subscription API path that cannot name a subscription.
+    BadPath(String),
+    /// 400: the subscription API on a hub that does not track
+    /// subscriptions.
+    SubscriptionsOff,
     /// 400 with `error="invalid_request"`: the token is presented in a way
     /// the hub does not accept.
     InvalidRequest(String),
@@ -32,8 +44,6 @@ pub(crate) enum Rejection {
     NotFound(String),
     /// 413: body over the limit.
     TooLarge(usize),
-    /// 413: a field or the number of topics over its limit.
-    LimitExceeded(String),
     /// 415: not a form.
     UnsupportedMediaType,
     /// 429, with `Retry-After` (seconds): a limit of the hub's is reached
@@ -44,8 +54,17 @@ pub(crate) enum Rejection {
         /// Seconds to wait.
         retry_after: u64,
     },
-    /// 503: shutting down, or history unavailable.
-    Unavailable(String),
+    /// 503: the hub is shutting down.
+    ShuttingDown,
+    /// 503: history cannot be read, so a replay cannot be served.
+    HistoryUnavailable(HistoryError),
+    /// 503: history could not store an update; nothing was dispatched.
+    NotStored(HistoryError),
+    /// 503: the keys of the token's issuer cannot be fetched now (not the
+    /// token's fault: no `invalid_token`).
+    KeysUnavailable(String),
+    /// 503: this node is still loading the cluster's subscriptions.
+    SubscriptionsLoading,
     /// 503 with `Retry-After` (seconds): the hub serves as many streams as
     /// it may.
     AtCapacity {
@@ -60,7 +79,7 @@ impl From<Refused> for Rejection {
     fn from(refused: Refused) -> Self {
         match refused {
             Refused::Invalid(m) => Rejection::InvalidToken(m),
-            Refused::KeysUnavailable(m) => Rejection::Unavailable(m),
+            Refused::KeysUnavailable(m) => Rejection::KeysUnavailable(m),
         }
     }
 }
@@ -77,7 +96,20 @@ impl Rejection {
             .then(|| config.hub_url.metadata_url());
         let mut retry_after = None;
         let (status, error, message) = match self {
-            Rejection::BadRequest(m) => (StatusCode::BAD_REQUEST, None, m),
+            Rejection::BadUpdate(e) if e.is_too_large() => {
+                (StatusCode::PAYLOAD_TOO_LARGE, None, e.to_string())
+            }
+            Rejection::BadUpdate(e) | Rejection::BadSubscription(e) => {
+                (StatusCode::BAD_REQUEST, None, e.to_string())
+            }
+            Rejection::UnreadableBody(m) | Rejection::BadPath(m) => {
+                (StatusCode::BAD_REQUEST, None, m)
+            }
+            Rejection::SubscriptionsOff => (
+                StatusCode::BAD_REQUEST,
+                None,
+                "this hub does not track subscriptions".to_string(),
+            ),
             Rejection::InvalidRequest(m) => {
                 (StatusCode::BAD_REQUEST, Some(Some("invalid_request")), m)
             }
@@ -95,13 +127,32 @@ impl Rejection {
                 None,
                 format!("request body larger than the limit of {limit} bytes"),
             ),
-            Rejection::LimitExceeded(m) => (StatusCode::PAYLOAD_TOO_LARGE, None, m),
             Rejection::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 None,
                 "send the form with Content-Type: application/x-www-form-urlencoded".to_string(),
             ),
-            Rejection::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
+            Rejection::ShuttingDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the hub is shutting down; reconnect to another node".to_string(),
+            ),
+            Rejection::HistoryUnavailable(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                format!("history is unavailable: {e}"),
+            ),
+            Rejection::NotStored(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                format!("the update was not stored: {e}"),
+            ),
+            Rejection::KeysUnavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, None, m),
+            Rejection::SubscriptionsLoading => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "this node is still loading the cluster's subscriptions; retry shortly".to_string(),
+            ),
             Rejection::AtCapacity {
                 message,
                 retry_after: seconds,

@@ -34,9 +34,11 @@ use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{self, Grants, Refused, Role};
 use crate::fanout::{Interest, Unregistered};
-use crate::matcher::Matcher;
+use crate::matcher::{MatchType, Matcher};
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
-use crate::protocol::{parse_subscribe, Protocol, RequestedMatcher, Revision, EARLIEST};
+use crate::protocol::{
+    parse_subscribe, Protocol, ProtocolError, RequestedMatcher, Revision, EARLIEST,
+};
 use crate::Hub;
 
 pub(crate) async fn subscribe(
@@ -69,7 +71,7 @@ pub(crate) async fn subscribe_with_body(
         Err(rejection) => return rejection.respond(&hub),
     };
     let Ok(parameters) = std::str::from_utf8(&parameters) else {
-        return Rejection::BadRequest("the request body is not UTF-8".into()).respond(&hub);
+        return Rejection::UnreadableBody("the request body is not UTF-8".into()).respond(&hub);
     };
     let union = match query.filter(|q| !q.is_empty()) {
         Some(query) => format!("{query}&{parameters}"),
@@ -95,14 +97,19 @@ async fn open(
     let shared = Arc::clone(&hub.shared);
     let config = &shared.config;
     let request = parse_subscribe(query.unwrap_or(""), &config.limits, config.protocol)
-        .map_err(|e| Rejection::BadRequest(e.to_string()))?;
+        .map_err(Rejection::BadSubscription)?;
     let matchers = request
         .matchers
         .iter()
         .map(|requested| match requested {
             RequestedMatcher::Selector(s) => Ok(Matcher::selector(s, &shared.matcher)),
-            RequestedMatcher::Match(t, v) => Matcher::typed(*t, v, &config.hub_url)
-                .map_err(|e| Rejection::BadRequest(format!("invalid \"match_{t}\" {v:?}: {e}"))),
+            RequestedMatcher::Match(t, v) => Matcher::typed(*t, v, &config.hub_url).map_err(|e| {
+                let field = match t {
+                    MatchType::Exact => "match",
+                    MatchType::UrlPattern => "match_urlpattern",
+                };
+                Rejection::BadSubscription(ProtocolError::new(field, format!("{v:?}: {e}")))
+            }),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let grants = authenticate(&hub, headers, query).await?;
@@ -113,9 +120,10 @@ async fn open(
         Some(raw) => Some(
             std::str::from_utf8(raw.as_bytes())
                 .map_err(|_| {
-                    Rejection::BadRequest(
-                        "invalid \"Last-Event-ID\" header: not valid UTF-8".into(),
-                    )
+                    Rejection::BadSubscription(ProtocolError::new(
+                        "Last-Event-ID",
+                        "the header is not valid UTF-8",
+                    ))
                 })?
                 .to_owned(),
         ),
@@ -287,7 +295,7 @@ fn admit_client(
 }
 
 fn unavailable(e: crate::history::HistoryError) -> Rejection {
-    Rejection::Unavailable(format!("history is unavailable: {e}"))
+    Rejection::HistoryUnavailable(e)
 }
 
 /// The subscriber's grants, `None` for an anonymous subscriber.
@@ -360,7 +368,7 @@ fn deadline_of(exp: u64) -> Option<Instant> {
 }
 
 fn shutting_down() -> Rejection {
-    Rejection::Unavailable("the hub is shutting down; reconnect to another node".into())
+    Rejection::ShuttingDown
 }
 
 #[cfg(test)]

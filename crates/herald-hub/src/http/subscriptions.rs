@@ -89,9 +89,7 @@ async fn answer(
     let shared = &hub.shared;
     let config = &shared.config;
     let Some(presence) = &shared.presence else {
-        return Err(Rejection::BadRequest(
-            "this hub does not track subscriptions".into(),
-        ));
+        return Err(Rejection::SubscriptionsOff);
     };
     let resource = resource(path, &collection_path(config.hub_url.as_url().path()))?;
     let (Resource::Collection(canonical) | Resource::One(canonical)) = &resource;
@@ -112,9 +110,7 @@ async fn answer(
     }
 
     if !presence.wait_complete(LOADING_LIMIT).await {
-        return Err(Rejection::Unavailable(
-            "this node is still loading the cluster's subscriptions; retry shortly".into(),
-        ));
+        return Err(Rejection::SubscriptionsLoading);
     }
     let Snapshot {
         subscriptions,
@@ -197,7 +193,7 @@ fn resource(path: &str, collection: &str) -> Result<Resource, Rejection> {
         .split('/')
         .map(|s| {
             percent_decode_str(s).decode_utf8().map_err(|_| {
-                Rejection::BadRequest(format!(
+                Rejection::BadPath(format!(
                     "the path segment {s:?} is not UTF-8 once percent-decoded"
                 ))
             })

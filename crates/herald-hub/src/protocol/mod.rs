@@ -79,7 +79,6 @@ impl Default for ProtocolLimits {
 /// [`ProtocolError::is_too_large`]) and [`ProtocolError::to_string`] as
 /// the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(unreachable_pub)] // `pub` for the re-export in `crate::fuzzing`
 pub struct ProtocolError {
     field: &'static str,
     message: String,
@@ -103,13 +102,12 @@ impl ProtocolError {
     }
 
     /// Whether a limit was exceeded (draft-08 §Publication: 413).
-    pub(crate) fn is_too_large(&self) -> bool {
+    pub fn is_too_large(&self) -> bool {
         self.too_large
     }
 
-    #[cfg(test)]
-    /// The form or query field at fault.
-    pub(crate) fn field(&self) -> &'static str {
+    /// The form or query field (or header) at fault.
+    pub fn field(&self) -> &'static str {
         self.field
     }
 }
