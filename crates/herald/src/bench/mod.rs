@@ -33,6 +33,7 @@ mod publisher;
 mod report;
 mod soak;
 mod stats;
+mod transport;
 mod worker;
 
 pub(crate) use options::BenchArgs;
@@ -128,6 +129,9 @@ impl Pools {
                 connect_concurrency: (args.connect_concurrency / processes).max(1),
                 reconnect: !args.no_reconnect,
                 soak,
+                transport: plan.transport,
+                streams_per_connection: plan.streams,
+                tls: args.tls(),
             };
             pools.push(Pool::start(&config, remote).await?);
         }
@@ -401,6 +405,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         subscribers: plan.subscribers,
         topics: plan.topics,
         workers: if remote { processes } else { 0 },
+        transport: plan.transport,
+        streams_per_connection: plan.streams_per_connection(),
         connects_per_second: connect.connected as f64 / connect.seconds.max(1e-9),
         connect,
         steps,

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use super::http;
 use super::hubs;
 use super::publisher::PubConfig;
+use super::transport::{TlsOptions, Transport};
 
 /// A ready-made scenario; its defaults apply to every flag not given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -156,6 +157,28 @@ pub(crate) struct BenchArgs {
     /// Do not reconnect streams that end.
     #[arg(long)]
     pub(super) no_reconnect: bool,
+    /// Protocol of the subscribers: http1 (HTTP/1.1, a connection each),
+    /// https (HTTP/1.1 over TLS), h2 (HTTP/2 over TLS, ALPN h2) or h2c
+    /// (HTTP/2 over TCP, prior knowledge); HTTP/2 subscribers share
+    /// connections, --streams-per-connection each [default: http1, or
+    /// https for an https:// hub]. Publishers speak HTTP/1.1 (over TLS to
+    /// an https:// hub) whatever this says.
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub(super) transport: Option<Transport>,
+    /// HTTP/2 subscribers (h2, h2c) sharing one connection: at most the
+    /// hub's --h2-max-streams (Herald's default: 256), or the streams past
+    /// it wait for a free one and never connect.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) streams_per_connection: u32,
+    /// Trust only the certificates in this PEM file for an https:// hub
+    /// (its certificate, or the CA that signed it), as `herald sub
+    /// --cacert`.
+    #[arg(long, value_name = "FILE")]
+    pub(super) cacert: Option<PathBuf>,
+    /// Accept any certificate from an https:// hub (a development hub's
+    /// --tls-self-signed one), as `herald sub --insecure`.
+    #[arg(long, short = 'k')]
+    pub(super) insecure: bool,
 
     /// PID of the hub, to read its memory and CPU from /proc. With several
     /// --hub, repeat it, one per hub in the same order: the report gives
@@ -190,6 +213,12 @@ Examples:
   # An hour of mixed load and churn: is the hub's memory (and open files) flat?
   herald bench --scenario soak --jwt-key secret -n 4000 --hub-pid $HUB_PID
 
+  # 100,000 subscribers over HTTP/2 (TLS): 400 connections of 250 streams
+  herald serve --jwt-key secret --anonymous --history memory --tls-self-signed \\
+      --max-streams-per-client 0 &
+  herald bench --scenario fanout --jwt-key secret --hub https://127.0.0.1:8080 --insecure \\
+      -n 100000 --transport h2 --streams-per-connection 250 --hub-pid $!
+
   # Any SSE server: subscribe and publish URL templates
   herald bench -n 1000 --rate 100 --sub-url 'http://127.0.0.1:9000/sub/{topic}' \\
       --pub-url 'http://127.0.0.1:9000/pub/{topic}'
@@ -215,6 +244,17 @@ pub(super) struct Plan {
     pub(super) hubs: usize,
     /// In a storm, subscribers resume on the next hub rather than their own.
     pub(super) resume_elsewhere: bool,
+    /// The protocol subscribers speak.
+    pub(super) transport: Transport,
+    /// Subscribers per connection, for HTTP/2.
+    pub(super) streams: usize,
+}
+
+impl Plan {
+    /// Subscribers per HTTP/2 connection (`None` over HTTP/1.1).
+    pub(super) fn streams_per_connection(&self) -> Option<usize> {
+        self.transport.http2().then_some(self.streams)
+    }
 }
 
 pub(super) fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
@@ -292,7 +332,28 @@ pub(super) fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
         idle,
         hubs,
         resume_elsewhere: hubs > 1 && !args.resume_same_hub,
+        transport: Transport::resolve(args.transport, &subscribe_urls(args))?,
+        streams: args.streams_per_connection as usize,
     })
+}
+
+/// The subscribe URLs as given (their scheme tells HTTP from HTTPS), before
+/// [`hubs::sub_urls`] checks them.
+fn subscribe_urls(args: &BenchArgs) -> Vec<String> {
+    match &args.sub_url {
+        Some(url) => vec![url.clone()],
+        None => args.hubs.clone(),
+    }
+}
+
+impl BenchArgs {
+    /// How to trust an `https://` hub.
+    pub(super) fn tls(&self) -> TlsOptions {
+        TlsOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+        }
+    }
 }
 
 pub(super) fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
@@ -335,10 +396,17 @@ pub(super) fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubCon
             )
         }
     };
+    let mut tls = false;
     for url in &urls {
-        http::Url::parse(&http::fill(url, "t", "", true)).context("invalid publish URL")?;
+        tls |= http::Url::parse(&http::fill(url, "t", "", true))
+            .context("invalid publish URL")?
+            .tls;
     }
+    let tls = tls
+        .then(|| args.tls().connector(&[b"http/1.1"]))
+        .transpose()?;
     Ok(PubConfig {
+        tls,
         urls,
         method: args.pub_method.clone(),
         body,

@@ -10,6 +10,7 @@ use super::pool::{ConnectReport, StormReport};
 use super::publisher::PubStats;
 use super::soak::SoakReport;
 use super::stats::{LatencySummary, Totals};
+use super::transport::Transport;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -28,6 +29,13 @@ pub(crate) struct Report {
     pub(crate) topics: usize,
     /// Worker processes used (0: all subscribers in this process).
     pub(crate) workers: usize,
+    /// The protocol subscribers spoke (`--transport`: http1, https, h2,
+    /// h2c); how many connections carried them is `connect.connections`.
+    #[serde(default)]
+    pub(crate) transport: Transport,
+    /// Subscribers per HTTP/2 connection asked for (h2, h2c only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) streams_per_connection: Option<usize>,
     pub(crate) connect: ConnectReport,
     pub(crate) connects_per_second: f64,
     /// One per publishing step (or one for a fixed rate).
@@ -255,6 +263,16 @@ impl Report {
         );
         let _ = writeln!(
             out,
+            "subscribers: {} over {}, {} connection(s){}",
+            self.connect.connected,
+            self.transport.describe(),
+            self.connect.connections,
+            self.streams_per_connection
+                .map(|n| format!(" of up to {n} streams"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
             "connect: {} connected, {} errors in {:.2} s ({} connects/s){}",
             self.connect.connected,
             self.connect.errors,
@@ -473,11 +491,45 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("2048 B per subscriber"), "{table}");
+        assert!(
+            table.contains("subscribers: 0 over HTTP/1.1, 0 connection(s)\n"),
+            "{table}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["steps"][0]["latency"]["p99_ms"], 1.25);
         assert_eq!(json["totals"]["lost"], 0);
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back.steps[0].deliveries, 1000);
+    }
+
+    #[test]
+    fn the_table_and_json_say_which_protocol_carried_the_subscribers() {
+        let report = Report {
+            transport: Transport::H2,
+            streams_per_connection: Some(250),
+            connect: ConnectReport {
+                connected: 10_000,
+                connections: 40,
+                ..ConnectReport::default()
+            },
+            ..Report::default()
+        };
+        let table = report.table();
+        assert!(
+            table.contains(
+                "subscribers: 10000 over HTTP/2 (TLS), 40 connection(s) of up to 250 streams\n"
+            ),
+            "{table}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["transport"], "h2");
+        assert_eq!(json["streams_per_connection"], 250);
+        assert_eq!(json["connect"]["connections"], 40);
+        // A report written before transports were told apart was HTTP/1.1.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("transport");
+        let back: Report = serde_json::from_value(old).unwrap();
+        assert_eq!(back.transport, Transport::Http1);
     }
 
     #[test]

@@ -166,6 +166,8 @@ pub(super) async fn run(
         subscribers: plan.subscribers,
         topics: plan.topics,
         workers,
+        transport: plan.transport,
+        streams_per_connection: plan.streams_per_connection(),
         connects_per_second: connect.connected as f64 / connect.seconds.max(1e-9),
         connect,
         steps,
