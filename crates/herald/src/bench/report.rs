@@ -147,6 +147,25 @@ impl Memory {
         memory
     }
 
+    /// Works out the cost of each of `subscribers` from the RSS readings at
+    /// the start and once connected, and the kernel's TCP memory
+    /// (`tcp_start`, `tcp_connected`).
+    pub(crate) fn per_subscriber(
+        &mut self,
+        tcp_start: Option<u64>,
+        tcp_connected: Option<u64>,
+        subscribers: u64,
+    ) {
+        let n = subscribers.max(1) as f64;
+        if let (Some(a), Some(b)) = (self.hub_rss_start_kib, self.hub_rss_connected_kib) {
+            self.hub_bytes_per_subscriber = Some((b as f64 - a as f64) * 1024.0 / n);
+        }
+        if let (Some(a), Some(b)) = (tcp_start, tcp_connected) {
+            self.kernel_tcp_delta_kib = Some(b.saturating_sub(a));
+            self.kernel_tcp_bytes_per_subscriber = Some(b.saturating_sub(a) as f64 * 1024.0 / n);
+        }
+    }
+
     /// Reads the RSS of every process in `pids` (the ones given to
     /// [`Memory::start`]) for the moment `at`.
     pub(crate) fn read(&mut self, pids: &[u32], at: Moment) {

@@ -27,9 +27,11 @@ mod samples;
 pub(crate) use samples::SoakReport;
 
 use super::options::{BenchArgs, Plan};
+use super::pools::Pools;
 use super::publisher::{self, PubConfig, Published};
 use super::report::{self, Memory, Moment, Report, Step};
-use super::{fill_steps, node_names, scenario_name, unix_seconds, Pools};
+use super::steps::fill_steps;
+use super::{node_names, scenario_name, unix_seconds};
 use mix::Churn;
 use samples::Sample;
 
@@ -151,7 +153,7 @@ pub(super) async fn run(
             eprintln!();
         }
     }
-    fill_steps(&mut steps, &phases);
+    fill_steps(&mut steps, &phases, plan);
     memory.read(pids, Moment::End);
     soak.conclude();
     let peak = steps
