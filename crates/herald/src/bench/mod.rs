@@ -9,7 +9,7 @@
 //! recovery from a reconnect storm, and (the soak) whether the hub's memory
 //! and open files stay flat under an hour of mixed load and churn.
 //!
-//! Layout: `options` (the flags and the plan they make), `transport`
+//! Layout: `options` (the flags), `plan` (the plan they make), `transport`
 //! (which protocol subscribers speak, and TLS), `pool` (one process's
 //! subscribers: threads, each subscriber's life, accounting, and the wire
 //! per transport), `worker` (child processes), `pools` (all of the run's
@@ -30,6 +30,7 @@ use tokio::sync::watch;
 mod http;
 mod hubs;
 mod options;
+mod plan;
 mod pool;
 mod pools;
 mod publisher;
@@ -41,7 +42,8 @@ mod transport;
 mod worker;
 
 pub(crate) use options::BenchArgs;
-use options::{plan, pub_config, Scenario};
+use options::Scenario;
+use plan::{plan, pub_config};
 use pools::Pools;
 use publisher::Published;
 use report::{Memory, Moment, Report};

@@ -11,7 +11,8 @@ use anyhow::bail;
 use tokio::sync::watch;
 
 use super::hubs;
-use super::options::{BenchArgs, Plan};
+use super::options::BenchArgs;
+use super::plan::Plan;
 use super::pool::{self, PoolConfig, StormReport};
 use super::publisher::Published;
 use super::soak;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::options::{BenchArgs, Plan};
+use super::options::BenchArgs;
+use super::plan::Plan;
 use super::pool::StormReport;
 use super::pools::Pools;
 use super::publisher::{self, PubConfig, Published};

@@ -26,7 +26,8 @@ mod samples;
 
 pub(crate) use samples::SoakReport;
 
-use super::options::{BenchArgs, Plan};
+use super::options::BenchArgs;
+use super::plan::Plan;
 use super::pools::Pools;
 use super::publisher::{self, PubConfig, Published};
 use super::report::{self, Memory, Moment, Report, Step};

@@ -16,6 +16,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::bench::transport::TlsClient;
 use anyhow::{bail, Context};
@@ -33,6 +34,9 @@ use crate::bench::pool::PoolConfig;
 /// Each stream's receive window, h2's default: what the hub may send ahead
 /// of the subscriber's reading.
 const STREAM_WINDOW: u32 = 65_535;
+
+/// How long a stream may take to be answered.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The group (and so the connection) of subscriber `index`: its rank among
 /// the subscribers of its hub (subscriber i is on hub i mod N) divided by
@@ -122,11 +126,23 @@ impl Connections {
         let request = request
             .body(())
             .context("cannot make the subscription request")?;
-        let mut send = send.ready().await.context("the HTTP/2 connection failed")?;
-        let (response, _) = send
-            .send_request(request, true)
-            .context("cannot open an HTTP/2 stream")?;
-        let response = response.await.context("the HTTP/2 stream failed")?;
+        let opening = async {
+            let mut send = send.ready().await.context("the HTTP/2 connection failed")?;
+            let (response, _) = send
+                .send_request(request, true)
+                .context("cannot open an HTTP/2 stream")?;
+            response.await.context("the HTTP/2 stream failed")
+        };
+        // A stream past the hub's limit of concurrent streams waits for
+        // one to close, which an event stream never does: say so rather
+        // than wait for ever.
+        let Ok(response) = tokio::time::timeout(OPEN_TIMEOUT, opening).await else {
+            bail!(
+                "no answer on an HTTP/2 stream within {} s: is --streams-per-connection above the hub's limit of streams per connection (--h2-max-streams)?",
+                OPEN_TIMEOUT.as_secs()
+            );
+        };
+        let response = response?;
         let content_type = response
             .headers()
             .get(CONTENT_TYPE)
