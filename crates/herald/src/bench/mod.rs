@@ -16,6 +16,7 @@
 //! subscribers, over processes), `publisher`, `steps` (the publishing
 //! steps, the ramp and the storm), `hubs` (several hubs: who uses which),
 //! `stats` (sequence and latency accounting), `report` (JSON and table),
+//! `readings` (the hub's memory and CPU, from /proc),
 //! `http` (the raw HTTP/1.1 it speaks), `soak` (the soak scenario: its
 //! population, its churn and its samples). This file runs the others. See
 //! bench/scenarios.md.
@@ -34,6 +35,7 @@ mod plan;
 mod pool;
 mod pools;
 mod publisher;
+mod readings;
 mod report;
 mod soak;
 mod stats;
@@ -46,7 +48,8 @@ use options::Scenario;
 use plan::{plan, pub_config};
 use pools::Pools;
 use publisher::Published;
-use report::{Memory, Moment, Report};
+use readings::{Memory, Moment};
+use report::Report;
 use steps::fill_steps;
 
 /// Runs `herald bench`.
@@ -112,7 +115,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let started_unix = unix_seconds();
     let pids = &args.hub_pids;
     let mut memory = Memory::start(pids, &node_names(args)?);
-    let tcp_start = report::kernel_tcp_kib();
+    let tcp_start = readings::kernel_tcp_kib();
 
     let mut pools = Pools::start(args, &plan, None).await?;
     let published = Arc::new(Published::new(plan.topics, plan.publishers));
@@ -122,7 +125,7 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     // Let the hub settle before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
     memory.read(pids, Moment::Connected);
-    memory.per_subscriber(tcp_start, report::kernel_tcp_kib(), connect.connected);
+    memory.per_subscriber(tcp_start, readings::kernel_tcp_kib(), connect.connected);
 
     let done = steps::run(args, &plan, &mut pools, &pub_config, &published, &phase_tx).await?;
 

@@ -15,7 +15,8 @@ use super::plan::Plan;
 use super::pool::StormReport;
 use super::pools::Pools;
 use super::publisher::{self, PubConfig, Published};
-use super::report::{self, Step};
+use super::readings;
+use super::report::Step;
 use super::stats::Phase;
 
 /// What the publishing steps did.
@@ -55,7 +56,7 @@ pub(super) async fn run(
         let _ = phase.send(name.clone());
         pools.phase(&name).await?;
         let deliveries_before = pools.deliveries();
-        let cpu_before = report::cpu_seconds_of_all(pids);
+        let cpu_before = readings::cpu_seconds_of_all(pids);
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(publisher::publish(
             Arc::clone(pub_config),
@@ -89,7 +90,7 @@ pub(super) async fn run(
             done.first_publish_error.clone_from(&stats.first_error);
         }
         let delivered = pools.deliveries() - deliveries_before;
-        let hub_cpu_percent = report::cpu_seconds_of_all(pids)
+        let hub_cpu_percent = readings::cpu_seconds_of_all(pids)
             .zip(cpu_before)
             .map(|(after, before)| (after - before) * 100.0 / seconds);
         let achieved = delivered as f64 / seconds;
