@@ -1,9 +1,12 @@
 //! `herald bench` against the real hub (`herald serve --history memory`),
 //! small enough for the test suite: 50 subscribers split over two worker
-//! processes, 200 events. Asserts the accounting, never the timing.
+//! processes, 200 events; a few hundred subscribers over each of HTTPS,
+//! HTTP/2 over TLS and h2c. Asserts the accounting, never the timing.
 
 use std::process::Stdio;
 use std::time::Duration;
+
+use herald_hub::server::TlsConfig;
 
 mod support;
 use support::{herald_async, start_hub_async, TempDir};
@@ -175,4 +178,145 @@ async fn the_soak_samples_the_hub_churns_and_loses_nothing() {
     assert!(soak["rss_kib"]["median"].as_u64().unwrap() > 0, "{report}");
     assert!(soak["fds"]["max"].as_u64().unwrap() > 0, "{report}");
     assert!(soak["flat"].is_boolean(), "{report}");
+}
+
+/// A fresh self-signed certificate for `localhost` and 127.0.0.1 and its
+/// key, written as PEM files to a scratch directory: the directory and the
+/// two paths.
+fn tls_files(name: &str) -> (TempDir, String, String) {
+    let tls = TlsConfig::self_signed(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = TempDir::new(name);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, tls.certificate_pem()).unwrap();
+    std::fs::write(&key, tls.private_key_pem()).unwrap();
+    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    (dir, path(cert), path(key))
+}
+
+/// Runs `herald bench` against `hub` with `args` (and a JSON report in
+/// `dir`), expects it to succeed, and returns its table and report.
+async fn bench(hub: &str, dir: &TempDir, args: &[&str]) -> (String, serde_json::Value) {
+    let json = dir.join("report.json");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        herald_async()
+            .args(["bench", "--hub", hub, "--jwt-key", KEY, "--quiet"])
+            .args(args)
+            .arg("--json")
+            .arg(&json)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("herald bench did not finish within 120 s")
+    .expect("cannot run herald bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "herald bench {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (stdout, report)
+}
+
+/// Every subscriber of `report` got every event published, once.
+fn assert_complete(report: &serde_json::Value, subscribers: u64) {
+    let published = report["published"].as_u64().unwrap();
+    assert!(published > 0, "{report}");
+    assert_eq!(report["connect"]["connected"], subscribers, "{report}");
+    assert_eq!(report["connect"]["errors"], 0, "{report}");
+    let totals = &report["totals"];
+    assert_eq!(totals["lost"], 0, "{report}");
+    assert_eq!(totals["duplicates"], 0, "{report}");
+    assert_eq!(totals["malformed"], 0, "{report}");
+    assert_eq!(
+        totals["received"].as_u64().unwrap(),
+        subscribers * published,
+        "{report}"
+    );
+    assert_eq!(report["publish_errors"], 0, "{report}");
+}
+
+/// HTTPS: 200 subscribers over HTTP/1.1 over TLS (a connection each,
+/// trusting the hub's certificate with --cacert, publishing over TLS too),
+/// then the storm over HTTP/2 over TLS, 4 connections of 50 streams
+/// (trusting it with --insecure): every connection drops and is opened
+/// again, and the subscribers resume with nothing lost or repeated.
+#[tokio::test]
+async fn bench_over_https_and_http2_over_tls_loses_and_duplicates_nothing() {
+    let (dir, cert, key) = tls_files("bench-tls-test");
+    let hub = start_hub_async(KEY, &["--tls-cert", &cert, "--tls-key", &key]).await;
+    assert!(hub.url.starts_with("https://"), "{}", hub.url);
+
+    let fixed = ["--rate", "200", "--events", "100", "--duration", "60s"];
+    let https = [&["-n", "200", "--cacert", &cert][..], &fixed[..]].concat();
+    let (table, report) = bench(&hub.url, &dir, &https).await;
+    assert!(
+        table.contains("subscribers: 200 over HTTP/1.1 (TLS), 200 connection(s)\n"),
+        "{table}"
+    );
+    assert!(table.contains("0 lost, 0 duplicated"), "{table}");
+    assert_eq!(report["transport"], "https", "{report}");
+    assert_eq!(report["connect"]["connections"], 200, "{report}");
+    assert_complete(&report, 200);
+
+    let h2 = [
+        "--scenario",
+        "storm",
+        "-n",
+        "200",
+        "--duration",
+        "2s",
+        "--transport",
+        "h2",
+        "--streams-per-connection",
+        "50",
+        "--insecure",
+    ];
+    let (table, report) = bench(&hub.url, &dir, &h2).await;
+    assert!(
+        table.contains("subscribers: 200 over HTTP/2 (TLS), 4 connection(s) of up to 50 streams\n"),
+        "{table}"
+    );
+    assert_eq!(report["transport"], "h2", "{report}");
+    assert_eq!(report["streams_per_connection"], 50, "{report}");
+    assert_eq!(report["connect"]["connections"], 4, "{report}");
+    assert_complete(&report, 200);
+    let storm = &report["storm"];
+    assert_eq!(storm["reconnected"], 200, "{report}");
+    assert_eq!(storm["caught_up"], 200, "{report}");
+}
+
+/// h2c: 300 subscribers over HTTP/2 with prior knowledge on the plain
+/// listener, 3 connections of 100 streams (the default), split over two
+/// worker processes whose connections never mix subscribers of both.
+#[tokio::test]
+async fn bench_over_h2c_loses_and_duplicates_nothing() {
+    let hub = start_hub_async(KEY, &[]).await;
+    let dir = TempDir::new("bench-h2c-test");
+    let args = [
+        "-n",
+        "300",
+        "--per-process",
+        "200",
+        "--transport",
+        "h2c",
+        "--rate",
+        "200",
+        "--events",
+        "100",
+        "--duration",
+        "60s",
+    ];
+    let (table, report) = bench(&hub.url, &dir, &args).await;
+    assert!(
+        table.contains(
+            "subscribers: 300 over HTTP/2 (h2c, prior knowledge), 3 connection(s) of up to 100 streams\n"
+        ),
+        "{table}"
+    );
+    assert_eq!(report["transport"], "h2c", "{report}");
+    assert_eq!(report["workers"], 2, "{report}");
+    assert_complete(&report, 300);
 }

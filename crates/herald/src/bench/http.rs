@@ -1,44 +1,51 @@
-//! The little HTTP/1.1 the load generator speaks, over raw TCP.
+//! The little HTTP/1.1 the load generator speaks, over raw TCP or TLS.
 //!
 //! A general client (hyper's) costs more per connection and per byte than
 //! a benchmark can afford when it shares the machine with the hub it
 //! measures; a subscriber here is one socket, one small read buffer, a
-//! chunked-body decoder and a `herald_sse::Parser`. Only `http://` URLs on
-//! an IP address or `localhost` are supported: load runs target loopback.
+//! chunked-body decoder and a `herald_sse::Parser`. Only `http://` and
+//! `https://` URLs on an IP address or `localhost` are supported: load runs
+//! target loopback.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{bail, Context};
 
-/// An `http://` URL split into what a request needs.
+/// An `http://` or `https://` URL split into what a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Url {
     pub(crate) addr: SocketAddr,
-    /// The `Host` header value.
+    /// The `Host` header value (HTTP/2's `:authority`).
     pub(crate) host: String,
     /// Path and query.
     pub(crate) target: String,
+    /// `https://`: the connection starts with a TLS handshake.
+    pub(crate) tls: bool,
 }
 
 impl Url {
-    /// Parses `http://HOST[:PORT][/PATH][?QUERY]`.
+    /// Parses `http[s]://HOST[:PORT][/PATH][?QUERY]`.
     pub(crate) fn parse(url: &str) -> anyhow::Result<Url> {
-        let rest = url
-            .strip_prefix("http://")
-            .with_context(|| format!("{url:?}: only http:// URLs are supported by herald bench"))?;
+        let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            (None, None) => {
+                bail!("{url:?}: only http:// and https:// URLs are supported by herald bench")
+            }
+        };
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_owned()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
             None => (rest, "/".to_owned()),
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+        let (host, port) = match split_port(authority) {
+            (h, Some(p)) => {
                 let port: u16 = p
                     .parse()
                     .with_context(|| format!("{url:?}: invalid port {p:?}"))?;
                 (h, port)
             }
-            _ => (authority, 80),
+            (h, None) => (h, if tls { 443 } else { 80 }),
         };
         let ip: IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
             "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -53,7 +60,34 @@ impl Url {
             addr: SocketAddr::new(ip, port),
             host: authority.to_owned(),
             target,
+            tls,
         })
+    }
+
+    /// The name TLS verifies the certificate against: the host without its
+    /// port or brackets (`localhost`, or the IP address).
+    pub(crate) fn server_name(&self) -> &str {
+        let (host, _) = split_port(&self.host);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// The absolute URL, as HTTP/2's `:scheme`, `:authority` and `:path`
+    /// carry it.
+    pub(crate) fn absolute(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.host, self.target)
+    }
+}
+
+/// An authority's host and port, if it has one: the colon of a port comes
+/// after a bracketed IPv6 address (`[::1]:9`), never inside one (`[::1]`,
+/// `::1`).
+fn split_port(authority: &str) -> (&str, Option<&str>) {
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') && (h.starts_with('[') || !h.contains(':')) => {
+            (h, Some(p))
+        }
+        _ => (authority, None),
     }
 }
 
@@ -137,16 +171,14 @@ pub(crate) fn parse_head(buf: &[u8]) -> anyhow::Result<Option<ResponseHead>> {
     }))
 }
 
-impl ResponseHead {
-    /// Whether the body is an event stream: `Content-Type:
-    /// text/event-stream`, parameters (e.g. a charset) allowed.
-    pub(crate) fn is_event_stream(&self) -> bool {
-        self.content_type.as_deref().is_some_and(|t| {
-            t.split(';')
-                .next()
-                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
-        })
-    }
+/// Whether a `Content-Type` is `text/event-stream`, parameters (e.g. a
+/// charset) allowed; over HTTP/1.1 and HTTP/2 alike.
+pub(crate) fn is_event_stream(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+    })
 }
 
 /// An incremental decoder of `Transfer-Encoding: chunked` bodies.
@@ -328,7 +360,7 @@ mod tests {
             (head.status, head.framing, head.close),
             (201, Framing::Length(12), true)
         );
-        assert!(!head.is_event_stream());
+        assert!(!is_event_stream(head.content_type.as_deref()));
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-").unwrap(), None);
         assert!(parse_head(b"garbage\r\n\r\n").is_err());
     }
@@ -343,16 +375,16 @@ mod tests {
             "Content-Type: text/event-stream",
             "content-type: Text/Event-Stream; charset=utf-8",
         ] {
-            assert!(head(yes).is_event_stream(), "{yes}");
+            assert!(is_event_stream(head(yes).content_type.as_deref()), "{yes}");
         }
         let html = head("Content-Type: text/html; charset=utf-8");
-        assert!(!html.is_event_stream());
+        assert!(!is_event_stream(html.content_type.as_deref()));
         assert_eq!(
             html.content_type.as_deref(),
             Some("text/html; charset=utf-8")
         );
         let none = head("Content-Length: 0");
-        assert!(!none.is_event_stream());
+        assert!(!is_event_stream(none.content_type.as_deref()));
         assert_eq!(none.content_type, None);
     }
 
@@ -367,8 +399,26 @@ mod tests {
         let u = Url::parse("http://[::1]:9/s").unwrap();
         assert_eq!(u.addr, "[::1]:9".parse().unwrap());
         assert!(Url::parse("http://10.0.0.1/").is_err());
-        assert!(Url::parse("https://127.0.0.1/").is_err());
+        assert!(Url::parse("ftp://127.0.0.1/").is_err());
         assert!(Url::parse("http://example.com/").is_err());
+        assert!(!u.tls);
+        // HTTPS: port 443 unless given; the name TLS checks has no port.
+        let u = Url::parse("https://127.0.0.1/.well-known/mercure").unwrap();
+        assert_eq!(
+            (u.addr.port(), u.tls, u.server_name()),
+            (443, true, "127.0.0.1")
+        );
+        assert_eq!(u.absolute(), "https://127.0.0.1/.well-known/mercure");
+        let u = Url::parse("https://localhost:8443?topic=a").unwrap();
+        assert_eq!((u.addr.port(), u.server_name()), (8443, "localhost"));
+        assert_eq!(u.absolute(), "https://localhost:8443/?topic=a");
+        let u = Url::parse("https://[::1]:9/s").unwrap();
+        assert_eq!(u.server_name(), "::1");
+        let u = Url::parse("http://[::1]/").unwrap();
+        assert_eq!(
+            (u.addr, u.server_name()),
+            ("[::1]:80".parse().unwrap(), "::1")
+        );
     }
 
     #[test]

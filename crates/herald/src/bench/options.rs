@@ -1,15 +1,9 @@
-//! The options of `herald bench` and what they make: the plan of a run
-//! (a scenario's defaults under the flags given) and the publisher's
-//! configuration.
+//! The options of `herald bench`; `plan` makes of them the plan of a run
+//! and the publisher's configuration.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{bail, Context};
-
-use super::http;
-use super::hubs;
-use super::publisher::PubConfig;
+use super::transport::{TlsOptions, Transport};
 
 /// A ready-made scenario; its defaults apply to every flag not given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -156,6 +150,28 @@ pub(crate) struct BenchArgs {
     /// Do not reconnect streams that end.
     #[arg(long)]
     pub(super) no_reconnect: bool,
+    /// Protocol of the subscribers: http1 (HTTP/1.1, a connection each),
+    /// https (HTTP/1.1 over TLS), h2 (HTTP/2 over TLS, ALPN h2) or h2c
+    /// (HTTP/2 over TCP, prior knowledge); HTTP/2 subscribers share
+    /// connections, --streams-per-connection each [default: http1, or
+    /// https for an https:// hub]. Publishers speak HTTP/1.1 (over TLS to
+    /// an https:// hub) whatever this says.
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub(super) transport: Option<Transport>,
+    /// HTTP/2 subscribers (h2, h2c) sharing one connection: at most the
+    /// hub's --h2-max-streams (Herald's default: 256), or the streams past
+    /// it wait for a free one and never connect.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(super) streams_per_connection: u32,
+    /// Trust only the certificates in this PEM file for an https:// hub
+    /// (its certificate, or the CA that signed it), as `herald sub
+    /// --cacert`.
+    #[arg(long, value_name = "FILE")]
+    pub(super) cacert: Option<PathBuf>,
+    /// Accept any certificate from an https:// hub (a development hub's
+    /// --tls-self-signed one), as `herald sub --insecure`.
+    #[arg(long, short = 'k')]
+    pub(super) insecure: bool,
 
     /// PID of the hub, to read its memory and CPU from /proc. With several
     /// --hub, repeat it, one per hub in the same order: the report gives
@@ -190,379 +206,24 @@ Examples:
   # An hour of mixed load and churn: is the hub's memory (and open files) flat?
   herald bench --scenario soak --jwt-key secret -n 4000 --hub-pid $HUB_PID
 
+  # 100,000 subscribers over HTTP/2 (TLS): 400 connections of 250 streams
+  herald serve --jwt-key secret --anonymous --history memory --tls-self-signed \\
+      --max-streams-per-client 0 &
+  herald bench --scenario fanout --jwt-key secret --hub https://127.0.0.1:8080 --insecure \\
+      -n 100000 --transport h2 --streams-per-connection 250 --hub-pid $!
+
   # Any SSE server: subscribe and publish URL templates
   herald bench -n 1000 --rate 100 --sub-url 'http://127.0.0.1:9000/sub/{topic}' \\
       --pub-url 'http://127.0.0.1:9000/pub/{topic}'
 
 Scenarios and the peer comparison: bench/scenarios.md, bench/compare.sh.";
 
-/// The plan a scenario and the flags make.
-#[derive(Debug, Clone)]
-pub(super) struct Plan {
-    pub(super) subscribers: usize,
-    pub(super) topics: usize,
-    /// Rates of the steps; `None` in a step: as fast as possible.
-    pub(super) steps: Vec<Option<f64>>,
-    pub(super) step: Duration,
-    pub(super) events: Option<u64>,
-    pub(super) publishers: usize,
-    pub(super) window: usize,
-    pub(super) storm_gap: Option<Duration>,
-    /// Publish nothing; hold the connections this long.
-    pub(super) idle: bool,
-    pub(super) ramp: bool,
-    /// Hubs (servers) loaded: the number of --hub, or one with templates.
-    pub(super) hubs: usize,
-    /// In a storm, subscribers resume on the next hub rather than their own.
-    pub(super) resume_elsewhere: bool,
-}
-
-pub(super) fn plan(args: &BenchArgs) -> anyhow::Result<Plan> {
-    use Scenario::*;
-    let hubs = hubs::count(args)?;
-    let (subs, topics, rates, step, publishers, window): (
-        usize,
-        usize,
-        Vec<Option<f64>>,
-        u64,
-        usize,
-        usize,
-    ) = match args.scenario {
-        Custom => (1_000, 1, vec![Some(10.0)], 10, 1, 1),
-        Idle => (19_500, 1, vec![Some(0.0)], 10, 1, 1),
-        Fanout => (
-            10_000,
-            1,
-            [1.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0]
-                .into_iter()
-                .map(Some)
-                .collect(),
-            8,
-            16,
-            1,
-        ),
-        ManyTopics => (10_000, 10_000, vec![Some(2_000.0)], 20, 8, 1),
-        Storm => (10_000, 1, vec![Some(20.0)], 5, 1, 1),
-        Publish => (100, 100, vec![None], 15, 32, 1),
-        Soak => (2_000, 100, vec![Some(50.0)], 3_600, 2, 1),
-    };
-    let mut steps = rates;
-    if let Some(rate) = &args.rate {
-        steps = vec![match rate.as_str() {
-            "max" => None,
-            r => Some(
-                r.parse::<f64>()
-                    .with_context(|| format!("invalid --rate {r:?}: a number or max"))?,
-            ),
-        }];
-    }
-    if let Some(ramp) = &args.ramp {
-        steps = ramp.iter().map(|r| Some(*r)).collect();
-    }
-    if steps
-        .iter()
-        .any(|r| r.is_some_and(|r| !(r >= 0.0 && r.is_finite())))
-    {
-        bail!("rates must be finite and not negative");
-    }
-    let subscribers = args.subscribers.unwrap_or(subs);
-    if subscribers == 0 {
-        bail!("-n/--subscribers must be at least 1: deliveries are measured at subscribers");
-    }
-    let topics = args.topics.unwrap_or(topics).max(1);
-    let idle = steps.iter().all(|r| *r == Some(0.0));
-    Ok(Plan {
-        subscribers,
-        topics,
-        ramp: steps.len() > 1,
-        steps,
-        step: args
-            .duration
-            .map(Into::into)
-            .unwrap_or(Duration::from_secs(step)),
-        events: args.events,
-        // By default every hub gets a publishing connection of its own.
-        publishers: args.publishers.unwrap_or(publishers.max(hubs)).max(1),
-        window: args.window.unwrap_or(window).max(1),
-        storm_gap: (args.scenario == Storm || args.storm_gap.is_some()).then(|| {
-            args.storm_gap
-                .map(Into::into)
-                .unwrap_or(Duration::from_secs(1))
-        }),
-        idle,
-        hubs,
-        resume_elsewhere: hubs > 1 && !args.resume_same_hub,
-    })
-}
-
-pub(super) fn pub_config(args: &BenchArgs, plan: &Plan) -> anyhow::Result<PubConfig> {
-    let mut headers = Vec::new();
-    let (urls, body, content_type) = match &args.pub_url {
-        Some(url) => (
-            vec![url.clone()],
-            args.pub_body.clone().unwrap_or_else(|| "{data}".into()),
-            args.pub_content_type
-                .clone()
-                .unwrap_or_else(|| "text/plain".into()),
-        ),
-        None => {
-            let token = match (&args.token, &args.jwt_key) {
-                (Some(t), _) => Some(t.clone()),
-                (None, Some(key)) => Some(
-                    crate::token::sign(
-                        jsonwebtoken::Algorithm::HS256,
-                        key.as_bytes(),
-                        &["*".to_owned()],
-                        &[],
-                        "none",
-                        None,
-                    )
-                    .context("cannot mint a publisher token")?,
-                ),
-                (None, None) => None,
-            };
-            if let Some(token) = token {
-                headers.push(("Authorization".into(), format!("Bearer {token}")));
-            }
-            (
-                hubs::endpoints(args)?,
-                args.pub_body
-                    .clone()
-                    .unwrap_or_else(|| "topic={topic}&data={data}".into()),
-                args.pub_content_type
-                    .clone()
-                    .unwrap_or_else(|| "application/x-www-form-urlencoded".into()),
-            )
+impl BenchArgs {
+    /// How to trust an `https://` hub.
+    pub(super) fn tls(&self) -> TlsOptions {
+        TlsOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
         }
-    };
-    for url in &urls {
-        http::Url::parse(&http::fill(url, "t", "", true)).context("invalid publish URL")?;
-    }
-    Ok(PubConfig {
-        urls,
-        method: args.pub_method.clone(),
-        body,
-        content_type,
-        headers,
-        topic_prefix: args.topic_prefix.clone(),
-        topics: plan.topics,
-        window: plan.window,
-        payload: args.payload,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: BenchArgs,
-    }
-
-    fn args(extra: &[&str]) -> BenchArgs {
-        Cli::parse_from(std::iter::once("bench").chain(extra.iter().copied())).args
-    }
-
-    /// The one subscribe URL of a run against one server.
-    fn sub_url(a: &BenchArgs) -> anyhow::Result<String> {
-        let mut urls = hubs::sub_urls(a)?;
-        assert_eq!(urls.len(), 1, "{urls:?}");
-        Ok(urls.remove(0))
-    }
-
-    #[test]
-    fn scenarios_set_defaults_and_flags_win() {
-        let p = plan(&args(&["--scenario", "fanout"])).unwrap();
-        assert_eq!((p.subscribers, p.topics), (10_000, 1));
-        assert!(p.ramp && p.steps.len() > 3);
-        let p = plan(&args(&["--scenario", "fanout", "-n", "50", "--rate", "5"])).unwrap();
-        assert_eq!(p.subscribers, 50);
-        assert_eq!(p.steps, vec![Some(5.0)]);
-        assert!(!p.ramp);
-        let p = plan(&args(&["--scenario", "idle"])).unwrap();
-        assert!(p.idle);
-        let p = plan(&args(&["--scenario", "storm"])).unwrap();
-        assert_eq!(p.storm_gap, Some(Duration::from_secs(1)));
-        let p = plan(&args(&["--scenario", "publish"])).unwrap();
-        assert_eq!(p.steps, vec![None]);
-        let p = plan(&args(&["--scenario", "soak"])).unwrap();
-        assert_eq!(
-            (p.step, p.steps.clone()),
-            (Duration::from_secs(3600), vec![Some(50.0)])
-        );
-        let p = plan(&args(&["--scenario", "soak", "--duration", "5s"])).unwrap();
-        assert_eq!(p.step, Duration::from_secs(5));
-        assert!(plan(&args(&["--rate", "fast"])).is_err());
-        assert!(plan(&args(&["--rate=-1"])).is_err());
-        let err = plan(&args(&["-n", "0"])).unwrap_err();
-        assert!(err.to_string().contains("at least 1"), "{err}");
-    }
-
-    #[test]
-    fn urls_default_to_mercure_and_templates_are_taken_as_given() {
-        let a = args(&[]);
-        assert_eq!(
-            sub_url(&a).unwrap(),
-            "http://127.0.0.1:8080/.well-known/mercure?topic={topic}"
-        );
-        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-        assert_eq!(c.body, "topic={topic}&data={data}");
-        assert!(c.headers.is_empty());
-        let a = args(&[
-            "--sub-url",
-            "http://127.0.0.1:9/sub/{topic}",
-            "--pub-url",
-            "http://127.0.0.1:9/pub/{topic}",
-        ]);
-        assert_eq!(sub_url(&a).unwrap(), "http://127.0.0.1:9/sub/{topic}");
-        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-        assert_eq!(
-            (c.body.as_str(), c.content_type.as_str()),
-            ("{data}", "text/plain")
-        );
-        let a = args(&["--jwt-key", "secret"]);
-        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-        assert!(c.headers[0].1.starts_with("Bearer ey"));
-        assert!(pub_config(
-            &args(&["--hub", "http://10.1.1.1/"]),
-            &plan(&args(&[])).unwrap()
-        )
-        .is_err());
-    }
-
-    #[test]
-    fn a_hub_base_url_gets_the_mercure_path_as_for_herald_pub() {
-        for hub in ["http://127.0.0.1:8080", "http://127.0.0.1:8080/"] {
-            let a = args(&["--hub", hub]);
-            assert_eq!(
-                sub_url(&a).unwrap(),
-                "http://127.0.0.1:8080/.well-known/mercure?topic={topic}"
-            );
-            let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-            assert_eq!(c.urls, ["http://127.0.0.1:8080/.well-known/mercure"]);
-        }
-        let a = args(&["--hub", "http://127.0.0.1:8080/custom?x=1"]);
-        assert_eq!(
-            sub_url(&a).unwrap(),
-            "http://127.0.0.1:8080/custom?x=1&topic={topic}"
-        );
-        assert!(sub_url(&args(&["--hub", "127.0.0.1:8080"])).is_err());
-        // Templates for other servers are not touched.
-        let a = args(&["--hub", "nonsense", "--sub-url", "http://127.0.0.1:9/"]);
-        assert_eq!(sub_url(&a).unwrap(), "http://127.0.0.1:9/");
-    }
-
-    #[test]
-    fn hub_repeats_for_the_nodes_of_a_cluster() {
-        // No --hub: the one default; one --hub replaces it.
-        let p = plan(&args(&[])).unwrap();
-        assert_eq!((p.hubs, p.resume_elsewhere, p.publishers), (1, false, 1));
-        let a = args(&["--hub", "http://127.0.0.1:9611"]);
-        assert_eq!(a.hubs, ["http://127.0.0.1:9611"]);
-        assert_eq!(plan(&a).unwrap().hubs, 1);
-
-        let two = [
-            "--hub",
-            "http://127.0.0.1:9611",
-            "--hub",
-            "http://127.0.0.1:9612/",
-        ];
-        let a = args(&two);
-        let p = plan(&a).unwrap();
-        assert_eq!(p.hubs, 2);
-        // A storm resumes elsewhere unless told not to.
-        assert!(p.resume_elsewhere);
-        let a = args(&[&two[..], &["--resume-same-hub"]].concat());
-        assert!(!plan(&a).unwrap().resume_elsewhere);
-        // Every hub gets a publishing connection by default; flags win.
-        let six: Vec<String> = (9401..=9406)
-            .flat_map(|port| ["--hub".to_owned(), format!("http://127.0.0.1:{port}")])
-            .collect();
-        let six: Vec<&str> = six.iter().map(String::as_str).collect();
-        assert_eq!(plan(&args(&six)).unwrap().publishers, 6);
-        let fanout = args(&[&six[..], &["--scenario", "fanout"]].concat());
-        assert_eq!(plan(&fanout).unwrap().publishers, 16);
-        let one = args(&[&six[..], &["--publishers", "1"]].concat());
-        assert_eq!(plan(&one).unwrap().publishers, 1);
-    }
-
-    #[test]
-    fn subscribers_and_publishers_spread_over_the_hubs() {
-        let a = args(&[
-            "--hub",
-            "http://127.0.0.1:9611",
-            "--hub",
-            "http://127.0.0.1:9612/.well-known/mercure",
-            "--hub",
-            "http://127.0.0.1:9613/custom?x=1",
-        ]);
-        let subs = hubs::sub_urls(&a).unwrap();
-        assert_eq!(
-            subs,
-            [
-                "http://127.0.0.1:9611/.well-known/mercure?topic={topic}",
-                "http://127.0.0.1:9612/.well-known/mercure?topic={topic}",
-                "http://127.0.0.1:9613/custom?x=1&topic={topic}",
-            ]
-        );
-        // Subscriber i on hub i mod 3.
-        let on: Vec<&str> = (0..4)
-            .map(|i| subs[hubs::assigned_hub(i, subs.len())].as_str())
-            .collect();
-        assert_eq!(on, [&subs[0], &subs[1], &subs[2], &subs[0]]);
-        // Publishing connection j to hub j mod 3.
-        let c = pub_config(&a, &plan(&a).unwrap()).unwrap();
-        let to: Vec<&str> = (0..5).map(|j| c.url_of(j)).collect();
-        assert_eq!(
-            to,
-            [
-                "http://127.0.0.1:9611/.well-known/mercure",
-                "http://127.0.0.1:9612/.well-known/mercure",
-                "http://127.0.0.1:9613/custom?x=1",
-                "http://127.0.0.1:9611/.well-known/mercure",
-                "http://127.0.0.1:9612/.well-known/mercure",
-            ]
-        );
-        // One bad hub among several is refused.
-        let a = args(&["--hub", "http://127.0.0.1:9611", "--hub", "9612"]);
-        assert!(hubs::sub_urls(&a).is_err());
-        assert!(pub_config(&a, &plan(&a).unwrap()).is_err());
-    }
-
-    #[test]
-    fn several_hubs_refuse_templates_and_want_one_pid_each() {
-        let two = [
-            "--hub",
-            "http://127.0.0.1:9611",
-            "--hub",
-            "http://127.0.0.1:9612",
-        ];
-        for template in ["--sub-url", "--pub-url"] {
-            let a = args(&[&two[..], &[template, "http://127.0.0.1:9/{topic}"]].concat());
-            let err = plan(&a).unwrap_err().to_string();
-            assert!(
-                err.contains("--sub-url and --pub-url address one server"),
-                "{err}"
-            );
-        }
-        // One server of another kind with a template is as before.
-        let a = args(&["--sub-url", "http://127.0.0.1:9/{topic}", "--hub-pid", "7"]);
-        assert_eq!(plan(&a).unwrap().hubs, 1);
-
-        let a = args(&[&two[..], &["--hub-pid", "7", "--hub-pid", "8"]].concat());
-        assert_eq!(a.hub_pids, [7, 8]);
-        assert!(plan(&a).is_ok());
-        let three = ["--hub-pid", "7", "--hub-pid", "8", "--hub-pid", "9"];
-        for pids in [&three[..2], &three[..]] {
-            let a = args(&[&two[..], pids].concat());
-            let err = plan(&a).unwrap_err().to_string();
-            assert!(err.contains("one --hub-pid per --hub"), "{err}");
-        }
-        let a = args(&["--hub-pid", "7", "--hub-pid", "8"]);
-        let err = plan(&a).unwrap_err().to_string();
-        assert!(err.contains("2 --hub-pid for 1 hub(s)"), "{err}");
     }
 }

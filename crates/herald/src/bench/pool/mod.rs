@@ -1,34 +1,37 @@
-//! The subscriber side: a pool of SSE connections that reads and accounts
+//! The subscriber side: a pool of SSE subscribers that reads and accounts
 //! for every event.
 //!
-//! A pool runs on a few OS threads, each with a single-threaded tokio
-//! runtime that owns its share of the connections and their accounting
-//! outright (no locks, no atomics per event). Each connection is one task
-//! (`conn`):
-//! connect from a 127.0.0.x source address, send a GET, decode the chunked
-//! body, feed a `herald_sse::Parser`, and record each event's latency and
-//! sequence number. A controller task per thread obeys the run's commands
-//! (start a phase, drop every connection and resume, finish).
+//! A pool runs on a few OS threads (`thread`), each with a single-threaded
+//! tokio runtime that owns its share of the subscribers and their
+//! accounting outright (no locks, no atomics per event). Each subscriber is
+//! one task (`conn`: its life, reconnecting as the run asks) that opens its
+//! stream through the transport's `wire` (HTTP/1.1 over TCP or TLS, one
+//! connection each; or HTTP/2 streams sharing connections), feeds a
+//! `herald_sse::Parser`, and has each event's latency and sequence number
+//! recorded in the thread's `state` (`sub`: one subscriber's trackers). A
+//! controller task per thread obeys the run's commands (start a phase, drop
+//! every connection and resume, finish).
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::http::{self, Url};
 use super::soak::mix::{self, Churn, Follows};
 use super::stats::{Phase, PhaseWire, Totals};
+use super::transport::{TlsOptions, Transport};
 
 mod conn;
+mod state;
 mod sub;
+mod thread;
+mod wire;
 
-use conn::Conn;
-use sub::Sub;
+use thread::{run_thread, ThreadCmd, ThreadPlan};
 
 /// What a pool (or a worker process) is asked to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +66,19 @@ pub(crate) struct PoolConfig {
     /// topics` on one connection).
     #[serde(default)]
     pub(crate) soak: Option<Churn>,
+    /// The protocol subscribers speak.
+    #[serde(default)]
+    pub(crate) transport: Transport,
+    /// Subscribers sharing one HTTP/2 connection (`h2`, `h2c`).
+    #[serde(default = "one")]
+    pub(crate) streams_per_connection: usize,
+    /// How to trust an `https://` hub.
+    #[serde(default)]
+    pub(crate) tls: TlsOptions,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl PoolConfig {
@@ -96,7 +112,11 @@ pub(crate) enum Command {
 /// How the connect phase went.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct ConnectReport {
+    /// Subscribers whose stream opened.
     pub(crate) connected: u64,
+    /// Connections they opened: one each over HTTP/1.1, fewer over HTTP/2.
+    #[serde(default)]
+    pub(crate) connections: u64,
     pub(crate) errors: u64,
     /// Seconds from the first attempt until every attempt ended.
     pub(crate) seconds: f64,
@@ -107,6 +127,7 @@ pub(crate) struct ConnectReport {
 impl ConnectReport {
     pub(crate) fn add(&mut self, other: &ConnectReport) {
         self.connected += other.connected;
+        self.connections += other.connections;
         self.errors += other.errors;
         self.seconds = self.seconds.max(other.seconds);
         if self.first_error.is_none() {
@@ -169,20 +190,6 @@ impl Counters {
     }
 }
 
-enum ThreadCmd {
-    Phase(String),
-    Storm {
-        gap: Duration,
-        targets: Arc<Vec<u64>>,
-        reply: oneshot::Sender<StormReport>,
-    },
-    Finish {
-        published: Arc<Vec<u64>>,
-        drain: Duration,
-        reply: oneshot::Sender<PoolReport>,
-    },
-}
-
 struct ThreadHandle {
     commands: mpsc::UnboundedSender<ThreadCmd>,
     connected: Option<oneshot::Receiver<ConnectReport>>,
@@ -205,6 +212,11 @@ impl LocalPool {
         for url in &config.sub_urls {
             Url::parse(&http::fill(url, "t", "", true))?;
         }
+        let tls = config
+            .transport
+            .tls()
+            .then(|| config.tls.connector(&[wire::alpn(config.transport)]))
+            .transpose()?;
         let threads = config.threads.clamp(1, 64).min(config.count.max(1));
         let per_thread_connects = (config.connect_concurrency / threads).max(1);
         let mut handles = Vec::with_capacity(threads);
@@ -212,9 +224,14 @@ impl LocalPool {
             let (commands, rx) = mpsc::unbounded_channel();
             let (connected_tx, connected_rx) = oneshot::channel();
             let indices: Vec<usize> = (config.first..config.first + config.count)
-                .filter(|i| i % threads == t)
+                .filter(|&i| wire::thread_of(config, i, threads) == t)
                 .collect();
-            let config = config.clone();
+            let plan = ThreadPlan {
+                config: config.clone(),
+                indices,
+                connects: per_thread_connects,
+                tls: tls.clone(),
+            };
             let counters = Arc::clone(&counters);
             let join = std::thread::Builder::new()
                 .name(format!("bench-sub-{t}"))
@@ -230,17 +247,7 @@ impl LocalPool {
                         }
                     };
                     let local = tokio::task::LocalSet::new();
-                    local.block_on(
-                        &runtime,
-                        run_thread(
-                            config,
-                            indices,
-                            per_thread_connects,
-                            counters,
-                            rx,
-                            connected_tx,
-                        ),
-                    );
+                    local.block_on(&runtime, run_thread(plan, counters, rx, connected_tx));
                 })
                 .context("cannot start a subscriber thread")?;
             handles.push(ThreadHandle {
@@ -333,193 +340,6 @@ impl LocalPool {
                 .iter()
                 .map(Phase::to_wire)
                 .collect(),
-        }
-    }
-}
-
-/// A storm in progress.
-struct Storm {
-    at: Instant,
-    gap: Duration,
-    targets: Arc<Vec<u64>>,
-}
-
-/// The state a thread's tasks share.
-#[derive(Default)]
-struct State {
-    subs: Vec<Sub>,
-    phase: Phase,
-    phase_started: Option<Instant>,
-    done_phases: Vec<Phase>,
-    totals: Totals,
-    storm: Option<Storm>,
-    finishing: bool,
-    first_error: Option<String>,
-    /// First connection attempts that ended.
-    attempted: usize,
-    connect_ended: Option<Instant>,
-}
-
-impl State {
-    fn close_phase(&mut self, next: &str) {
-        let now = Instant::now();
-        if let Some(started) = self.phase_started {
-            self.phase.seconds = now.duration_since(started).as_secs_f64();
-        }
-        let done = std::mem::replace(&mut self.phase, Phase::named(next));
-        if !done.name.is_empty() || done.deliveries > 0 {
-            self.done_phases.push(done);
-        }
-        self.phase_started = Some(now);
-    }
-
-    fn storm_report(&self) -> Option<StormReport> {
-        let storm = self.storm.as_ref()?;
-        let mut report = StormReport::default();
-        for sub in self.subs.iter().filter(|s| s.opened) {
-            report.dropped += 1;
-            if let Some(at) = sub.reconnected_at {
-                report.reconnected += 1;
-                report.reconnect_seconds = report
-                    .reconnect_seconds
-                    .max(at.duration_since(storm.at).as_secs_f64());
-            }
-            if let Some(at) = sub.caught_up_at {
-                report.caught_up += 1;
-                report.caught_up_seconds = report
-                    .caught_up_seconds
-                    .max(at.duration_since(storm.at).as_secs_f64());
-            }
-        }
-        Some(report)
-    }
-
-    fn all_caught_up(&self, published: &[u64]) -> bool {
-        self.subs
-            .iter()
-            .filter(|s| s.opened)
-            .all(|s| s.has_all(published))
-    }
-}
-
-async fn run_thread(
-    config: PoolConfig,
-    indices: Vec<usize>,
-    connects: usize,
-    counters: Arc<Counters>,
-    mut commands: mpsc::UnboundedReceiver<ThreadCmd>,
-    connected: oneshot::Sender<ConnectReport>,
-) {
-    let connect_started = Instant::now();
-    let state = Rc::new(RefCell::new(State {
-        subs: indices
-            .iter()
-            .map(|&i| Sub::new(config.follows(i).topics, config.publishers))
-            .collect(),
-        phase: Phase::named("connect"),
-        phase_started: Some(connect_started),
-        ..State::default()
-    }));
-    let (storm_tx, storm_rx) = watch::channel(0u64);
-    let permits = Rc::new(Semaphore::new(connects));
-    let total = indices.len();
-    let config = Rc::new(config);
-    for (local, &global) in indices.iter().enumerate() {
-        let conn = Conn {
-            local,
-            global,
-            config: Rc::clone(&config),
-            state: Rc::clone(&state),
-            counters: Arc::clone(&counters),
-            storm: storm_rx.clone(),
-            permits: Rc::clone(&permits),
-        };
-        tokio::task::spawn_local(conn.run());
-    }
-
-    // Report the connect phase when every first attempt ended.
-    let mut connected = Some(connected);
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        tokio::select! {
-            _ = tick.tick(), if connected.is_some() => {
-                let s = state.borrow();
-                if s.attempted >= total {
-                    let report = ConnectReport {
-                        connected: s.subs.iter().filter(|x| x.opened).count() as u64,
-                        errors: s.totals.connect_errors,
-                        seconds: s.connect_ended.unwrap_or_else(Instant::now).duration_since(connect_started).as_secs_f64(),
-                        first_error: s.first_error.clone(),
-                    };
-                    if let Some(tx) = connected.take() {
-                        let _ = tx.send(report);
-                    }
-                }
-            }
-            cmd = commands.recv() => {
-                let Some(cmd) = cmd else { return };
-                match cmd {
-                    ThreadCmd::Phase(name) => state.borrow_mut().close_phase(&name),
-                    ThreadCmd::Storm { gap, targets, reply } => {
-                        {
-                            let mut s = state.borrow_mut();
-                            for sub in &mut s.subs {
-                                sub.reconnected_at = None;
-                                sub.caught_up_at = None;
-                            }
-                            s.storm = Some(Storm { at: Instant::now(), gap, targets });
-                        }
-                        storm_tx.send_modify(|g| *g += 1);
-                        let s = Rc::clone(&state);
-                        let elsewhere = config.resume_elsewhere && config.sub_urls.len() > 1;
-                        tokio::task::spawn_local(async move {
-                            let deadline = Instant::now() + gap + Duration::from_secs(60);
-                            loop {
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                                let done = {
-                                    let st = s.borrow();
-                                    st.subs.iter().filter(|x| x.opened).all(|x| x.caught_up_at.is_some())
-                                };
-                                if done || Instant::now() > deadline {
-                                    break;
-                                }
-                            }
-                            let mut report = s.borrow().storm_report().unwrap_or_default();
-                            report.resumed_on_next_hub = elsewhere;
-                            s.borrow_mut().storm = None;
-                            let _ = reply.send(report);
-                        });
-                    }
-                    ThreadCmd::Finish { published, drain, reply } => {
-                        state.borrow_mut().finishing = true;
-                        let deadline = Instant::now() + drain;
-                        while Instant::now() < deadline && !state.borrow().all_caught_up(&published) {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        let mut s = state.borrow_mut();
-                        s.close_phase("");
-                        let mut totals = s.totals.clone();
-                        for sub in s.subs.iter().filter(|x| x.opened) {
-                            for (k, tracker) in sub.trackers.iter().enumerate() {
-                                totals.duplicates += tracker.duplicates;
-                                totals.received += tracker.received;
-                                if sub.checked(k) {
-                                    totals.lost += tracker.lost(sub.expected(&published, k));
-                                } else if sub.expected(&published, k) > 0 {
-                                    totals.unchecked += 1;
-                                }
-                            }
-                            if !sub.has_all(&published) {
-                                totals.behind += 1;
-                            }
-                        }
-                        totals.connected = s.subs.iter().filter(|x| x.opened).count() as u64;
-                        let phases = s.done_phases.iter().map(Phase::to_wire).collect();
-                        let _ = reply.send(PoolReport { totals, phases });
-                        return;
-                    }
-                }
-            }
         }
     }
 }

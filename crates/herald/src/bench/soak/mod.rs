@@ -26,10 +26,14 @@ mod samples;
 
 pub(crate) use samples::SoakReport;
 
-use super::options::{BenchArgs, Plan};
+use super::options::BenchArgs;
+use super::plan::Plan;
+use super::pools::Pools;
 use super::publisher::{self, PubConfig, Published};
-use super::report::{self, Memory, Moment, Report, Step};
-use super::{fill_steps, node_names, scenario_name, unix_seconds, Pools};
+use super::readings::{self, Memory, Moment};
+use super::report::{Report, Step};
+use super::steps::fill_steps;
+use super::{node_names, scenario_name, unix_seconds};
 use mix::Churn;
 use samples::Sample;
 
@@ -100,7 +104,7 @@ pub(super) async fn run(
         }
         let _ = phase_tx.send(name.to_owned());
         run.phase(name).await?;
-        let cpu_before = report::cpu_seconds_of_all(pids);
+        let cpu_before = readings::cpu_seconds_of_all(pids);
         let phase_started = Instant::now();
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(publisher::publish(
@@ -126,7 +130,7 @@ pub(super) async fn run(
         }
         let seconds = phase_started.elapsed().as_secs_f64();
         steps.push(Step {
-            hub_cpu_percent: report::cpu_seconds_of_all(pids)
+            hub_cpu_percent: readings::cpu_seconds_of_all(pids)
                 .zip(cpu_before)
                 .map(|(after, before)| (after - before) * 100.0 / seconds),
             name: name.to_owned(),
@@ -151,7 +155,7 @@ pub(super) async fn run(
             eprintln!();
         }
     }
-    fill_steps(&mut steps, &phases);
+    fill_steps(&mut steps, &phases, plan);
     memory.read(pids, Moment::End);
     soak.conclude();
     let peak = steps
@@ -166,6 +170,8 @@ pub(super) async fn run(
         subscribers: plan.subscribers,
         topics: plan.topics,
         workers,
+        transport: plan.transport,
+        streams_per_connection: plan.streams_per_connection(),
         connects_per_second: connect.connected as f64 / connect.seconds.max(1e-9),
         connect,
         steps,

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bench::report::rss_kib;
+use crate::bench::readings::rss_kib;
 use crate::bench::stats::Totals;
 
 /// One reading of the hub (with several `--hub-pid`, all of them
