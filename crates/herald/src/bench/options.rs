@@ -90,7 +90,8 @@ pub(crate) struct BenchArgs {
     /// saturation.
     #[arg(long, value_delimiter = ',')]
     pub(super) ramp: Option<Vec<f64>>,
-    /// Duration of the run, or of each ramp step, e.g. 10s.
+    /// Duration of the run, or of each ramp step, e.g. 10s [default: the
+    /// scenario's; the soak's is 1h].
     #[arg(long)]
     pub(super) duration: Option<humantime::Duration>,
     /// Stop after this many events in total (fixed-rate runs).
