@@ -76,7 +76,7 @@ impl Default for ProtocolLimits {
 
 /// A request the protocol refuses, with the field at fault. Answered with
 /// `400 Bad Request` (`413 Content Too Large` past a limit, see
-/// [`ProtocolError::is_too_large`]) and [`ProtocolError::to_string`] as
+/// [`ProtocolError::is_too_large`]) and its `Display` text as
 /// the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolError {
