@@ -32,6 +32,11 @@ const EXAMPLES: &str = "Examples:
   echo 'price: 3' | herald pub --hub http://localhost:8080/.well-known/mercure \\
       --topic prices --topic prices/eur --id 42 --type price --key \"$SECRET\"
 
+  # With a draft-08 access token, for a hub started with
+  # --issuer https://app.example=secret:$SECRET --access-token-alg HS256:
+  herald pub --hub http://localhost:8080 --topic news --data hi \\
+      --draft 08 --issuer https://app.example --key \"$SECRET\"
+
   # A private update, only for subscribers whose token allows the topic:
   herald pub --hub http://localhost:8080 --topic users/7 --private --data hi --key \"$SECRET\"
 
@@ -76,6 +81,10 @@ pub(crate) struct PubArgs {
     /// Or sign a publisher token for the given topics with this key.
     #[command(flatten)]
     signing: token::SigningKeyArgs,
+    /// The signed token's format (with --key): a draft-07 JWT, or with
+    /// --draft 08 an access token, as `herald token` makes them.
+    #[command(flatten)]
+    access: token::AccessTokenArgs,
     /// Trust only the certificates in this PEM file for HTTPS, like
     /// `curl --cacert`.
     #[arg(long, value_name = "FILE")]
@@ -102,10 +111,12 @@ pub(crate) fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
     };
     let token = match &args.token {
         Some(token) => Some(token.clone()),
-        None if args.signing.is_given() => {
-            let (alg, key) = args.signing.load()?;
-            Some(token::sign(alg, &key, &args.topics, &[], "5m", None)?)
-        }
+        None if args.signing.is_given() => Some(token::sign_publisher(
+            &args.signing,
+            &args.access,
+            &endpoint.to_string(),
+            &args.topics,
+        )?),
         None => None,
     };
     let tls = crate::sub::tls_config(args.cacert.as_deref(), args.insecure)?;

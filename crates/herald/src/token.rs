@@ -73,9 +73,10 @@ enum Draft {
     Draft08,
 }
 
-/// What only a draft-08 access token has.
+/// What only a draft-08 access token has. Shared by `herald token` and
+/// `herald pub`.
 #[derive(Debug, clap::Args)]
-struct AccessTokenArgs {
+pub(crate) struct AccessTokenArgs {
     /// Token format: 07 (a `mercure` claim) or 08 (an access token with
     /// authorization details, for a hub started with --issuer).
     #[arg(long, value_name = "07|08", default_value = "07")]
@@ -84,7 +85,8 @@ struct AccessTokenArgs {
     #[arg(long, value_name = "ISSUER")]
     issuer: Option<String>,
     /// --draft 08: the hub's resource identifier (`aud`): its URL, e.g.
-    /// https://hub.example.com/.well-known/mercure.
+    /// https://hub.example.com/.well-known/mercure [herald pub: default,
+    /// the endpoint it publishes to].
     #[arg(long, value_name = "URI")]
     audience: Option<String>,
     /// The subject (`sub`): who the token is for. The hub counts a
@@ -145,12 +147,19 @@ impl SigningKeyArgs {
 /// Runs `herald token`: prints the token on stdout.
 pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
     if args.access.draft == Draft::Draft08 {
-        println!("{}", access_token(&args)?);
+        let token = access_token(
+            &args.signing,
+            &args.access,
+            None,
+            &args.publish,
+            &args.subscribe,
+            &args.exp,
+            args.payload.as_deref(),
+        )?;
+        println!("{token}");
         return Ok(ExitCode::SUCCESS);
     }
-    if args.access.issuer.is_some() || args.access.audience.is_some() || args.access.kid.is_some() {
-        bail!("--issuer, --audience and --kid are for access tokens: add --draft 08");
-    }
+    args.access.refuse_without_draft08()?;
     let (alg, key) = args.signing.load()?;
     let mut claims = claims(
         &args.publish,
@@ -163,7 +172,8 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Signs a token with these claims. Shared with `herald pub --key`.
+/// Signs a draft-07 token with these claims. Shared with `herald pub`,
+/// `herald bench` and development mode.
 pub(crate) fn sign(
     alg: Algorithm,
     key: &[u8],
@@ -173,6 +183,33 @@ pub(crate) fn sign(
     payload: Option<&str>,
 ) -> anyhow::Result<String> {
     mint_with(alg, key, &claims(publish, subscribe, exp, payload)?)
+}
+
+impl AccessTokenArgs {
+    /// Refuses the access-token options without `--draft 08`.
+    fn refuse_without_draft08(&self) -> anyhow::Result<()> {
+        if self.issuer.is_some() || self.audience.is_some() || self.kid.is_some() {
+            bail!("--issuer, --audience and --kid are for access tokens: add --draft 08");
+        }
+        Ok(())
+    }
+}
+
+/// `herald pub --key`: a token that may publish to `topics` for five
+/// minutes, draft-07 or (`--draft 08`) an access token whose audience is
+/// `endpoint` unless `--audience` says otherwise.
+pub(crate) fn sign_publisher(
+    signing: &SigningKeyArgs,
+    access: &AccessTokenArgs,
+    endpoint: &str,
+    topics: &[String],
+) -> anyhow::Result<String> {
+    if access.draft == Draft::Draft08 {
+        return access_token(signing, access, Some(endpoint), topics, &[], "5m", None);
+    }
+    access.refuse_without_draft08()?;
+    let (alg, key) = signing.load()?;
+    sign(alg, &key, topics, &[], "5m", None)
 }
 
 /// The claims of a draft-07 token, without a subject.
@@ -208,18 +245,26 @@ fn mint_with(alg: Algorithm, key: &[u8], claims: &Claims) -> anyhow::Result<Stri
     Ok(token)
 }
 
-/// An RFC 9068 access token: `iss`, `aud`, `sub`, `client_id`, `iat`,
-/// `exp`, `jti`, and one authorization detail per action given.
-fn access_token(args: &TokenArgs) -> anyhow::Result<String> {
-    let access = &args.access;
-    let alg = if args.signing.alg.eq_ignore_ascii_case("eddsa") {
+/// An RFC 9068 access token: `iss`, `aud` (`--audience`, else
+/// `default_audience`), `sub`, `client_id`, `iat`, `exp`, `jti`, and one
+/// authorization detail per action given.
+fn access_token(
+    signing: &SigningKeyArgs,
+    access: &AccessTokenArgs,
+    default_audience: Option<&str>,
+    publish: &[String],
+    subscribe: &[String],
+    exp: &str,
+    payload: Option<&str>,
+) -> anyhow::Result<String> {
+    let alg = if signing.alg.eq_ignore_ascii_case("eddsa") {
         Algorithm::EdDSA
     } else {
-        parse_alg(&args.signing.alg)?
+        parse_alg(&signing.alg)?
     };
     let key = read_key(
-        args.signing.key.as_deref(),
-        args.signing.key_file.as_deref(),
+        signing.key.as_deref(),
+        signing.key_file.as_deref(),
         "--key (or HERALD_JWT_KEY)",
     )?
     .context("no signing key: pass --key SECRET, --key-file FILE or set HERALD_JWT_KEY")?;
@@ -230,6 +275,7 @@ fn access_token(args: &TokenArgs) -> anyhow::Result<String> {
     let audience = access
         .audience
         .as_deref()
+        .or(default_audience)
         .context("--draft 08 needs --audience (the hub's resource identifier, its URL)")?;
     let match_type = MatchType::from_name(&access.match_type).with_context(|| {
         format!(
@@ -237,11 +283,8 @@ fn access_token(args: &TokenArgs) -> anyhow::Result<String> {
             access.match_type
         )
     })?;
-    let exp =
-        expiry(&args.exp)?.context("an access token must expire (--exp none is for --draft 07)")?;
-    let payload = args
-        .payload
-        .as_deref()
+    let exp = expiry(exp)?.context("an access token must expire (--exp none is for --draft 07)")?;
+    let payload = payload
         .map(serde_json::from_str::<serde_json::Value>)
         .transpose()
         .context("--payload is not valid JSON (example: --payload '{\"user\":42}')")?;
@@ -264,11 +307,11 @@ fn access_token(args: &TokenArgs) -> anyhow::Result<String> {
         detail
     };
     let mut details = Vec::new();
-    if !args.publish.is_empty() {
-        details.push(detail("publish", &args.publish, None));
+    if !publish.is_empty() {
+        details.push(detail("publish", publish, None));
     }
-    if !args.subscribe.is_empty() {
-        details.push(detail("subscribe", &args.subscribe, payload.as_ref()));
+    if !subscribe.is_empty() {
+        details.push(detail("subscribe", subscribe, payload.as_ref()));
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -197,3 +197,114 @@ async fn pub_with_a_key_signs_a_publisher_token_for_its_topics() {
         .expect("the token verifies with the hub's key");
     assert_eq!(claims.publish, Some(vec!["a".to_owned(), "b".to_owned()]));
 }
+
+/// The `host:port` of a hub endpoint URL.
+fn addr_of(url: &str) -> &str {
+    let rest = url.strip_prefix("http://").expect("an http:// hub");
+    rest.split('/').next().unwrap_or(rest)
+}
+
+const ISSUER: &str = "https://app.example";
+const ACCESS_SECRET: &str = "access-token-secret-of-the-issuer";
+
+/// A real hub trusting [`ISSUER`]'s HS256 secret, speaking `protocol`.
+async fn hub_with_issuer(protocol: &str) -> support::AsyncHub {
+    support::start_hub_async(
+        "draft07-key",
+        &[
+            "--issuer",
+            &format!("{ISSUER}=secret:{ACCESS_SECRET}"),
+            "--access-token-alg",
+            "HS256",
+            "--protocol",
+            protocol,
+        ],
+    )
+    .await
+}
+
+// `herald pub --draft 08` signs a draft-08 access token itself (audience:
+// the endpoint it publishes to), which a real hub accepts on either kind
+// of hub that speaks draft-08; the update reaches a subscriber.
+#[tokio::test]
+async fn pub_with_draft_08_signs_an_access_token_a_real_hub_accepts() {
+    for protocol in ["both", "08"] {
+        let hub = hub_with_issuer(protocol).await;
+        let mut stream = support::http::open_stream(addr_of(&hub.url), "match=news");
+        let out = herald(
+            &[
+                "pub",
+                "--hub",
+                &hub.url,
+                "--topic",
+                "news",
+                "--data",
+                "via-access-token",
+                "--draft",
+                "08",
+                "--issuer",
+                ISSUER,
+                "--key",
+                ACCESS_SECRET,
+            ],
+            "",
+        )
+        .await;
+        assert!(out.status.success(), "{protocol}: {}", stderr(&out));
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(id.starts_with("urn:uuid:"), "{protocol}: {id:?}");
+        let (found, seen) = support::http::read_until(&mut stream, "data: via-access-token");
+        assert!(found, "{protocol}: {seen}");
+        assert!(seen.contains(&format!("id: {id}")), "{protocol}: {seen}");
+    }
+}
+
+// On a hub speaking only draft-08, a draft-07 publisher token is refused:
+// `herald pub` fails and says why (the hub's 401 and its message).
+#[tokio::test]
+async fn pub_with_a_draft_07_token_on_a_draft_08_hub_fails_clearly() {
+    let hub = hub_with_issuer("08").await;
+    let out = herald(
+        &[
+            "pub",
+            "--hub",
+            &hub.url,
+            "--topic",
+            "news",
+            "--data",
+            "x",
+            "--key",
+            "draft07-key",
+        ],
+        "",
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("401") && err.contains("access token"), "{err}");
+}
+
+// The access-token options without `--draft 08` are refused before
+// anything is sent.
+#[tokio::test]
+async fn pub_refuses_access_token_options_without_draft_08() {
+    let out = herald(
+        &[
+            "pub",
+            "--hub",
+            "http://127.0.0.1:9",
+            "--topic",
+            "t",
+            "--data",
+            "x",
+            "--issuer",
+            ISSUER,
+            "--key",
+            "k",
+        ],
+        "",
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("add --draft 08"), "{}", stderr(&out));
+}

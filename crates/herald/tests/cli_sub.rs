@@ -276,3 +276,110 @@ async fn sub_lost_events_asks_for_the_signal_and_prints_it() {
         stderr(&out)
     );
 }
+
+const ISSUER: &str = "https://app.example";
+const ACCESS_SECRET: &str = "access-token-secret-of-the-issuer";
+
+/// A real hub trusting [`ISSUER`]'s HS256 secret, speaking `protocol`.
+async fn hub_with_issuer(protocol: &str) -> support::AsyncHub {
+    support::start_hub_async(
+        "draft07-key",
+        &[
+            "--issuer",
+            &format!("{ISSUER}=secret:{ACCESS_SECRET}"),
+            "--access-token-alg",
+            "HS256",
+            "--protocol",
+            protocol,
+        ],
+    )
+    .await
+}
+
+/// `herald token --draft 08 ARGS` for [`ISSUER`] and `hub`.
+async fn access_token(hub: &support::AsyncHub, args: &[&str]) -> String {
+    let mut all = vec![
+        "token",
+        "--draft",
+        "08",
+        "--key",
+        ACCESS_SECRET,
+        "--issuer",
+        ISSUER,
+        "--audience",
+        &hub.url,
+    ];
+    all.extend_from_slice(args);
+    let out = herald(&all).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+/// `herald pub --draft 08` of `data` to `topic`, `private` or not.
+async fn publish(hub: &support::AsyncHub, topic: &str, data: &str, private: bool) {
+    let mut args = vec![
+        "pub",
+        "--hub",
+        &hub.url,
+        "--topic",
+        topic,
+        "--data",
+        data,
+        "--draft",
+        "08",
+        "--issuer",
+        ISSUER,
+        "--key",
+        ACCESS_SECRET,
+    ];
+    if private {
+        args.push("--private");
+    }
+    let out = herald(&args).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+// `herald sub` with draft-08 matchers and an access token (sent in the
+// Authorization header: never in the URL) against a real hub: it replays
+// from history what its matchers select, private updates its token's
+// details allow included, and nothing else. The events are published
+// before it subscribes and replayed, so nothing depends on timing.
+#[tokio::test]
+async fn sub_with_draft_08_matchers_and_an_access_token_against_a_real_hub() {
+    for (protocol, matcher, value, match_type) in [
+        (
+            "both",
+            "--match-urlpattern",
+            "https://example.com/books/:id",
+            "urlpattern",
+        ),
+        ("08", "--match", "https://example.com/books/1", "exact"),
+    ] {
+        let hub = hub_with_issuer(protocol).await;
+        let token = access_token(&hub, &["--subscribe", value, "--match-type", match_type]).await;
+        publish(&hub, "https://example.com/books/1", "private-book", true).await;
+        publish(&hub, "https://example.com/authors/1", "author", false).await;
+        publish(&hub, "https://example.com/books/1", "public-book", false).await;
+        let out = herald(&[
+            "sub",
+            "--hub",
+            &hub.url,
+            matcher,
+            value,
+            "--token",
+            &token,
+            "--last-event-id",
+            "earliest",
+            "--json",
+            "--count",
+            "2",
+        ])
+        .await;
+        assert!(out.status.success(), "{protocol}: {}", stderr(&out));
+        let data: Vec<String> = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["data"].to_string())
+            .collect();
+        assert_eq!(data, ["\"private-book\"", "\"public-book\""], "{protocol}");
+    }
+}

@@ -173,3 +173,88 @@ fn help_has_examples() {
         "{help}"
     );
 }
+
+// `herald token --draft 08`: an RFC 9068 access token (`typ: at+jwt`) that
+// the hub's own access-token verifier accepts for the issuer's key, with
+// `iss`, `aud`, `exp` and one authorization detail per action, its
+// matchers of the type asked for and the payload on the subscribe detail.
+#[tokio::test]
+async fn a_draft_08_token_is_an_access_token_the_hub_accepts() {
+    use herald_hub::access_token::{
+        AccessTokenConfig, AccessTokenVerifier, IssuerConfig, KeySource,
+    };
+
+    const ISSUER: &str = "https://app.example";
+    const AUDIENCE: &str = "https://hub.example/.well-known/mercure";
+    const SECRET: &str = "access-token-secret-of-the-issuer";
+    let out = herald(
+        &[
+            "token",
+            "--draft",
+            "08",
+            "--key",
+            SECRET,
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--publish",
+            "https://example.com/books/:id",
+            "--subscribe",
+            "*",
+            "--match-type",
+            "urlpattern",
+            "--payload",
+            "{\"user\":7}",
+            "--exp",
+            "10m",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, Algorithm::HS256);
+
+    let mut config = AccessTokenConfig::new(
+        AUDIENCE,
+        vec![IssuerConfig {
+            issuer: ISSUER.into(),
+            keys: vec![KeySource::Secret(SECRET.as_bytes().to_vec())],
+        }],
+    );
+    config.algorithms = vec![Algorithm::HS256];
+    let verified = AccessTokenVerifier::new(config)
+        .unwrap()
+        .verify(&token)
+        .await
+        .expect("the hub's verifier accepts it");
+    assert_eq!(verified.issuer, ISSUER);
+    assert_eq!(verified.claims["aud"], AUDIENCE);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 590..=now + 610).contains(&verified.expires),
+        "{}",
+        verified.expires
+    );
+    let [publish, subscribe] = &verified.details[..] else {
+        panic!("{:?}", verified.details);
+    };
+    assert!(publish.publish && !publish.subscribe);
+    assert_eq!(publish.topics[0].pattern, "https://example.com/books/:id");
+    assert_eq!(publish.topics[0].match_type.name(), "urlpattern");
+    assert!(subscribe.subscribe && !subscribe.publish);
+    assert_eq!(subscribe.topics[0].pattern, "*");
+    assert_eq!(
+        subscribe.payload.as_ref().map(|p| p["user"].clone()),
+        Some(serde_json::json!(7))
+    );
+}
