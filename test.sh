@@ -122,16 +122,19 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
   || die "node $(node --version) is too old for the e2e suite: 18 or later is needed"
-# npm ci when playwright-core is missing or is not the version the lockfile
-# pins (a node_modules left by an older checkout).
-locked_playwright() {
+# npm ci when a package the lockfile pins is missing or at another version
+# (a node_modules left by an older checkout).
+locked_packages() {
   node -e 'const fs = require("fs");
-    const want = JSON.parse(fs.readFileSync("e2e/package-lock.json", "utf8")).packages["node_modules/playwright-core"].version;
-    let have = null;
-    try { have = JSON.parse(fs.readFileSync("e2e/node_modules/playwright-core/package.json", "utf8")).version; } catch {}
-    process.exit(have === want ? 0 : 1);'
+    const packages = JSON.parse(fs.readFileSync("e2e/package-lock.json", "utf8")).packages;
+    for (const [where, locked] of Object.entries(packages)) {
+      if (!where.startsWith("node_modules/")) continue;
+      let have = null;
+      try { have = JSON.parse(fs.readFileSync(`e2e/${where}/package.json`, "utf8")).version; } catch {}
+      if (have !== locked.version) process.exit(1);
+    }'
 }
-if ! locked_playwright; then
+if ! locked_packages; then
   say "npm ci (e2e)"
   (cd e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) || die "npm ci failed in e2e/"
 fi
