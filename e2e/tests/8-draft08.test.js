@@ -3,7 +3,8 @@
 // (relative) topics the pattern matches, then resumes with Last-Event-ID
 // after the hub is killed and restarted; over HTTPS the draft-08 cookie
 // `__Secure-mercure_access_token` authorizes a private update that a page
-// without it never sees; and with active subscriptions a presence list (the
+// without it never sees, and on a hub speaking only draft-08 so does an
+// access token in that cookie; and with active subscriptions a presence list (the
 // subscription API's list, then its events from the cursor) follows
 // subscribers coming and going.
 //
@@ -12,7 +13,7 @@
 // published meanwhile, so that it can only arrive by the replay.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cleanup, eventSourceHeaders, mint, publish, startHub, until, withBrowser, holdRequests } from '../lib/harness.js';
+import { cleanup, eventSourceHeaders, mint, mintAccessToken, publish, startHub, until, withBrowser, holdRequests } from '../lib/harness.js';
 
 const isSubscribe = (url) => new URL(url).pathname === '/.well-known/mercure';
 
@@ -156,6 +157,59 @@ test('over HTTPS the __Secure-mercure_access_token cookie authorizes a private u
   });
 });
 
+test('a hub speaking only draft-08: an access token in the __Secure- cookie over HTTPS brings a private update; a draft-07 subscription is refused', async (t) => {
+  const issuer = 'https://issuer.example';
+  const secret = 'e2e-draft08-issuer-secret-long-enough-for-hs256';
+  const hub = await startHub({
+    tls: true,
+    args: ['--anonymous', '--protocol', '08', '--issuer', `${issuer}=secret:${secret}`, '--access-token-alg', 'HS256'],
+  });
+  cleanup(t, hub);
+  const topic = 'https://example.com/e2e/access-cookie/1';
+  const detail = (actions, match) => ({
+    type: 'https://mercure.rocks/authorization-detail', actions, topics: [{ match, match_type: 'urlpattern' }],
+  });
+  const claims = (details) => ({ iss: issuer, aud: hub.url, sub: 'e2e', exp: Math.floor(Date.now() / 1000) + 3600, authorization_details: details });
+  const reader = mintAccessToken(claims([detail(['subscribe'], 'https://example.com/e2e/access-cookie/:id')]), secret);
+  const publisher = mintAccessToken(claims([detail(['publish'], '*')]), secret);
+
+  await withBrowser(t, { ignoreHTTPSErrors: true }, async (browser) => {
+    await browser.context.addCookies([{
+      name: '__Secure-mercure_access_token', value: reader, domain: '127.0.0.1', path: '/.well-known/mercure',
+      secure: true, httpOnly: true, sameSite: 'Strict',
+    }]);
+    const page = await browser.page();
+    const onWire = await eventSourceHeaders(browser, page);
+    const statuses = [];
+    page.on('response', (response) => {
+      if (isSubscribe(response.url())) statuses.push([new URL(response.url()).searchParams.has('topic') ? 'topic' : 'match', response.status()]);
+    });
+    await page.goto(`${hub.origin}/healthz`);
+
+    // draft-07's vocabulary is not spoken here: a 400, and the browser's
+    // EventSource gives up (readyState CLOSED).
+    const refused = await page.evaluate((url) => new Promise((resolve) => {
+      const es = new EventSource(url);
+      es.onerror = () => { if (es.readyState === EventSource.CLOSED) resolve(true); };
+    }), `${hub.url}?topic=${encodeURIComponent(topic)}`);
+    assert.equal(refused, true);
+
+    await openFeed(page, `${hub.url}?match_urlpattern=${encodeURIComponent('https://example.com/e2e/access-cookie/:id')}`);
+    await until(async () => (await feedOf(page)).opens === 1, 'the stream with the access-token cookie to open');
+    // Private first, then the public marker through the same ordered
+    // stream: the private update is in before the marker if it came at all.
+    await publish(hub, { topic, data: 'secret', id: 'private-1', private: 'on' }, publisher);
+    await publish(hub, { topic, data: 'news', id: 'public-1' }, publisher);
+    await until(async () => (await feedOf(page)).ids.includes('public-1'), 'the public marker');
+    assert.deepEqual((await feedOf(page)).ids, ['private-1', 'public-1']);
+    await until(() => statuses.length === 2, 'both responses seen');
+    assert.deepEqual(statuses, [['topic', 400], ['match', 200]]);
+    // The access token travelled in the cookie only, never in the URL.
+    await until(() => onWire().length === 2, 'both requests on the wire');
+    assert.equal(onWire()[1].cookie, `__Secure-mercure_access_token=${reader}`);
+  });
+});
+
 /**
  * A presence list in `page` (on the hub's origin): the subscription API's
  * list of `topic`'s exact matcher, read with `token` in the Authorization
@@ -272,6 +326,56 @@ test('a presence list from the subscription API and its events follows subscribe
       await until(async () => (await later.evaluate(() => window.presence)).opens === 1, 'the second presence list to open');
       assert.deepEqual((await later.evaluate(() => window.presence)).listed, [{ subscriber: b, active: true }]);
       assert.deepEqual(await present(later), [b]);
+      assert.deepEqual(browser.consoleErrors(), []);
+    });
+  });
+});
+
+test('presence read with a draft-08 access token: the list in draft-08 form, then the events through the __Secure- cookie', async (t) => {
+  const issuer = 'https://issuer.example';
+  const secret = 'e2e-presence-issuer-secret-long-enough-for-hs256';
+  const hub = await startHub({
+    tls: true,
+    args: ['--anonymous', '--subscriptions', 'on', '--issuer', `${issuer}=secret:${secret}`, '--access-token-alg', 'HS256'],
+  });
+  cleanup(t, hub);
+  const topic = 'https://example.com/e2e/room/8';
+  // draft-08 §Subscription API: authorized as a subscription to the API's
+  // relative URLs (here everything under the collection).
+  const watcher = mintAccessToken({
+    iss: issuer, aud: hub.url, sub: 'presence-page', exp: Math.floor(Date.now() / 1000) + 3600,
+    authorization_details: [{
+      type: 'https://mercure.rocks/authorization-detail', actions: ['subscribe'],
+      topics: [{ match: '/.well-known/mercure/subscriptions/*', match_type: 'urlpattern' }],
+    }],
+  }, secret);
+
+  await withBrowser(t, { ignoreHTTPSErrors: true, label: 'presence08' }, async (browser) => {
+    await browser.context.addCookies([{
+      name: '__Secure-mercure_access_token', value: watcher, domain: '127.0.0.1', path: '/.well-known/mercure',
+      secure: true, httpOnly: true, sameSite: 'Strict',
+    }]);
+    const page = await browser.page();
+    await page.goto(`${hub.origin}/`);
+    await openPresence(page, topic, watcher);
+    const presence = () => page.evaluate(() => window.presence);
+    await until(async () => (await presence()).opens === 1, 'the presence events to open');
+    const first = await presence();
+    assert.equal(first.status, 200);
+    assert.equal(first.contentType, 'application/json', 'an access token gets the draft-08 list');
+    assert.equal(first.type, 'subscriptions');
+    assert.deepEqual(first.listed, []);
+
+    await withBrowser(t, { ignoreHTTPSErrors: true, label: 'subscriber08' }, async (other) => {
+      const subscriber = await other.page();
+      await subscriber.goto(`${hub.origin}/healthz`);
+      await openFeed(subscriber, `${hub.url}?match=${encodeURIComponent(topic)}`);
+      await until(async () => (await present(page)).length === 1, 'the subscriber in the presence list');
+      const [who] = await present(page);
+      await subscriber.close();
+      await until(async () => (await present(page)).length === 0, 'the subscriber to leave the list');
+      const event = (active) => ({ type: 'subscription', match_type: 'exact', match: topic, subscriber: who, active });
+      assert.deepEqual((await presence()).events, [event(true), event(false)]);
       assert.deepEqual(browser.consoleErrors(), []);
     });
   });
