@@ -10,7 +10,9 @@ use std::process::Output;
 use std::time::Duration;
 
 use fixture::{write, Fixture, Step};
-use support::{herald_async, run_async};
+use support::{
+    herald_async, run_async, start_hub_with_issuer as hub_with_issuer, ACCESS_SECRET, ISSUER,
+};
 
 /// Runs `herald ARGS` with `stdin` as its standard input.
 async fn herald(args: &[&str], stdin: &str) -> Output {
@@ -202,25 +204,6 @@ async fn pub_with_a_key_signs_a_publisher_token_for_its_topics() {
 fn addr_of(url: &str) -> &str {
     let rest = url.strip_prefix("http://").expect("an http:// hub");
     rest.split('/').next().unwrap_or(rest)
-}
-
-const ISSUER: &str = "https://app.example";
-const ACCESS_SECRET: &str = "access-token-secret-of-the-issuer";
-
-/// A real hub trusting [`ISSUER`]'s HS256 secret, speaking `protocol`.
-async fn hub_with_issuer(protocol: &str) -> support::AsyncHub {
-    support::start_hub_async(
-        "draft07-key",
-        &[
-            "--issuer",
-            &format!("{ISSUER}=secret:{ACCESS_SECRET}"),
-            "--access-token-alg",
-            "HS256",
-            "--protocol",
-            protocol,
-        ],
-    )
-    .await
 }
 
 // `herald pub --draft 08` signs a draft-08 access token itself (audience:

@@ -7,7 +7,9 @@ mod support;
 use std::process::Output;
 
 use fixture::{write, Fixture, Step, SSE_HEAD};
-use support::{herald_async, run_async};
+use support::{
+    herald_async, run_async, start_hub_with_issuer as hub_with_issuer, ACCESS_SECRET, ISSUER,
+};
 
 /// Runs `herald ARGS` to completion, with no input and no colours.
 async fn herald(args: &[&str]) -> Output {
@@ -275,25 +277,6 @@ async fn sub_lost_events_asks_for_the_signal_and_prints_it() {
         "{}",
         stderr(&out)
     );
-}
-
-const ISSUER: &str = "https://app.example";
-const ACCESS_SECRET: &str = "access-token-secret-of-the-issuer";
-
-/// A real hub trusting [`ISSUER`]'s HS256 secret, speaking `protocol`.
-async fn hub_with_issuer(protocol: &str) -> support::AsyncHub {
-    support::start_hub_async(
-        "draft07-key",
-        &[
-            "--issuer",
-            &format!("{ISSUER}=secret:{ACCESS_SECRET}"),
-            "--access-token-alg",
-            "HS256",
-            "--protocol",
-            protocol,
-        ],
-    )
-    .await
 }
 
 /// `herald token --draft 08 ARGS` for [`ISSUER`] and `hub`.

@@ -405,6 +405,29 @@ pub async fn start_hub_async(key: &str, extra: &[&str]) -> AsyncHub {
     start_ready(cmd).await
 }
 
+/// The draft-08 issuer the CLI tests' hubs trust ([`start_hub_with_issuer`]).
+pub const ISSUER: &str = "https://app.example";
+/// [`ISSUER`]'s HS256 secret.
+pub const ACCESS_SECRET: &str = "access-token-secret-of-the-issuer";
+
+/// [`start_hub_async`] trusting [`ISSUER`]'s HS256 secret for access
+/// tokens, speaking `protocol` (`both`, `08` or `07`); its draft-07 key
+/// is `draft07-key`.
+pub async fn start_hub_with_issuer(protocol: &str) -> AsyncHub {
+    start_hub_async(
+        "draft07-key",
+        &[
+            "--issuer",
+            &format!("{ISSUER}=secret:{ACCESS_SECRET}"),
+            "--access-token-alg",
+            "HS256",
+            "--protocol",
+            protocol,
+        ],
+    )
+    .await
+}
+
 /// Spawns `cmd` (a `herald serve` with stderr piped) and waits (up to
 /// [`DEADLINE`]) for its readiness line; panics with its log if it exits
 /// first. Its log keeps being drained in the background.
