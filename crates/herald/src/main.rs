@@ -40,7 +40,8 @@ enum Command {
     Sub(Box<sub::SubArgs>),
     /// Publish an update to a hub.
     Pub(Box<publish::PubArgs>),
-    /// Mint a JWT for publishers or subscribers.
+    /// Mint a token for publishers or subscribers: a draft-07 JWT, or
+    /// (--draft 08) a draft-08 access token.
     Token(Box<token::TokenArgs>),
     /// Load a hub (or any SSE server) with subscribers and publishes, and
     /// measure delivery, latency and memory.

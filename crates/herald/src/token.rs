@@ -1,9 +1,12 @@
-//! `herald token`: mints a JWT for the hub.
+//! `herald token`: mints a token for the hub, in either revision's form.
 //!
-//! Publishers need a token whose `mercure.publish` selectors match every
-//! topic they publish to; subscribers need `mercure.subscribe` selectors to
-//! receive private updates. This command signs one with
-//! `herald_hub::auth::mint`, the same code the hub verifies with.
+//! Publishers need a token that allows every topic they publish to;
+//! subscribers need one to receive private updates. A draft-07 token
+//! carries `mercure.publish` / `mercure.subscribe` selectors and is signed
+//! with `herald_hub::auth::mint`; a draft-08 one (`--draft 08`) is an RFC
+//! 9068 access token (`typ: at+jwt`) carrying Mercure authorization
+//! details, signed with `herald_hub::access_token::mint`: the same crate
+//! the hub verifies them with.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +34,13 @@ const EXAMPLES: &str = "Examples:
     --audience http://localhost:8080/.well-known/mercure \\
     --subscribe 'https://example.com/books/:id' --match-type urlpattern
 
+  # A publisher access token signed with the issuer's ES256 private key, for
+  # a hub started with --issuer https://app.example=issuer-public.pem (or
+  # the issuer's JWKS URL):
+  herald token --draft 08 --alg ES256 --key-file issuer-private.pem --kid key-1 \\
+    --issuer https://app.example --audience https://hub.example.com/.well-known/mercure \\
+    --publish '*'
+
   # Use it:
   herald pub --hub http://localhost:8080 --topic news --data hi --token \"$(herald token --publish '*')\"
 
@@ -42,12 +52,14 @@ The key may also come from HERALD_JWT_KEY.";
 pub(crate) struct TokenArgs {
     #[command(flatten)]
     signing: SigningKeyArgs,
-    /// Topic selectors the token may publish to (`mercure.publish`);
-    /// repeat or list several.
+    /// Topic selectors the token may publish to (`mercure.publish`; with
+    /// --draft 08, the topics of the publish authorization detail, of
+    /// --match-type); repeat or list several.
     #[arg(long, value_name = "SELECTOR", num_args = 1..)]
     publish: Vec<String>,
-    /// Topic selectors unlocking private updates (`mercure.subscribe`);
-    /// repeat or list several.
+    /// Topic selectors unlocking private updates (`mercure.subscribe`;
+    /// with --draft 08, the topics of the subscribe authorization detail,
+    /// of --match-type); repeat or list several.
     #[arg(long, value_name = "SELECTOR", num_args = 1..)]
     subscribe: Vec<String>,
     /// Lifetime: e.g. 30m, 1h, 7d; `none` for a token that never expires.
@@ -98,17 +110,19 @@ pub(crate) struct AccessTokenArgs {
     /// --draft 08: the `kid` header, naming the key among the issuer's.
     #[arg(long, value_name = "KID")]
     kid: Option<String>,
-    /// --draft 08: the type of the --publish and --subscribe matchers:
-    /// exact or urlpattern (`*` matches every topic either way).
-    #[arg(long, value_name = "TYPE", default_value = "exact")]
-    match_type: String,
+    /// --draft 08: the type of the token's topic matchers (herald token's
+    /// --publish and --subscribe, herald pub's --topic): exact or
+    /// urlpattern (`*` matches every topic either way) [default: exact].
+    #[arg(long, value_name = "TYPE")]
+    match_type: Option<String>,
 }
 
 /// The key a token is signed with, shared by `herald token` and `herald pub`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SigningKeyArgs {
     /// Signing key: the shared secret for HS256/384/512, or a PEM private key
-    /// for RS*/PS*/ES* (better given with --key-file).
+    /// for RS*/PS*/ES*/EdDSA (better given with --key-file). For --draft
+    /// 08, the issuer's key, not the hub's.
     #[arg(
         long,
         env = "HERALD_JWT_KEY",
@@ -120,7 +134,9 @@ pub(crate) struct SigningKeyArgs {
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// Signing algorithm: HS256, HS384, HS512, RS256, RS384, RS512, PS256,
-    /// PS384, PS512, ES256, ES384.
+    /// PS384, PS512, ES256, ES384; with --draft 08, EdDSA too (an Ed25519
+    /// PEM private key). A hub accepts EdDSA, ES256 and RS256 access tokens
+    /// unless its --access-token-alg says otherwise.
     #[arg(long, value_name = "ALG", default_value = "HS256")]
     alg: String,
 }
@@ -131,8 +147,11 @@ impl SigningKeyArgs {
         self.key.is_some() || self.key_file.is_some()
     }
 
-    /// The algorithm and the key bytes.
+    /// The algorithm and the key bytes of a draft-07 token.
     pub(crate) fn load(&self) -> anyhow::Result<(Algorithm, Vec<u8>)> {
+        if self.alg.eq_ignore_ascii_case("eddsa") {
+            bail!("EdDSA signs draft-08 access tokens only: add --draft 08, or use HS256, RS256 or ES256 for a draft-07 token");
+        }
         let alg = parse_alg(&self.alg)?;
         let key = read_key(
             self.key.as_deref(),
@@ -188,10 +207,27 @@ pub(crate) fn sign(
 impl AccessTokenArgs {
     /// Refuses the access-token options without `--draft 08`.
     fn refuse_without_draft08(&self) -> anyhow::Result<()> {
-        if self.issuer.is_some() || self.audience.is_some() || self.kid.is_some() {
-            bail!("--issuer, --audience and --kid are for access tokens: add --draft 08");
+        let given = self.access_only_flags();
+        if !given.is_empty() {
+            bail!(
+                "{} for draft-08 access tokens: add --draft 08",
+                flags_are(&given)
+            );
         }
         Ok(())
+    }
+
+    /// The options given that only an access token has.
+    fn access_only_flags(&self) -> Vec<&'static str> {
+        [
+            ("--issuer", self.issuer.is_some()),
+            ("--audience", self.audience.is_some()),
+            ("--kid", self.kid.is_some()),
+            ("--match-type", self.match_type.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
     }
 }
 
@@ -210,6 +246,16 @@ pub(crate) fn sign_publisher(
     access.refuse_without_draft08()?;
     let (alg, key) = signing.load()?;
     sign(alg, &key, topics, &[], "5m", None)
+}
+
+/// `--a is`, `--a and --b are`, `--a, --b and --c are`: the start of a
+/// message about the options given.
+fn flags_are(flags: &[&str]) -> String {
+    match flags {
+        [] => String::new(),
+        [one] => format!("{one} is"),
+        [first @ .., last] => format!("{} and {last} are", first.join(", ")),
+    }
 }
 
 /// The claims of a draft-07 token, without a subject.
@@ -277,12 +323,9 @@ fn access_token(
         .as_deref()
         .or(default_audience)
         .context("--draft 08 needs --audience (the hub's resource identifier, its URL)")?;
-    let match_type = MatchType::from_name(&access.match_type).with_context(|| {
-        format!(
-            "invalid --match-type {:?}: use exact or urlpattern",
-            access.match_type
-        )
-    })?;
+    let match_type = access.match_type.as_deref().unwrap_or("exact");
+    let match_type = MatchType::from_name(match_type)
+        .with_context(|| format!("invalid --match-type {match_type:?}: use exact or urlpattern"))?;
     let exp = expiry(exp)?.context("an access token must expire (--exp none is for --draft 07)")?;
     let payload = payload
         .map(serde_json::from_str::<serde_json::Value>)
@@ -290,6 +333,11 @@ fn access_token(
         .context("--payload is not valid JSON (example: --payload '{\"user\":42}')")?;
     if payload.as_ref().is_some_and(|p| !p.is_object()) {
         bail!("--payload must be a JSON object for --draft 08");
+    }
+    if payload.is_some() && subscribe.is_empty() {
+        bail!(
+            "--payload goes in the subscribe authorization detail with --draft 08: add --subscribe"
+        );
     }
     let detail = |action: &str, patterns: &[String], payload: Option<&serde_json::Value>| {
         let topics: Vec<serde_json::Value> = patterns
@@ -428,6 +476,16 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flags_are_listed_in_a_sentence() {
+        assert_eq!(flags_are(&["--kid"]), "--kid is");
+        assert_eq!(flags_are(&["--kid", "--issuer"]), "--kid and --issuer are");
+        assert_eq!(
+            flags_are(&["--draft 08", "--kid", "--issuer"]),
+            "--draft 08, --kid and --issuer are"
+        );
     }
 
     #[test]
