@@ -2,8 +2,10 @@
 //!
 //! The start of the path publish → history → fan-out → socket: a form POST
 //! (`topic`, `data`, `id`, `type`, `retry`, `private`) to the hub endpoint,
-//! authorised by a publisher JWT given with `--token` or signed on the spot
-//! from `--key`. The hub answers with the update's id, which is printed.
+//! authorised by a publisher token given with `--token` or signed on the
+//! spot from `--key`: a draft-07 JWT, or with `--draft 08` a draft-08
+//! access token (as `herald token` makes them). The form is the same in
+//! both revisions. The hub answers with the update's id, which is printed.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -32,10 +34,16 @@ const EXAMPLES: &str = "Examples:
   echo 'price: 3' | herald pub --hub http://localhost:8080/.well-known/mercure \\
       --topic prices --topic prices/eur --id 42 --type price --key \"$SECRET\"
 
-  # With a draft-08 access token, for a hub started with
-  # --issuer https://app.example=secret:$SECRET --access-token-alg HS256:
+  # Sign a draft-08 access token instead, for a hub started with
+  # --issuer https://app.example=secret:$SECRET --access-token-alg HS256
+  # (its audience: the endpoint published to, unless --audience):
   herald pub --hub http://localhost:8080 --topic news --data hi \\
       --draft 08 --issuer https://app.example --key \"$SECRET\"
+
+  # Or with an issuer's ES256 private key, the hub started with
+  # --issuer https://app.example=issuer-public.pem:
+  herald pub --hub http://localhost:8080 --topic news --data hi \\
+      --draft 08 --issuer https://app.example --alg ES256 --key-file issuer-private.pem
 
   # A private update, only for subscribers whose token allows the topic:
   herald pub --hub http://localhost:8080 --topic users/7 --private --data hi --key \"$SECRET\"
@@ -78,11 +86,13 @@ pub(crate) struct PubArgs {
     /// one).
     #[arg(long, value_name = "JWT")]
     token: Option<String>,
-    /// Or sign a publisher token for the given topics with this key.
+    /// Or sign a publisher token for the --topic values, valid five
+    /// minutes, with this key (--key, --key-file or HERALD_JWT_KEY; a key
+    /// in the environment gives way to --token).
     #[command(flatten)]
     signing: token::SigningKeyArgs,
-    /// The signed token's format (with --key): a draft-07 JWT, or with
-    /// --draft 08 an access token, as `herald token` makes them.
+    /// The signed token's format: a draft-07 JWT, or with --draft 08 an
+    /// access token, as `herald token` makes them.
     #[command(flatten)]
     access: token::AccessTokenArgs,
     /// Trust only the certificates in this PEM file for HTTPS, like
@@ -109,16 +119,10 @@ pub(crate) fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
         Some("-") | None => read_stdin()?,
         Some(data) => data.to_owned(),
     };
-    let token = match &args.token {
-        Some(token) => Some(token.clone()),
-        None if args.signing.is_given() => Some(token::sign_publisher(
-            &args.signing,
-            &args.access,
-            &endpoint.to_string(),
-            &args.topics,
-        )?),
-        None => None,
-    };
+    let token = publisher_token(&args, &endpoint)?;
+    let access_token = token
+        .as_deref()
+        .is_some_and(herald_hub::access_token::is_access_token);
     let tls = crate::sub::tls_config(args.cacert.as_deref(), args.insecure)?;
     let body = form_body(&args, &data);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -149,17 +153,81 @@ pub(crate) fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
         "herald: error: the hub answered {status}{}{message}",
         if message.is_empty() { "" } else { ": " }
     );
-    let hint = match status.as_u16() {
-        401 => "pass a publisher token with --token, or the hub's key with --key",
-        403 => "the token's mercure.publish selectors must match every --topic (see `herald token --publish`)",
-        404 => "check --hub: the endpoint is http://HOST/.well-known/mercure",
-        413 => "the update is larger than the hub accepts",
-        _ => "",
-    };
+    let hint = refusal_hint(status, message, token.is_some(), access_token);
     if !hint.is_empty() {
         eprintln!("hint: {hint}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// The token to send: `--token` as given, or one signed from the key
+/// (`--draft 08`: an access token whose audience is `endpoint` unless
+/// `--audience` says otherwise), or none. Mixes that would leave an option
+/// without effect are refused.
+fn publisher_token(args: &PubArgs, endpoint: &str) -> anyhow::Result<Option<String>> {
+    let signing_flags = args.access.signing_flags();
+    if let Some(token) = &args.token {
+        if args.signing.is_given_as_flag() {
+            bail!("give either --token (a token made elsewhere) or --key/--key-file (herald pub signs one), not both");
+        }
+        if !signing_flags.is_empty() {
+            bail!(
+                "{} for the token herald pub signs with --key, and cannot change a --token (`herald token` takes the same options)",
+                token::flags_are(&signing_flags)
+            );
+        }
+        return Ok(Some(token.clone()));
+    }
+    if !args.signing.is_given() {
+        if !signing_flags.is_empty() {
+            let whose = if args.access.is_draft08() {
+                "the issuer's key (its private key, or the secret the hub's --issuer names)"
+            } else {
+                "the hub's key"
+            };
+            bail!(
+                "{} for the token herald pub signs: give {whose} with --key or --key-file (or HERALD_JWT_KEY), or a token with --token",
+                token::flags_are(&signing_flags)
+            );
+        }
+        return Ok(None);
+    }
+    token::sign_publisher(&args.signing, &args.access, endpoint, &args.topics).map(Some)
+}
+
+/// What to do about a refused publish, from the status, the hub's
+/// message and the token sent (none, draft-07, or an access token).
+fn refusal_hint(
+    status: StatusCode,
+    message: &str,
+    token_sent: bool,
+    access_token: bool,
+) -> &'static str {
+    match status.as_u16() {
+        401 if message.contains("draft-08 only") => {
+            "this hub takes draft-08 access tokens only: sign one with --draft 08 --issuer ISSUER --key KEY (an issuer the hub trusts, and its key), or pass one from `herald token --draft 08` with --token"
+        }
+        401 if message.contains("draft-07 only") => {
+            "this hub takes draft-07 tokens only: sign one with --key (the hub's --jwt-key) without --draft 08"
+        }
+        401 if message.contains("trusts no access-token issuer") => {
+            "start the hub with --issuer ISSUER=KEYS to accept access tokens, or sign a draft-07 token with --key (without --draft 08)"
+        }
+        401 if access_token => {
+            "the hub must trust the token's issuer (its --issuer, with the key the token is signed with and --access-token-alg allowing the algorithm), and --audience must be the hub's resource identifier (by default the endpoint published to)"
+        }
+        401 if token_sent => {
+            "the token must be signed with the hub's key (--key: the hub's --jwt-key or --publisher-jwt-key)"
+        }
+        401 => "pass a publisher token with --token, or sign one with --key (the hub's key; with --draft 08 --issuer, an issuer's key)",
+        403 if access_token => {
+            "the token's publish authorization detail must match every --topic (see `herald token --draft 08 --publish`, or let `herald pub --draft 08` sign one for its topics)"
+        }
+        403 => "the token's mercure.publish selectors must match every --topic (see `herald token --publish`)",
+        404 => "check --hub: the endpoint is http://HOST/.well-known/mercure",
+        413 => "the update is larger than the hub accepts",
+        _ => "",
+    }
 }
 
 /// The hub endpoint: the URL as given, or with [`HUB_PATH`]

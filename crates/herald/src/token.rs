@@ -6,7 +6,8 @@
 //! with `herald_hub::auth::mint`; a draft-08 one (`--draft 08`) is an RFC
 //! 9068 access token (`typ: at+jwt`) carrying Mercure authorization
 //! details, signed with `herald_hub::access_token::mint`: the same crate
-//! the hub verifies them with.
+//! the hub verifies them with. `herald pub --key` signs its own publisher
+//! token through the same functions ([`sign_publisher`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -147,6 +148,14 @@ impl SigningKeyArgs {
         self.key.is_some() || self.key_file.is_some()
     }
 
+    /// Whether a key was given on the command line (`--key-file`, or a
+    /// `--key` other than `HERALD_JWT_KEY`'s value): `herald pub` lets
+    /// `--token` win over a key in the environment, not over a flag.
+    pub(crate) fn is_given_as_flag(&self) -> bool {
+        let from_env = std::env::var("HERALD_JWT_KEY").ok();
+        self.key_file.is_some() || (self.key.is_some() && self.key != from_env)
+    }
+
     /// The algorithm and the key bytes of a draft-07 token.
     pub(crate) fn load(&self) -> anyhow::Result<(Algorithm, Vec<u8>)> {
         if self.alg.eq_ignore_ascii_case("eddsa") {
@@ -229,6 +238,25 @@ impl AccessTokenArgs {
         .filter_map(|(flag, given)| given.then_some(flag))
         .collect()
     }
+
+    /// The options given that shape a token `herald pub` signs (`--draft
+    /// 08` included): with `--token` they would have nothing to shape.
+    pub(crate) fn signing_flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.draft == Draft::Draft08 {
+            flags.push("--draft 08");
+        }
+        flags.extend(self.access_only_flags());
+        if self.subject.is_some() {
+            flags.push("--subject");
+        }
+        flags
+    }
+
+    /// Whether the token is to be a draft-08 access token.
+    pub(crate) fn is_draft08(&self) -> bool {
+        self.draft == Draft::Draft08
+    }
 }
 
 /// `herald pub --key`: a token that may publish to `topics` for five
@@ -245,12 +273,14 @@ pub(crate) fn sign_publisher(
     }
     access.refuse_without_draft08()?;
     let (alg, key) = signing.load()?;
-    sign(alg, &key, topics, &[], "5m", None)
+    let mut claims = claims(topics, &[], "5m", None)?;
+    claims.sub = access.subject.clone();
+    mint_with(alg, &key, &claims)
 }
 
 /// `--a is`, `--a and --b are`, `--a, --b and --c are`: the start of a
 /// message about the options given.
-fn flags_are(flags: &[&str]) -> String {
+pub(crate) fn flags_are(flags: &[&str]) -> String {
     match flags {
         [] => String::new(),
         [one] => format!("{one} is"),

@@ -80,10 +80,21 @@ pub fn id_in(answer: &str) -> Option<String> {
 /// The head is read a byte at a time, so no event that follows it in the
 /// same packet (a replay, say) is consumed with it.
 pub fn open_stream(addr: &str, query: &str) -> TcpStream {
+    open_stream_with_headers(addr, query, "")
+}
+
+/// [`open_stream`] with `token` in the `Authorization` header (where both
+/// revisions take a subscriber's token).
+pub fn open_stream_with_token(addr: &str, query: &str, token: &str) -> TcpStream {
+    open_stream_with_headers(addr, query, &format!("authorization: Bearer {token}\r\n"))
+}
+
+/// [`open_stream`] with `headers` (each line ending in CRLF) added.
+fn open_stream_with_headers(addr: &str, query: &str, headers: &str) -> TcpStream {
     let mut tcp = connect(addr).unwrap();
     write!(
         tcp,
-        "GET /.well-known/mercure?{query} HTTP/1.1\r\nhost: {addr}\r\n\r\n"
+        "GET /.well-known/mercure?{query} HTTP/1.1\r\nhost: {addr}\r\n{headers}\r\n"
     )
     .unwrap();
     let head = read_head(&mut tcp);
