@@ -31,6 +31,11 @@ const EXAMPLES: &str = "Examples:
   # Private updates need a subscriber token; resume after id 42; stop after 10 events:
   herald sub --hub http://localhost:8080 --topic news --token \"$TOKEN\" --last-event-id 42 --count 10
 
+  # The same with a draft-08 access token, from an issuer the hub trusts (--issuer):
+  herald sub --hub http://localhost:8080 --match news --last-event-id 42 --token \
+      \"$(herald token --draft 08 --key \"$SECRET\" --issuer https://app.example \
+          --audience http://localhost:8080/.well-known/mercure --subscribe news)\"
+
   # HTTPS with a private CA, or (-k) a development hub's self-signed certificate:
   herald sub --cacert ca.pem --hub https://hub.internal --topic news
   herald sub -k --hub https://localhost:8080 --topic news
@@ -54,7 +59,8 @@ pub(crate) struct SubArgs {
         conflicts_with = "hub"
     )]
     url: Option<String>,
-    /// A Mercure hub: its endpoint or base URL. Needs --topic.
+    /// A Mercure hub: its endpoint or base URL. Needs --topic (draft-07),
+    /// or --match / --match-urlpattern (draft-08).
     #[arg(long, value_name = "URL")]
     hub: Option<String>,
     /// A draft-07 topic selector (an exact topic, a URI template or `*`) to
@@ -80,13 +86,16 @@ pub(crate) struct SubArgs {
     /// Print each event as one JSON object per line: {"id","type","data"}.
     #[arg(long)]
     json: bool,
-    /// Start after this event id (sent as Last-Event-ID).
+    /// Start after this event id (sent as Last-Event-ID, which both
+    /// revisions read; `earliest` asks a hub for all the history it holds).
     #[arg(long, value_name = "ID")]
     last_event_id: Option<String>,
     /// An extra request header; repeat for several.
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     headers: Vec<String>,
-    /// A subscriber JWT, sent as `Authorization: Bearer`.
+    /// A subscriber token, sent as `Authorization: Bearer`: a draft-07 JWT
+    /// or a draft-08 access token (`herald token [--draft 08] --subscribe`
+    /// mints either).
     #[arg(long, value_name = "JWT")]
     token: Option<String>,
     /// Exit after this many events.
@@ -416,8 +425,20 @@ pub(crate) const TLS_HINT: &str =
 /// What to do about a fatal error, as a suffix for its message.
 fn hint(error: &Error) -> &'static str {
     match error {
+        Error::Status { status, body } if status.as_u16() == 400 && body.contains("draft-08 only") => {
+            "\nhint: this hub speaks draft-08 only: subscribe with --match or --match-urlpattern instead of --topic"
+        }
+        Error::Status { status, body } if status.as_u16() == 400 && body.contains("draft-07 only") => {
+            "\nhint: this hub speaks draft-07 only: subscribe with --topic instead of --match or --match-urlpattern"
+        }
+        Error::Status { status, body } if status.as_u16() == 401 && body.contains("draft-08 only") => {
+            "\nhint: this hub takes draft-08 access tokens only: mint one with `herald token --draft 08 --issuer ISSUER --audience HUB_URL --subscribe …`"
+        }
+        Error::Status { status, body } if status.as_u16() == 401 && body.contains("draft-07 only") => {
+            "\nhint: this hub takes draft-07 tokens only: mint one with `herald token --subscribe …` (without --draft 08)"
+        }
         Error::Status { status, .. } if status.as_u16() == 401 || status.as_u16() == 403 => {
-            "\nhint: pass a subscriber token with --token (see `herald token --subscribe`)"
+            "\nhint: pass a subscriber token with --token (see `herald token --subscribe`; for an access token, `herald token --draft 08 --subscribe`)"
         }
         Error::Status { status, .. } if status.as_u16() == 404 => {
             "\nhint: check the URL; a Mercure hub's endpoint is /.well-known/mercure (or use --hub URL --topic T)"

@@ -298,71 +298,315 @@ async fn access_token(hub: &support::AsyncHub, args: &[&str]) -> String {
     stdout(&out).trim().to_owned()
 }
 
-/// `herald pub --draft 08` of `data` to `topic`, `private` or not.
-async fn publish(hub: &support::AsyncHub, topic: &str, data: &str, private: bool) {
-    let mut args = vec![
-        "pub",
-        "--hub",
-        &hub.url,
-        "--topic",
-        topic,
-        "--data",
-        data,
-        "--draft",
-        "08",
-        "--issuer",
-        ISSUER,
-        "--key",
-        ACCESS_SECRET,
-    ];
+/// Which token `herald pub` signs in [`publish`].
+#[derive(Clone, Copy, Debug)]
+enum Signed {
+    /// A draft-07 token, with the hub's draft-07 key.
+    Draft07,
+    /// A draft-08 access token, with [`ISSUER`]'s secret.
+    Draft08,
+}
+
+/// `herald pub` of `data` to `topic`, `private` or not, with a token it
+/// signs as `signed` says; returns the id the hub gave the update.
+async fn publish(
+    hub: &support::AsyncHub,
+    signed: Signed,
+    topic: &str,
+    data: &str,
+    private: bool,
+) -> String {
+    let mut args = vec!["pub", "--hub", &hub.url, "--topic", topic, "--data", data];
+    match signed {
+        Signed::Draft07 => args.extend(["--key", "draft07-key"]),
+        Signed::Draft08 => {
+            args.extend(["--draft", "08", "--issuer", ISSUER, "--key", ACCESS_SECRET])
+        }
+    }
     if private {
         args.push("--private");
     }
     let out = herald(&args).await;
     assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
 }
 
-// `herald sub` with draft-08 matchers and an access token (sent in the
-// Authorization header: never in the URL) against a real hub: it replays
-// from history what its matchers select, private updates its token's
-// details allow included, and nothing else. The events are published
-// before it subscribes and replayed, so nothing depends on timing.
+/// The `(id, data)` of each JSON line `herald sub --json` printed.
+fn events(out: &Output) -> Vec<(String, String)> {
+    stdout(out)
+        .lines()
+        .map(|l| {
+            let event: serde_json::Value = serde_json::from_str(l).unwrap();
+            let field = |name: &str| event[name].as_str().unwrap_or_default().to_owned();
+            (field("id"), field("data"))
+        })
+        .collect()
+}
+
+/// The data of each event `herald sub --json` printed.
+fn data_of(out: &Output) -> Vec<String> {
+    events(out).into_iter().map(|(_, data)| data).collect()
+}
+
+// `herald sub` with draft-08 matchers (`--match`, `--match-urlpattern`)
+// and an access token (sent in the Authorization header: never in the
+// URL) against a real hub speaking both revisions and one speaking only
+// draft-08: it replays from history what its matchers select, the
+// private updates its token's subscribe detail allows included, and
+// nothing else (not a private update its matchers select but its token
+// does not allow, not a topic its matchers do not select). The events
+// are published before it subscribes and replayed from `earliest`, so
+// nothing depends on timing.
 #[tokio::test]
 async fn sub_with_draft_08_matchers_and_an_access_token_against_a_real_hub() {
-    for (protocol, matcher, value, match_type) in [
-        (
-            "both",
-            "--match-urlpattern",
-            "https://example.com/books/:id",
-            "urlpattern",
-        ),
-        ("08", "--match", "https://example.com/books/1", "exact"),
+    const BOOK_1: &str = "https://example.com/books/1";
+    const BOOK_2: &str = "https://example.com/books/2";
+    for protocol in ["both", "08"] {
+        for matchers in [
+            &["--match", BOOK_1, "--match", BOOK_2][..],
+            &["--match-urlpattern", "https://example.com/books/:id"][..],
+        ] {
+            let case = format!("{protocol} {matchers:?}");
+            let hub = hub_with_issuer(protocol).await;
+            let token = access_token(&hub, &["--subscribe", BOOK_1]).await;
+            publish(&hub, Signed::Draft08, BOOK_1, "private-book-1", true).await;
+            publish(&hub, Signed::Draft08, BOOK_2, "private-book-2", true).await;
+            publish(
+                &hub,
+                Signed::Draft08,
+                "https://example.com/authors/1",
+                "author",
+                false,
+            )
+            .await;
+            publish(&hub, Signed::Draft08, BOOK_2, "public-book-2", false).await;
+            let mut args = vec!["sub", "--hub", &hub.url];
+            args.extend_from_slice(matchers);
+            args.extend([
+                "--token",
+                &token,
+                "--last-event-id",
+                "earliest",
+                "--json",
+                "--count",
+                "2",
+            ]);
+            let out = herald(&args).await;
+            assert!(out.status.success(), "{case}: {}", stderr(&out));
+            assert_eq!(data_of(&out), ["private-book-1", "public-book-2"], "{case}");
+        }
+    }
+}
+
+// `herald sub --topic` with a draft-07 token against a real hub speaking
+// both revisions (the default): a URI template selects the books, the
+// token's `mercure.subscribe` allows the private update of one book and
+// not another's.
+#[tokio::test]
+async fn sub_with_topic_and_a_draft_07_token_against_a_real_hub() {
+    const BOOK_1: &str = "https://example.com/books/1";
+    const BOOK_2: &str = "https://example.com/books/2";
+    let hub = hub_with_issuer("both").await;
+    let token = herald(&["token", "--key", "draft07-key", "--subscribe", BOOK_1]).await;
+    assert!(token.status.success(), "{}", stderr(&token));
+    let token = stdout(&token).trim().to_owned();
+    publish(&hub, Signed::Draft07, BOOK_1, "private-book-1", true).await;
+    publish(&hub, Signed::Draft07, BOOK_2, "private-book-2", true).await;
+    publish(
+        &hub,
+        Signed::Draft07,
+        "https://example.com/authors/1",
+        "author",
+        false,
+    )
+    .await;
+    publish(&hub, Signed::Draft07, BOOK_2, "public-book-2", false).await;
+    let out = herald(&[
+        "sub",
+        "--hub",
+        &hub.url,
+        "--topic",
+        "https://example.com/books/{id}",
+        "--token",
+        &token,
+        "--last-event-id",
+        "earliest",
+        "--json",
+        "--count",
+        "2",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(data_of(&out), ["private-book-1", "public-book-2"]);
+}
+
+// `herald sub --last-event-id ID` against a real hub resumes after that
+// id: in draft-07's vocabulary (`--topic`) on a hub speaking both, and in
+// draft-08's (`--match`) on a hub speaking only draft-08. It prints the
+// events after it, with the ids `herald pub` printed, and not the one
+// resumed from.
+#[tokio::test]
+async fn sub_resumes_after_a_given_last_event_id_on_a_real_hub() {
+    for (protocol, matcher, signed) in [
+        ("both", "--topic", Signed::Draft07),
+        ("08", "--match", Signed::Draft08),
     ] {
         let hub = hub_with_issuer(protocol).await;
-        let token = access_token(&hub, &["--subscribe", value, "--match-type", match_type]).await;
-        publish(&hub, "https://example.com/books/1", "private-book", true).await;
-        publish(&hub, "https://example.com/authors/1", "author", false).await;
-        publish(&hub, "https://example.com/books/1", "public-book", false).await;
+        let first = publish(&hub, signed, "news", "first", false).await;
+        let second = publish(&hub, signed, "news", "second", false).await;
+        let third = publish(&hub, signed, "news", "third", false).await;
         let out = herald(&[
             "sub",
             "--hub",
             &hub.url,
             matcher,
-            value,
-            "--token",
-            &token,
+            "news",
             "--last-event-id",
-            "earliest",
+            &first,
             "--json",
             "--count",
             "2",
         ])
         .await;
         assert!(out.status.success(), "{protocol}: {}", stderr(&out));
-        let data: Vec<String> = stdout(&out)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["data"].to_string())
-            .collect();
-        assert_eq!(data, ["\"private-book\"", "\"public-book\""], "{protocol}");
+        assert_eq!(
+            events(&out),
+            [(second, "second".to_owned()), (third, "third".to_owned())],
+            "{protocol}"
+        );
     }
+}
+
+// A live update: `herald sub` connects (the hub registers a subscription
+// before it answers, so "connected" means it is listening), then
+// `herald pub` publishes, and `herald sub` prints it. With `--topic` and
+// a draft-07 token on a hub speaking both revisions, and with
+// `--match-urlpattern` and an access token on one speaking only draft-08;
+// the update is private, so the token is what lets it through.
+#[tokio::test]
+async fn sub_prints_a_live_update_published_after_it_connected() {
+    use tokio::io::AsyncBufReadExt;
+
+    for (protocol, matcher, selector, signed) in [
+        (
+            "both",
+            "--topic",
+            "https://example.com/books/{id}",
+            Signed::Draft07,
+        ),
+        (
+            "08",
+            "--match-urlpattern",
+            "https://example.com/books/:id",
+            Signed::Draft08,
+        ),
+    ] {
+        let hub = hub_with_issuer(protocol).await;
+        let token = match signed {
+            Signed::Draft07 => {
+                let out = herald(&["token", "--key", "draft07-key", "--subscribe", "*"]).await;
+                assert!(out.status.success(), "{}", stderr(&out));
+                stdout(&out).trim().to_owned()
+            }
+            Signed::Draft08 => access_token(&hub, &["--subscribe", "*"]).await,
+        };
+        let mut child = herald_async()
+            .args([
+                "sub", "--hub", &hub.url, matcher, selector, "--token", &token, "--json",
+                "--count", "1",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cannot run herald sub");
+        let mut lines =
+            tokio::io::BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let connected = tokio::time::timeout(support::DEADLINE, async {
+            let mut seen = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("herald: connected to") {
+                    return (true, seen);
+                }
+                seen.push(line);
+            }
+            (false, seen)
+        })
+        .await
+        .expect("herald sub did not connect within the deadline");
+        assert!(connected.0, "{protocol}: {:?}", connected.1);
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let id = publish(&hub, signed, "https://example.com/books/7", "live", true).await;
+        let out = tokio::time::timeout(support::DEADLINE, child.wait_with_output())
+            .await
+            .expect("herald sub did not exit after its one event")
+            .expect("cannot wait for herald sub");
+        assert!(out.status.success(), "{protocol}");
+        assert_eq!(events(&out), [(id, "live".to_owned())], "{protocol}");
+    }
+}
+
+// Speaking the wrong revision to a hub that speaks only draft-08 fails
+// at once with the hub's reason and a hint in `herald sub`'s terms:
+// `--topic` (400: use --match), a draft-07 token (401: mint an access
+// token with `herald token --draft 08`).
+#[tokio::test]
+async fn sub_on_a_draft_08_hub_says_what_to_use_instead() {
+    let hub = hub_with_issuer("08").await;
+    let out = herald(&["sub", "--hub", &hub.url, "--topic", "news"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("400 Bad Request"), "{err}");
+    assert!(
+        err.contains(
+            "hint: this hub speaks draft-08 only: subscribe with --match or --match-urlpattern"
+        ),
+        "{err}"
+    );
+
+    let token = herald(&["token", "--key", "draft07-key", "--subscribe", "*"]).await;
+    let token = stdout(&token).trim().to_owned();
+    let out = herald(&[
+        "sub", "--hub", &hub.url, "--match", "news", "--token", &token,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    assert!(
+        err.contains("hint: this hub takes draft-08 access tokens only: mint one with `herald token --draft 08"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+// And on a hub speaking only draft-07: `--match` (400: use --topic), an
+// access token (401: mint a draft-07 token).
+#[tokio::test]
+async fn sub_on_a_draft_07_hub_says_what_to_use_instead() {
+    let hub = support::start_hub_async("draft07-key", &["--protocol", "07"]).await;
+    let out = herald(&["sub", "--hub", &hub.url, "--match", "news"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("400 Bad Request"), "{err}");
+    assert!(
+        err.contains("hint: this hub speaks draft-07 only: subscribe with --topic"),
+        "{err}"
+    );
+
+    let token = access_token(&hub, &["--subscribe", "*"]).await;
+    let out = herald(&[
+        "sub", "--hub", &hub.url, "--topic", "news", "--token", &token,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    assert!(
+        err.contains(
+            "hint: this hub takes draft-07 tokens only: mint one with `herald token --subscribe"
+        ),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
 }
