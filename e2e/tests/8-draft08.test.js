@@ -272,15 +272,15 @@ test('a hub speaking only draft-08: an access token in the __Secure- cookie over
  * list of `topic`'s exact matcher, read with `token` in the Authorization
  * header, rendered as <ul id="present"><li data-subscriber=…>; then the
  * events of that matcher's subscriptions from the list's cursor, through an
- * EventSource the page's mercureAuthorization cookie authorizes, each
- * applied: active true adds its subscriber, false removes it. The page
- * records what it did in window.presence.
+ * EventSource the page's cookie authorizes, each applied: active true adds
+ * its subscriber, false removes it. The page records what it did in
+ * window.presence (the list's answer, and each event's id and document).
  */
 function openPresence(page, topic, token) {
   return page.evaluate(async ({ topic, token }) => {
     // Percent-encoding of everything but A-Z a-z 0-9 - . _ ~
     const enc = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-    const presence = { opens: 0, errors: 0, events: [] };
+    const presence = { opens: 0, errors: 0, events: [], received: [] };
     window.presence = presence;
     const list = document.createElement('ul');
     list.id = 'present';
@@ -300,6 +300,7 @@ function openPresence(page, topic, token) {
     presence.contentType = response.headers.get('Content-Type');
     presence.link = response.headers.get('Link');
     const doc = await response.json();
+    presence.body = doc;
     presence.type = doc.type;
     presence.listed = doc.subscriptions.map((s) => ({ subscriber: s.subscriber, active: s.active }));
     for (const s of doc.subscriptions) if (s.active) add(s.subscriber);
@@ -311,6 +312,7 @@ function openPresence(page, topic, token) {
     es.onerror = () => { presence.errors += 1; };
     es.addEventListener('mercure', (e) => {
       const update = JSON.parse(e.data);
+      presence.received.push({ id: e.lastEventId, doc: update });
       presence.events.push({
         type: update.type, match_type: update.match_type, match: update.match, subscriber: update.subscriber, active: update.active,
       });
@@ -388,30 +390,50 @@ test('a presence list from the subscription API and its events follows subscribe
   });
 });
 
-test('presence read with a draft-08 access token: the list in draft-08 form, then the events through the __Secure- cookie', async (t) => {
-  const issuer = 'https://issuer.example';
-  const secret = 'e2e-presence-issuer-secret-long-enough-for-hs256';
-  const hub = await startHub({
-    tls: true,
-    args: ['--anonymous', '--subscriptions', 'on', '--issuer', `${issuer}=secret:${secret}`, '--access-token-alg', 'HS256'],
-  });
+/** Percent-encoding of everything but A-Z a-z 0-9 - . _ ~, as the hub encodes a path segment. */
+const segment = (value) => encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/**
+ * A GET of the subscription API from `page`, with `token` in the
+ * Authorization header; the body parsed when it is JSON.
+ */
+function readApi(page, path, token) {
+  return page.evaluate(async ({ path, token }) => {
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+    const contentType = response.headers.get('Content-Type');
+    return {
+      status: response.status,
+      contentType,
+      link: response.headers.get('Link'),
+      body: contentType === 'application/json' ? await response.json() : await response.text(),
+    };
+  }, { path, token });
+}
+
+test('presence read with a draft-08 access token: the list and one subscription in draft-08 form (with the subscriber token\'s payload), then the events through the __Secure- cookie', async (t) => {
+  const hub = await startHub({ tls: true, args: ['--anonymous', '--subscriptions', 'on', ...withIssuer] });
   cleanup(t, hub);
   const topic = 'https://example.com/e2e/room/8';
+  const collection = `/.well-known/mercure/subscriptions/exact/${segment(topic)}`;
   // draft-08 §Subscription API: authorized as a subscription to the API's
   // relative URLs (here everything under the collection).
-  const watcher = mintAccessToken({
-    iss: issuer, aud: hub.url, sub: 'presence-page', exp: Math.floor(Date.now() / 1000) + 3600,
-    authorization_details: [{
-      type: 'https://mercure.rocks/authorization-detail', actions: ['subscribe'],
-      topics: [{ match: '/.well-known/mercure/subscriptions/*', match_type: 'urlpattern' }],
-    }],
-  }, secret);
+  const watcher = accessToken(hub, [{
+    type: MERCURE_DETAIL, actions: ['subscribe'],
+    topics: [{ match: '/.well-known/mercure/subscriptions/*', match_type: 'urlpattern' }],
+  }], 'presence-page');
+  // The subscriber's token: subscribe on the topic, with a payload the hub
+  // carries into the subscription's document (draft-08 §Payloads).
+  const payload = { name: 'Ada', seat: 8 };
+  const member = accessToken(hub, [{ type: MERCURE_DETAIL, actions: ['subscribe'], topics: [{ match: topic }], payload }], 'ada');
+  const cookie = (value) => ({
+    name: '__Secure-mercure_access_token', value, domain: '127.0.0.1', path: '/.well-known/mercure',
+    secure: true, httpOnly: true, sameSite: 'Strict',
+  });
+  // The Link header of every answer: the hub URL and the cursor.
+  const linkPattern = new RegExp(`^<${hub.url.replace(/[.?*+^$()[\]{}|\\/]/g, '\\$&')}>; rel="mercure"; last-event-id="([^"]+)"; type="mercure"; content-type="application/json"$`);
 
   await withBrowser(t, { ignoreHTTPSErrors: true, label: 'presence08' }, async (browser) => {
-    await browser.context.addCookies([{
-      name: '__Secure-mercure_access_token', value: watcher, domain: '127.0.0.1', path: '/.well-known/mercure',
-      secure: true, httpOnly: true, sameSite: 'Strict',
-    }]);
+    await browser.context.addCookies([cookie(watcher)]);
     const page = await browser.page();
     await page.goto(`${hub.origin}/`);
     await openPresence(page, topic, watcher);
@@ -420,20 +442,50 @@ test('presence read with a draft-08 access token: the list in draft-08 form, the
     const first = await presence();
     assert.equal(first.status, 200);
     assert.equal(first.contentType, 'application/json', 'an access token gets the draft-08 list');
-    assert.equal(first.type, 'subscriptions');
-    assert.deepEqual(first.listed, []);
+    assert.match(first.link, linkPattern);
+    // draft-08's collection: no JSON-LD context, no lastEventID (the cursor
+    // is in Link alone).
+    assert.deepEqual(first.body, { id: collection, type: 'subscriptions', subscriptions: [] });
 
     await withBrowser(t, { ignoreHTTPSErrors: true, label: 'subscriber08' }, async (other) => {
+      await other.context.addCookies([cookie(member)]);
       const subscriber = await other.page();
       await subscriber.goto(`${hub.origin}/healthz`);
       await openFeed(subscriber, `${hub.url}?match=${encodeURIComponent(topic)}`);
       await until(async () => (await present(page)).length === 1, 'the subscriber in the presence list');
       const [who] = await present(page);
+      assert.match(who, /^urn:uuid:[0-9a-f-]{36}$/);
+
+      // The subscription's document, as its event brought it: every field
+      // of draft-08's, the token's payload included, and nothing else.
+      const doc = {
+        id: `${collection}/${segment(who)}`, type: 'subscription', match_type: 'exact', match: topic, subscriber: who, active: true, payload,
+      };
+      const [joined] = (await presence()).received;
+      assert.deepEqual(joined.doc, doc);
+
+      // The API now, read from the page: the collection lists that
+      // document; the subscription's own URL (its id) answers it alone,
+      // unchanged; both carry the cursor: the join, the last event the hub
+      // dispatched.
+      const listed = await readApi(page, collection, watcher);
+      assert.deepEqual([listed.status, listed.contentType], [200, 'application/json']);
+      assert.deepEqual(listed.body, { id: collection, type: 'subscriptions', subscriptions: [doc] });
+      assert.equal(linkPattern.exec(listed.link)?.[1], joined.id);
+      const one = await readApi(page, doc.id, watcher);
+      assert.deepEqual([one.status, one.contentType], [200, 'application/json']);
+      assert.deepEqual(one.body, doc);
+      assert.equal(linkPattern.exec(one.link)?.[1], joined.id);
+
       await subscriber.close();
       await until(async () => (await present(page)).length === 0, 'the subscriber to leave the list');
       const event = (active) => ({ type: 'subscription', match_type: 'exact', match: topic, subscriber: who, active });
       assert.deepEqual((await presence()).events, [event(true), event(false)]);
-      assert.deepEqual(browser.consoleErrors(), []);
+      assert.deepEqual((await presence()).received.map((r) => r.doc), [doc, { ...doc, active: false }]);
+      // Gone from the API too: an empty list, and no such subscription.
+      assert.deepEqual((await readApi(page, collection, watcher)).body.subscriptions, []);
+      assert.equal((await readApi(page, doc.id, watcher)).status, 404);
+      assert.deepEqual(browser.consoleErrors().filter((m) => !/status of 404/.test(m.text)), []);
     });
   });
 });
