@@ -192,7 +192,7 @@ impl Server {
             builder,
             service: TowerToHyperService::new(self.router),
             #[cfg(feature = "tls")]
-            acceptor: self.tls.map(tokio_rustls::TlsAcceptor::from),
+            tls: self.tls,
             write_stall_limit: self.write_stall_limit,
             stream_path: self.stream_path,
         });
@@ -218,9 +218,9 @@ impl Server {
             let shared = Arc::clone(&shared);
             let stopping = stopping.clone();
             #[cfg(feature = "tls")]
-            if let Some(acceptor) = shared.acceptor.clone() {
+            if let Some(config) = shared.tls.clone() {
                 tokio::spawn(async move {
-                    if let Err(e) = tls::serve(tcp, peer, &acceptor, &shared, stopping).await {
+                    if let Err(e) = tls::serve(tcp, peer, config, shared, stopping).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
@@ -249,7 +249,7 @@ struct Shared {
     service: TowerToHyperService<Router>,
     /// `None` for plain HTTP.
     #[cfg(feature = "tls")]
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     write_stall_limit: Duration,
     /// The path whose plain-HTTP/1.1 subscriptions take the lean path.
     stream_path: String,

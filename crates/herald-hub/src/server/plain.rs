@@ -1,4 +1,5 @@
-//! Plain-HTTP connections, with HTTP/1.1 subscriptions served without hyper.
+//! HTTP/1.1 connections, plain or over TLS, with subscriptions served
+//! without hyper.
 //!
 //! hyper keeps a 16 KiB read buffer and an 8 KiB header buffer alive for as
 //! long as an HTTP/1 connection is open: ~22 KiB of memory per idle
@@ -16,6 +17,9 @@
 //! ([`Rewind`]), so hyper answers exactly as if it had read the connection
 //! from its start. A connection stays here across keep-alive requests until
 //! one of them is not a subscription.
+//!
+//! The connection is a socket or a [`super::tls`] stream (one path, a
+//! type parameter); neither holds a buffer while its stream idles.
 //!
 //! Memory is the point, so the shapes matter: a connection task is as
 //! large as its largest state and a subscriber holds its task for as long
@@ -38,8 +42,7 @@ use bytes::Bytes;
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use hyper::service::Service as _;
-use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
@@ -60,39 +63,44 @@ const MAX_PIPELINED: usize = 16 * 1024;
 /// Most bytes of ready frames gathered into one write.
 const MAX_WRITE: usize = 64 * 1024;
 
-/// One plain-HTTP connection, served until it closes; a connection that
+/// What a connection runs over: a TCP socket, or TLS over one.
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// One HTTP/1.1 connection, served until it closes; a connection that
 /// ends with an error is logged (at debug level: clients hang up).
-pub(super) struct Connection {
+pub(super) struct Connection<S> {
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-    state: State,
+    state: State<S>,
 }
 
-enum State {
+enum State<S> {
     /// Reading requests and answering the ones that are not streams, or
     /// serving the connection with hyper. Owns the socket meanwhile.
-    Requests(Pin<Box<dyn Future<Output = Step> + Send>>),
+    Requests(Pin<Box<dyn Future<Output = Step<S>> + Send>>),
     /// Writing an event stream.
-    Streaming(Streaming),
+    Streaming(Streaming<S>),
     Done,
 }
 
 /// What [`requests`] ended with.
-enum Step {
+enum Step<S> {
     /// The connection is over.
     Done(Result<(), ConnectionError>),
     /// A stream's head is written; its body goes next.
-    Stream(Streaming),
+    Stream(Streaming<S>),
 }
 
-impl Connection {
+impl<S: Io> Connection<S> {
     pub(super) fn new(
-        tcp: TcpStream,
+        tcp: S,
         peer: SocketAddr,
         shared: Arc<Shared>,
         shutdown: watch::Receiver<bool>,
-    ) -> Connection {
+    ) -> Connection<S> {
         let requests = requests(tcp, peer, Vec::new(), Arc::clone(&shared), shutdown.clone());
         Connection {
             peer,
@@ -103,7 +111,7 @@ impl Connection {
     }
 }
 
-impl Future for Connection {
+impl<S: Io> Future for Connection<S> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -154,13 +162,13 @@ impl Future for Connection {
 /// over (closed, timed out, the server stopping, or handed to hyper).
 /// `carried` holds bytes already read past the previous request; `peer` is
 /// the client's address, which every request carries.
-async fn requests(
-    mut tcp: TcpStream,
+async fn requests<S: Io>(
+    mut tcp: S,
     peer: SocketAddr,
     mut carried: Vec<u8>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-) -> Step {
+) -> Step<S> {
     loop {
         if *shutdown.borrow() {
             return Step::Done(Ok(()));
@@ -219,8 +227,8 @@ async fn requests(
 
 /// Writes a response's head, and its body when that is whole; returns the
 /// body when it is a stream to write chunk by chunk.
-async fn start_response(
-    tcp: &mut TcpStream,
+async fn start_response<S: Io>(
+    tcp: &mut S,
     response: axum::response::Response,
     keep_alive: bool,
 ) -> io::Result<Option<Body>> {
@@ -232,6 +240,7 @@ async fn start_response(
     if bodiless {
         out.extend_from_slice(b"\r\n");
         tcp.write_all(&out).await?;
+        tcp.flush().await?;
         return Ok(None);
     }
     if body.size_hint().exact().is_some() {
@@ -245,11 +254,13 @@ async fn start_response(
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&bytes);
         tcp.write_all(&out).await?;
+        tcp.flush().await?;
         return Ok(None);
     }
     field(&mut out, "transfer-encoding", b"chunked");
     out.extend_from_slice(b"\r\n");
     tcp.write_all(&out).await?;
+    tcp.flush().await?;
     Ok(Some(body))
 }
 
@@ -270,7 +281,7 @@ enum Head {
 
 /// Reads until `buf` holds a complete request head, or until it is clear
 /// that hyper should have the connection.
-async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>, stream_path: &str) -> io::Result<Head> {
+async fn read_head<S: Io>(tcp: &mut S, mut buf: Vec<u8>, stream_path: &str) -> io::Result<Head> {
     // How much of `buf` was there at the last parse: a head sent a byte at
     // a time must not be parsed again from the start for every byte.
     let mut parsed_len = None;
@@ -319,8 +330,8 @@ fn may_complete(buf: &[u8], parsed_len: Option<usize>) -> bool {
 
 /// An event stream being written: the state a subscriber holds while it
 /// is connected.
-struct Streaming {
-    tcp: TcpStream,
+struct Streaming<S> {
+    tcp: S,
     /// Bytes the client sent past its request (a pipelined next request).
     carried: Vec<u8>,
     body: Body,
@@ -338,7 +349,7 @@ struct Streaming {
     stall: StallFlag,
 }
 
-impl Streaming {
+impl<S: Io> Streaming<S> {
     /// Writes the body as chunks, each write carrying every frame that is
     /// ready, until it ends (`Ok(true)`) or the client hangs up
     /// (`Ok(false)`).
@@ -349,26 +360,18 @@ impl Streaming {
     ) -> Poll<io::Result<bool>> {
         loop {
             while self.written < self.out.len() {
-                let n = match Pin::new(&mut self.tcp).poll_write(cx, &self.out[self.written..]) {
-                    Poll::Ready(n) => n?,
-                    Poll::Pending => {
-                        let stalled = self
-                            .stalled
-                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall_limit)));
-                        ready!(stalled.as_mut().poll(cx));
-                        self.stall.raise();
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the client stopped reading its event stream",
-                        )));
-                    }
-                };
+                let written = Pin::new(&mut self.tcp).poll_write(cx, &self.out[self.written..]);
+                let n = ready!(self.watch_stall(cx, written, stall_limit))?;
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 self.written += n;
                 self.stalled = None;
             }
+            // Over TLS, written is encrypted, and it is sent here.
+            let flushed = Pin::new(&mut self.tcp).poll_flush(cx);
+            ready!(self.watch_stall(cx, flushed, stall_limit))?;
+            self.stalled = None;
             // Written: keep the buffer for the rest of a burst.
             self.out.clear();
             self.written = 0;
@@ -385,32 +388,53 @@ impl Streaming {
                 continue;
             }
             // Nothing to write: free the buffer (an idle stream holds
-            // none) and watch the socket for the client hanging up.
+            // none) and watch the connection for the client hanging up.
             self.out = Vec::new();
-            ready!(self.tcp.poll_read_ready(cx))?;
-            if self.read_while_streaming()? {
+            if ready!(self.poll_read_while_streaming(cx))? {
                 return Poll::Ready(Ok(false));
             }
         }
     }
 
-    /// Reads whatever the client sent into `carried`; `Ok(true)` when the
-    /// client closed the connection.
-    fn read_while_streaming(&mut self) -> io::Result<bool> {
+    /// Passes on a write's outcome; a write pending for the stall limit
+    /// fails the connection, after raising the stall flag.
+    fn watch_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+        stall_limit: Duration,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            return polled;
+        }
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall_limit)));
+        ready!(stalled.as_mut().poll(cx));
+        self.stall.raise();
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client stopped reading its event stream",
+        )))
+    }
+
+    /// Reads whatever the client sent into `carried`, until the
+    /// connection has nothing more; `Ok(true)` when the client closed it.
+    /// Waiting allocates nothing: the bytes pass through the stack.
+    fn poll_read_while_streaming(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let mut scratch = [0; 512];
         loop {
-            let room = MAX_PIPELINED - self.carried.len();
-            if room == 0 {
-                return Err(io::Error::other(
+            let mut read = ReadBuf::new(&mut scratch);
+            ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                return Poll::Ready(Ok(true));
+            }
+            if self.carried.len() + read.filled().len() > MAX_PIPELINED {
+                return Poll::Ready(Err(io::Error::other(
                     "the client sent too much while its event stream was open",
-                ));
+                )));
             }
-            self.carried.reserve(room.min(1024));
-            match self.tcp.try_read_buf(&mut self.carried) {
-                Ok(0) => return Ok(true),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
+            self.carried.extend_from_slice(read.filled());
         }
     }
 }

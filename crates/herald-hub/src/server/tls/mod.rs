@@ -1,6 +1,7 @@
 //! TLS for the server: a certificate chain and key, from PEM files or made
 //! at start for development, turned into a rustls configuration that offers
-//! ALPN `h2` and `http/1.1` (browsers only speak HTTP/2 over TLS).
+//! ALPN `h2` and `http/1.1` (browsers only speak HTTP/2 over TLS), and the
+//! connections served with it ([`stream`]: TLS without idle buffers).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,7 +12,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{ConnectionError, Shared, HANDSHAKE_TIMEOUT};
+use super::{plain, ConnectionError, Shared, HANDSHAKE_TIMEOUT};
+use stream::TlsStream;
+
+mod stream;
 
 /// A TLS configuration could not be built.
 #[derive(Debug)]
@@ -212,20 +216,26 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 /// Serves one HTTPS connection: the handshake (bounded in time), then
-/// hyper with whichever protocol ALPN chose.
+/// HTTP/2 with hyper when ALPN chose `h2`, else the same HTTP/1.1 path as
+/// plain connections (lean subscriptions, hyper for the rest).
 pub(super) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
-    acceptor: &tokio_rustls::TlsAcceptor,
-    shared: &Shared,
+    config: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
     stopping: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsStream::accept(tcp, config)).await
+    {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}").into()),
         Err(_) => return Err("TLS handshake timed out".into()),
     };
-    super::serve_hyper(shared, stream, peer, stopping).await
+    if stream.alpn_protocol() == Some(b"h2") {
+        return super::serve_hyper(&shared, stream, peer, stopping).await;
+    }
+    plain::Connection::new(stream, peer, shared, stopping).await;
+    Ok(())
 }
 
 #[cfg(test)]
