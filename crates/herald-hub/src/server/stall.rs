@@ -140,13 +140,22 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    /// Boxed: hyper keeps a request's service future inline in what it
+    /// holds for the request's whole life. Over HTTP/2 that is the task it
+    /// spawns per stream (`H2Stream`, an enum of the service future and
+    /// the response body's pipe): the router's future (~320 bytes, the
+    /// request inside it) sized every idle event stream's task, although
+    /// it is done once the response head is out. Boxed, it is freed then,
+    /// and the task shrinks from 512 to 256 bytes (bench/RESULTS.md, "Idle
+    /// HTTP/2 streams"). HTTP/1.1 under hyper already boxes it; there
+    /// the box inside hyper's shrinks to a pointer too.
+    type Future = Pin<Box<S::Future>>;
 
     fn call(&self, mut request: Request<B>) -> Self::Future {
         let extensions = request.extensions_mut();
         extensions.insert(self.flag.clone());
         extensions.insert(PeerAddr(self.peer));
-        self.inner.call(request)
+        Box::pin(self.inner.call(request))
     }
 }
 
