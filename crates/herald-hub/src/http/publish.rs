@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::token::{presented_token, TokenSource};
 use super::Rejection;
-use crate::auth::{self, Role};
+use crate::auth;
 use crate::hub::PublishError;
 use crate::matcher::Topic;
 use crate::metrics::Metrics;
@@ -66,7 +66,7 @@ async fn accept(
                 .into(),
         ));
     }
-    let grants = auth::verify(shared, &presented.token, Role::Publisher).await?;
+    let grants = auth::verify_publisher(shared, &presented.token).await?;
     if let Some(rate) = &shared.publish_rate {
         rate.admit(&presented.token).map_err(|wait| {
             Metrics::inc(&shared.metrics.publishes_rate_limited_total);
