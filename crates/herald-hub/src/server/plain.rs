@@ -10,12 +10,16 @@
 //! chunks, allocating a write buffer only while there is something to
 //! write.
 //!
-//! Everything else (other paths and methods, request bodies, upgrades,
-//! HTTP/1.0, HTTP/2 with prior knowledge, heads that do not parse or are
-//! very long) goes to hyper with the bytes already read replayed first
-//! ([`Rewind`]), so hyper answers exactly as if it had read the connection
-//! from its start. A connection stays here across keep-alive requests until
-//! one of them is not a subscription.
+//! A publish (a `POST` of the same path with a `Content-Length` body
+//! within the hub's limit) is served here too ([`super::publish`]), so a
+//! publisher's keep-alive connection stays off hyper.
+//!
+//! Everything else (other paths and methods, other request bodies,
+//! upgrades, HTTP/1.0, HTTP/2 with prior knowledge, heads that do not parse
+//! or are very long) goes to hyper with the bytes already read replayed
+//! first ([`Rewind`]), so hyper answers exactly as if it had read the
+//! connection from its start. A connection stays here across keep-alive
+//! requests until one of them is neither a subscription nor a publish.
 //!
 //! Memory is the point, so the shapes matter: a connection task is as
 //! large as its largest state and a subscriber holds its task for as long
@@ -44,6 +48,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 
 use super::http1::{field, parse, push_chunk, response_head, Parsed};
+use super::publish;
 use super::rewind::Rewind;
 use super::{serve_hyper, ConnectionError, Shared, HEAD_TIMEOUT};
 use crate::fanout::StallFlag;
@@ -166,7 +171,7 @@ async fn requests(
             return Step::Done(Ok(()));
         }
         let read = tokio::select! {
-            read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, carried, &shared.stream_path)) => read,
+            read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, carried, &shared)) => read,
             // Between requests a connection closes as soon as the server stops.
             _ = shutdown.changed() => return Step::Done(Ok(())),
         };
@@ -186,6 +191,19 @@ async fn requests(
                 keep_alive,
                 rest,
             }) => (request, keep_alive, rest),
+            Ok(Head::Publish {
+                mut request,
+                keep_alive,
+                rest,
+                body_len,
+            }) => match publish::read_body(&mut tcp, rest, body_len).await {
+                Err(e) => return Step::Done(Err(e.into())),
+                Ok(None) => return Step::Done(Ok(())),
+                Ok(Some((body, rest))) => {
+                    *request.body_mut() = Body::from(body);
+                    (request, keep_alive, rest)
+                }
+            },
         };
         carried = rest;
         let mut request = *request;
@@ -266,18 +284,26 @@ enum Head {
         /// Bytes read past the head.
         rest: Vec<u8>,
     },
+    /// A publish to serve here ([`publish`]), once its body is read.
+    Publish {
+        request: Box<axum::http::Request<Body>>,
+        keep_alive: bool,
+        /// Bytes read past the head: the body's start.
+        rest: Vec<u8>,
+        body_len: usize,
+    },
 }
 
 /// Reads until `buf` holds a complete request head, or until it is clear
 /// that hyper should have the connection.
-async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>, stream_path: &str) -> io::Result<Head> {
+async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>, shared: &Shared) -> io::Result<Head> {
     // How much of `buf` was there at the last parse: a head sent a byte at
     // a time must not be parsed again from the start for every byte.
     let mut parsed_len = None;
     loop {
         if !buf.is_empty() && may_complete(&buf, parsed_len) {
             parsed_len = Some(buf.len());
-            match parse(&buf, stream_path) {
+            match parse(&buf, &shared.stream_path) {
                 Parsed::Partial => {}
                 Parsed::ForHyper => return Ok(Head::ForHyper(buf.into())),
                 Parsed::Subscription {
@@ -290,6 +316,23 @@ async fn read_head(tcp: &mut TcpStream, mut buf: Vec<u8>, stream_path: &str) -> 
                         request,
                         keep_alive,
                         rest,
+                    });
+                }
+                Parsed::Publish {
+                    request,
+                    keep_alive,
+                    head_len,
+                    body_len,
+                } => {
+                    if !publish::served_here(body_len, shared.publish_body_limit) {
+                        return Ok(Head::ForHyper(buf.into()));
+                    }
+                    let rest = buf.split_off(head_len);
+                    return Ok(Head::Publish {
+                        request,
+                        keep_alive,
+                        rest,
+                        body_len: body_len as usize,
                     });
                 }
             }
