@@ -389,3 +389,33 @@ fn mint_with_exp(exp: u64) -> String {
     };
     herald_hub::auth::mint(Algorithm::HS256, KEY.as_bytes(), &claims).unwrap()
 }
+
+/// Paused time: a publisher's idle connection is closed once no request
+/// has begun for 30 s (as hyper's header read timeout), counted from its
+/// last request, not from its first.
+#[test]
+fn an_idle_publisher_connection_closes_thirty_seconds_after_its_last_request() {
+    paused(|| async {
+        let hub = start(config()).await;
+        let token = publisher();
+        let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
+        let mut extra = Vec::new();
+        for n in 0..3 {
+            let body = format!("topic=a&data=x&id=i{n}");
+            tcp.write_all(post(&token, &body, "").as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(
+                read_answer(&mut tcp, &mut extra).await.body,
+                format!("i{n}")
+            );
+            // 87 s in all by the third request: still open, since each
+            // request starts the 30 s again.
+            tokio::time::advance(std::time::Duration::from_secs(29)).await;
+        }
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        let mut rest = Vec::new();
+        tcp.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    });
+}

@@ -167,16 +167,43 @@ pub(super) fn response_head(parts: &axum::http::response::Parts, keep_alive: boo
         field(&mut out, name.as_str(), value.as_bytes());
     }
     if !parts.headers.contains_key(header::DATE) {
-        field(
-            &mut out,
-            "date",
-            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
-        );
+        DATE.with_borrow_mut(|date| field(&mut out, "date", date.now()));
     }
     if !keep_alive {
         field(&mut out, "connection", b"close");
     }
     out
+}
+
+thread_local! {
+    /// This thread's `Date` value, formatted again once a second only (as
+    /// hyper does): every publish's answer carries one.
+    static DATE: std::cell::RefCell<CachedDate> = const {
+        std::cell::RefCell::new(CachedDate {
+            second: None,
+            value: String::new(),
+        })
+    };
+}
+
+/// The `Date` field's value for the current second.
+struct CachedDate {
+    second: Option<u64>,
+    value: String,
+}
+
+impl CachedDate {
+    fn now(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.second != Some(second) {
+            self.value = httpdate::fmt_http_date(now);
+            self.second = Some(second);
+        }
+        self.value.as_bytes()
+    }
 }
 
 /// Appends one body frame as a chunk (or the last chunk when the body
@@ -331,6 +358,29 @@ mod tests {
         ] {
             assert!(matches!(parsed(head), Parsed::ForHyper), "{head:?}");
         }
+    }
+
+    #[test]
+    fn the_date_is_the_current_second_in_http_format() {
+        let mut date = CachedDate {
+            second: None,
+            value: String::new(),
+        };
+        let before = SystemTime::now();
+        let value = String::from_utf8(date.now().to_vec()).unwrap();
+        let parsed = httpdate::parse_http_date(&value).unwrap();
+        let after = SystemTime::now();
+        // Whole seconds: the date is the second `before` or `after` was in.
+        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        assert!(
+            (secs(before)..=secs(after)).contains(&secs(parsed)),
+            "{value}"
+        );
+        // A value of another second is formatted again.
+        date.second = Some(0);
+        date.value = "stale".into();
+        let again = String::from_utf8(date.now().to_vec()).unwrap();
+        assert!(httpdate::parse_http_date(&again).is_ok(), "{again}");
     }
 
     #[test]

@@ -166,18 +166,24 @@ async fn requests(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Step {
+    // One deadline for all the heads of the connection, pushed back before
+    // each: moving a timer later does not touch tokio's timer wheel, where
+    // a timeout per request (a publisher's connection carries thousands)
+    // is registered and removed each time.
+    let idle = tokio::time::sleep(HEAD_TIMEOUT);
+    tokio::pin!(idle);
     loop {
         if *shutdown.borrow() {
             return Step::Done(Ok(()));
         }
-        let read = tokio::select! {
-            read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, carried, &shared)) => read,
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + HEAD_TIMEOUT);
+        let head = tokio::select! {
+            head = read_head(&mut tcp, carried, &shared) => head,
+            // No request in time: close, as hyper does.
+            () = &mut idle => return Step::Done(Ok(())),
             // Between requests a connection closes as soon as the server stops.
             _ = shutdown.changed() => return Step::Done(Ok(())),
-        };
-        // No request in time: close, as hyper does.
-        let Ok(head) = read else {
-            return Step::Done(Ok(()));
         };
         let (request, keep_alive, rest) = match head {
             Err(e) => return Step::Done(Err(e.into())),
