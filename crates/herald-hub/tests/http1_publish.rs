@@ -419,3 +419,39 @@ fn an_idle_publisher_connection_closes_thirty_seconds_after_its_last_request() {
         assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     });
 }
+
+/// A publisher that pipelines publishes and never reads the answers is
+/// let go once a write has waited for the stall limit, as on hyper's
+/// connections.
+#[tokio::test]
+async fn a_publisher_that_never_reads_its_answers_is_let_go() {
+    let hub = herald_hub::Hub::new(config()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = herald_hub::server::Server::new(&hub)
+        .write_stall_limit(std::time::Duration::from_millis(200));
+    let _server = tokio::spawn(server.serve(listener, std::future::pending()));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    // Refused publishes (no token): answers with a body, nothing stored.
+    let request = post("x", "topic=a&data=x", "")
+        .replace("Authorization: Bearer x\r\n", "")
+        .repeat(64);
+    let written = tokio::time::timeout(LONG, async {
+        loop {
+            if let Err(e) = tcp.write_all(request.as_bytes()).await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the server closed the connection");
+    assert!(
+        matches!(
+            written.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{written:?}"
+    );
+}

@@ -220,7 +220,17 @@ async fn requests(
             Ok(response) => response,
             Err(never) => match never {},
         };
-        match start_response(&mut tcp, response, keep_alive).await {
+        // A client that pipelines requests and never reads the answers
+        // fills the socket: let it go after the stall limit, as hyper's
+        // connections do (the timer is only armed if the write waits).
+        let started = tokio::time::timeout(
+            shared.write_stall_limit,
+            start_response(&mut tcp, response, keep_alive),
+        );
+        let Ok(started) = started.await else {
+            return Step::Done(Err("the client stopped reading its answers".into()));
+        };
+        match started {
             Err(e) => return Step::Done(Err(e.into())),
             Ok(Some(body)) => {
                 return Step::Stream(Streaming {
