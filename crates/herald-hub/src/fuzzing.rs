@@ -125,6 +125,17 @@ pub enum Head {
         /// How many bytes of the buffer the head took.
         head_len: usize,
     },
+    /// A publish served by the lean path (its body follows the head).
+    Publish {
+        /// The request handed to the router, once its body is read.
+        request: Box<Request<Body>>,
+        /// Whether the connection stays open after the answer.
+        keep_alive: bool,
+        /// How many bytes of the buffer the head took.
+        head_len: usize,
+        /// The body's length.
+        body_len: u64,
+    },
 }
 
 /// Parses the start of a connection as the lean HTTP/1.1 path does.
@@ -140,6 +151,17 @@ pub fn parse_head(buf: &[u8]) -> Head {
             request,
             keep_alive,
             head_len,
+        },
+        http1::Parsed::Publish {
+            request,
+            keep_alive,
+            head_len,
+            body_len,
+        } => Head::Publish {
+            request,
+            keep_alive,
+            head_len,
+            body_len,
         },
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio_util::task::TaskTracker;
 
 use crate::access_token::AccessTokenVerifier;
-use crate::auth::{AuthError, JwtVerifier};
+use crate::auth::{AuthError, JwtVerifier, TokenCache};
 use crate::config::HubConfig;
 use crate::dispatcher::{self, Dispatcher};
 use crate::fanout::Fanout;
@@ -114,6 +114,9 @@ pub(crate) struct Shared {
     pub(crate) client_limit: Option<Arc<ClientLimit>>,
     pub(crate) matcher: Arc<TopicMatcher>,
     pub(crate) publisher_jwt: Option<JwtVerifier>,
+    /// Publisher tokens `publisher_jwt` verified, kept for their next use
+    /// (the key cannot change while this hub lives).
+    pub(crate) publisher_tokens: TokenCache,
     pub(crate) subscriber_jwt: Option<JwtVerifier>,
     /// Verifies draft-08 access tokens, when issuers are configured.
     pub(crate) access_tokens: Option<AccessTokenVerifier>,
@@ -263,6 +266,7 @@ impl Hub {
                 client_limit,
                 matcher,
                 publisher_jwt,
+                publisher_tokens: TokenCache::default(),
                 subscriber_jwt,
                 access_tokens,
                 metrics,

@@ -166,6 +166,16 @@ impl JwtVerifier {
     /// [`JwtVerifier::verify`] as if the time were `now` (seconds since the
     /// Unix epoch): valid when `now < exp` and `nbf <= now`.
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, AuthError> {
+        self.verify_with_nbf(token, now).map(|(claims, _)| claims)
+    }
+
+    /// [`JwtVerifier::verify_at`], also returning the token's `nbf`: the
+    /// cache of verified tokens checks it again at each use.
+    pub(crate) fn verify_with_nbf(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<(Claims, Option<u64>), AuthError> {
         self.check_header(token)?;
         let payload = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
             .map_err(|e| token_error(&e))?
@@ -177,7 +187,7 @@ impl JwtVerifier {
         if not_before.is_some_and(|nbf| now < nbf) {
             return Err(AuthError::NotYetValid);
         }
-        Ok(claims)
+        Ok((claims, not_before))
     }
 
     /// Reads the header before anything else, so that a token with another

@@ -10,13 +10,18 @@
 //! private updates it may read, as matchers
 //! shared with routing, its payload and its expiry.
 
+mod cache;
 mod grants;
 mod jwt;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::access_token::AccessTokenError;
 use crate::hub::Shared;
 use crate::protocol::Revision;
 
+pub(crate) use cache::TokenCache;
 pub(crate) use grants::Grants;
 pub(crate) use jwt::sign;
 pub use jwt::{mint, AuthError, Claims, JwtVerifier};
@@ -86,4 +91,32 @@ pub(crate) async fn verify(shared: &Shared, token: &str, role: Role) -> Result<G
     })?;
     let claims = verifier.verify(token).map_err(|e| e.to_string())?;
     Ok(Grants::from_claims(claims, &shared.matcher))
+}
+
+/// [`verify`] for a publisher, through the hub's cache of verified
+/// draft-07 publisher tokens (`cache.rs`): a token seen before and still
+/// within its `exp` and `nbf` is not verified again.
+pub(crate) async fn verify_publisher(shared: &Shared, token: &str) -> Result<Arc<Grants>, Refused> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(grants) = shared.publisher_tokens.get(token, now) {
+        return Ok(grants);
+    }
+    let draft07 = !crate::access_token::is_access_token(token)
+        && shared.config.protocol.speaks(Revision::Draft07);
+    match shared.publisher_jwt.as_ref().filter(|_| draft07) {
+        Some(verifier) => {
+            let (claims, not_before) = verifier
+                .verify_with_nbf(token, now)
+                .map_err(|e| e.to_string())?;
+            let grants = Arc::new(Grants::from_claims(claims, &shared.matcher));
+            shared
+                .publisher_tokens
+                .insert(token, Arc::clone(&grants), not_before, now);
+            Ok(grants)
+        }
+        // Access tokens, and the refusals: as without the cache.
+        None => verify(shared, token, Role::Publisher).await.map(Arc::new),
+    }
 }

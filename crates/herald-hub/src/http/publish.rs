@@ -6,27 +6,25 @@
 //! happens before anything is stored or dispatched.
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 
 use super::token::{presented_token, TokenSource};
 use super::Rejection;
-use crate::auth::{self, Role};
+use crate::auth;
 use crate::hub::PublishError;
 use crate::matcher::Topic;
 use crate::metrics::Metrics;
 use crate::protocol::parse_publish;
 use crate::Hub;
 
-pub(crate) async fn publish(
-    State(hub): State<Hub>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+// The request whole rather than `RawQuery` and `HeaderMap` extractors,
+// which copy the query and every header field of every publish.
+pub(crate) async fn publish(State(hub): State<Hub>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
     let mut body = Some(body);
-    match accept(&hub, query.as_deref(), &headers, &mut body).await {
+    match accept(&hub, parts.uri.query(), &parts.headers, &mut body).await {
         Ok(id) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], id).into_response(),
         Err(rejection) => {
             // Refused before its body was read (no token, a token refused):
@@ -66,7 +64,7 @@ async fn accept(
                 .into(),
         ));
     }
-    let grants = auth::verify(shared, &presented.token, Role::Publisher).await?;
+    let grants = auth::verify_publisher(shared, &presented.token).await?;
     if let Some(rate) = &shared.publish_rate {
         rate.admit(&presented.token).map_err(|wait| {
             Metrics::inc(&shared.metrics.publishes_rate_limited_total);

@@ -1,10 +1,12 @@
-//! HTTP/1.1 on the wire, for the subscriptions [`super::plain`] serves:
-//! request heads in, response heads and chunks out.
+//! HTTP/1.1 on the wire, for the subscriptions and publishes
+//! [`super::plain`] serves: request heads in, response heads and chunks
+//! out.
 //!
-//! Only what an event stream needs: a request head is parsed with
-//! `httparse` and becomes an `http::Request` for the router when it is a
-//! plain `GET` of the stream path (the hub's path, wherever the application
-//! mounted it); everything else is left to hyper.
+//! Only what an event stream and a publish need: a request head is parsed
+//! with `httparse` and becomes an `http::Request` for the router when it is
+//! a plain `GET` of the stream path (the hub's path, wherever the
+//! application mounted it), or a `POST` of it whose body has a
+//! `Content-Length`; everything else is left to hyper.
 
 use std::io::{self, Write as _};
 use std::time::SystemTime;
@@ -29,10 +31,21 @@ pub(crate) enum Parsed {
         keep_alive: bool,
         head_len: usize,
     },
+    /// A publish (a `POST`), whose head is the first `head_len` bytes and
+    /// whose body is the `body_len` bytes after it; the request's body is
+    /// left empty for the caller to fill.
+    Publish {
+        request: Box<Request<Body>>,
+        keep_alive: bool,
+        head_len: usize,
+        body_len: u64,
+    },
 }
 
-/// Parses a request head; only a plain `GET` of `stream_path` over
-/// HTTP/1.1, without a body or an upgrade, is a subscription served here.
+/// Parses a request head. A plain `GET` of `stream_path` over HTTP/1.1,
+/// without a body or an upgrade, is a subscription served here; a `POST`
+/// of it with one `Content-Length` (no `Transfer-Encoding`, `Expect` or
+/// upgrade) is a publish served here.
 pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut fields);
@@ -42,7 +55,12 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
         // hyper gives the client the right error (400, 431, ...).
         Err(_) => return Parsed::ForHyper,
     };
-    if head.method != Some("GET") || head.version != Some(1) {
+    let method = match head.method {
+        Some("GET") => Method::GET,
+        Some("POST") => Method::POST,
+        _ => return Parsed::ForHyper,
+    };
+    if head.version != Some(1) {
         return Parsed::ForHyper;
     }
     let Some(target) = head.path else {
@@ -56,6 +74,11 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     };
     let mut headers = HeaderMap::with_capacity(head.headers.len());
     let mut keep_alive = true;
+    // The `Content-Length` fields: how many, and the length when the
+    // (last) one is plain digits; a `GET` may only say 0.
+    let mut lengths = 0;
+    let mut body_len = None;
+    let mut no_body = true;
     for field in head.headers.iter() {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(field.name.as_bytes()),
@@ -63,10 +86,14 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
         ) else {
             return Parsed::ForHyper;
         };
-        let has_body =
-            (name == header::CONTENT_LENGTH && value != "0") || name == header::TRANSFER_ENCODING;
-        if has_body || name == header::UPGRADE || name == header::EXPECT {
+        // Chunked bodies, upgrades and `100 Continue` are hyper's.
+        if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
             return Parsed::ForHyper;
+        }
+        if name == header::CONTENT_LENGTH {
+            lengths += 1;
+            body_len = digits(value.as_bytes());
+            no_body &= value == "0";
         }
         if name == header::CONNECTION && has_token(&value, "close") {
             keep_alive = false;
@@ -74,15 +101,41 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
         headers.append(name, value);
     }
     let mut request = Request::new(Body::empty());
-    *request.method_mut() = Method::GET;
+    *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = headers;
-    Parsed::Subscription {
-        request: Box::new(request),
-        keep_alive,
-        head_len,
+    let request = Box::new(request);
+    if method == Method::GET {
+        if !no_body {
+            return Parsed::ForHyper;
+        }
+        return Parsed::Subscription {
+            request,
+            keep_alive,
+            head_len,
+        };
     }
+    // A publish needs exactly one valid length: without one, or with
+    // several, hyper reads (or refuses) the body its own way.
+    match body_len.filter(|_| lengths == 1) {
+        Some(body_len) => Parsed::Publish {
+            request,
+            keep_alive,
+            head_len,
+            body_len,
+        },
+        None => Parsed::ForHyper,
+    }
+}
+
+/// A `Content-Length` value: ASCII digits only (no sign, no spaces, no
+/// list), and not so many that they could overflow.
+fn digits(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// Whether a comma-separated header value lists `token`.
@@ -114,16 +167,43 @@ pub(super) fn response_head(parts: &axum::http::response::Parts, keep_alive: boo
         field(&mut out, name.as_str(), value.as_bytes());
     }
     if !parts.headers.contains_key(header::DATE) {
-        field(
-            &mut out,
-            "date",
-            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
-        );
+        DATE.with_borrow_mut(|date| field(&mut out, "date", date.now()));
     }
     if !keep_alive {
         field(&mut out, "connection", b"close");
     }
     out
+}
+
+thread_local! {
+    /// This thread's `Date` value, formatted again once a second only (as
+    /// hyper does): every publish's answer carries one.
+    static DATE: std::cell::RefCell<CachedDate> = const {
+        std::cell::RefCell::new(CachedDate {
+            second: None,
+            value: String::new(),
+        })
+    };
+}
+
+/// The `Date` field's value for the current second.
+struct CachedDate {
+    second: Option<u64>,
+    value: String,
+}
+
+impl CachedDate {
+    fn now(&mut self) -> &[u8] {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.second != Some(second) {
+            self.value = httpdate::fmt_http_date(now);
+            self.second = Some(second);
+        }
+        self.value.as_bytes()
+    }
 }
 
 /// Appends one body frame as a chunk (or the last chunk when the body
@@ -205,6 +285,35 @@ mod tests {
     }
 
     #[test]
+    fn a_post_of_the_hub_path_with_a_length_is_a_publish() {
+        let head = "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n";
+        let Parsed::Publish {
+            request,
+            keep_alive,
+            head_len,
+            body_len,
+        } = parsed(&format!("{head}topic=a&data"))
+        else {
+            panic!("not a publish");
+        };
+        assert!(keep_alive);
+        assert_eq!(head_len, head.len());
+        assert_eq!(body_len, 12);
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.headers()["content-length"], "12");
+        let empty =
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        assert!(matches!(
+            parsed(empty),
+            Parsed::Publish {
+                body_len: 0,
+                keep_alive: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn connection_close_is_honoured() {
         let head = "GET /.well-known/mercure HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n";
         assert!(matches!(
@@ -227,7 +336,16 @@ mod tests {
     #[test]
     fn everything_else_goes_to_hyper() {
         for head in [
-            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\na=b",
+            "PUT /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\na=b",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na=b",
+            "POST /.well-known/mercure HTTP/1.1\r\n\r\n",
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\na=b",
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: +3\r\n\r\na=b",
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\na=b",
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "POST /.well-known/mercure HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na=b\r\n0\r\n\r\n",
+            "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+            "POST /.well-known/mercure HTTP/1.0\r\nContent-Length: 3\r\n\r\na=b",
             "GET / HTTP/1.1\r\n\r\n",
             "GET /.well-known/mercure/subscriptions HTTP/1.1\r\n\r\n",
             "GET /.well-known/mercure HTTP/1.0\r\n\r\n",
@@ -240,6 +358,29 @@ mod tests {
         ] {
             assert!(matches!(parsed(head), Parsed::ForHyper), "{head:?}");
         }
+    }
+
+    #[test]
+    fn the_date_is_the_current_second_in_http_format() {
+        let mut date = CachedDate {
+            second: None,
+            value: String::new(),
+        };
+        let before = SystemTime::now();
+        let value = String::from_utf8(date.now().to_vec()).unwrap();
+        let parsed = httpdate::parse_http_date(&value).unwrap();
+        let after = SystemTime::now();
+        // Whole seconds: the date is the second `before` or `after` was in.
+        let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        assert!(
+            (secs(before)..=secs(after)).contains(&secs(parsed)),
+            "{value}"
+        );
+        // A value of another second is formatted again.
+        date.second = Some(0);
+        date.value = "stale".into();
+        let again = String::from_utf8(date.now().to_vec()).unwrap();
+        assert!(httpdate::parse_http_date(&again).is_ok(), "{again}");
     }
 
     #[test]

@@ -39,6 +39,7 @@
 // `pub(crate)` for the `fuzzing` module's head parser target.
 pub(crate) mod http1;
 mod plain;
+mod publish;
 mod rewind;
 mod stall;
 #[cfg(feature = "tls")]
@@ -195,6 +196,7 @@ impl Server {
             tls: self.tls,
             write_stall_limit: self.write_stall_limit,
             stream_path: self.stream_path,
+            publish_body_limit: self.hub.shared.config.max_body,
         });
         // Every connection holds a receiver; shutdown flips the value and
         // then waits for all of them to be dropped.
@@ -251,8 +253,11 @@ struct Shared {
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
     write_stall_limit: Duration,
-    /// The path whose plain-HTTP/1.1 subscriptions take the lean path.
+    /// The path whose plain-HTTP/1.1 subscriptions and publishes take the
+    /// lean path.
     stream_path: String,
+    /// The hub's body limit: a longer publish is left to hyper.
+    publish_body_limit: usize,
 }
 
 /// Why a connection ended early (logged at debug level).

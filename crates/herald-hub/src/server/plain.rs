@@ -11,12 +11,16 @@
 //! chunks, allocating a write buffer only while there is something to
 //! write.
 //!
-//! Everything else (other paths and methods, request bodies, upgrades,
-//! HTTP/1.0, HTTP/2 with prior knowledge, heads that do not parse or are
-//! very long) goes to hyper with the bytes already read replayed first
-//! ([`Rewind`]), so hyper answers exactly as if it had read the connection
-//! from its start. A connection stays here across keep-alive requests until
-//! one of them is not a subscription.
+//! A publish (a `POST` of the same path with a `Content-Length` body
+//! within the hub's limit) is served here too ([`super::publish`]), so a
+//! publisher's keep-alive connection stays off hyper.
+//!
+//! Everything else (other paths and methods, other request bodies,
+//! upgrades, HTTP/1.0, HTTP/2 with prior knowledge, heads that do not parse
+//! or are very long) goes to hyper with the bytes already read replayed
+//! first ([`Rewind`]), so hyper answers exactly as if it had read the
+//! connection from its start. A connection stays here across keep-alive
+//! requests until one of them is neither a subscription nor a publish.
 //!
 //! The connection is a socket or a [`super::tls`] stream (one path, a
 //! type parameter); neither holds a buffer while its stream idles.
@@ -47,6 +51,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 
 use super::http1::{field, parse, push_chunk, response_head, Parsed};
+use super::publish;
 use super::rewind::Rewind;
 use super::{serve_hyper, ConnectionError, Shared, HEAD_TIMEOUT};
 use crate::fanout::StallFlag;
@@ -169,18 +174,24 @@ async fn requests<S: Io>(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Step<S> {
+    // One deadline for all the heads of the connection, pushed back before
+    // each: moving a timer later does not touch tokio's timer wheel, where
+    // a timeout per request (a publisher's connection carries thousands)
+    // is registered and removed each time.
+    let idle = tokio::time::sleep(HEAD_TIMEOUT);
+    tokio::pin!(idle);
     loop {
         if *shutdown.borrow() {
             return Step::Done(Ok(()));
         }
-        let read = tokio::select! {
-            read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, carried, &shared.stream_path)) => read,
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + HEAD_TIMEOUT);
+        let head = tokio::select! {
+            head = read_head(&mut tcp, carried, &shared) => head,
+            // No request in time: close, as hyper does.
+            () = &mut idle => return Step::Done(Ok(())),
             // Between requests a connection closes as soon as the server stops.
             _ = shutdown.changed() => return Step::Done(Ok(())),
-        };
-        // No request in time: close, as hyper does.
-        let Ok(head) = read else {
-            return Step::Done(Ok(()));
         };
         let (request, keep_alive, rest) = match head {
             Err(e) => return Step::Done(Err(e.into())),
@@ -194,6 +205,19 @@ async fn requests<S: Io>(
                 keep_alive,
                 rest,
             }) => (request, keep_alive, rest),
+            Ok(Head::Publish {
+                mut request,
+                keep_alive,
+                rest,
+                body_len,
+            }) => match publish::read_body(&mut tcp, rest, body_len).await {
+                Err(e) => return Step::Done(Err(e.into())),
+                Ok(None) => return Step::Done(Ok(())),
+                Ok(Some((body, rest))) => {
+                    *request.body_mut() = Body::from(body);
+                    (request, keep_alive, rest)
+                }
+            },
         };
         carried = rest;
         let mut request = *request;
@@ -204,7 +228,17 @@ async fn requests<S: Io>(
             Ok(response) => response,
             Err(never) => match never {},
         };
-        match start_response(&mut tcp, response, keep_alive).await {
+        // A client that pipelines requests and never reads the answers
+        // fills the socket: let it go after the stall limit, as hyper's
+        // connections do (the timer is only armed if the write waits).
+        let started = tokio::time::timeout(
+            shared.write_stall_limit,
+            start_response(&mut tcp, response, keep_alive),
+        );
+        let Ok(started) = started.await else {
+            return Step::Done(Err("the client stopped reading its answers".into()));
+        };
+        match started {
             Err(e) => return Step::Done(Err(e.into())),
             Ok(Some(body)) => {
                 return Step::Stream(Streaming {
@@ -277,18 +311,26 @@ enum Head {
         /// Bytes read past the head.
         rest: Vec<u8>,
     },
+    /// A publish to serve here ([`publish`]), once its body is read.
+    Publish {
+        request: Box<axum::http::Request<Body>>,
+        keep_alive: bool,
+        /// Bytes read past the head: the body's start.
+        rest: Vec<u8>,
+        body_len: usize,
+    },
 }
 
 /// Reads until `buf` holds a complete request head, or until it is clear
 /// that hyper should have the connection.
-async fn read_head<S: Io>(tcp: &mut S, mut buf: Vec<u8>, stream_path: &str) -> io::Result<Head> {
+async fn read_head<S: Io>(tcp: &mut S, mut buf: Vec<u8>, shared: &Shared) -> io::Result<Head> {
     // How much of `buf` was there at the last parse: a head sent a byte at
     // a time must not be parsed again from the start for every byte.
     let mut parsed_len = None;
     loop {
         if !buf.is_empty() && may_complete(&buf, parsed_len) {
             parsed_len = Some(buf.len());
-            match parse(&buf, stream_path) {
+            match parse(&buf, &shared.stream_path) {
                 Parsed::Partial => {}
                 Parsed::ForHyper => return Ok(Head::ForHyper(buf.into())),
                 Parsed::Subscription {
@@ -301,6 +343,23 @@ async fn read_head<S: Io>(tcp: &mut S, mut buf: Vec<u8>, stream_path: &str) -> i
                         request,
                         keep_alive,
                         rest,
+                    });
+                }
+                Parsed::Publish {
+                    request,
+                    keep_alive,
+                    head_len,
+                    body_len,
+                } => {
+                    if !publish::served_here(body_len, shared.publish_body_limit) {
+                        return Ok(Head::ForHyper(buf.into()));
+                    }
+                    let rest = buf.split_off(head_len);
+                    return Ok(Head::Publish {
+                        request,
+                        keep_alive,
+                        rest,
+                        body_len: body_len as usize,
                     });
                 }
             }
