@@ -1,13 +1,15 @@
 //! The accept loop: the socket end of both paths, for plain HTTP and HTTPS.
 //!
 //! [`Server`] takes a bound `TcpListener` and serves the hub's router on every
-//! connection, HTTP/1.1 and HTTP/2 on one listener. On plain HTTP, an
-//! HTTP/1.1 subscription is served by this module itself (`plain`, `http1`)
-//! so that an idle subscriber costs about 2 KiB instead of hyper's ~22 KiB
-//! of connection buffers; every other request, and every connection once
-//! it asks for something else, goes to hyper's automatic connection builder
-//! with the bytes already read replayed. With a [`TlsConfig`] each connection first
-//! completes a TLS handshake offering ALPN `h2` and `http/1.1`; browsers only
+//! connection, HTTP/1.1 and HTTP/2 on one listener. An HTTP/1.1
+//! subscription (or form publish) is served by this module itself (`plain`,
+//! `http1`), plain or over TLS, so that an idle subscriber costs about
+//! 2 KiB (plain; under 10 KiB over TLS) instead of hyper's ~22 KiB of
+//! connection buffers; every other request, and every connection once it
+//! asks for something else, goes to hyper's automatic connection builder
+//! with the bytes already read replayed. With a [`TlsConfig`] each
+//! connection first completes a TLS handshake (`tls`, rustls's unbuffered
+//! API, no buffer kept while idle) offering ALPN `h2` and `http/1.1`; browsers only
 //! use HTTP/2 over TLS, and over HTTP/2 one connection carries up to
 //! [`Server::h2_max_concurrent_streams`] event streams instead of the six
 //! connections per origin a browser allows over HTTP/1.1. Each stream has
@@ -133,8 +135,8 @@ impl Server {
 
     /// The path of the hub's subscription endpoint in the served router
     /// (default [`HUB_PATH`]; `"/hub/.well-known/mercure"` for a hub nested
-    /// under `/hub`). Plain-HTTP/1.1 requests for it take the lean path
-    /// (~2 KiB per idle subscriber instead of ~22 KiB); any other path is
+    /// under `/hub`). HTTP/1.1 requests for it, plain or over TLS, take
+    /// the lean path (~2 KiB per idle subscriber instead of ~22 KiB); any other path is
     /// still served, by hyper, with the same router.
     pub fn stream_path(mut self, path: impl Into<String>) -> Server {
         self.stream_path = path.into();
@@ -253,7 +255,7 @@ struct Shared {
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
     write_stall_limit: Duration,
-    /// The path whose plain-HTTP/1.1 subscriptions and publishes take the
+    /// The path whose HTTP/1.1 (plain or TLS) subscriptions and publishes take the
     /// lean path.
     stream_path: String,
     /// The hub's body limit: a longer publish is left to hyper.
