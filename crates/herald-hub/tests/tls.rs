@@ -118,6 +118,14 @@ fn get(uri: &str) -> Request<Empty<Bytes>> {
     Request::get(uri).body(Empty::new()).unwrap()
 }
 
+/// A subscription over HTTP/1.1 (origin-form target, Host header).
+fn http1_subscribe() -> Request<Empty<Bytes>> {
+    Request::get(format!("{HUB_PATH}?topic={TOPIC}"))
+        .header("host", "localhost")
+        .body(Empty::new())
+        .unwrap()
+}
+
 fn subscribe_uri(scheme: &str, addr: SocketAddr) -> String {
     format!(
         "{scheme}://localhost:{}{HUB_PATH}?topic={TOPIC}",
@@ -206,6 +214,38 @@ async fn http1_is_served_over_tls_when_the_client_offers_only_http1() {
         .unwrap();
     assert_eq!(response.version(), Version::HTTP_11);
     assert_eq!(response.status(), 200);
+}
+
+/// HTTP/1.1 subscriptions over TLS take the hub's own HTTP/1.1 path, over
+/// the server's own TLS stream: events arrive whole and in order, and a
+/// client that hangs up is let go at once.
+#[tokio::test]
+async fn an_http1_subscription_over_tls_receives_every_event_and_its_end_is_seen() {
+    let running = start(config(), false, 256).await;
+    let tls = connect_tls(&running, &[b"http/1.1"]).await;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let mut response = send.send_request(http1_subscribe()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), Version::HTTP_11);
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
+    wait_subscribers(&running.hub, |n| n == 1, "the subscriber connects").await;
+    // Larger than one TLS record, to cross record boundaries.
+    let big = "x".repeat(40_000);
+    let sent = ["ev-1", "ev-2", "ev-3"];
+    for id in sent {
+        publish(&running.hub, id, &big).await;
+    }
+    let text = read_until(&mut response, |t| ids(t).len() >= 3 && t.ends_with("\n\n")).await;
+    assert_eq!(ids(&text), sent);
+    assert_eq!(text.matches(big.as_str()).count(), 3);
+
+    drop(response);
+    drop(send);
+    conn.abort();
+    wait_subscribers(&running.hub, |n| n == 0, "the hung-up subscriber is let go").await;
 }
 
 #[tokio::test]
@@ -456,15 +496,7 @@ async fn streams_per_client_are_counted_over_tls_on_every_protocol() {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let refused = http1
-        .send_request(
-            Request::get(format!("{HUB_PATH}?topic={TOPIC}"))
-                .header("host", "localhost")
-                .body(Empty::<Bytes>::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let refused = http1.send_request(http1_subscribe()).await.unwrap();
     assert_eq!(refused.version(), Version::HTTP_11);
     assert_eq!(refused.status(), 429);
     assert_eq!(running.hub.metrics().client_limit_refused_total, 2);
