@@ -230,6 +230,8 @@ impl TlsStream {
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         loop {
             if self.incoming.capacity() == 0 {
+                // Waiting: let go of what the last write or read used.
+                self.release_idle_buffers();
                 ready!(self.tcp.poll_read_ready(cx))?;
             }
             if self.incoming.len() >= MAX_INCOMING {
@@ -475,17 +477,26 @@ mod tests {
         let mut echoed = vec![0; 10_000];
         client.read_exact(&mut echoed).await.unwrap();
 
-        // A read that finds nothing waits on the socket, buffer-less.
-        let mut one = [0; 1];
-        let polled = poll_fn(|cx| {
-            let mut buf = ReadBuf::new(&mut one);
-            Poll::Ready(Pin::new(&mut server).poll_read(cx, &mut buf).is_pending())
-        })
-        .await;
-        assert!(polled, "nothing to read yet");
-        assert_eq!(server.incoming.capacity(), 0);
-        assert_eq!(server.plaintext.capacity(), 0);
-        assert_eq!(server.outgoing.capacity(), 0);
+        // A read that finds nothing waits on the socket, buffer-less:
+        // after a read, and again after a write alone (an idle subscriber
+        // that was sent an event).
+        for round in 0..2 {
+            if round == 1 {
+                server.write_all(&[8; 3_000]).await.unwrap();
+                server.flush().await.unwrap();
+                client.read_exact(&mut echoed[..3_000]).await.unwrap();
+            }
+            let mut one = [0; 1];
+            let polled = poll_fn(|cx| {
+                let mut buf = ReadBuf::new(&mut one);
+                Poll::Ready(Pin::new(&mut server).poll_read(cx, &mut buf).is_pending())
+            })
+            .await;
+            assert!(polled, "nothing to read yet");
+            assert_eq!(server.incoming.capacity(), 0, "round {round}");
+            assert_eq!(server.plaintext.capacity(), 0, "round {round}");
+            assert_eq!(server.outgoing.capacity(), 0, "round {round}");
+        }
     }
 
     #[tokio::test]
