@@ -232,7 +232,10 @@ pub(super) async fn serve(
         Err(_) => return Err("TLS handshake timed out".into()),
     };
     if stream.alpn_protocol() == Some(b"h2") {
-        return super::serve_hyper(&shared, stream, peer, stopping).await;
+        // Boxed: a task is as large as its largest state, and hyper's
+        // connection is several KiB that an HTTP/1.1 subscriber's task
+        // would otherwise hold for its whole life.
+        return Box::pin(super::serve_hyper(&shared, stream, peer, stopping)).await;
     }
     plain::Connection::new(stream, peer, shared, stopping).await;
     Ok(())
