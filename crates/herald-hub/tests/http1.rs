@@ -152,12 +152,7 @@ async fn connection_close_is_honoured() {
     )
     .await
     .unwrap();
-    let mut all = Vec::new();
-    tokio::time::timeout(LONG, tcp.read_to_end(&mut all))
-        .await
-        .expect("the server closes the connection")
-        .unwrap();
-    let all = String::from_utf8(all).unwrap();
+    let all = read_until_closed(&mut tcp).await;
     assert!(all.starts_with("HTTP/1.1 400"), "{all}");
     assert!(
         all.to_ascii_lowercase().contains("connection: close"),

@@ -209,12 +209,7 @@ async fn connection_close_is_honoured_after_a_publish() {
     tcp.write_all(post(&publisher(), "topic=a&data=x&id=c", "Connection: close\r\n").as_bytes())
         .await
         .unwrap();
-    let mut all = Vec::new();
-    tokio::time::timeout(LONG, tcp.read_to_end(&mut all))
-        .await
-        .expect("the server closes the connection")
-        .unwrap();
-    let all = String::from_utf8(all).unwrap();
+    let all = read_until_closed(&mut tcp).await;
     assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
     assert!(
         all.to_ascii_lowercase().contains("connection: close"),
@@ -336,15 +331,8 @@ async fn what_the_lean_path_leaves_to_hyper_is_answered_as_before() {
         .write_all(post(&token, "topic=a&data=t", "Content-Length: 99\r\n").as_bytes())
         .await
         .unwrap();
-    let mut all = Vec::new();
-    tokio::time::timeout(LONG, twice.read_to_end(&mut all))
-        .await
-        .expect("hyper closes it")
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&all).starts_with("HTTP/1.1 400"),
-        "{all:?}"
-    );
+    let all = read_until_closed(&mut twice).await;
+    assert!(all.starts_with("HTTP/1.1 400"), "{all:?}");
     assert_eq!(published(&hub), 1, "only the Expect publish");
 }
 

@@ -386,6 +386,18 @@ impl Stream {
 
 pub const LONG: Duration = Duration::from_secs(10);
 
+/// Everything the server writes on `tcp` until it closes the connection
+/// (within [`LONG`]), as text.
+pub async fn read_until_closed(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut all = Vec::new();
+    tokio::time::timeout(LONG, tcp.read_to_end(&mut all))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&all).into_owned()
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn now() -> u64 {
     since_epoch().as_secs()
