@@ -324,7 +324,8 @@ test('a hub down longer than the reconnection delay: the documented @herald_unav
     // Two attempts that reached nginx while the hub was down, each answered
     // with nginx's `retry` stream instead of a 502: the EventSource opens,
     // drops and tries again, every time.
-    await until(async () => (await feedOf(page)).opens >= 3, 'two attempts answered by nginx while the hub is down', 60_000);
+    // The page counts an open before Node hears of its response: wait for both.
+    await until(async () => (await feedOf(page)).opens >= 3 && answered.length >= 3, 'two attempts answered by nginx while the hub is down', 60_000);
     const down = answered.slice(1, 3);
     assert.deepEqual(down.map((a) => [a.status, a.type, a.lastEventId]), Array(2).fill([200, 'text/event-stream', null]));
     assert.ok((await feedOf(page)).errors.every((state) => state === 0), 'never EventSource.CLOSED');
