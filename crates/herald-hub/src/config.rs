@@ -87,10 +87,11 @@ pub struct HubConfig {
     /// hold keys the operator issued; the limit is for hubs shared by
     /// several applications).
     pub max_publish_rate: Option<u32>,
-    /// Most subscribers (event streams) at once; past it, a subscription
-    /// gets a 503 with `Retry-After`. Keep it below the process's
-    /// open-file limit so that publishers and health checks still get in
-    /// when streams fill it (`herald serve` does so by default).
+    /// Most subscribers (event streams) at once, over every protocol; past
+    /// it, a subscription gets a 503 with `Retry-After`. What it bounds is
+    /// memory (about 2 KiB per idle stream): open files are guarded apart,
+    /// by the server (`server::Server::http1_stream_connections`), because
+    /// HTTP/2 streams share their connection's. Default: no limit.
     pub max_subscribers: usize,
     /// Most event streams one client may hold at once; past it, a
     /// subscription gets a 429 with `Retry-After` (draft-08

@@ -32,6 +32,9 @@ pub(crate) struct Metrics {
     pub(crate) publishes_rate_limited_total: AtomicU64,
     pub(crate) subscribers_refused_total: AtomicU64,
     pub(crate) client_limit_refused_total: AtomicU64,
+    /// Open connections of the hub's servers: what the budget of HTTP/1.1
+    /// streams counts (`server::Server::http1_stream_connections`).
+    pub(crate) connections: AtomicU64,
     /// Clients holding streams, as the per-client limit counts them.
     pub(crate) client_limit_clients: AtomicU64,
 }
@@ -68,7 +71,8 @@ pub struct MetricsSnapshot {
     pub lifetime_ends_total: u64,
     /// Publishes refused because their token passed its rate.
     pub publishes_rate_limited_total: u64,
-    /// Subscriptions refused because the hub held its limit of subscribers.
+    /// Subscriptions refused because the hub held its limit of subscribers,
+    /// or (HTTP/1.1) its open connections the budget for streams.
     pub subscribers_refused_total: u64,
     /// Subscriptions refused because their client (token subject, or
     /// address) held its limit of streams.
@@ -76,6 +80,9 @@ pub struct MetricsSnapshot {
     /// Clients (token subjects, or addresses) holding streams now, as the
     /// limit of streams per client counts them; 0 when it is off.
     pub client_limit_clients: u64,
+    /// Connections open now on the hub's own server (`server::Server`),
+    /// each holding one of the process's open files.
+    pub connections: u64,
     /// What history holds.
     pub history: HistoryStats,
 }
@@ -144,6 +151,7 @@ impl Metrics {
             subscribers_refused_total: get(&self.subscribers_refused_total),
             client_limit_refused_total: get(&self.client_limit_refused_total),
             client_limit_clients: get(&self.client_limit_clients),
+            connections: get(&self.connections),
             history,
         }
     }
@@ -162,12 +170,18 @@ impl SlowDisconnects {
 impl MetricsSnapshot {
     /// The Prometheus text exposition of this snapshot.
     pub fn to_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 19] = [
+        let rows: [(&str, &str, &str, u64); 20] = [
             (
                 "herald_subscribers",
                 "gauge",
                 "Subscribers connected now.",
                 self.subscribers,
+            ),
+            (
+                "herald_connections",
+                "gauge",
+                "Connections open now on the hub's server, each holding an open file.",
+                self.connections,
             ),
             (
                 "herald_subscriptions_total",
@@ -244,7 +258,7 @@ impl MetricsSnapshot {
             (
                 "herald_subscribers_refused_total",
                 "counter",
-                "Subscriptions refused (503) because the hub held its limit of subscribers.",
+                "Subscriptions refused (503) because the hub held its limit of subscribers, or its open connections the budget for HTTP/1.1 streams.",
                 self.subscribers_refused_total,
             ),
             (

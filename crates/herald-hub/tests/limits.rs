@@ -147,6 +147,67 @@ async fn past_the_subscriber_limit_a_subscription_gets_503_with_retry_after() {
     }
 }
 
+// Over HTTP/1.1 each stream holds a connection, and so an open file: past
+// the server's budget of open connections a new HTTP/1.1 subscription gets
+// a 503 (on the server's own path and on hyper's alike), while a publish
+// still gets in and HTTP/2 streams, which share their connection, are
+// admitted; connections that close give their places back.
+#[tokio::test]
+async fn past_the_connection_budget_an_http1_stream_gets_503_and_http2_streams_do_not() {
+    let hub = Hub::new(config()).unwrap();
+    let hub = start_served(hub, |server| server.http1_stream_connections(2)).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = subscribe(hub.addr, &topics(&["a"]), &[]).await;
+        stream.ready().await;
+        held.push(stream);
+    }
+    assert_eq!(hub.hub.metrics().connections, 2);
+
+    let refused = subscribe(hub.addr, &topics(&["a"]), &[]).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.headers["retry-after"], "5");
+    let message = refused.text().await;
+    assert!(
+        message.contains("open connections are at 2, the most") && message.contains("HTTP/2"),
+        "{message}"
+    );
+    let query = Request::builder()
+        .method("QUERY")
+        .uri(format!("http://{}{HUB_PATH}", hub.addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(b"match=a")))
+        .unwrap();
+    assert_eq!(subscribe_request(query).await.status, 503);
+    assert_eq!(hub.hub.metrics().subscribers_refused_total, 2);
+
+    let h2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let mut multiplexed = Vec::new();
+    for _ in 0..3 {
+        let request = Request::get(format!("http://{}{HUB_PATH}?topic=a", hub.addr))
+            .body(Full::default())
+            .unwrap();
+        let mut stream = subscribe_with(&h2, request).await;
+        assert_eq!(stream.status, StatusCode::OK);
+        stream.ready().await;
+        multiplexed.push(stream);
+    }
+    publish(hub.addr, &[("topic", "a"), ("data", "to all five")]).await;
+    for stream in held.iter_mut().chain(&mut multiplexed) {
+        let event = stream.next_event_within(LONG).await.unwrap();
+        assert_eq!(event.data(), "to all five");
+    }
+    assert_eq!(hub.hub.metrics().subscribers_refused_total, 2);
+
+    drop((held, multiplexed, h2));
+    wait_metrics(&hub.hub, |m| m.connections == 0, "every connection closed").await;
+    let mut again = subscribe(hub.addr, &topics(&["a"]), &[]).await;
+    assert_eq!(again.status, StatusCode::OK);
+    again.ready().await;
+}
+
 /// A client at another loopback address than the hub's 127.0.0.1.
 fn loopback(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])

@@ -7,7 +7,13 @@
 //! the order of precedence of the three sources, flag > environment >
 //! file.
 
+use std::process::Stdio;
+
+use bytes::Bytes;
 use herald_hub::HUB_PATH;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 mod support;
 mod support_options;
@@ -301,6 +307,71 @@ async fn max_subscribers_refuses_the_stream_past_it_with_503() {
     );
     // Publishing still gets in.
     assert_eq!(publish(&hub, "topic=a").await.status, 200);
+}
+
+/// `cmd` run with at most `files` open files, as `ulimit -n` (or
+/// systemd's `LimitNOFILE`) sets them for an operator's hub.
+fn with_open_files(files: u32, cmd: tokio::process::Command) -> tokio::process::Command {
+    let cmd = cmd.as_std();
+    let mut limited = tokio::process::Command::new("sh");
+    limited
+        .args(["-c", r#"ulimit -n "$0" && exec "$@""#, &files.to_string()])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => limited.env(key, value),
+            None => limited.env_remove(key),
+        };
+    }
+    limited
+}
+
+// Without --max-subscribers the hub caps no number of streams, but keeps
+// open files for what is not an HTTP/1.1 stream: with 300 files it admits
+// 44 HTTP/1.1 streams (300 less the 256 kept aside), answers the next one
+// 503 while a publish still gets in, and one HTTP/2 connection still
+// carries more streams than that.
+#[tokio::test]
+async fn by_default_http1_streams_stop_short_of_the_file_limit_and_http2_ones_do_not() {
+    let hub = start(with_open_files(300, serve_keyed(&[]))).await;
+    let mut held = Vec::new();
+    for _ in 0..44 {
+        let mut stream = subscribe(&hub, "topic=a", &[]).await;
+        assert_eq!(stream.next_block().await.as_deref(), Some(":\n\n"));
+        held.push(stream);
+    }
+    let refused = subscribe_refused(&hub, "topic=a").await;
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused.body.contains("open connections are at 44"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(publish(&hub, "topic=a").await.status, 200);
+
+    let h2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let mut multiplexed = Vec::new();
+    for _ in 0..60 {
+        let request = http::Request::get(format!("{}?topic=a", hub.url))
+            .body(Full::default())
+            .unwrap();
+        let response = tokio::time::timeout(DEADLINE, h2.request(request))
+            .await
+            .expect("no HTTP/2 response in time")
+            .expect("the HTTP/2 request failed");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        multiplexed.push(response);
+    }
+    assert_eq!(metric(&hub, "herald_subscribers").await, 44 + 60);
+    assert_eq!(metric(&hub, "herald_subscribers_refused_total").await, 1);
 }
 
 #[tokio::test]

@@ -31,6 +31,13 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PeerAddr(pub(crate) SocketAddr);
 
+/// Put by the hub's server on an HTTP/1.x request that came while its open
+/// connections were past the budget it keeps for HTTP/1.1 event streams
+/// (the budget): a subscription on it would hold one of the files left for
+/// everything else, and is refused.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SocketsShort(pub(crate) usize);
+
 /// What the server knows of the connection a request came on.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Connection {
@@ -39,6 +46,9 @@ pub(crate) struct Connection {
     pub(crate) stall: Option<StallFlag>,
     /// The connection's peer; `None` when the server does not say.
     pub(crate) peer: Option<SocketAddr>,
+    /// Set when an event stream on this connection would take the
+    /// server's open connections past its budget for them.
+    pub(crate) sockets_short: Option<SocketsShort>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Connection {
@@ -52,6 +62,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Connection {
                 .get::<PeerAddr>()
                 .map(|p| p.0)
                 .or_else(|| extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)),
+            sockets_short: extensions.get::<SocketsShort>().copied(),
         })
     }
 }

@@ -28,13 +28,14 @@ use axum::response::Response;
 use tokio::time::Instant;
 
 use super::client_limit::{ClientKey, ClientPermit};
-use super::peer::{client_addr, forwarded_by_untrusted, Connection};
+use super::peer::{client_addr, forwarded_by_untrusted, Connection, SocketsShort};
 use super::subscription::{End, Replay, Subscription, REPLAY_PAGE};
 use super::token::{presented_token, TokenSource};
 use super::{Rejection, LAST_EVENT_ID, MERCURE_LAST_EVENT_ID};
 use crate::auth::{self, Grants, Refused, Role};
 use crate::fanout::{Interest, Unregistered};
 use crate::matcher::{MatchType, Matcher};
+use crate::metrics::Metrics;
 use crate::presence::{new_subscriber_id, ActiveSubscription, Announced};
 use crate::protocol::{
     parse_subscribe, Protocol, ProtocolError, RequestedMatcher, Revision, EARLIEST,
@@ -113,6 +114,15 @@ async fn open(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let grants = authenticate(&hub, headers, query).await?;
+    if let Some(SocketsShort(budget)) = connection.sockets_short {
+        Metrics::inc(&shared.metrics.subscribers_refused_total);
+        return Err(Rejection::AtCapacity {
+            message: format!(
+                "the hub's open connections are at {budget}, the most its open-file limit leaves for HTTP/1.1 event streams; reconnect later, over HTTP/2, or to another node"
+            ),
+            retry_after: 5,
+        });
+    }
     // Counted before anything is registered: a refused client costs the
     // hub nothing more.
     let permit = admit_client(&hub, grants.as_ref(), headers, connection.peer)?;

@@ -43,6 +43,7 @@ pub(crate) mod http1;
 mod plain;
 mod publish;
 mod rewind;
+mod sockets;
 mod stall;
 #[cfg(feature = "tls")]
 mod tls;
@@ -62,6 +63,7 @@ use tokio::sync::watch;
 
 use crate::fanout::StallFlag;
 use crate::{Hub, HUB_PATH};
+use sockets::{Counted, Sockets};
 
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
@@ -96,6 +98,7 @@ pub struct Server {
     h2_max_streams: u32,
     write_stall_limit: Duration,
     stream_path: String,
+    for_http1_streams: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -106,6 +109,7 @@ impl std::fmt::Debug for Server {
         f.field("h2_max_streams", &self.h2_max_streams)
             .field("write_stall_limit", &self.write_stall_limit)
             .field("stream_path", &self.stream_path)
+            .field("http1_stream_connections", &self.for_http1_streams)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +125,7 @@ impl Server {
             h2_max_streams: DEFAULT_H2_MAX_STREAMS,
             write_stall_limit: DEFAULT_WRITE_STALL_LIMIT,
             stream_path: HUB_PATH.to_owned(),
+            for_http1_streams: sockets::default_for_http1_streams(),
         }
     }
 
@@ -171,6 +176,18 @@ impl Server {
         self
     }
 
+    /// Most open connections at which a new HTTP/1.1 subscription is
+    /// still admitted (its own connection counted); past it, it gets a 503
+    /// with `Retry-After`, so that the files left serve publishers, health
+    /// checks and HTTP/2 connections instead of failing at `accept`.
+    /// HTTP/2 streams share their connection and are not counted. Default:
+    /// the process's open-file limit less 256 (Linux; no limit where the
+    /// limit cannot be read).
+    pub fn http1_stream_connections(mut self, connections: usize) -> Server {
+        self.for_http1_streams = connections.max(1);
+        self
+    }
+
     /// Accepts connections on `listener` until `shutdown` completes, then
     /// ends every stream and waits up to ten seconds for open connections
     /// to close. Errors on single connections are logged, never fatal.
@@ -199,6 +216,10 @@ impl Server {
             write_stall_limit: self.write_stall_limit,
             stream_path: self.stream_path,
             publish_body_limit: self.hub.shared.config.max_body,
+            sockets: Arc::new(Sockets::new(
+                Arc::clone(&self.hub.shared.metrics),
+                self.for_http1_streams,
+            )),
         });
         // Every connection holds a receiver; shutdown flips the value and
         // then waits for all of them to be dropped.
@@ -219,7 +240,7 @@ impl Server {
                 },
             };
             let _ = tcp.set_nodelay(true);
-            let shared = Arc::clone(&shared);
+            let shared = Counted::new(Arc::clone(&shared));
             let stopping = stopping.clone();
             #[cfg(feature = "tls")]
             if let Some(config) = shared.tls.clone() {
@@ -260,6 +281,8 @@ struct Shared {
     stream_path: String,
     /// The hub's body limit: a longer publish is left to hyper.
     publish_body_limit: usize,
+    /// The open connections, for the budget of HTTP/1.1 streams.
+    sockets: Arc<Sockets>,
 }
 
 /// Why a connection ended early (logged at debug level).
@@ -284,6 +307,7 @@ where
         inner: shared.service.clone(),
         flag,
         peer,
+        sockets: Arc::clone(&shared.sockets),
     };
     let conn = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -53,6 +53,7 @@ use tokio::time::Sleep;
 use super::http1::{field, parse, push_chunk, response_head, Parsed};
 use super::publish;
 use super::rewind::Rewind;
+use super::sockets::Counted;
 use super::{serve_hyper, ConnectionError, Shared, HEAD_TIMEOUT};
 use crate::fanout::StallFlag;
 use crate::http::peer::PeerAddr;
@@ -77,7 +78,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 /// ends with an error is logged (at debug level: clients hang up).
 pub(super) struct Connection<S> {
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    /// Counted among the open connections for as long as this lives.
+    shared: Counted,
     shutdown: watch::Receiver<bool>,
     state: State<S>,
 }
@@ -103,7 +105,7 @@ impl<S: Io> Connection<S> {
     pub(super) fn new(
         tcp: S,
         peer: SocketAddr,
-        shared: Arc<Shared>,
+        shared: Counted,
         shutdown: watch::Receiver<bool>,
     ) -> Connection<S> {
         let requests = requests(tcp, peer, Vec::new(), Arc::clone(&shared), shutdown.clone());
@@ -224,6 +226,9 @@ async fn requests<S: Io>(
         let stall = StallFlag::default();
         request.extensions_mut().insert(stall.clone());
         request.extensions_mut().insert(PeerAddr(peer));
+        if let Some(short) = shared.sockets.short() {
+            request.extensions_mut().insert(short);
+        }
         let response = match shared.service.call(request).await {
             Ok(response) => response,
             Err(never) => match never {},

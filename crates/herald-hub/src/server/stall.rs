@@ -14,14 +14,16 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::Request;
+use axum::http::{Request, Version};
 use hyper::service::Service;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use super::sockets::Sockets;
 use crate::fanout::StallFlag;
 use crate::http::peer::PeerAddr;
 
@@ -132,6 +134,9 @@ pub(super) struct Flagged<S> {
     pub(super) inner: S,
     pub(super) flag: StallFlag,
     pub(super) peer: SocketAddr,
+    /// For marking HTTP/1.x requests that come once the open connections
+    /// are past the budget for HTTP/1.1 streams.
+    pub(super) sockets: Arc<Sockets>,
 }
 
 impl<S, B> Service<Request<B>> for Flagged<S>
@@ -155,6 +160,11 @@ where
         let extensions = request.extensions_mut();
         extensions.insert(self.flag.clone());
         extensions.insert(PeerAddr(self.peer));
+        if request.version() < Version::HTTP_2 {
+            if let Some(short) = self.sockets.short() {
+                request.extensions_mut().insert(short);
+            }
+        }
         Box::pin(self.inner.call(request))
     }
 }

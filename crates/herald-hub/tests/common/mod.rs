@@ -60,9 +60,14 @@ pub async fn start(config: HubConfig) -> TestHub {
 /// Serves `hub` with [`Server`], as `herald serve` does: HTTP/1.1
 /// subscriptions take the server's own path, everything else hyper's.
 pub async fn start_hub(hub: Hub) -> TestHub {
+    start_served(hub, |server| server).await
+}
+
+/// Serves `hub` with the [`Server`] that `set` makes of the default one.
+pub async fn start_served(hub: Hub, set: impl FnOnce(Server) -> Server) -> TestHub {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = Server::new(&hub);
+    let server = set(Server::new(&hub));
     let server = tokio::spawn(async move {
         server
             .serve(listener, std::future::pending())
@@ -215,7 +220,8 @@ pub async fn subscribe_from(
     subscribe_with(&client, req.body(Full::new(Bytes::new())).unwrap()).await
 }
 
-async fn subscribe_with(
+/// Opens a subscription with `req` through `client` (an HTTP/2 one, say).
+pub async fn subscribe_with(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     req: Request<Full<Bytes>>,
 ) -> Stream {
@@ -465,12 +471,22 @@ where
 /// Waits (up to [`LONG`]) until the hub's subscriber count satisfies
 /// `done`; `what` names the wait in the failure message.
 pub async fn wait_subscribers(hub: &Hub, done: impl Fn(u64) -> bool, what: &str) {
+    wait_metrics(hub, |m| done(m.subscribers), what).await;
+}
+
+/// Waits (up to [`LONG`]) until the hub's metrics satisfy `done`; `what`
+/// names the wait in the failure message.
+pub async fn wait_metrics(
+    hub: &Hub,
+    done: impl Fn(&herald_hub::MetricsSnapshot) -> bool,
+    what: &str,
+) {
     let deadline = tokio::time::Instant::now() + LONG;
-    while !done(hub.metrics().subscribers) {
+    while !done(&hub.metrics()) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what}: still {} subscribers after {LONG:?}",
-            hub.metrics().subscribers
+            "{what}: not after {LONG:?}: {:?}",
+            hub.metrics()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

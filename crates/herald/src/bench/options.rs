@@ -209,7 +209,7 @@ Examples:
 
   # 100,000 subscribers over HTTP/2 (TLS): 400 connections of 250 streams
   herald serve --jwt-key secret --anonymous --history memory --tls-self-signed \\
-      --max-streams-per-client 0 --max-subscribers 1000000 &
+      --max-streams-per-client 0 &
   herald bench --scenario fanout --jwt-key secret --hub https://127.0.0.1:8080 --insecure \\
       -n 100000 --transport h2 --streams-per-connection 250 --hub-pid $!
 

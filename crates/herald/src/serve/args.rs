@@ -276,9 +276,15 @@ pub(crate) struct ServeArgs {
     /// [default: 10000].
     #[arg(long, env = "HERALD_MAX_PATTERNS", value_name = "N")]
     pub(super) max_patterns: Option<usize>,
-    /// Most event streams at once; past it, a subscription gets a 503 with
-    /// Retry-After [default: the open-file limit less 256, so publishers
-    /// and health checks still get in].
+    /// Most event streams at once, over HTTP/1.1 and HTTP/2; past it, a
+    /// subscription gets a 503 with Retry-After. It bounds memory (about
+    /// 2 KiB per idle stream). Open files are guarded on their own: once
+    /// the hub's open connections reach the open-file limit less 256, a
+    /// new HTTP/1.1 subscription (which holds a connection) gets a 503,
+    /// so that publishers and health checks still get in, while HTTP/2
+    /// streams, which share their connection, are still admitted. Raise
+    /// the file limit (ulimit -n, systemd's LimitNOFILE) for more HTTP/1.1
+    /// streams [default: no limit].
     #[arg(long, env = "HERALD_MAX_SUBSCRIBERS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) max_subscribers: Option<u64>,
     /// Most event streams one client may hold at once; past it, a

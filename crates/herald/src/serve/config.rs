@@ -96,10 +96,9 @@ pub(super) fn hub_config(
         max_patterns: args.max_patterns.unwrap_or(defaults.max_patterns),
         max_stream_lifetime,
         max_publish_rate: args.publish_rate,
-        max_subscribers: match args.max_subscribers {
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            None => default_max_subscribers(),
-        },
+        max_subscribers: args.max_subscribers.map_or(defaults.max_subscribers, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
         max_streams_per_client: match args.max_streams_per_client {
             Some(0) => None,
             Some(n) => Some(n),
@@ -201,30 +200,6 @@ fn serve_key(
 ) -> anyhow::Result<Option<Vec<u8>>> {
     let file = file.as_deref().filter(|_| key.is_none());
     read_key(key.as_deref(), file, flag)
-}
-
-/// File descriptors kept for what is not an event stream: publishers,
-/// health checks, metrics scrapes, the history file, Redis.
-const FD_HEADROOM: u64 = 256;
-
-/// The open-file limit less [`FD_HEADROOM`] (at least 1): the streams that
-/// fit while other requests still get in. Unlimited where the limit
-/// cannot be read (`/proc` is Linux's).
-fn default_max_subscribers() -> usize {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    open_file_limit(&limits)
-        .map(|n| usize::try_from(n.saturating_sub(FD_HEADROOM).max(1)).unwrap_or(usize::MAX))
-        .unwrap_or(usize::MAX)
-}
-
-/// The soft "Max open files" of a `/proc/self/limits` text.
-fn open_file_limit(limits: &str) -> Option<u64> {
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]
@@ -386,19 +361,5 @@ mod tests {
             err.contains("--trusted-proxy") && err.contains("\"proxy.internal\""),
             "{err}"
         );
-    }
-
-    #[test]
-    fn the_open_file_limit_is_read_from_proc_limits() {
-        let limits =
-            "Limit                     Soft Limit           Hard Limit           Units     \n\
-Max processes             127914               127914               processes \n\
-Max open files            20000                524288               files     \n";
-        assert_eq!(open_file_limit(limits), Some(20000));
-        assert_eq!(
-            open_file_limit("Max open files  unlimited  unlimited  files"),
-            None
-        );
-        assert_eq!(open_file_limit(""), None);
     }
 }

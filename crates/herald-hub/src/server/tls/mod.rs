@@ -12,7 +12,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{plain, ConnectionError, Shared, HANDSHAKE_TIMEOUT};
+use super::sockets::Counted;
+use super::{plain, ConnectionError, HANDSHAKE_TIMEOUT};
 use stream::TlsStream;
 
 mod stream;
@@ -222,7 +223,7 @@ pub(super) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     config: Arc<rustls::ServerConfig>,
-    shared: Arc<Shared>,
+    shared: Counted,
     stopping: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsStream::accept(tcp, config)).await
