@@ -172,13 +172,7 @@ async fn past_the_connection_budget_an_http1_stream_gets_503_and_http2_streams_d
         message.contains("open connections are at 2, the most") && message.contains("HTTP/2"),
         "{message}"
     );
-    let query = Request::builder()
-        .method("QUERY")
-        .uri(format!("http://{}{HUB_PATH}", hub.addr))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from_static(b"match=a")))
-        .unwrap();
-    assert_eq!(subscribe_request(query).await.status, 503);
+    assert_eq!(subscribe_request(query_for_a(&hub)).await.status, 503);
     assert_eq!(hub.hub.metrics().subscribers_refused_total, 2);
 
     let h2 = Client::builder(TokioExecutor::new())
@@ -206,6 +200,17 @@ async fn past_the_connection_budget_an_http1_stream_gets_503_and_http2_streams_d
     let mut again = subscribe(hub.addr, &topics(&["a"]), &[]).await;
     assert_eq!(again.status, StatusCode::OK);
     again.ready().await;
+}
+
+/// A draft-08 `QUERY` subscription to `a` (served by hyper, not the
+/// server's own HTTP/1.1 path).
+fn query_for_a(hub: &TestHub) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method("QUERY")
+        .uri(format!("http://{}{HUB_PATH}", hub.addr))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(b"match=a")))
+        .unwrap()
 }
 
 /// A client at another loopback address than the hub's 127.0.0.1.
@@ -396,13 +401,7 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
 async fn the_hubs_own_http1_path_and_hypers_count_alike() {
     let hub = start(per_client(2)).await;
     let _get = held(&hub, loopback(1), &[]).await;
-    let query = Request::builder()
-        .method("QUERY")
-        .uri(format!("http://{}{HUB_PATH}", hub.addr))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from_static(b"match=a")))
-        .unwrap();
-    let mut by_query = subscribe_request(query).await;
+    let mut by_query = subscribe_request(query_for_a(&hub)).await;
     assert_eq!(by_query.status, StatusCode::OK);
     by_query.ready().await;
     let h2 = Client::builder(TokioExecutor::new())
