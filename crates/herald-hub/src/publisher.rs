@@ -596,12 +596,18 @@ mod tests {
             .publish(update("a"))
             .now_or_never()
             .expect("no wait");
-        assert!(refused.unwrap_err().0.contains("promised appends that never wait"));
+        assert!(refused
+            .unwrap_err()
+            .0
+            .contains("promised appends that never wait"));
         assert!(nothing_queued(&mut inbox));
         // The turn was let go: the next publish is tried, and stored once
         // the backend no longer waits.
         gated.permits.add_permits(1);
-        let stored = publisher.publish(update("b")).now_or_never().expect("no wait");
+        let stored = publisher
+            .publish(update("b"))
+            .now_or_never()
+            .expect("no wait");
         assert_eq!(stored.unwrap().id, "b");
         assert_eq!(next(&mut inbox).await, "b");
     }

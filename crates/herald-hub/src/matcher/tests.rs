@@ -270,9 +270,15 @@ fn the_shortcut_leaves_every_topic_that_may_be_reserved_to_the_join() {
     assert!(!hub.may_be_reserved("urn:uuid:1"));
     assert!(!hub.may_be_reserved("/books/1?page=2#top"));
     // Hubs whose last segment could come from elsewhere never shortcut.
-    assert!(HubUrl::parse("https://example.com/hub/").unwrap().may_be_reserved("x"));
-    assert!(HubUrl::parse("https://example.com/a%20b").unwrap().may_be_reserved("x"));
-    assert!(HubUrl::parse("https://example.com/").unwrap().may_be_reserved("x"));
+    assert!(HubUrl::parse("https://example.com/hub/")
+        .unwrap()
+        .may_be_reserved("x"));
+    assert!(HubUrl::parse("https://example.com/a%20b")
+        .unwrap()
+        .may_be_reserved("x"));
+    assert!(HubUrl::parse("https://example.com/")
+        .unwrap()
+        .may_be_reserved("x"));
 }
 
 proptest::proptest! {
