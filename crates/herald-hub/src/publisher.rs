@@ -8,15 +8,15 @@
 //!
 //! On a log whose appends never wait ([`History::appends_at_once`]:
 //! memory), every publisher appends and dispatches on its own task, under
-//! a lock held for just that (a few microseconds): concurrent publishers
-//! wait for each other on the lock, but no update is handed to another
-//! task and no answer comes back through a channel. With 32 concurrent
-//! publishers, queueing for a writer task cost two task wake-ups per
-//! publish (bench/RESULTS.md, "Publish path (issue 14)"). On a log that may
-//! wait (redb):
+//! a lock held for just that and never across an `.await`: concurrent
+//! publishers wait for each other on the lock, but no update is handed to
+//! another task and no answer comes back through a channel. With 32
+//! concurrent publishers, queueing for a writer task cost two task
+//! wake-ups per publish (bench/RESULTS.md, "Publish path (issue 14)").
+//! On a log that may wait (redb):
 //!
 //! * A publisher that finds nobody else writing appends and dispatches on
-//!   its own task while appends complete at once (memory): no hand-over to
+//!   its own task while appends complete at once: no hand-over to
 //!   another task, so a lone publisher's answer waits for nothing but its
 //!   own append and dispatch. An append that has to wait (redb's fsync)
 //!   is finished on a task of its own, and from then on every update goes
@@ -184,8 +184,8 @@ impl Publisher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(stored) = self.history.append(vec![entry]).now_or_never() else {
-            // Dropped unfinished: nothing was stored, or the backend does
-            // not keep its word; either way the publisher hears of it.
+            // The backend broke its word: the append is dropped
+            // unfinished, and the publisher told so.
             return report(
                 &self.health,
                 Err(HistoryError(
