@@ -58,10 +58,16 @@ fi
 [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || die "the nchan module is still missing"
 
 say "building herald (release) and the axum peer"
+# Where cargo puts them: $CARGO_TARGET_DIR when set (made absolute, as
+# the axum peer builds from its own directory), else each project's own.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  case $CARGO_TARGET_DIR in /*) ;; *) CARGO_TARGET_DIR=$ROOT/$CARGO_TARGET_DIR ;; esac
+  export CARGO_TARGET_DIR
+fi
 cargo build --release -p herald || die "cannot build herald"
-HERALD=$ROOT/target/release/herald
+HERALD=${CARGO_TARGET_DIR:-$ROOT/target}/release/herald
 (cd bench/peers/axum-sse && cargo build --release) || die "cannot build bench/peers/axum-sse"
-AXUM=$ROOT/bench/peers/axum-sse/target/release/axum-sse-peer
+AXUM=${CARGO_TARGET_DIR:-$ROOT/bench/peers/axum-sse/target}/release/axum-sse-peer
 if [ ! -d bench/peers/node-express/node_modules/express ]; then
   say "installing the node peer's packages"
   (cd bench/peers/node-express && npm ci --no-audit --no-fund) || die "npm ci failed in bench/peers/node-express"

@@ -76,6 +76,9 @@ pub struct HubUrl {
     url: Url,
     /// The path, normalized as topics' paths are before comparison.
     path: String,
+    /// The last segment of the path, when every topic that resolves under
+    /// the path must spell it (see [`HubUrl::may_be_reserved`]).
+    last_segment: Option<Box<str>>,
 }
 
 /// The URL a hub assumes when none is configured.
@@ -89,7 +92,12 @@ impl HubUrl {
             return Err(format!("{url} cannot be the base of relative URLs"));
         }
         let path = normalize_path(url.path()).trim_end_matches('/').to_owned();
-        Ok(HubUrl { url, path })
+        let last_segment = spelled_segment(url.path());
+        Ok(HubUrl {
+            url,
+            path,
+            last_segment,
+        })
     }
 
     /// The URL itself.
@@ -120,6 +128,12 @@ impl HubUrl {
     /// characters decoded first, so `/.well-known/%6Dercure/x` is caught; a
     /// topic that is no URL reference names no hub path.
     pub fn is_reserved(&self, topic: &str) -> bool {
+        self.may_be_reserved(topic) && self.resolves_under_path(topic)
+    }
+
+    /// Whether `topic` resolved against the hub's URL has a path under the
+    /// hub's path.
+    fn resolves_under_path(&self, topic: &str) -> bool {
         let Ok(resolved) = self.url.join(topic) else {
             return false;
         };
@@ -129,6 +143,62 @@ impl HubUrl {
             None => false,
         }
     }
+}
+
+impl HubUrl {
+    /// Whether `topic` may resolve under the hub's path; `false` only when
+    /// it surely does not, which spares most publishes a URL join.
+    ///
+    /// A topic resolves under the hub's path only if the resolved path has
+    /// the hub path's last segment where the hub path has it. The base
+    /// lends a relative topic its directory only, which ends before that
+    /// segment (the hub's path does not end with `/`: see
+    /// [`spelled_segment`]), and dot segments only remove: so the segment
+    /// comes from the topic, spelled as it is, unless the topic has a `%`
+    /// (percent-decoding), a tab or line break (which URL parsing drops),
+    /// or leads with a space or control character (trimmed), or is a
+    /// reference of a query or fragment alone, or nothing (after the base's
+    /// own scheme, `http:?x`): those keep the base's whole path.
+    fn may_be_reserved(&self, topic: &str) -> bool {
+        let Some(segment) = &self.last_segment else {
+            return true;
+        };
+        let scheme = self.url.scheme();
+        let relative = match topic.get(..scheme.len()) {
+            Some(prefix)
+                if prefix.eq_ignore_ascii_case(scheme)
+                    && topic.as_bytes().get(scheme.len()) == Some(&b':') =>
+            {
+                &topic[scheme.len() + 1..]
+            }
+            _ => topic,
+        };
+        let keeps_base_path = match relative.as_bytes().first() {
+            None => true,
+            Some(&first) => first <= b' ' || first == b'?' || first == b'#',
+        };
+        keeps_base_path
+            || topic.as_bytes().first().is_some_and(|&b| b <= b' ')
+            || topic.contains(&**segment)
+            || topic
+                .bytes()
+                .any(|b| matches!(b, b'%' | b'\t' | b'\n' | b'\r'))
+    }
+}
+
+/// The last segment of the hub's `path` when it can only be spelled one
+/// way: not empty (a path ending with `/` lends it to every relative
+/// topic), not a dot segment, and of unreserved characters alone (which
+/// URL parsing neither encodes nor produces from anything else).
+fn spelled_segment(path: &str) -> Option<Box<str>> {
+    let (_, segment) = path.rsplit_once('/')?;
+    let spelled = !segment.is_empty()
+        && segment != "."
+        && segment != ".."
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    spelled.then(|| segment.into())
 }
 
 impl Default for HubUrl {

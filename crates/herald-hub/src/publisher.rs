@@ -4,10 +4,19 @@
 //! On such a log (memory, redb), every accepted update is appended, then
 //! handed to the [`Dispatcher`], one update (or batch) at a time: that is
 //! what keeps the order subscribers see identical to the order in history,
-//! so replay and live never disagree. Appending and dispatching take turns:
+//! so replay and live never disagree. Appending and dispatching take turns.
+//!
+//! On a log whose appends never wait ([`History::appends_at_once`]:
+//! memory), every publisher appends and dispatches on its own task, under
+//! a lock held for just that and never across an `.await`: concurrent
+//! publishers wait for each other on the lock, but no update is handed to
+//! another task and no answer comes back through a channel. With 32
+//! concurrent publishers, queueing for a writer task cost two task
+//! wake-ups per publish (bench/RESULTS.md, "Publish path (issue 14)").
+//! On a log that may wait (redb):
 //!
 //! * A publisher that finds nobody else writing appends and dispatches on
-//!   its own task while appends complete at once (memory): no hand-over to
+//!   its own task while appends complete at once: no hand-over to
 //!   another task, so a lone publisher's answer waits for nothing but its
 //!   own append and dispatch. An append that has to wait (redb's fsync)
 //!   is finished on a task of its own, and from then on every update goes
@@ -49,8 +58,30 @@ type Stored = Result<Vec<Arc<Entry>>, HistoryError>;
 pub(crate) struct Publisher {
     history: Arc<dyn History>,
     health: Arc<Health>,
-    /// `None` on a shared log, whose reader dispatches.
-    local: Option<Local>,
+    /// Who appends and dispatches.
+    path: Path,
+}
+
+/// How an update goes from a publisher to the log and the dispatcher.
+#[derive(Debug, Clone)]
+enum Path {
+    /// A log that only this process writes, whose appends never wait.
+    AtOnce(Arc<AtOnce>),
+    /// A log that only this process writes, whose appends may wait.
+    Local(Local),
+    /// A log that other nodes append to as well, whose reader dispatches.
+    Shared,
+}
+
+/// The publish path of a log that only this process writes and whose
+/// appends never wait: each publisher appends and dispatches itself.
+#[derive(Debug)]
+struct AtOnce {
+    /// Held while appending and dispatching one update, which is all that
+    /// keeps dispatch order equal to log order. Never held across an
+    /// `.await`: the append completes at its first poll.
+    turn: std::sync::Mutex<()>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 /// The publish path of a log that only this process writes.
@@ -67,13 +98,23 @@ struct Local {
 
 impl Publisher {
     /// The publish path for a log that only this process writes: appended
-    /// entries go to `dispatcher`. Starts the writer task on the current
-    /// tokio runtime.
+    /// entries go to `dispatcher`. Unless the log's appends never wait,
+    /// starts the writer task on the current tokio runtime.
     pub(crate) fn local(
         history: Arc<dyn History>,
         dispatcher: Arc<Dispatcher>,
         health: Arc<Health>,
     ) -> Publisher {
+        if history.appends_at_once() {
+            return Publisher {
+                history,
+                health,
+                path: Path::AtOnce(Arc::new(AtOnce {
+                    turn: std::sync::Mutex::new(()),
+                    dispatcher,
+                })),
+            };
+        }
         let (requests, rx) = mpsc::channel(MAX_BATCH * 4);
         let local = Local {
             requests,
@@ -93,7 +134,7 @@ impl Publisher {
         Publisher {
             history,
             health,
-            local: Some(local),
+            path: Path::Local(local),
         }
     }
 
@@ -102,16 +143,20 @@ impl Publisher {
         Publisher {
             history,
             health,
-            local: None,
+            path: Path::Shared,
         }
     }
 
     /// Stores one update (and, on a local log, dispatches it); resolves
     /// once it is in history.
     pub(crate) async fn publish(&self, entry: NewEntry) -> Result<Arc<Entry>, HistoryError> {
-        let Some(local) = &self.local else {
-            let stored = self.history.append(vec![entry]).await;
-            return first(report(&self.health, stored));
+        let local = match &self.path {
+            Path::AtOnce(at_once) => return first(self.append_at_once(at_once, entry)),
+            Path::Local(local) => local,
+            Path::Shared => {
+                let stored = self.history.append(vec![entry]).await;
+                return first(report(&self.health, stored));
+            }
         };
         if local.inline.load(Ordering::Relaxed) {
             // Nobody else is writing: write here, with no hand-over. When
@@ -127,6 +172,33 @@ impl Publisher {
             .await
             .map_err(|_| writer_stopped())?;
         done.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Appends and dispatches `entry` on this task, holding `at_once`'s
+    /// turn for no longer than that.
+    fn append_at_once(&self, at_once: &AtOnce, entry: NewEntry) -> Stored {
+        // The turn guards no data, only the order: a panic while it was
+        // held leaves nothing to repair.
+        let turn = at_once
+            .turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(stored) = self.history.append(vec![entry]).now_or_never() else {
+            // The backend broke its word: the append is dropped
+            // unfinished, and the publisher told so.
+            return report(
+                &self.health,
+                Err(HistoryError(
+                    "the history backend promised appends that never wait, and one waited; it was abandoned".into(),
+                )),
+            );
+        };
+        let stored = report(&self.health, stored);
+        if let Ok(entries) = &stored {
+            at_once.dispatcher.dispatch(entries);
+        }
+        drop(turn);
+        stored
     }
 
     /// Appends and dispatches `entry` holding `turn`: on this task when the
@@ -445,14 +517,120 @@ mod tests {
         assert!(nothing_queued(&mut inbox));
     }
 
+    /// A memory history that does not say its appends never wait, as a
+    /// durable backend: its publishers go through the writer task.
+    #[derive(Debug)]
+    struct MayWait(MemoryHistory);
+
+    #[async_trait]
+    impl History for MayWait {
+        async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
+            self.0.append(batch).await
+        }
+        async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
+            self.0.seq_of(id).await
+        }
+        async fn read_after(
+            &self,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<Arc<Entry>>, HistoryError> {
+            self.0.read_after(after, limit).await
+        }
+        fn stats(&self) -> HistoryStats {
+            self.0.stats()
+        }
+    }
+
+    /// A history that says its appends never wait, and whose appends wait.
+    #[derive(Debug)]
+    struct Liar(Arc<Gated>);
+
+    #[async_trait]
+    impl History for Liar {
+        async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
+            self.0.append(batch).await
+        }
+        fn appends_at_once(&self) -> bool {
+            true
+        }
+        async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
+            self.0.seq_of(id).await
+        }
+        async fn read_after(
+            &self,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<Arc<Entry>>, HistoryError> {
+            self.0.read_after(after, limit).await
+        }
+        fn stats(&self) -> HistoryStats {
+            self.0.stats()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_memory_log_is_appended_and_dispatched_on_the_publishers_task() {
+        let history: Arc<dyn History> = Arc::new(MemoryHistory::new(100));
+        let (publisher, _registration, mut inbox) =
+            publisher_with_subscriber(Arc::clone(&history), 16);
+        assert!(matches!(publisher.path, Path::AtOnce(_)));
+        // Complete at its first poll: stored and dispatched, with no other
+        // task to run first.
+        let stored = publisher
+            .publish(update("a"))
+            .now_or_never()
+            .expect("no wait")
+            .unwrap();
+        assert_eq!(stored.seq, 1);
+        assert_eq!(next(&mut inbox).await, "a");
+        assert_eq!(history.stats().last_seq, 1);
+    }
+
+    #[tokio::test]
+    async fn an_append_that_waits_after_promising_not_to_is_refused_not_awaited() {
+        let gated = gated();
+        let history: Arc<dyn History> = Arc::new(Liar(Arc::clone(&gated)));
+        let (publisher, _registration, mut inbox) = publisher_with_subscriber(history, 16);
+        let refused = publisher
+            .publish(update("a"))
+            .now_or_never()
+            .expect("no wait");
+        assert!(refused
+            .unwrap_err()
+            .0
+            .contains("promised appends that never wait"));
+        assert!(nothing_queued(&mut inbox));
+        // The turn was let go: the next publish is tried, and stored once
+        // the backend no longer waits.
+        gated.permits.add_permits(1);
+        let stored = publisher
+            .publish(update("b"))
+            .now_or_never()
+            .expect("no wait");
+        assert_eq!(stored.unwrap().id, "b");
+        assert_eq!(next(&mut inbox).await, "b");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_publishers_are_dispatched_in_history_order() {
         let history: Arc<dyn History> = Arc::new(MemoryHistory::new(10_000));
+        concurrent_publishers_in_order(history).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_publishers_through_the_writer_are_dispatched_in_history_order() {
+        let history: Arc<dyn History> = Arc::new(MayWait(MemoryHistory::new(10_000)));
+        concurrent_publishers_in_order(history).await;
+    }
+
+    async fn concurrent_publishers_in_order(history: Arc<dyn History>) {
         let (publisher, _registration, mut inbox) =
             publisher_with_subscriber(Arc::clone(&history), 10_000);
 
-        // Enough concurrency that some publishers find the turn taken and
-        // queue for the writer while others write inline.
+        // Enough concurrency that publishers find the turn taken: they
+        // wait for the lock (a memory log) or queue for the writer while
+        // others write inline (a log that may wait).
         let tasks: Vec<_> = (0..8)
             .map(|p| {
                 let publisher = publisher.clone();

@@ -103,6 +103,11 @@ impl History for MemoryHistory {
         Ok(stored)
     }
 
+    /// Appending takes the ring's lock and nothing else.
+    fn appends_at_once(&self) -> bool {
+        true
+    }
+
     async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
         Ok(self.current().ring.seq_of(id))
     }

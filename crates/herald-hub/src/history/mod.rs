@@ -171,6 +171,16 @@ pub trait History: Send + Sync + std::fmt::Debug + 'static {
     /// commit each batch once (group commit).
     async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError>;
 
+    /// Whether every [`History::append`] completes at its first poll,
+    /// never waiting (the memory backend). The hub then appends and
+    /// dispatches on each publisher's own task, taking turns on a lock held
+    /// only that long, instead of queueing concurrent publishers for its
+    /// writer task: no hand-over between tasks per publish. The default,
+    /// `false`, suits a backend that may wait (a disk, a network).
+    fn appends_at_once(&self) -> bool {
+        false
+    }
+
     /// The sequence number of the earliest held entry with this id.
     async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError>;
 

@@ -223,6 +223,79 @@ fn reserved_namespace() {
     assert!(!nested.is_reserved("/hubx"));
 }
 
+/// Topics that keep the base's path, or spell the hub's last segment some
+/// other way than as it is: the shortcut must leave each to the join.
+const RESERVED_IN_DISGUISE: &[&str] = &[
+    "?x",
+    "#x",
+    " ?x",
+    "\u{1}#x",
+    "https:",
+    "https:?x",
+    "HTTPS:#x",
+    "mer\tcure/x",
+    "mer\ncure",
+    "/.well-known/%6Dercure",
+    "./mercure",
+    "x/../mercure/y",
+    "https:mercure",
+    "/.well-known/mercure",
+];
+
+#[test]
+fn the_shortcut_leaves_every_topic_that_may_be_reserved_to_the_join() {
+    let hubs = [
+        hub(),
+        HubUrl::parse("http://localhost/.well-known/mercure").unwrap(),
+        HubUrl::parse("https://example.com/hub/").unwrap(),
+        HubUrl::parse("https://example.com/").unwrap(),
+        HubUrl::parse("https://example.com/a%20b").unwrap(),
+        HubUrl::parse("foo://example.com/x/hub").unwrap(),
+    ];
+    for hub in &hubs {
+        for topic in RESERVED_IN_DISGUISE {
+            if hub.resolves_under_path(topic) {
+                assert!(hub.may_be_reserved(topic), "{topic:?} under {hub}");
+                assert!(hub.is_reserved(topic), "{topic:?} under {hub}");
+            }
+        }
+    }
+    let hub = hub();
+    for topic in ["?x", "https:?x", "HTTPS:#x", " ?x", "mer\tcure/x", "https:"] {
+        assert!(hub.is_reserved(topic), "{topic:?} is reserved");
+    }
+    // What it is for: a topic that cannot spell the segment is decided
+    // without a join.
+    assert!(!hub.may_be_reserved("https://example.com/books/1"));
+    assert!(!hub.may_be_reserved("urn:uuid:1"));
+    assert!(!hub.may_be_reserved("/books/1?page=2#top"));
+    // Hubs whose last segment could come from elsewhere never shortcut.
+    assert!(HubUrl::parse("https://example.com/hub/")
+        .unwrap()
+        .may_be_reserved("x"));
+    assert!(HubUrl::parse("https://example.com/a%20b")
+        .unwrap()
+        .may_be_reserved("x"));
+    assert!(HubUrl::parse("https://example.com/")
+        .unwrap()
+        .may_be_reserved("x"));
+}
+
+proptest::proptest! {
+    /// The shortcut only ever answers what the join would: a topic it
+    /// calls free is free.
+    #[test]
+    fn the_shortcut_agrees_with_the_join(
+        topic in "[ \t\n#?%./:A-Za-z0-9_~-]{0,12}(mercure|ercure|/|%6D|%6d|https:|HTTPS:)?[ \t#?%./a-z-]{0,6}",
+    ) {
+        for hub in [hub(), HubUrl::parse("https://example.com/hub/").unwrap()] {
+            if !hub.may_be_reserved(&topic) {
+                proptest::prop_assert!(!hub.resolves_under_path(&topic), "{:?} under {}", topic, hub);
+            }
+        }
+    }
+}
+
 // draft-08 §Subscription: matcher values are UTF-8 without control or
 // format characters.
 #[test]
