@@ -244,11 +244,7 @@ impl Server {
             let stopping = stopping.clone();
             #[cfg(feature = "tls")]
             if let Some(config) = shared.tls.clone() {
-                tokio::spawn(async move {
-                    if let Err(e) = tls::serve(tcp, peer, config, shared, stopping).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(tls::Connection::new(tcp, peer, config, shared, stopping));
                 continue;
             }
             tokio::spawn(plain::Connection::new(tcp, peer, shared, stopping));

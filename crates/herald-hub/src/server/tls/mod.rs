@@ -3,9 +3,13 @@
 //! ALPN `h2` and `http/1.1` (browsers only speak HTTP/2 over TLS), and the
 //! connections served with it ([`stream`]: TLS without idle buffers).
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -13,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::sockets::Counted;
-use super::{plain, ConnectionError, HANDSHAKE_TIMEOUT};
+use super::{plain, HANDSHAKE_TIMEOUT};
 use stream::TlsStream;
 
 mod stream;
@@ -216,35 +220,130 @@ fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
-/// Serves one HTTPS connection: the handshake (bounded in time), then
-/// HTTP/2 with hyper when ALPN chose `h2`, else the same HTTP/1.1 path as
-/// plain connections (lean subscriptions, hyper for the rest).
-pub(super) async fn serve(
-    tcp: TcpStream,
+/// One HTTPS connection, served until it closes: the handshake (bounded
+/// in time), then HTTP/2 with hyper when ALPN chose `h2`, else the same
+/// HTTP/1.1 path as plain connections (lean subscriptions, hyper for the
+/// rest). A connection that ends with an error is logged at debug level.
+///
+/// A hand-written future, because a task is as large as its largest
+/// state and an HTTPS/1.1 subscriber holds its task for as long as it is
+/// connected: the handshake and hyper's HTTP/2 connection are boxed, so
+/// the task is the size of [`plain::Connection`] (rustls's connection
+/// inline in it) and no more. As an `async fn` it held the handshake's
+/// state too, and the stream a second time beside the connection it had
+/// been moved into (a moved-from local keeps its slot in an `async fn`
+/// across later awaits): a 3,072-B task per subscriber, now 1,536
+/// (bench/RESULTS.md "Idle HTTPS").
+pub(super) struct Connection {
+    state: State,
+}
+
+// The HTTP/1.1 state is inline on purpose: it is what a subscriber's task
+// holds for its whole life, and a box of it would round up to a larger
+// allocator class than the task it leaves (bench/RESULTS.md "Idle HTTPS").
+#[allow(clippy::large_enum_variant)]
+enum State {
+    Handshake(Handshake),
+    Http1(plain::Connection<TlsStream>),
+    Http2(Pin<Box<dyn Future<Output = ()> + Send>>),
+    Done,
+}
+
+/// A handshake in progress, and what serving the connection needs after it.
+struct Handshake {
+    future: Pin<Box<dyn Future<Output = io::Result<TlsStream>> + Send>>,
     peer: SocketAddr,
-    config: Arc<rustls::ServerConfig>,
+    /// Counted among the open connections for as long as this lives.
     shared: Counted,
     stopping: watch::Receiver<bool>,
-) -> Result<(), ConnectionError> {
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsStream::accept(tcp, config)).await
-    {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}").into()),
-        Err(_) => return Err("TLS handshake timed out".into()),
-    };
-    if stream.alpn_protocol() == Some(b"h2") {
-        // Boxed: a task is as large as its largest state, and hyper's
-        // connection is several KiB that an HTTP/1.1 subscriber's task
-        // would otherwise hold for its whole life.
-        return Box::pin(super::serve_hyper(&shared, stream, peer, stopping)).await;
+}
+
+impl Connection {
+    pub(super) fn new(
+        tcp: TcpStream,
+        peer: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+        shared: Counted,
+        stopping: watch::Receiver<bool>,
+    ) -> Connection {
+        let future = Box::pin(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsStream::accept(tcp, config)).await {
+                Ok(result) => result,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the TLS handshake timed out",
+                )),
+            }
+        });
+        Connection {
+            state: State::Handshake(Handshake {
+                future,
+                peer,
+                shared,
+                stopping,
+            }),
+        }
     }
-    plain::Connection::new(stream, peer, shared, stopping).await;
-    Ok(())
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let handshake = match &mut this.state {
+            State::Http1(connection) => return Pin::new(connection).poll(cx),
+            State::Http2(connection) => return connection.as_mut().poll(cx),
+            State::Done => return Poll::Ready(()),
+            State::Handshake(handshake) => handshake,
+        };
+        let outcome = ready!(handshake.future.as_mut().poll(cx));
+        let State::Handshake(Handshake {
+            peer,
+            shared,
+            stopping,
+            ..
+        }) = std::mem::replace(&mut this.state, State::Done)
+        else {
+            // Not reached: the state is the handshake just polled.
+            return Poll::Ready(());
+        };
+        let stream = match outcome {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return Poll::Ready(());
+            }
+        };
+        this.state = if stream.alpn_protocol() == Some(b"h2") {
+            State::Http2(Box::pin(async move {
+                if let Err(e) = super::serve_hyper(&shared, stream, peer, stopping).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }))
+        } else {
+            State::Http1(plain::Connection::new(stream, peer, shared, stopping))
+        };
+        // Polled now: it registers for the wakeups it needs.
+        Pin::new(this).poll(cx)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http1_connection_task_holds_no_more_than_its_http1_state() {
+        // An idle HTTPS/1.1 subscriber holds its task for as long as it is
+        // connected: neither the handshake nor HTTP/2 may size it.
+        let task = std::mem::size_of::<Connection>();
+        let http1 = std::mem::size_of::<plain::Connection<TlsStream>>();
+        assert!(
+            task <= http1 + 8,
+            "{task} B task for {http1} B of HTTP/1.1 state"
+        );
+    }
 
     #[test]
     fn base64_matches_known_vectors() {
