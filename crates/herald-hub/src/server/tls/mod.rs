@@ -1,7 +1,8 @@
 //! TLS for the server: a certificate chain and key, from PEM files or made
 //! at start for development, turned into a rustls configuration that offers
 //! ALPN `h2` and `http/1.1` (browsers only speak HTTP/2 over TLS), and the
-//! connections served with it ([`stream`]: TLS without idle buffers).
+//! connections served with it ([`stream`]: TLS without idle buffers;
+//! [`record_keys`]: record keys held as raw bytes, not expanded).
 
 use std::future::Future;
 use std::io;
@@ -20,6 +21,7 @@ use super::sockets::Counted;
 use super::{plain, HANDSHAKE_TIMEOUT};
 use stream::TlsStream;
 
+mod record_keys;
 mod stream;
 
 /// A TLS configuration could not be built.
@@ -174,7 +176,7 @@ impl TlsConfig {
 
     /// The rustls server configuration: ALPN `h2` then `http/1.1`.
     pub(crate) fn rustls_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(record_keys::provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Rustls)?
