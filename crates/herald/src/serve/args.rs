@@ -239,7 +239,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "HERALD_HISTORY_MAX_AGE", value_name = "DURATION")]
     pub(super) history_max_age: Option<String>,
     /// Most bytes of events kept in history, e.g. 512MiB or 2GiB
-    /// [default: 1GiB].
+    /// [default: 1GiB]. The redb file grows to about twice this (it
+    /// reuses freed pages rather than shrinking).
     #[arg(long, env = "HERALD_HISTORY_MAX_BYTES", value_name = "SIZE")]
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) history_max_bytes: Option<String>,
