@@ -4,7 +4,7 @@
 //! and `sub` are a publisher and a subscriber, `token` mints JWTs, `bench`
 //! loads a hub and measures it.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
 mod publish;
@@ -49,10 +49,19 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
-        Command::Sub(args) => sub::run(*args),
+        Command::Sub(mut args) => {
+            // A stream's URL given beside HERALD_HUB wins over it; beside
+            // an explicit --hub it is an error (`sub::run` says so).
+            args.hub_from_env = matches
+                .subcommand_matches("sub")
+                .and_then(|sub| sub.value_source("hub"))
+                == Some(clap::parser::ValueSource::EnvVariable);
+            sub::run(*args)
+        }
         Command::Pub(args) => publish::run(*args),
         Command::Token(args) => token::run(*args),
         Command::Bench(args) => bench::run(*args),

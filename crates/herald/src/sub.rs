@@ -53,16 +53,17 @@ Events go to stdout; connection state goes to stderr.";
 #[command(after_help = EXAMPLES)]
 pub(crate) struct SubArgs {
     /// The event stream to follow (or use --hub with --topic).
-    #[arg(
-        value_name = "URL",
-        required_unless_present = "hub",
-        conflicts_with = "hub"
-    )]
+    #[arg(value_name = "URL", required_unless_present = "hub")]
     url: Option<String>,
     /// A Mercure hub: its endpoint or base URL. Needs --topic (draft-07),
-    /// or --match / --match-urlpattern (draft-08).
-    #[arg(long, value_name = "URL")]
+    /// or --match / --match-urlpattern (draft-08). A stream URL given as
+    /// well takes the place of HERALD_HUB, not of this flag.
+    #[arg(long, env = "HERALD_HUB", value_name = "URL")]
     hub: Option<String>,
+    /// `hub` came from HERALD_HUB, not the command line (set by `main`,
+    /// which sees where clap found it).
+    #[arg(skip)]
+    pub(crate) hub_from_env: bool,
     /// A draft-07 topic selector (an exact topic, a URI template or `*`) to
     /// subscribe to on --hub; repeat for several.
     #[arg(long = "topic", value_name = "SELECTOR", requires = "hub")]
@@ -183,6 +184,11 @@ fn stream_url(args: &SubArgs) -> anyhow::Result<String> {
                 && args.url_patterns.is_empty()) =>
         {
             bail!("--topic, --match and --match-urlpattern go with --hub; with a URL of your own, put them in its query string")
+        }
+        // Not clap's `conflicts_with`: a hub from HERALD_HUB, set for
+        // `herald pub` as well, must not stand in the way of a URL.
+        (Some(_), Some(_)) if !args.hub_from_env => {
+            bail!("give the stream's URL or --hub, not both")
         }
         (Some(url), _) => Ok(url.clone()),
         (None, Some(hub)) => {

@@ -115,6 +115,58 @@ async fn sub_accepts_the_full_hub_endpoint() {
     assert_eq!(server.requests()[0].path, "/.well-known/mercure?topic=a");
 }
 
+// HERALD_HUB, which `herald pub` reads too, names the hub when --hub is
+// not given.
+#[tokio::test]
+async fn sub_takes_the_hub_from_herald_hub() {
+    let server =
+        Fixture::start(|_, _| vec![write(SSE_HEAD), write("data: x\n\n"), Step::Hang]).await;
+    let hub = format!("http://{}", server.addr);
+    let out = run_async(
+        herald_async()
+            .env("HERALD_HUB", &hub)
+            .args(["sub", "--topic", "news", "--count", "1"]),
+        "",
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(server.requests()[0].path, "/.well-known/mercure?topic=news");
+}
+
+// A stream URL on the command line is followed even with HERALD_HUB set;
+// beside an explicit --hub it is refused, not silently preferred.
+#[tokio::test]
+async fn sub_a_url_wins_over_herald_hub_but_not_over_the_hub_flag() {
+    let server =
+        Fixture::start(|_, _| vec![write(SSE_HEAD), write("data: x\n\n"), Step::Hang]).await;
+    let out = run_async(
+        herald_async()
+            .env("HERALD_HUB", "http://127.0.0.1:9/")
+            .args(["sub", &server.url("/events"), "--count", "1"]),
+        "",
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(server.requests()[0].path, "/events");
+
+    let out = herald(&[
+        "sub",
+        &server.url("/events"),
+        "--hub",
+        "http://127.0.0.1:9/",
+        "--count",
+        "1",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give the stream's URL or --hub, not both"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
 #[tokio::test]
 async fn sub_sends_token_headers_and_last_event_id() {
     let server =
