@@ -13,9 +13,12 @@
 // request is held (Playwright's request interception) until the restarted
 // hub has evicted the id. The signal carries no `id`, so the browser's last
 // event id stays the one it sent.
+//
+// Last, the hub's own live page, which asks for the signal on every
+// subscription and shows it as a line of its log.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cleanup, eventSourceHeaders, publish, startHub, until, withBrowser, holdRequests } from '../lib/harness.js';
+import { cleanup, eventSourceHeaders, loggedIds, publish, startHub, subscribeFromPage, until, withBrowser, holdRequests } from '../lib/harness.js';
 
 const TOPIC = 'https://example.com/e2e/lost-events';
 const SMALL_HISTORY = ['--history-size', '3'];
@@ -127,5 +130,38 @@ test("on the browser's own reconnection from an evicted id, events_lost names it
     assert.deepEqual(onWire().map((h) => h['last-event-id'] ?? null), [null, 'seen-1']);
     await until(() => answered.length >= 2, 'both responses');
     assert.deepEqual(answered, [{ status: 200, lastEventId: null }, { status: 200, lastEventId: 'earliest' }]);
+  });
+});
+
+test("the live page says so when history no longer holds the id it resumes from, and not otherwise", async (t) => {
+  const hub = await startHub({ key: true, args: SMALL_HISTORY });
+  cleanup(t, hub);
+  for (let i = 0; i < 6; i += 1) await publish(hub, { topic: TOPIC, data: `update ${i}`, id: `lost-${i}` });
+
+  await withBrowser(t, async (browser) => {
+    const page = await browser.page();
+    await page.goto(`${hub.origin}/`);
+    await subscribeFromPage(page, [TOPIC], { lastEventId: 'lost-0' });
+    await until(async () => (await loggedIds(page)).includes('lost-5'), 'the replay');
+    const lost = await page.$$eval('#log li.system.lost', (items) => items.map((li) => ({
+      requested: li.dataset.requested, earliest: li.dataset.earliest, text: li.querySelector('.text').textContent,
+    })));
+    assert.equal(lost.length, 1, JSON.stringify(lost));
+    assert.equal(lost[0].requested, 'lost-0');
+    assert.equal(lost[0].earliest, 'lost-3');
+    assert.match(lost[0].text, /History no longer holds lost-0: .* The replay starts at lost-3\./);
+    assert.deepEqual(await loggedIds(page), ['lost-3', 'lost-4', 'lost-5']);
+    assert.match(await page.textContent('#sub-js'), /addEventListener\('mercure'/);
+
+    // From an id history holds: the replay, and no such line.
+    await page.click('#clear-log');
+    await subscribeFromPage(page, [TOPIC], { lastEventId: 'lost-4' });
+    await until(async () => (await loggedIds(page)).includes('lost-5'), 'the second replay');
+    // A live marker: a late signal would be logged before it.
+    await publish(hub, { topic: TOPIC, data: 'marker', id: 'marker' });
+    await until(async () => (await loggedIds(page)).includes('marker'), 'the marker');
+    assert.deepEqual(await loggedIds(page), ['lost-5', 'marker']);
+    assert.equal(await page.$$eval('#log li.system.lost', (items) => items.length), 0);
+    assert.deepEqual(browser.consoleErrors(), [], 'no console errors');
   });
 });

@@ -138,6 +138,28 @@
     logEvent(e);
   }
 
+  // The hub's lost-events signal (asked for with lost_events=1): the id the
+  // stream resumed from is no longer in history, so updates after it may
+  // have been missed. It carries no id: the resume position is unchanged.
+  function onSignal(e) {
+    let signal;
+    try {
+      signal = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    if (!signal || signal.type !== 'events_lost') return;
+    const requested = String(signal.requested ?? '');
+    const earliest = signal.earliest == null ? null : String(signal.earliest);
+    const item = logSystem(
+      `History no longer holds ${requested || '(no id)'}: updates after it may have been missed. ` +
+      (earliest ? `The replay starts at ${earliest}.` : 'History has nothing to replay.'),
+      'lost',
+    );
+    item.dataset.requested = requested;
+    item.dataset.earliest = earliest ?? '';
+  }
+
   function subscribe(event) {
     if (event) event.preventDefault();
     unsubscribe(true);
@@ -150,6 +172,9 @@
     const tokenAs = document.querySelector('input[name="sub-token-as"]:checked').value;
     const resumeFrom = $('sub-last-event-id').value.trim();
     const url = new URL(HUB);
+    // The page shows the hub's signal when history no longer holds the id
+    // it resumes from (onSignal).
+    url.searchParams.set('lost_events', '1');
     for (const t of topics) url.searchParams.append('topic', t);
     if (token && tokenAs === 'query') url.searchParams.set('authorization', token);
     // The browser sends a cookie with every request to its path: set it
@@ -164,6 +189,7 @@
     opened = false;
     lost = false;
     listen('message');
+    source.addEventListener('mercure', onSignal);
     for (const t of $('sub-types').value.split(',')) listen(t.trim());
     if ($('pub-type').value.trim()) listen($('pub-type').value.trim());
     setState('connecting');
@@ -219,6 +245,8 @@
       js = `// the mercureAuthorization cookie carries the token\ndocument.cookie = ${jsString(authorizationCookie(token))};\nconst es = new EventSource(${jsString(url.href)}, { withCredentials: true });`;
     }
     js += '\nes.onmessage = (e) => console.log(e.lastEventId, e.data);';
+    js += "\n// lost_events=1: told when history no longer holds the id resumed from";
+    js += "\nes.addEventListener('mercure', (e) => console.warn(JSON.parse(e.data)));";
     $('sub-curl').textContent = curl;
     $('sub-js').textContent = js;
     $('sub-snippets').hidden = false;
