@@ -259,6 +259,28 @@ async fn connecting_refuses_what_cannot_work_and_says_why() {
     );
 }
 
+// A Redis slow to answer at start (here: stopped for five command
+// timeouts) delays a node's start instead of failing it: the timeout
+// bounds a publish's wait, not a start. The sleep is the fault's length,
+// not a wait for something to happen: however late the timers fire, no
+// outcome but a started node passes.
+#[tokio::test]
+async fn a_redis_slow_to_answer_at_start_delays_the_start_and_does_not_fail_it() {
+    let server = RedisServer::start("slow-start");
+    server.signal("STOP");
+    let mut options = RedisOptions::new(server.url());
+    options.timeout = Duration::from_millis(200);
+    let connecting = tokio::spawn(RedisHistory::connect(options));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.signal("CONT");
+    let history = connecting
+        .await
+        .unwrap()
+        .expect("the node starts once Redis answers");
+    let stored = history.append(vec![entry("after", 1)]).await.unwrap();
+    assert_eq!(ids(&stored), ["after"]);
+}
+
 #[tokio::test]
 async fn a_stalled_redis_fails_an_append_in_bounded_time_and_the_log_goes_on_after() {
     let server = RedisServer::start("stall");

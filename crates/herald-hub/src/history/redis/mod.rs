@@ -47,6 +47,9 @@ const FOLLOW_BATCH: usize = 1024;
 /// when nobody publishes.
 const UPKEEP_PERIOD: Duration = Duration::from_secs(1);
 
+/// How long a start keeps asking a Redis that does not answer in time.
+const START_WITHIN: Duration = Duration::from_secs(10);
+
 /// Where the shared log is and how much of it to keep.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
@@ -151,28 +154,57 @@ impl RedisHistory {
     /// Connects to Redis, checks that it can hold the log (a standalone
     /// server, 6.2 or later), and reads where the log stands. Must be called
     /// within a tokio runtime; starts an upkeep task.
+    ///
+    /// A command that times out at start is asked again until
+    /// [`START_WITHIN`] (or `options.timeout`, if longer) has passed: the
+    /// timeout bounds how long a publish waits, and a Redis slow to answer
+    /// once (starting up, or on a loaded machine) must not stop a hub
+    /// from starting. A refusal, a wrong password or an unfit server fails
+    /// at once.
     pub async fn connect(options: RedisOptions) -> Result<RedisHistory, ConnectError> {
+        let deadline = tokio::time::Instant::now() + START_WITHIN.max(options.timeout);
+        loop {
+            match RedisHistory::connect_once(options.clone()).await {
+                Ok(history) => return Ok(history),
+                Err(Attempt {
+                    error,
+                    timed_out: true,
+                }) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(%error, "Redis was slow to answer at start; asking again");
+                }
+                Err(Attempt { error, .. }) => return Err(error),
+            }
+        }
+    }
+
+    async fn connect_once(options: RedisOptions) -> Result<RedisHistory, Attempt> {
         let shown = redacted(&options.url);
         let refuse = |why: String| ConnectError(format!("Redis at {shown}: {why}"));
+        let fatal = |why: String| Attempt {
+            error: refuse(why),
+            timed_out: false,
+        };
+        let failed = |(why, timed_out): (String, bool)| Attempt {
+            error: refuse(why),
+            timed_out,
+        };
         if options.max_events == 0 {
-            return Err(refuse(
+            return Err(fatal(
                 "a history of 0 events cannot work: the log is also how nodes reach each other; keep at least 1 (better: enough for a reconnecting client)".into(),
             ));
         }
         if options.url.starts_with("redis+sentinel") || options.url.starts_with("rediss+sentinel") {
-            return Err(refuse(
+            return Err(fatal(
                 "Sentinel URLs are not supported: point --redis-url at the primary's stable address (see docs/cluster.md)".into(),
             ));
         }
         let unusable = |e: redis::RedisError| {
-            refuse(format!("not a usable URL ({e}); use redis://host:port/db, rediss://… for TLS, or redis+unix:///path"))
+            fatal(format!("not a usable URL ({e}); use redis://host:port/db, rediss://… for TLS, or redis+unix:///path"))
         };
         let client = match &options.tls_ca {
             None => redis::Client::open(options.url.as_str()).map_err(unusable)?,
             Some(_) if !options.url.starts_with("rediss://") => {
-                return Err(refuse(
-                    "a CA to trust applies to rediss:// URLs only".into(),
-                ))
+                return Err(fatal("a CA to trust applies to rediss:// URLs only".into()))
             }
             Some(pem) => redis::Client::build_with_tls(
                 options.url.as_str(),
@@ -183,16 +215,16 @@ impl RedisHistory {
             )
             .map_err(unusable)?,
         };
-        let conn = tokio::time::timeout(
+        let conn = at_start(
             options.timeout,
             ConnectionManager::new_with_config(
                 client.clone(),
                 manager_config(options.timeout, options.timeout),
             ),
+            |e| format!("cannot connect: {e}"),
         )
         .await
-        .map_err(|_| refuse(format!("no answer within {:?}", options.timeout)))?
-        .map_err(|e| refuse(format!("cannot connect: {e}")))?;
+        .map_err(failed)?;
 
         let prefix = &options.key_prefix;
         let keys = Keys {
@@ -203,15 +235,22 @@ impl RedisHistory {
             epoch: format!("{{{prefix}}}:epoch"),
         };
         let mut setup = conn.clone();
-        let no_answer = |_| refuse(format!("no answer within {:?}", options.timeout));
-        tokio::time::timeout(options.timeout, check_server(&mut setup))
-            .await
-            .map_err(no_answer)?
-            .map_err(&refuse)?;
-        let (epoch, _) = tokio::time::timeout(options.timeout, log_state(&mut setup, &keys))
-            .await
-            .map_err(no_answer)?
-            .map_err(|e| refuse(format!("cannot read the log ({e})")))?;
+        let info: String = at_start(
+            options.timeout,
+            redis::cmd("INFO")
+                .arg("server")
+                .arg("cluster")
+                .query_async(&mut setup),
+            |e| format!("cannot ask the server what it is ({e})"),
+        )
+        .await
+        .map_err(failed)?;
+        check_server(&info).map_err(fatal)?;
+        let (epoch, _) = at_start(options.timeout, log_state(&mut setup, &keys), |e| {
+            format!("cannot read the log ({e})")
+        })
+        .await
+        .map_err(failed)?;
         // Never more than retention keeps: a replay from the cache must not
         // return what the log has already dropped.
         let options_cache_events = options.max_events.min(CACHE_EVENTS);
@@ -236,25 +275,43 @@ impl RedisHistory {
         };
         // Applies retention too, so a hub started with smaller limits
         // trims the log at once.
-        history
-            .inner
-            .run_append(Vec::new())
-            .await
-            .map_err(|e| refuse(e.0))?;
+        if let Err(e) = history.inner.run_append(Vec::new()).await {
+            let timed_out = e.0 == history.inner.no_answer().0;
+            return Err(Attempt {
+                error: refuse(e.0),
+                timed_out,
+            });
+        }
         tokio::spawn(upkeep(Arc::downgrade(&history.inner)));
         Ok(history)
     }
 }
 
-/// Refuses servers that cannot hold the log the way this backend needs:
-/// Redis Cluster, and versions before 6.2.
-async fn check_server(conn: &mut ConnectionManager) -> Result<(), String> {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .arg("cluster")
-        .query_async(conn)
-        .await
-        .map_err(|e| format!("cannot ask the server what it is ({e})"))?;
+/// A start that failed, and whether because Redis did not answer in time
+/// (then [`RedisHistory::connect`] asks again).
+struct Attempt {
+    error: ConnectError,
+    timed_out: bool,
+}
+
+/// One command of a start, bounded by `limit`: its answer, or what went
+/// wrong (`said` of Redis's error) and whether it was a timeout.
+async fn at_start<T>(
+    limit: Duration,
+    command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    said: impl FnOnce(&redis::RedisError) -> String,
+) -> Result<T, (String, bool)> {
+    match tokio::time::timeout(limit, command).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err((said(&e), e.is_timeout())),
+        Err(_) => Err((format!("no answer within {limit:?}"), true)),
+    }
+}
+
+/// Refuses servers that cannot hold the log the way this backend needs
+/// (Redis Cluster, and versions before 6.2), from their `INFO server
+/// cluster`.
+fn check_server(info: &str) -> Result<(), String> {
     let field = |name: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
