@@ -517,55 +517,36 @@ mod tests {
         assert!(nothing_queued(&mut inbox));
     }
 
-    /// A memory history that does not say its appends never wait, as a
-    /// durable backend: its publishers go through the writer task.
+    /// `inner`, saying `at_once` of its appends whatever they do: a memory
+    /// history that says they may wait (as a durable backend: publishers
+    /// go through the writer task), or a gated one that says they never
+    /// wait although they do.
     #[derive(Debug)]
-    struct MayWait(MemoryHistory);
-
-    #[async_trait]
-    impl History for MayWait {
-        async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
-            self.0.append(batch).await
-        }
-        async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
-            self.0.seq_of(id).await
-        }
-        async fn read_after(
-            &self,
-            after: u64,
-            limit: usize,
-        ) -> Result<Vec<Arc<Entry>>, HistoryError> {
-            self.0.read_after(after, limit).await
-        }
-        fn stats(&self) -> HistoryStats {
-            self.0.stats()
-        }
+    struct Says {
+        inner: Arc<dyn History>,
+        at_once: bool,
     }
 
-    /// A history that says its appends never wait, and whose appends wait.
-    #[derive(Debug)]
-    struct Liar(Arc<Gated>);
-
     #[async_trait]
-    impl History for Liar {
+    impl History for Says {
         async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
-            self.0.append(batch).await
+            self.inner.append(batch).await
         }
         fn appends_at_once(&self) -> bool {
-            true
+            self.at_once
         }
         async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
-            self.0.seq_of(id).await
+            self.inner.seq_of(id).await
         }
         async fn read_after(
             &self,
             after: u64,
             limit: usize,
         ) -> Result<Vec<Arc<Entry>>, HistoryError> {
-            self.0.read_after(after, limit).await
+            self.inner.read_after(after, limit).await
         }
         fn stats(&self) -> HistoryStats {
-            self.0.stats()
+            self.inner.stats()
         }
     }
 
@@ -590,7 +571,10 @@ mod tests {
     #[tokio::test]
     async fn an_append_that_waits_after_promising_not_to_is_refused_not_awaited() {
         let gated = gated();
-        let history: Arc<dyn History> = Arc::new(Liar(Arc::clone(&gated)));
+        let history: Arc<dyn History> = Arc::new(Says {
+            inner: Arc::clone(&gated) as Arc<dyn History>,
+            at_once: true,
+        });
         let (publisher, _registration, mut inbox) = publisher_with_subscriber(history, 16);
         let refused = publisher
             .publish(update("a"))
@@ -620,7 +604,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_publishers_through_the_writer_are_dispatched_in_history_order() {
-        let history: Arc<dyn History> = Arc::new(MayWait(MemoryHistory::new(10_000)));
+        let history: Arc<dyn History> = Arc::new(Says {
+            inner: Arc::new(MemoryHistory::new(10_000)),
+            at_once: false,
+        });
         concurrent_publishers_in_order(history).await;
     }
 
