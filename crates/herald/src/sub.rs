@@ -66,16 +66,16 @@ pub(crate) struct SubArgs {
     pub(crate) hub_from_env: bool,
     /// A draft-07 topic selector (an exact topic, a URI template or `*`) to
     /// subscribe to on --hub; repeat for several.
-    #[arg(long = "topic", value_name = "SELECTOR", requires = "hub")]
+    #[arg(long = "topic", value_name = "SELECTOR")]
     topics: Vec<String>,
     /// A draft-08 exact topic to subscribe to on --hub (`match`); repeat
     /// for several.
-    #[arg(long = "match", value_name = "TOPIC", requires = "hub")]
+    #[arg(long = "match", value_name = "TOPIC")]
     matches: Vec<String>,
     /// A draft-08 URL pattern to subscribe to on --hub
     /// (`match_urlpattern`), e.g. 'https://example.com/books/:id'; repeat
     /// for several.
-    #[arg(long = "match-urlpattern", value_name = "PATTERN", requires = "hub")]
+    #[arg(long = "match-urlpattern", value_name = "PATTERN")]
     url_patterns: Vec<String>,
     /// Ask the hub (`lost_events=1`) to send an event of type `mercure`,
     /// {"type":"events_lost","requested","earliest"}, before its replay when
@@ -176,8 +176,9 @@ fn stream_url(args: &SubArgs) -> anyhow::Result<String> {
         (Some(_), _) if args.lost_events => {
             bail!("--lost-events goes with --hub; with a URL of your own, add lost_events=1 to it")
         }
-        // clap's `requires` does not hold these back beside the positional
-        // URL; a flag must not be dropped silently.
+        // Selectors go with a hub; beside a URL of one's own a flag must
+        // not be dropped silently. (Not clap's `requires = "hub"`: a hub
+        // from HERALD_HUB would satisfy it.)
         (Some(_), _)
             if !(args.topics.is_empty()
                 && args.matches.is_empty()
