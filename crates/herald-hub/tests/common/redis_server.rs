@@ -40,7 +40,6 @@ impl RedisServer {
     pub fn start_with(name: &str, tls: bool, extra: &[&str]) -> RedisServer {
         let dir = std::env::temp_dir().join(format!("herald-redis-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
         // A free port can be taken by someone else before redis binds it:
         // then redis says so and exits, and another port is tried.
         for _ in 0..20 {
@@ -75,6 +74,10 @@ impl RedisServer {
     /// Starts redis-server on `self.port` and waits for it to accept
     /// connections; `Err` when the port was taken.
     fn launch(&mut self) -> Result<(), String> {
+        // Made here, not once in `start_with`: a try that found its port
+        // taken drops its `RedisServer`, and the drop removes the
+        // directory the next try is given.
+        std::fs::create_dir_all(&self.dir).unwrap();
         let port = self.port.to_string();
         let listen: [&str; 4] = if self.tls {
             ["--port", "0", "--tls-port", &port]
@@ -91,13 +94,23 @@ impl RedisServer {
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot run redis-server ({e}): install Debian's redis-server package (./test.sh does)")
             });
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        // What redis-server says before its log starts (a bad option, a
+        // directory it cannot enter) goes to stderr: every line of it.
+        let errors = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = errors.send(line);
+            }
+        });
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
