@@ -12,7 +12,7 @@
 //! are public anyway.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request};
+use axum::http::{HeaderMap, Method, Request};
 
 use crate::history::NewEntry;
 use crate::matcher::{HubUrl, MatchType, Matcher, Topic};
@@ -127,8 +127,9 @@ pub enum Head {
     },
     /// A publish served by the lean path (its body follows the head).
     Publish {
-        /// The request handed to the router, once its body is read.
-        request: Box<Request<Body>>,
+        /// The request as the router would get it, once its body is read
+        /// (`None` when `http` refuses a field, which hyper then answers).
+        request: Option<Box<Request<Body>>>,
         /// Whether the connection stays open after the answer.
         keep_alive: bool,
         /// How many bytes of the buffer the head took.
@@ -140,7 +141,8 @@ pub enum Head {
 
 /// Parses the start of a connection as the lean HTTP/1.1 path does.
 pub fn parse_head(buf: &[u8]) -> Head {
-    match http1::parse(buf, crate::HUB_PATH) {
+    let mut fields = Vec::new();
+    match http1::parse(buf, crate::HUB_PATH, &mut fields) {
         http1::Parsed::Partial => Head::Partial,
         http1::Parsed::ForHyper => Head::ForHyper,
         http1::Parsed::Subscription {
@@ -152,17 +154,18 @@ pub fn parse_head(buf: &[u8]) -> Head {
             keep_alive,
             head_len,
         },
-        http1::Parsed::Publish {
-            request,
-            keep_alive,
-            head_len,
-            body_len,
-        } => Head::Publish {
-            request,
-            keep_alive,
-            head_len,
-            body_len,
-        },
+        http1::Parsed::Publish(head) => {
+            let raw = http1::RawHead {
+                buf,
+                fields: &fields,
+            };
+            Head::Publish {
+                request: raw.request(Method::POST, head.target).map(Box::new),
+                keep_alive: head.keep_alive,
+                head_len: head.head_len,
+                body_len: head.body_len,
+            }
+        }
     }
 }
 

@@ -443,3 +443,95 @@ async fn a_publisher_that_never_reads_its_answers_is_let_go() {
         "{written:?}"
     );
 }
+
+/// The server answers a publish on its own HTTP/1.1 path without the
+/// router when it serves the hub's own router; served an application's
+/// router, it goes through it. Both answer every request byte for byte
+/// alike (but the date), with or without a CORS policy, and count the
+/// same refusals.
+#[tokio::test]
+async fn the_hub_s_endpoint_answers_as_its_router_does() {
+    for cors in [vec![], vec!["https://app.example".to_owned()]] {
+        let hub = herald_hub::Hub::new(HubConfig {
+            cors_origins: cors.clone(),
+            publish_origins: vec!["https://app.example".into()],
+            ..config()
+        })
+        .unwrap();
+        let direct = start_hub(hub.clone()).await;
+        let router = hub.router();
+        let routed = start_served(hub.clone(), |server| server.router(router)).await;
+        let token = publisher();
+        let narrow = common::token(&["https://example.com/only"], &[]);
+        // (extra fields, body), each sent to both with its id made theirs.
+        let cases = [
+            ("", "topic=a&data=x&id=ID"),
+            ("Connection: close\r\n", "topic=a&data=x&id=ID"),
+            ("Origin: https://app.example\r\n", "topic=a&data=x&id=ID"),
+            ("Origin: https://other.example\r\n", "topic=a&data=x&id=ID"),
+            ("", "topic=a&data=x&retry=soon"),
+            ("", "data=no-topic"),
+            ("", "topic=https%3A%2F%2Fexample.com%2Fother&data=x"),
+            ("Content-Type: text/plain\r\n", "topic=a&data=x"),
+            ("Authorization: Basic eDp5\r\n", "topic=a&data=x"),
+            ("Authorization: Bearer not-a-jwt\r\n", "topic=a&data=x"),
+            (
+                "Cookie: mercureAuthorization=TOKEN\r\n",
+                "topic=a&data=x&id=ID",
+            ),
+            (
+                "Cookie: mercureAuthorization=TOKEN\r\nOrigin: https://app.example\r\n",
+                "topic=a&data=x&id=ID",
+            ),
+        ];
+        for (n, (fields, body)) in cases.iter().enumerate() {
+            let mut answers = Vec::new();
+            for (served, tag) in [(&direct, "d"), (&routed, "r")] {
+                let id = format!("{tag}{n}");
+                let body = body.replace("ID", &id);
+                let fields = fields.replace("TOKEN", &token);
+                let default_auth = if fields.contains("Authorization") || fields.contains("Cookie")
+                {
+                    String::new()
+                } else if body.contains("other") {
+                    format!("Authorization: Bearer {narrow}\r\n")
+                } else {
+                    format!("Authorization: Bearer {token}\r\n")
+                };
+                let content_type = if fields.contains("Content-Type") {
+                    ""
+                } else {
+                    "Content-Type: application/x-www-form-urlencoded\r\n"
+                };
+                let request = format!(
+                    "POST {HUB_PATH} HTTP/1.1\r\nHost: x\r\n{default_auth}{content_type}{fields}\
+                     Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let counts = || {
+                    let metrics = hub.metrics();
+                    (metrics.publishes_total, metrics.publishes_rejected_total)
+                };
+                let before = counts();
+                let mut tcp = TcpStream::connect(served.addr).await.unwrap();
+                tcp.write_all(request.as_bytes()).await.unwrap();
+                let answer = read_answer(&mut tcp, &mut Vec::new()).await;
+                let after = counts();
+                let counted = (after.0 - before.0, after.1 - before.1);
+                let head: Vec<String> = answer
+                    .head
+                    .lines()
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+                    .map(str::to_owned)
+                    .collect();
+                answers.push((head, answer.body.replace(&id, "ID"), counted));
+            }
+            assert_eq!(answers[0], answers[1], "case {n} (CORS {cors:?})");
+        }
+        // Four accepted with a bearer token, one with a cookie from an
+        // allowed origin; the rest refused; on each server.
+        let metrics = hub.metrics();
+        assert_eq!(metrics.publishes_total, 2 * 5, "CORS {cors:?}");
+        assert_eq!(metrics.publishes_rejected_total, 2 * 7, "CORS {cors:?}");
+    }
+}

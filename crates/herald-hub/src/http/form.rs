@@ -2,10 +2,11 @@
 //! subscription) within the body limit.
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 
+use super::fields::Fields;
 use super::Rejection;
 
 /// How far past the limit a refused body is still read, and dropped. A
@@ -21,27 +22,17 @@ pub(crate) const DRAIN_BEYOND_LIMIT: u64 = 16 * 1024 * 1024;
 /// at most `limit` bytes, whether or not it declares its length. A refused
 /// body is read to its end first ([`DRAIN_BEYOND_LIMIT`]).
 pub(crate) async fn read_form(
-    headers: &HeaderMap,
+    headers: &impl Fields,
     mut body: Body,
     limit: usize,
 ) -> Result<Bytes, Rejection> {
     let drain_limit = (limit as u64).saturating_add(DRAIN_BEYOND_LIMIT);
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let essence = content_type
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim();
-        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            drain(body, drain_limit).await;
-            return Err(Rejection::UnsupportedMediaType);
-        }
+    if let Err(refused) = check_form_type(headers) {
+        drain(body, drain_limit).await;
+        return Err(refused);
     }
     let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+        .text(&header::CONTENT_LENGTH)
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(declared) = declared.filter(|&n| n > limit as u64) {
         if declared <= drain_limit {
@@ -65,6 +56,26 @@ pub(crate) async fn read_form(
         form.extend_from_slice(&data);
     }
     Ok(form.freeze())
+}
+
+/// Refuses a body whose `Content-Type` is not
+/// `application/x-www-form-urlencoded`; an untyped body passes.
+pub(crate) fn check_form_type(headers: &impl Fields) -> Result<(), Rejection> {
+    if headers.first(&header::CONTENT_TYPE).is_none() {
+        return Ok(());
+    }
+    let essence = headers
+        .text(&header::CONTENT_TYPE)
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(())
+    } else {
+        Err(Rejection::UnsupportedMediaType)
+    }
 }
 
 /// Reads and drops what is left of `body`, up to `budget` bytes: the rest

@@ -14,6 +14,7 @@
 mod browser_module;
 pub(crate) mod client_limit;
 mod cors;
+pub(crate) mod fields;
 mod form;
 mod lost_events;
 pub(crate) mod peer;
@@ -40,6 +41,7 @@ use crate::Hub;
 pub use browser_module::BROWSER_MODULE_PATH;
 use form::read_form;
 pub use peer::{IpRange, IpRangeError};
+pub(crate) use publish::Endpoint as PublishEndpoint;
 pub(crate) use rejection::Rejection;
 
 /// The header a reconnecting client resumes with (and a draft-07 hub

@@ -15,8 +15,8 @@
 use std::fmt;
 
 use axum::http::header::{AUTHORIZATION, COOKIE};
-use axum::http::{HeaderMap, HeaderValue};
 
+use super::fields::{as_text, Fields};
 use super::Rejection;
 use crate::protocol::{query_parameter, Protocol, Revision};
 
@@ -87,12 +87,12 @@ impl From<PresentationError> for Rejection {
 /// when the hub speaks its revision. An empty parameter or cookie counts as
 /// absent.
 pub(crate) fn presented_token(
-    headers: &HeaderMap,
+    headers: &impl Fields,
     query: Option<&str>,
     protocol: Protocol,
 ) -> Result<Option<PresentedToken>, PresentationError> {
     let found = |token, source| Ok(Some(PresentedToken { token, source }));
-    let mut authorization = headers.get_all(AUTHORIZATION).iter();
+    let mut authorization = headers.all(&AUTHORIZATION);
     if let Some(value) = authorization.next() {
         if authorization.next().is_some() {
             return Err(PresentationError::Malformed(
@@ -140,11 +140,11 @@ pub(crate) fn presented_token(
 }
 
 /// `Bearer <token>`: the scheme is case-insensitive, the token one word.
-fn bearer_token(value: &HeaderValue) -> Result<String, PresentationError> {
+fn bearer_token(value: &[u8]) -> Result<String, PresentationError> {
     const NOT_BEARER: PresentationError = PresentationError::Malformed(
         "the Authorization header must be a single \"Bearer <token>\"",
     );
-    let value = value.to_str().map_err(|_| NOT_BEARER)?.trim();
+    let value = as_text(value).ok_or(NOT_BEARER)?.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(PresentationError::OtherScheme);
@@ -159,9 +159,9 @@ fn bearer_token(value: &HeaderValue) -> Result<String, PresentationError> {
 /// The first non-empty cookie `name` of all `Cookie` headers (`name=value`
 /// pairs separated by `;`, RFC 6265 §4.2; a value may be wrapped in double
 /// quotes).
-fn cookie(headers: &HeaderMap, name: &str) -> Result<Option<String>, PresentationError> {
-    for header in headers.get_all(COOKIE) {
-        for pair in header.as_bytes().split(|&b| b == b';') {
+fn cookie(headers: &impl Fields, name: &str) -> Result<Option<String>, PresentationError> {
+    for header in headers.all(&COOKIE) {
+        for pair in header.split(|&b| b == b';') {
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };

@@ -3,18 +3,22 @@
 //! out.
 //!
 //! Only what an event stream and a publish need: a request head is parsed
-//! with `httparse` and becomes an `http::Request` for the router when it is
-//! a plain `GET` of the stream path (the hub's path, wherever the
-//! application mounted it), or a `POST` of it whose body has a
-//! `Content-Length`; everything else is left to hyper.
+//! with `httparse`. A plain `GET` of the stream path (the hub's path,
+//! wherever the application mounted it) becomes an `http::Request` for the
+//! router; a `POST` of it whose body has a `Content-Length` is a publish,
+//! whose fields stay where they are in the buffer ([`RawHead`]) until it
+//! is clear who answers it. Everything else is left to hyper.
 
 use std::io::{self, Write as _};
+use std::ops::Range;
 use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use bytes::Bytes;
 use http_body::Frame;
+
+use crate::http::fields::Fields;
 
 /// Most header fields in a head read here (hyper's default limit).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -31,24 +35,87 @@ pub(crate) enum Parsed {
         keep_alive: bool,
         head_len: usize,
     },
-    /// A publish (a `POST`), whose head is the first `head_len` bytes and
-    /// whose body is the `body_len` bytes after it; the request's body is
-    /// left empty for the caller to fill.
-    Publish {
-        request: Box<Request<Body>>,
-        keep_alive: bool,
-        head_len: usize,
-        body_len: u64,
-    },
+    /// A publish (a `POST`), whose fields were recorded where
+    /// [`parse`] was told to put them.
+    Publish(PublishHead),
 }
 
-/// Parses a request head. A plain `GET` of `stream_path` over HTTP/1.1,
-/// without a body or an upgrade, is a subscription served here; a `POST`
-/// of it with one `Content-Length` (no `Transfer-Encoding`, `Expect` or
-/// upgrade) is a publish served here.
-pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut head = httparse::Request::new(&mut fields);
+/// Where a publish's head is in its buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PublishHead {
+    /// The request target (the stream path and maybe a query).
+    pub(crate) target: Range<usize>,
+    pub(crate) keep_alive: bool,
+    /// The head is the first `head_len` bytes...
+    pub(crate) head_len: usize,
+    /// ... and the body the `body_len` bytes after it.
+    pub(crate) body_len: u64,
+}
+
+/// Where one header field's name and value are in a head's buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FieldAt {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// A request head's fields, read in its buffer: what a publish answered
+/// without the router reads (no map, no copies).
+pub(crate) struct RawHead<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) fields: &'a [FieldAt],
+}
+
+impl RawHead<'_> {
+    fn name_of(&self, field: &FieldAt) -> &[u8] {
+        &self.buf[field.name.0 as usize..field.name.1 as usize]
+    }
+
+    fn value_of(&self, field: &FieldAt) -> &[u8] {
+        &self.buf[field.value.0 as usize..field.value.1 as usize]
+    }
+
+    /// The request as the router takes it, or `None` when its target or
+    /// a field is not what `http` accepts (hyper answers those).
+    pub(crate) fn request(&self, method: Method, target: Range<usize>) -> Option<Request<Body>> {
+        let target = Bytes::copy_from_slice(&self.buf[target]);
+        let uri = Uri::from_maybe_shared(target).ok()?;
+        let mut headers = HeaderMap::with_capacity(self.fields.len());
+        for field in self.fields {
+            let name = HeaderName::from_bytes(self.name_of(field)).ok()?;
+            let value = HeaderValue::from_bytes(self.value_of(field)).ok()?;
+            headers.append(name, value);
+        }
+        let mut request = Request::new(Body::empty());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = headers;
+        Some(request)
+    }
+}
+
+impl Fields for RawHead<'_> {
+    fn all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.fields
+            .iter()
+            .filter(move |f| {
+                self.name_of(f)
+                    .eq_ignore_ascii_case(name.as_str().as_bytes())
+            })
+            .map(move |f| self.value_of(f))
+    }
+}
+
+/// Parses a request head, recording its fields in `fields` (cleared
+/// first). A plain `GET` of `stream_path` over HTTP/1.1, without a body or
+/// an upgrade, is a subscription served here; a `POST` of it with one
+/// `Content-Length` (no `Transfer-Encoding`, `Expect` or upgrade) is a
+/// publish served here.
+pub(crate) fn parse(buf: &[u8], stream_path: &str, fields: &mut Vec<FieldAt>) -> Parsed {
+    fields.clear();
+    let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut parsed);
     let head_len = match head.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
@@ -69,10 +136,15 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     if target.split('?').next() != Some(stream_path) {
         return Parsed::ForHyper;
     }
-    let Ok(uri) = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())) else {
+    // A query must be one `http` takes (a publish answered without the
+    // router builds no `Uri`); the path is `stream_path`, which it takes.
+    if target.len() > stream_path.len()
+        && Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())).is_err()
+    {
         return Parsed::ForHyper;
-    };
-    let mut headers = HeaderMap::with_capacity(head.headers.len());
+    }
+    let offset = |part: &[u8]| (part.as_ptr() as usize - buf.as_ptr() as usize) as u32;
+    let span = |part: &[u8]| (offset(part), offset(part) + part.len() as u32);
     let mut keep_alive = true;
     // The `Content-Length` fields: how many, and the length when the
     // (last) one is plain digits; a `GET` may only say 0.
@@ -80,38 +152,37 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     let mut body_len = None;
     let mut no_body = true;
     for field in head.headers.iter() {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(field.name.as_bytes()),
-            HeaderValue::from_bytes(field.value),
-        ) else {
-            return Parsed::ForHyper;
-        };
+        let name = field.name.as_bytes();
+        let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
         // Chunked bodies, upgrades and `100 Continue` are hyper's.
-        if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
+        if is(&header::TRANSFER_ENCODING) || is(&header::UPGRADE) || is(&header::EXPECT) {
             return Parsed::ForHyper;
         }
-        if name == header::CONTENT_LENGTH {
+        if is(&header::CONTENT_LENGTH) {
             lengths += 1;
-            body_len = digits(value.as_bytes());
-            no_body &= value == "0";
+            body_len = digits(field.value);
+            no_body &= field.value == b"0";
         }
-        if name == header::CONNECTION && has_token(&value, "close") {
+        if is(&header::CONNECTION) && has_token(field.value, "close") {
             keep_alive = false;
         }
-        headers.append(name, value);
+        fields.push(FieldAt {
+            name: span(name),
+            value: span(field.value),
+        });
     }
-    let mut request = Request::new(Body::empty());
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = headers;
-    let request = Box::new(request);
+    let target = span(target.as_bytes());
+    let target = target.0 as usize..target.1 as usize;
     if method == Method::GET {
         if !no_body {
             return Parsed::ForHyper;
         }
+        let raw = RawHead { buf, fields };
+        let Some(request) = raw.request(Method::GET, target) else {
+            return Parsed::ForHyper;
+        };
         return Parsed::Subscription {
-            request,
+            request: Box::new(request),
             keep_alive,
             head_len,
         };
@@ -119,14 +190,20 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     // A publish needs exactly one valid length: without one, or with
     // several, hyper reads (or refuses) the body its own way.
     match body_len.filter(|_| lengths == 1) {
-        Some(body_len) => Parsed::Publish {
-            request,
+        Some(body_len) => Parsed::Publish(PublishHead {
+            target,
             keep_alive,
             head_len,
             body_len,
-        },
+        }),
         None => Parsed::ForHyper,
     }
+}
+
+/// The query of a request target, as `Uri::query` has it.
+pub(super) fn query(target: &str) -> Option<&str> {
+    let (_, query) = target.split_once('?')?;
+    query.split('#').next()
 }
 
 /// A `Content-Length` value: ASCII digits only (no sign, no spaces, no
@@ -139,9 +216,8 @@ fn digits(value: &[u8]) -> Option<u64> {
 }
 
 /// Whether a comma-separated header value lists `token`.
-fn has_token(value: &HeaderValue, token: &str) -> bool {
+fn has_token(value: &[u8], token: &str) -> bool {
     value
-        .as_bytes()
         .split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
@@ -173,6 +249,24 @@ pub(super) fn response_head(parts: &axum::http::response::Parts, keep_alive: boo
         field(&mut out, "connection", b"close");
     }
     out
+}
+
+/// The answer to a publish the server's own endpoint accepted
+/// (`http::PublishEndpoint`), whole, in `out`: byte for byte what the
+/// router's publish handler answers, as [`response_head`] writes it, but
+/// for the date.
+pub(super) fn published(out: &mut Vec<u8>, id: &str, vary_origin: bool, keep_alive: bool) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    field(out, "content-type", b"text/plain; charset=utf-8");
+    if vary_origin {
+        field(out, "vary", b"Origin");
+    }
+    DATE.with_borrow_mut(|date| field(out, "date", date.now()));
+    if !keep_alive {
+        field(out, "connection", b"close");
+    }
+    let _ = write!(out, "content-length: {}\r\n\r\n", id.len());
+    out.extend_from_slice(id.as_bytes());
 }
 
 thread_local! {
@@ -248,7 +342,7 @@ mod tests {
     use crate::http::HUB_PATH;
 
     fn parsed(head: &str) -> Parsed {
-        parse(head.as_bytes(), HUB_PATH)
+        parse(head.as_bytes(), HUB_PATH, &mut Vec::new())
     }
 
     #[test]
@@ -273,44 +367,87 @@ mod tests {
     fn the_stream_path_is_where_the_application_mounted_the_hub() {
         let nested = "/hub/.well-known/mercure";
         let head = |path: &str| format!("GET {path}?topic=a HTTP/1.1\r\nHost: x\r\n\r\n");
-        match parse(head(nested).as_bytes(), nested) {
+        match parse(head(nested).as_bytes(), nested, &mut Vec::new()) {
             Parsed::Subscription { request, .. } => assert_eq!(request.uri().path(), nested),
             _ => panic!("the nested stream path is not a subscription"),
         }
         // The unmounted path is the application's (or a 404), for hyper.
         assert!(matches!(
-            parse(head(HUB_PATH).as_bytes(), nested),
+            parse(head(HUB_PATH).as_bytes(), nested, &mut Vec::new()),
             Parsed::ForHyper
         ));
     }
 
     #[test]
-    fn a_post_of_the_hub_path_with_a_length_is_a_publish() {
-        let head = "POST /.well-known/mercure HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n";
-        let Parsed::Publish {
-            request,
-            keep_alive,
-            head_len,
-            body_len,
-        } = parsed(&format!("{head}topic=a&data"))
-        else {
+    fn a_post_of_the_hub_path_with_a_length_is_a_publish_whose_fields_stay_in_the_buffer() {
+        let head = "POST /.well-known/mercure?authorization=t HTTP/1.1\r\nHost: x\r\n\
+                    Content-Length: 12\r\nCookie: a=1\r\ncookie: b=2\r\n\r\n";
+        let buf = format!("{head}topic=a&data");
+        let mut fields = Vec::new();
+        let Parsed::Publish(publish) = parse(buf.as_bytes(), HUB_PATH, &mut fields) else {
             panic!("not a publish");
         };
-        assert!(keep_alive);
-        assert_eq!(head_len, head.len());
-        assert_eq!(body_len, 12);
+        let target = "/.well-known/mercure?authorization=t";
+        assert_eq!(
+            publish,
+            PublishHead {
+                target: 5..5 + target.len(),
+                keep_alive: true,
+                head_len: head.len(),
+                body_len: 12,
+            }
+        );
+        let raw = RawHead {
+            buf: buf.as_bytes(),
+            fields: &fields,
+        };
+        // Names match whatever their case; every value, in order.
+        let cookies: Vec<&[u8]> = raw.all(&header::COOKIE).collect();
+        assert_eq!(cookies, [&b"a=1"[..], b"b=2"]);
+        assert_eq!(raw.text(&header::CONTENT_LENGTH), Some("12"));
+        assert_eq!(raw.first(&header::AUTHORIZATION), None);
+        // The same fields as the router gets them.
+        let request = raw
+            .request(Method::POST, publish.target)
+            .expect("a request");
         assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.uri().query(), Some("authorization=t"));
+        assert_eq!(request.headers().len(), 4);
         assert_eq!(request.headers()["content-length"], "12");
         let empty =
             "POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
         assert!(matches!(
             parsed(empty),
-            Parsed::Publish {
+            Parsed::Publish(PublishHead {
                 body_len: 0,
                 keep_alive: false,
                 ..
-            }
+            })
         ));
+    }
+
+    #[test]
+    fn the_query_is_uri_s() {
+        for target in [
+            "/.well-known/mercure",
+            "/.well-known/mercure?",
+            "/.well-known/mercure?a=b",
+            "/.well-known/mercure?a=b?c#d",
+            "/.well-known/mercure?a=%20&b",
+        ] {
+            let uri: Uri = target.parse().unwrap();
+            assert_eq!(query(target), uri.query(), "{target}");
+        }
+    }
+
+    #[test]
+    fn a_query_http_refuses_is_hyper_s() {
+        let head = "POST /.well-known/mercure?a<b HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        if "/.well-known/mercure?a<b".parse::<Uri>().is_err() {
+            assert!(matches!(parsed(head), Parsed::ForHyper));
+        }
+        let head = "POST /.well-known/mercure?a=b HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(parsed(head), Parsed::Publish(_)));
     }
 
     #[test]
@@ -398,7 +535,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_bytes_parse_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let _ = parse(&bytes, HUB_PATH);
+            let _ = parse(&bytes, HUB_PATH, &mut Vec::new());
         }
 
         #[test]
@@ -423,7 +560,7 @@ mod tests {
             }
             head.push_str("\r\n");
             let bytes = format!("{head}{rest}");
-            match parse(bytes.as_bytes(), HUB_PATH) {
+            match parse(bytes.as_bytes(), HUB_PATH, &mut Vec::new()) {
                 Parsed::Subscription { request, keep_alive, head_len } => {
                     proptest::prop_assert!(keep_alive);
                     proptest::prop_assert_eq!(head_len, head.len());

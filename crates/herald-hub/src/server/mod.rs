@@ -62,6 +62,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::fanout::StallFlag;
+use crate::http::PublishEndpoint;
 use crate::{Hub, HUB_PATH};
 use sockets::{Counted, Sockets};
 
@@ -99,6 +100,9 @@ pub struct Server {
     write_stall_limit: Duration,
     stream_path: String,
     for_http1_streams: usize,
+    /// Answers the lean path's publishes without the router, while the
+    /// router is the hub's own.
+    publish_endpoint: Option<PublishEndpoint>,
 }
 
 impl std::fmt::Debug for Server {
@@ -126,6 +130,7 @@ impl Server {
             write_stall_limit: DEFAULT_WRITE_STALL_LIMIT,
             stream_path: HUB_PATH.to_owned(),
             for_http1_streams: sockets::default_for_http1_streams(),
+            publish_endpoint: Some(PublishEndpoint::new(hub)),
         }
     }
 
@@ -135,6 +140,8 @@ impl Server {
     /// its stream now is with [`Server::stream_path`].
     pub fn router(mut self, router: Router) -> Server {
         self.router = router;
+        // Its layers and routes now decide every answer.
+        self.publish_endpoint = None;
         self
     }
 
@@ -206,6 +213,10 @@ impl Server {
             .max_concurrent_streams(self.h2_max_streams)
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20));
+        // The hub's router publishes at `HUB_PATH` only.
+        let publish_endpoint = self
+            .publish_endpoint
+            .filter(|_| self.stream_path == HUB_PATH);
         // One copy for all connections: what a connection task holds while
         // it idles is per-subscriber memory.
         let shared = Arc::new(Shared {
@@ -216,6 +227,7 @@ impl Server {
             write_stall_limit: self.write_stall_limit,
             stream_path: self.stream_path,
             publish_body_limit: self.hub.shared.config.max_body,
+            publish_endpoint,
             sockets: Arc::new(Sockets::new(
                 Arc::clone(&self.hub.shared.metrics),
                 self.for_http1_streams,
@@ -277,6 +289,8 @@ struct Shared {
     stream_path: String,
     /// The hub's body limit: a longer publish is left to hyper.
     publish_body_limit: usize,
+    /// Answers publishes without the router (`None`: through it).
+    publish_endpoint: Option<PublishEndpoint>,
     /// The open connections, for the budget of HTTP/1.1 streams.
     sockets: Arc<Sockets>,
 }

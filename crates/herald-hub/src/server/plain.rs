@@ -13,7 +13,10 @@
 //!
 //! A publish (a `POST` of the same path with a `Content-Length` body
 //! within the hub's limit) is served here too ([`super::publish`]), so a
-//! publisher's keep-alive connection stays off hyper.
+//! publisher's keep-alive connection stays off hyper. When the server
+//! serves the hub's own router, the hub's publish endpoint answers it
+//! without the router, from the bytes of the head and the body in one
+//! buffer kept across the connection's requests.
 //!
 //! Everything else (other paths and methods, other request bodies,
 //! upgrades, HTTP/1.0, HTTP/2 with prior knowledge, heads that do not parse
@@ -41,7 +44,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
@@ -50,13 +53,17 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-use super::http1::{field, parse, push_chunk, response_head, Parsed};
+use super::http1::{
+    field, parse, published, push_chunk, query, response_head, FieldAt, Parsed, PublishHead,
+    RawHead,
+};
 use super::publish;
 use super::rewind::Rewind;
 use super::sockets::Counted;
 use super::{serve_hyper, ConnectionError, Shared, HEAD_TIMEOUT};
 use crate::fanout::StallFlag;
 use crate::http::peer::PeerAddr;
+use crate::http::PublishEndpoint;
 
 /// The longest request head read here; a longer one (a subscription with
 /// very many selectors) is left to hyper, whose limit is higher.
@@ -182,6 +189,10 @@ async fn requests<S: Io>(
     // is registered and removed each time.
     let idle = tokio::time::sleep(HEAD_TIMEOUT);
     tokio::pin!(idle);
+    // Where the fields of the head being read are, and the answer to a
+    // publish: kept across requests, like the read buffer.
+    let mut fields = Vec::new();
+    let mut answer = Vec::new();
     loop {
         if *shutdown.borrow() {
             return Step::Done(Ok(()));
@@ -189,7 +200,7 @@ async fn requests<S: Io>(
         idle.as_mut()
             .reset(tokio::time::Instant::now() + HEAD_TIMEOUT);
         let head = tokio::select! {
-            head = read_head(&mut tcp, carried, &shared) => head,
+            head = read_head(&mut tcp, carried, &shared, &mut fields) => head,
             // No request in time: close, as hyper does.
             () = &mut idle => return Step::Done(Ok(())),
             // Between requests a connection closes as soon as the server stops.
@@ -207,19 +218,38 @@ async fn requests<S: Io>(
                 keep_alive,
                 rest,
             }) => (request, keep_alive, rest),
-            Ok(Head::Publish {
-                mut request,
-                keep_alive,
-                rest,
-                body_len,
-            }) => match publish::read_body(&mut tcp, rest, body_len).await {
-                Err(e) => return Step::Done(Err(e.into())),
-                Ok(None) => return Step::Done(Ok(())),
-                Ok(Some((body, rest))) => {
-                    *request.body_mut() = Body::from(body);
-                    (request, keep_alive, rest)
+            Ok(Head::Publish { mut buf, head }) => {
+                let end = head.head_len + head.body_len as usize;
+                match publish::read_body(&mut tcp, &mut buf, end).await {
+                    Err(e) => return Step::Done(Err(e.into())),
+                    Ok(false) => return Step::Done(Ok(())),
+                    Ok(true) => {}
                 }
-            },
+                let raw = RawHead {
+                    buf: &buf,
+                    fields: &fields,
+                };
+                if let Some(endpoint) = shared.publish_endpoint.as_ref().filter(|e| e.answers(&raw))
+                {
+                    let answered =
+                        answer_publish(&mut tcp, &shared, endpoint, &raw, &head, &mut answer);
+                    if let Err(e) = answered.await {
+                        return Step::Done(Err(e));
+                    }
+                    if !head.keep_alive {
+                        return Step::Done(Ok(()));
+                    }
+                    carried = publish::rest(buf, end);
+                    continue;
+                }
+                match publish_request(&raw, &head) {
+                    Some(request) => (request, head.keep_alive, publish::rest(buf, end)),
+                    None => {
+                        let io = Rewind::new(buf.into(), tcp);
+                        return Step::Done(serve_hyper(&shared, io, peer, shutdown).await);
+                    }
+                }
+            }
         };
         carried = rest;
         let mut request = *request;
@@ -233,18 +263,9 @@ async fn requests<S: Io>(
             Ok(response) => response,
             Err(never) => match never {},
         };
-        // A client that pipelines requests and never reads the answers
-        // fills the socket: let it go after the stall limit, as hyper's
-        // connections do (the timer is only armed if the write waits).
-        let started = tokio::time::timeout(
-            shared.write_stall_limit,
-            start_response(&mut tcp, response, keep_alive),
-        );
-        let Ok(started) = started.await else {
-            return Step::Done(Err("the client stopped reading its answers".into()));
-        };
-        match started {
-            Err(e) => return Step::Done(Err(e.into())),
+        let started = start_response(&mut tcp, response, keep_alive);
+        match within_stall_limit(&shared, started).await {
+            Err(e) => return Step::Done(Err(e)),
             Ok(Some(body)) => {
                 return Step::Stream(Streaming {
                     tcp,
@@ -262,6 +283,70 @@ async fn requests<S: Io>(
             Ok(None) => return Step::Done(Ok(())),
         }
     }
+}
+
+/// Has the hub's publish endpoint answer a publish read whole in
+/// `raw.buf`, and writes its answer (built in `answer`).
+async fn answer_publish<S: Io>(
+    tcp: &mut S,
+    shared: &Shared,
+    endpoint: &PublishEndpoint,
+    raw: &RawHead<'_>,
+    head: &PublishHead,
+    answer: &mut Vec<u8>,
+) -> Result<(), ConnectionError> {
+    // httparse's target is a `str` already.
+    let target = std::str::from_utf8(&raw.buf[head.target.clone()]).unwrap_or("");
+    let body = &raw.buf[head.head_len..head.head_len + head.body_len as usize];
+    match endpoint.publish(query(target), raw, body).await {
+        Ok(id) => {
+            answer.clear();
+            let vary = endpoint.varies_by_origin();
+            published(answer, &id, vary, head.keep_alive);
+            within_stall_limit(shared, write_whole(tcp, answer)).await
+        }
+        Err(refusal) => {
+            let started = start_response(tcp, refusal, head.keep_alive);
+            // A refusal's body is a message, always whole.
+            let whole = async {
+                match started.await? {
+                    None => Ok(()),
+                    Some(_) => Err(io::Error::other("a refusal is not whole")),
+                }
+            };
+            within_stall_limit(shared, whole).await
+        }
+    }
+}
+
+/// A publish for the router: the request, its body the one read.
+fn publish_request(
+    raw: &RawHead<'_>,
+    head: &PublishHead,
+) -> Option<Box<axum::http::Request<Body>>> {
+    let mut request = raw.request(Method::POST, head.target.clone())?;
+    let body = &raw.buf[head.head_len..head.head_len + head.body_len as usize];
+    *request.body_mut() = Body::from(Bytes::copy_from_slice(body));
+    Some(Box::new(request))
+}
+
+/// Runs a write of an answer. A client that pipelines requests and never
+/// reads the answers fills the socket: let it go after the stall limit, as
+/// hyper's connections do (the timer is only armed if the write waits).
+async fn within_stall_limit<T>(
+    shared: &Shared,
+    write: impl Future<Output = io::Result<T>>,
+) -> Result<T, ConnectionError> {
+    match tokio::time::timeout(shared.write_stall_limit, write).await {
+        Ok(written) => Ok(written?),
+        Err(_) => Err("the client stopped reading its answers".into()),
+    }
+}
+
+/// Writes `bytes` and flushes them (over TLS, that is when they are sent).
+async fn write_whole<S: Io>(tcp: &mut S, bytes: &[u8]) -> io::Result<()> {
+    tcp.write_all(bytes).await?;
+    tcp.flush().await
 }
 
 /// Writes a response's head, and its body when that is whole; returns the
@@ -316,26 +401,27 @@ enum Head {
         /// Bytes read past the head.
         rest: Vec<u8>,
     },
-    /// A publish to serve here ([`publish`]), once its body is read.
-    Publish {
-        request: Box<axum::http::Request<Body>>,
-        keep_alive: bool,
-        /// Bytes read past the head: the body's start.
-        rest: Vec<u8>,
-        body_len: usize,
-    },
+    /// A publish to serve here ([`publish`]), once its body is read:
+    /// `buf` starts with its head, its fields are in the connection's
+    /// list.
+    Publish { buf: Vec<u8>, head: PublishHead },
 }
 
 /// Reads until `buf` holds a complete request head, or until it is clear
 /// that hyper should have the connection.
-async fn read_head<S: Io>(tcp: &mut S, mut buf: Vec<u8>, shared: &Shared) -> io::Result<Head> {
+async fn read_head<S: Io>(
+    tcp: &mut S,
+    mut buf: Vec<u8>,
+    shared: &Shared,
+    fields: &mut Vec<FieldAt>,
+) -> io::Result<Head> {
     // How much of `buf` was there at the last parse: a head sent a byte at
     // a time must not be parsed again from the start for every byte.
     let mut parsed_len = None;
     loop {
         if !buf.is_empty() && may_complete(&buf, parsed_len) {
             parsed_len = Some(buf.len());
-            match parse(&buf, &shared.stream_path) {
+            match parse(&buf, &shared.stream_path, fields) {
                 Parsed::Partial => {}
                 Parsed::ForHyper => return Ok(Head::ForHyper(buf.into())),
                 Parsed::Subscription {
@@ -350,22 +436,11 @@ async fn read_head<S: Io>(tcp: &mut S, mut buf: Vec<u8>, shared: &Shared) -> io:
                         rest,
                     });
                 }
-                Parsed::Publish {
-                    request,
-                    keep_alive,
-                    head_len,
-                    body_len,
-                } => {
-                    if !publish::served_here(body_len, shared.publish_body_limit) {
+                Parsed::Publish(head) => {
+                    if !publish::served_here(head.body_len, shared.publish_body_limit) {
                         return Ok(Head::ForHyper(buf.into()));
                     }
-                    let rest = buf.split_off(head_len);
-                    return Ok(Head::Publish {
-                        request,
-                        keep_alive,
-                        rest,
-                        body_len: body_len as usize,
-                    });
+                    return Ok(Head::Publish { buf, head });
                 }
             }
         }

@@ -1,15 +1,18 @@
 //! Publishes on plain HTTP/1.1 connections, served without hyper: the
-//! socket end of the publish path (POST → router → history → fan-out).
+//! socket end of the publish path (POST → endpoint → history → fan-out).
 //!
 //! A publisher sends many small form POSTs on one keep-alive connection.
 //! Handing each of them to hyper costs its per-connection buffers and its
 //! body channel, and a publish on a connection [`super::plain`] was
 //! reading would move the whole connection to hyper for good. So a `POST`
 //! of the stream path whose body has a `Content-Length` within the hub's
-//! body limit is read here ([`read_body`]): the body becomes one `Bytes`,
-//! the request goes through the same router as every other request, and
-//! the answer is written as `plain` writes any whole response. The
-//! connection stays on the lean path for its next request.
+//! body limit is read here ([`read_body`]), into the buffer that holds its
+//! head. When the server serves the hub's own router, the hub's publish
+//! endpoint (`http::PublishEndpoint`) answers it from that buffer, with
+//! the router's checks and answers but none of its structures; otherwise
+//! (an application's router) it goes through the router. Either way the
+//! connection stays on the lean path for its next request, and the buffer
+//! with it ([`rest`]).
 //!
 //! Everything else about a publish stays with hyper, with the same
 //! answers as before: chunked bodies, `Expect: 100-continue`, a missing or
@@ -18,11 +21,14 @@
 
 use std::io;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 /// Most room made for a body beyond the bytes that arrived.
 const READ_AHEAD: usize = 64 * 1024;
+
+/// Most capacity a connection's buffer keeps between requests: a long
+/// body's room is given back.
+const KEPT: usize = 8 * 1024;
 
 /// Whether a publish whose body is `body_len` bytes is served here, with
 /// the hub's body limit `limit`: a longer one goes to hyper, whose answer
@@ -32,30 +38,31 @@ pub(super) fn served_here(body_len: u64, limit: usize) -> bool {
     body_len <= limit as u64
 }
 
-/// Reads a body of `len` bytes, `read` holding what came after the head
-/// already. Returns the body and the bytes read past it (the start of a
-/// pipelined next request), or `None` when the client closed the
-/// connection before the body was whole.
-pub(super) async fn read_body<R>(
-    io: &mut R,
-    mut read: Vec<u8>,
-    len: usize,
-) -> io::Result<Option<(Bytes, Vec<u8>)>>
+/// Reads until `buf` holds at least `end` bytes (the head, then the whole
+/// body); `false` when the client closed the connection first.
+pub(super) async fn read_body<R>(io: &mut R, buf: &mut Vec<u8>, end: usize) -> io::Result<bool>
 where
     R: AsyncRead + Unpin,
 {
-    while read.len() < len {
+    while buf.len() < end {
         // Room for the rest of the body, but no more than a read's worth
         // ahead of what arrived: a declared length is only a promise.
-        read.reserve((len - read.len()).min(READ_AHEAD));
-        if io.read_buf(&mut read).await? == 0 {
-            return Ok(None);
+        buf.reserve((end - buf.len()).min(READ_AHEAD));
+        if io.read_buf(buf).await? == 0 {
+            return Ok(false);
         }
     }
-    // Usually nothing follows the body, and `split_off` then allocates
-    // nothing.
-    let rest = read.split_off(len);
-    Ok(Some((Bytes::from(read), rest)))
+    Ok(true)
+}
+
+/// The connection's buffer once the request in its first `end` bytes is
+/// answered: the bytes after it (a pipelined next request) at its start.
+pub(super) fn rest(mut buf: Vec<u8>, end: usize) -> Vec<u8> {
+    buf.drain(..end);
+    if buf.capacity() > KEPT {
+        buf.shrink_to(KEPT.max(buf.len()));
+    }
+    buf
 }
 
 #[cfg(test)]
@@ -70,13 +77,12 @@ mod tests {
             client.write_all(b"ta=b&c=dNEXT").await.unwrap();
             client
         });
-        let (body, rest) = read_body(&mut server, b"da".to_vec(), 10)
-            .await
-            .unwrap()
-            .expect("a whole body");
-        assert_eq!(&body[..], b"data=b&c=d");
+        let mut buf = b"HEADda".to_vec();
+        assert!(read_body(&mut server, &mut buf, 14).await.unwrap());
+        assert_eq!(&buf[4..14], b"data=b&c=d");
         // What was read past the body is kept for the next request; the
         // rest of it is still in the pipe.
+        let rest = rest(buf, 14);
         assert!(b"NEXT".starts_with(&rest));
         drop(writer.await.unwrap());
     }
@@ -84,25 +90,33 @@ mod tests {
     #[tokio::test]
     async fn a_body_already_read_with_the_head_needs_no_read() {
         let (_client, mut server) = tokio::io::duplex(4);
-        let (body, rest) = read_body(&mut server, b"a=bGET /".to_vec(), 3)
-            .await
-            .unwrap()
-            .expect("a whole body");
-        assert_eq!(&body[..], b"a=b");
-        assert_eq!(rest, b"GET /");
-        let (body, rest) = read_body(&mut server, Vec::new(), 0)
-            .await
-            .unwrap()
-            .expect("an empty body");
-        assert!(body.is_empty() && rest.is_empty());
+        let mut buf = b"HEADa=bGET /".to_vec();
+        assert!(read_body(&mut server, &mut buf, 7).await.unwrap());
+        assert_eq!(rest(buf, 7), b"GET /");
+        let mut buf = b"HEAD".to_vec();
+        assert!(read_body(&mut server, &mut buf, 4).await.unwrap());
+        assert!(rest(buf, 4).is_empty());
     }
 
     #[tokio::test]
     async fn a_client_that_hangs_up_mid_body_ends_the_connection() {
         let (client, mut server) = tokio::io::duplex(64);
         drop(client);
-        let read = read_body(&mut server, b"a=".to_vec(), 10).await.unwrap();
-        assert!(read.is_none());
+        let mut buf = b"HEADa=".to_vec();
+        assert!(!read_body(&mut server, &mut buf, 14).await.unwrap());
+    }
+
+    #[test]
+    fn the_buffer_is_kept_but_a_long_body_s_room_is_given_back() {
+        let mut buf = Vec::with_capacity(4096);
+        buf.extend_from_slice(b"HEADBODY");
+        let kept = rest(buf, 8);
+        assert!(kept.is_empty());
+        assert_eq!(kept.capacity(), 4096, "the buffer is reused");
+        let long = vec![b'x'; 100 * 1024];
+        let kept = rest(long, 100 * 1024 - 3);
+        assert_eq!(kept, b"xxx");
+        assert!(kept.capacity() <= KEPT, "{}", kept.capacity());
     }
 
     #[test]

@@ -1,4 +1,5 @@
 use axum::http::header::HeaderName;
+use axum::http::{HeaderMap, HeaderValue};
 
 use super::*;
 
