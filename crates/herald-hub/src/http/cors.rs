@@ -128,8 +128,15 @@ pub(super) async fn cors(State(cors): State<Arc<Cors>>, request: Request, next: 
             );
         }
     }
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    vary_by_origin(headers);
     response
+}
+
+/// Says that an answer varies by `Origin`, as every answer under a CORS
+/// policy does (also those the publish endpoint gives without this
+/// middleware, `publish::Endpoint`).
+pub(super) fn vary_by_origin(headers: &mut HeaderMap) {
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 fn allow(headers: &mut HeaderMap, allowance: Allowance) {

@@ -6,7 +6,7 @@ use axum::http::header;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 
-use super::fields::Fields;
+use super::fields::{as_text, Fields};
 use super::Rejection;
 
 /// How far past the limit a refused body is still read, and dropped. A
@@ -61,11 +61,10 @@ pub(crate) async fn read_form(
 /// Refuses a body whose `Content-Type` is not
 /// `application/x-www-form-urlencoded`; an untyped body passes.
 pub(crate) fn check_form_type(headers: &impl Fields) -> Result<(), Rejection> {
-    if headers.first(&header::CONTENT_TYPE).is_none() {
+    let Some(content_type) = headers.first(&header::CONTENT_TYPE) else {
         return Ok(());
-    }
-    let essence = headers
-        .text(&header::CONTENT_TYPE)
+    };
+    let essence = as_text(content_type)
         .unwrap_or("")
         .split(';')
         .next()

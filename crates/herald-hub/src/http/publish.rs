@@ -12,7 +12,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::fields::Fields;
@@ -101,9 +101,7 @@ impl Endpoint {
         accepted.map_err(|rejection| {
             let mut response = refused(&self.hub, rejection);
             if self.cors {
-                response
-                    .headers_mut()
-                    .append(header::VARY, HeaderValue::from_static("Origin"));
+                super::cors::vary_by_origin(response.headers_mut());
             }
             response
         })
