@@ -51,8 +51,8 @@ impl Inner {
         } else {
             writer.unsynced = true;
         }
-        self.publish_stats(&writer);
-        drop(writer);
+        // The cache before the counters: whoever sees the new counters
+        // finds the cache agreeing with them.
         let mut cache = self.cache();
         for entry in &stored {
             cache.push(Arc::clone(entry));
@@ -60,6 +60,8 @@ impl Inner {
         if let Some(first) = first_kept {
             cache.trim_before(first);
         }
+        drop(cache);
+        self.publish_stats(&writer);
         Ok(stored)
     }
 
@@ -179,11 +181,12 @@ impl Inner {
         writer.unsynced = false;
         writer.last_sync = Instant::now();
         self.durable_seq.store(writer.last_seq, Ordering::Release);
-        self.publish_stats(&writer);
-        drop(writer);
+        // As in `append_blocking`: once the counters say the expired
+        // events are gone, a replay from the cache no longer finds them.
         if let Some(first) = first_kept {
             self.cache().trim_before(first);
         }
+        self.publish_stats(&writer);
         Ok(())
     }
 
