@@ -101,7 +101,7 @@ pub fn presented_token(
                 Source::Query => TokenSource::Query,
                 Source::Cookie(revision) => TokenSource::Cookie(revision),
             };
-            (p.token, source)
+            (p.token.into_owned(), source)
         })),
         Err(e) => Err(e.to_string()),
     }

@@ -121,7 +121,10 @@ impl Grants {
     /// Why these grants do not allow publishing to every one of `topics`
     /// (draft-08 §Publishers, draft-07 §Publication: all or nothing), or
     /// `None` when they do.
-    pub(crate) fn refuses_publish(&self, topics: &[Topic<'_>]) -> Option<String> {
+    pub(crate) fn refuses_publish<'t>(
+        &self,
+        topics: impl IntoIterator<Item = Topic<'t>>,
+    ) -> Option<String> {
         let claim = match self.revision {
             Revision::Draft07 => "\"mercure.publish\" claim",
             Revision::Draft08 => "\"publish\" authorization detail",
@@ -131,7 +134,7 @@ impl Grants {
             _ => return Some(format!("the token has no {claim}")),
         };
         topics
-            .iter()
+            .into_iter()
             .find(|topic| !allowed.iter().any(|m| m.matches(topic)))
             .map(|topic| {
                 format!(

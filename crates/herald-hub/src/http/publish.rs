@@ -176,15 +176,13 @@ async fn accept(
     let form = parse_publish(bytes, &shared.config.limits).map_err(Rejection::BadUpdate)?;
     // What no token can allow is refused before authorization looks at it.
     let update = hub.update_as(form, grants.revision).map_err(invalid)?;
-    let topics: Vec<Topic<'_>> = update
+    let topics = update
         .topics()
         .iter()
-        .map(|t| Topic::new(t, &shared.config.hub_url))
-        .collect();
-    if let Some(refusal) = grants.refuses_publish(&topics) {
+        .map(|t| Topic::new(t, &shared.config.hub_url));
+    if let Some(refusal) = grants.refuses_publish(topics) {
         return Err(Rejection::InsufficientScope(refusal));
     }
-    drop(topics);
     let topics = update.topics().len();
     let private = update.is_private();
     let id = hub.publish_update(update).await.map_err(invalid)?;

@@ -12,6 +12,7 @@
 //! ignoring it, so that a client learns why it is not authorized. For a
 //! `QUERY` subscription the form body counts as the query string.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use axum::http::header::{AUTHORIZATION, COOKIE};
@@ -43,9 +44,10 @@ pub(crate) enum TokenSource {
 
 /// A token found in a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PresentedToken {
-    /// The compact JWS.
-    pub(crate) token: String,
+pub(crate) struct PresentedToken<'a> {
+    /// The compact JWS, borrowed from the request unless decoded from a
+    /// query string.
+    pub(crate) token: Cow<'a, str>,
     /// Where it was found.
     pub(crate) source: TokenSource,
 }
@@ -86,11 +88,11 @@ impl From<PresentationError> for Rejection {
 /// raw query string); else the draft-08 cookie, then the draft-07 one, each
 /// when the hub speaks its revision. An empty parameter or cookie counts as
 /// absent.
-pub(crate) fn presented_token(
-    headers: &impl Fields,
+pub(crate) fn presented_token<'a>(
+    headers: &'a impl Fields,
     query: Option<&str>,
     protocol: Protocol,
-) -> Result<Option<PresentedToken>, PresentationError> {
+) -> Result<Option<PresentedToken<'a>>, PresentationError> {
     let found = |token, source| Ok(Some(PresentedToken { token, source }));
     let mut authorization = headers.all(&AUTHORIZATION);
     if let Some(value) = authorization.next() {
@@ -99,7 +101,7 @@ pub(crate) fn presented_token(
                 "send one Authorization header, not several",
             ));
         }
-        return found(bearer_token(value)?, TokenSource::Header);
+        return found(Cow::Borrowed(bearer_token(value)?), TokenSource::Header);
     }
     let in_query = query
         .map(|q| query_parameter(q, QUERY_PARAMETER))
@@ -124,7 +126,7 @@ pub(crate) fn presented_token(
                 "an access token (typ at+jwt) is never accepted in the query string or a QUERY body (draft-08): send it in the Authorization header or the __Secure-mercure_access_token cookie",
             ));
         }
-        return found(token, TokenSource::Query);
+        return found(Cow::Owned(token), TokenSource::Query);
     }
     for (name, revision) in [
         (ACCESS_TOKEN_COOKIE, Revision::Draft08),
@@ -132,7 +134,7 @@ pub(crate) fn presented_token(
     ] {
         if protocol.speaks(revision) {
             if let Some(token) = cookie(headers, name)? {
-                return found(token, TokenSource::Cookie(revision));
+                return found(Cow::Borrowed(token), TokenSource::Cookie(revision));
             }
         }
     }
@@ -140,7 +142,7 @@ pub(crate) fn presented_token(
 }
 
 /// `Bearer <token>`: the scheme is case-insensitive, the token one word.
-fn bearer_token(value: &[u8]) -> Result<String, PresentationError> {
+fn bearer_token(value: &[u8]) -> Result<&str, PresentationError> {
     const NOT_BEARER: PresentationError = PresentationError::Malformed(
         "the Authorization header must be a single \"Bearer <token>\"",
     );
@@ -153,13 +155,13 @@ fn bearer_token(value: &[u8]) -> Result<String, PresentationError> {
     if token.is_empty() || token.contains([' ', '\t']) {
         return Err(NOT_BEARER);
     }
-    Ok(token.to_owned())
+    Ok(token)
 }
 
 /// The first non-empty cookie `name` of all `Cookie` headers (`name=value`
 /// pairs separated by `;`, RFC 6265 §4.2; a value may be wrapped in double
 /// quotes).
-fn cookie(headers: &impl Fields, name: &str) -> Result<Option<String>, PresentationError> {
+fn cookie<'a>(headers: &'a impl Fields, name: &str) -> Result<Option<&'a str>, PresentationError> {
     for header in headers.all(&COOKIE) {
         for pair in header.split(|&b| b == b';') {
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
@@ -178,7 +180,7 @@ fn cookie(headers: &impl Fields, name: &str) -> Result<Option<String>, Presentat
             }
             let token = std::str::from_utf8(value)
                 .map_err(|_| PresentationError::Malformed("the token cookie is not UTF-8"))?;
-            return Ok(Some(token.to_owned()));
+            return Ok(Some(token));
         }
     }
     Ok(None)

@@ -236,20 +236,59 @@ fn decode_component(raw: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
 }
 
 fn decode_utf8(raw: &[u8]) -> Result<Cow<'_, str>, std::str::Utf8Error> {
-    if raw.contains(&b'+') {
-        let spaced: Vec<u8> = raw
-            .iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect();
-        let bytes: Vec<u8> = percent_decode(&spaced).collect();
-        return String::from_utf8(bytes)
-            .map(Cow::Owned)
-            .map_err(|e| e.utf8_error());
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(raw).map(Cow::Borrowed);
     }
-    match percent_decode(raw).into() {
-        Cow::Borrowed(bytes) => std::str::from_utf8(bytes).map(Cow::Borrowed),
-        Cow::Owned(bytes) => String::from_utf8(bytes)
-            .map(Cow::Owned)
-            .map_err(|e| e.utf8_error()),
+    // One allocation, as the value decoded is never longer than `raw`.
+    // A `+` is never inside an escape (`%` and two hex digits), so the
+    // parts between them decode on their own.
+    let mut bytes = Vec::with_capacity(raw.len());
+    for (i, part) in raw.split(|&b| b == b'+').enumerate() {
+        if i > 0 {
+            bytes.push(b' ');
+        }
+        bytes.extend(percent_decode(part));
+    }
+    String::from_utf8(bytes)
+        .map(Cow::Owned)
+        .map_err(|e| e.utf8_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plus_is_a_space_and_an_escaped_plus_a_plus() {
+        assert_eq!(decode_component(b"a+b%2Bc").unwrap(), "a b+c");
+        assert_eq!(decode_component(b"%C3%A9+").unwrap(), "\u{e9} ");
+        assert_eq!(decode_component(b"++").unwrap(), "  ");
+        assert!(matches!(
+            decode_component(b"plain").unwrap(),
+            Cow::Borrowed("plain")
+        ));
+        assert!(matches!(decode_component(b"%+2"), Err(DecodeError::Escape)));
+        assert!(matches!(decode_component(b"%FF"), Err(DecodeError::Utf8)));
+    }
+
+    proptest! {
+        /// What a component decodes to is what the `url` crate's form
+        /// decoder makes of it, whenever it decodes at all.
+        #[test]
+        fn a_component_decodes_as_form_urlencoded_does(raw in "([a-z+ \u{e9}]|%[0-9A-Fa-f]{2}|%){0,12}") {
+            let ours = decode_component(raw.as_bytes());
+            let pair = format!("x={raw}");
+            let theirs = url::form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            match ours {
+                Ok(value) => prop_assert_eq!(value, theirs),
+                // Theirs is lossy where ours refuses.
+                Err(DecodeError::Utf8) => prop_assert!(theirs.contains(char::REPLACEMENT_CHARACTER)),
+                Err(DecodeError::Escape) => prop_assert!(raw.contains('%')),
+            }
+        }
     }
 }

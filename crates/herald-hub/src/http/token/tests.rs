@@ -27,7 +27,7 @@ fn find_for(
     protocol: Protocol,
 ) -> Result<Option<(String, TokenSource)>, PresentationError> {
     presented_token(&headers(pairs), query, protocol)
-        .map(|found| found.map(|p| (p.token, p.source)))
+        .map(|found| found.map(|p| (p.token.into_owned(), p.source)))
 }
 
 fn some(
