@@ -352,20 +352,49 @@ mod tests {
     use crate::history::{HistoryStats, MemoryHistory};
     use crate::metrics::Metrics;
 
-    /// A memory history whose appends each wait for a permit.
+    /// A memory history that says `at_once` of its appends whatever
+    /// they do (a durable backend's `false` sends publishers through the
+    /// writer task; `true` from one whose appends wait is a broken
+    /// promise), and whose appends each wait for one of its `permits`.
     #[derive(Debug)]
-    struct Gated {
+    struct Says {
         inner: MemoryHistory,
+        at_once: bool,
         permits: Semaphore,
+        /// Appends begun, waiting for their permit or past it.
         started: AtomicUsize,
     }
 
+    impl Says {
+        /// Appends that wait until the test adds permits.
+        fn gated(at_once: bool) -> Arc<Says> {
+            Says::new(at_once, 0, 100)
+        }
+
+        /// Appends that never wait, whatever they are said to do.
+        fn open(at_once: bool, capacity: usize) -> Arc<Says> {
+            Says::new(at_once, Semaphore::MAX_PERMITS, capacity)
+        }
+
+        fn new(at_once: bool, permits: usize, capacity: usize) -> Arc<Says> {
+            Arc::new(Says {
+                inner: MemoryHistory::new(capacity),
+                at_once,
+                permits: Semaphore::new(permits),
+                started: AtomicUsize::new(0),
+            })
+        }
+    }
+
     #[async_trait]
-    impl History for Gated {
+    impl History for Says {
         async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
             self.started.fetch_add(1, Ordering::SeqCst);
             self.permits.acquire().await.unwrap().forget();
             self.inner.append(batch).await
+        }
+        fn appends_at_once(&self) -> bool {
+            self.at_once
         }
         async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
             self.inner.seq_of(id).await
@@ -436,14 +465,6 @@ mod tests {
         panic!("{what} never happened");
     }
 
-    fn gated() -> Arc<Gated> {
-        Arc::new(Gated {
-            inner: MemoryHistory::new(100),
-            permits: Semaphore::new(0),
-            started: AtomicUsize::new(0),
-        })
-    }
-
     fn nothing_queued(inbox: &mut Inbox) -> bool {
         std::future::poll_fn(|cx| inbox.poll_recv(cx))
             .now_or_never()
@@ -456,7 +477,7 @@ mod tests {
     /// at how long that takes.
     #[tokio::test(start_paused = true)]
     async fn a_batch_is_dispatched_while_the_next_commits_and_never_before_its_own_commit() {
-        let history = gated();
+        let history = Says::gated(false);
         let (publisher, _registration, mut inbox) = publisher_with_subscriber(history.clone(), 16);
         // The first append waits: from then on the writer task appends.
         history.permits.add_permits(1);
@@ -495,7 +516,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_append_that_waits_is_dispatched_even_if_its_publisher_goes_away() {
-        let history = gated();
+        let history = Says::gated(false);
         let (publisher, _registration, mut inbox) = publisher_with_subscriber(history.clone(), 16);
         let gone = tokio::spawn({
             let publisher = publisher.clone();
@@ -515,39 +536,6 @@ mod tests {
         assert_eq!(publisher.publish(update("b")).await.unwrap().seq, 2);
         assert_eq!(next(&mut inbox).await, "b");
         assert!(nothing_queued(&mut inbox));
-    }
-
-    /// `inner`, saying `at_once` of its appends whatever they do: a memory
-    /// history that says they may wait (as a durable backend: publishers
-    /// go through the writer task), or a gated one that says they never
-    /// wait although they do.
-    #[derive(Debug)]
-    struct Says {
-        inner: Arc<dyn History>,
-        at_once: bool,
-    }
-
-    #[async_trait]
-    impl History for Says {
-        async fn append(&self, batch: Vec<NewEntry>) -> Result<Vec<Arc<Entry>>, HistoryError> {
-            self.inner.append(batch).await
-        }
-        fn appends_at_once(&self) -> bool {
-            self.at_once
-        }
-        async fn seq_of(&self, id: &str) -> Result<Option<u64>, HistoryError> {
-            self.inner.seq_of(id).await
-        }
-        async fn read_after(
-            &self,
-            after: u64,
-            limit: usize,
-        ) -> Result<Vec<Arc<Entry>>, HistoryError> {
-            self.inner.read_after(after, limit).await
-        }
-        fn stats(&self) -> HistoryStats {
-            self.inner.stats()
-        }
     }
 
     #[tokio::test]
@@ -570,12 +558,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_append_that_waits_after_promising_not_to_is_refused_not_awaited() {
-        let gated = gated();
-        let history: Arc<dyn History> = Arc::new(Says {
-            inner: Arc::clone(&gated) as Arc<dyn History>,
-            at_once: true,
-        });
-        let (publisher, _registration, mut inbox) = publisher_with_subscriber(history, 16);
+        let gated = Says::gated(true);
+        let (publisher, _registration, mut inbox) = publisher_with_subscriber(gated.clone(), 16);
         let refused = publisher
             .publish(update("a"))
             .now_or_never()
@@ -604,11 +588,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_publishers_through_the_writer_are_dispatched_in_history_order() {
-        let history: Arc<dyn History> = Arc::new(Says {
-            inner: Arc::new(MemoryHistory::new(10_000)),
-            at_once: false,
-        });
-        concurrent_publishers_in_order(history).await;
+        concurrent_publishers_in_order(Says::open(false, 10_000)).await;
     }
 
     async fn concurrent_publishers_in_order(history: Arc<dyn History>) {
