@@ -116,7 +116,12 @@ pub(crate) async fn verify_publisher(shared: &Shared, token: &str) -> Result<Arc
                 .insert(token, Arc::clone(&grants), not_before, now);
             Ok(grants)
         }
-        // Access tokens, and the refusals: as without the cache.
-        None => verify(shared, token, Role::Publisher).await.map(Arc::new),
+        // Access tokens, and the refusals: as without the cache. Boxed:
+        // this path's future (a key set fetch, maybe) is larger than the
+        // rest of a publish's, and would size every connection's request
+        // loop (`server::plain`) otherwise.
+        None => Box::pin(verify(shared, token, Role::Publisher))
+            .await
+            .map(Arc::new),
     }
 }

@@ -78,21 +78,34 @@ impl RawHead<'_> {
     /// The request as the router takes it, or `None` when its target or
     /// a field is not what `http` accepts (hyper answers those).
     pub(crate) fn request(&self, method: Method, target: Range<usize>) -> Option<Request<Body>> {
-        let target = Bytes::copy_from_slice(&self.buf[target]);
-        let uri = Uri::from_maybe_shared(target).ok()?;
-        let mut headers = HeaderMap::with_capacity(self.fields.len());
-        for field in self.fields {
-            let name = HeaderName::from_bytes(self.name_of(field)).ok()?;
-            let value = HeaderValue::from_bytes(self.value_of(field)).ok()?;
-            headers.append(name, value);
-        }
-        let mut request = Request::new(Body::empty());
-        *request.method_mut() = method;
-        *request.uri_mut() = uri;
-        *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = headers;
-        Some(request)
+        let fields = self
+            .fields
+            .iter()
+            .map(|f| (self.name_of(f), self.value_of(f)));
+        request(method, &self.buf[target], fields)
     }
+}
+
+/// A request for the router from a head's parts, or `None` when its
+/// target or a field is not what `http` accepts.
+fn request<'a>(
+    method: Method,
+    target: &[u8],
+    fields: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Option<Request<Body>> {
+    let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(target)).ok()?;
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        let name = HeaderName::from_bytes(name).ok()?;
+        let value = HeaderValue::from_bytes(value).ok()?;
+        headers.append(name, value);
+    }
+    let mut request = Request::new(Body::empty());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Some(request)
 }
 
 impl Fields for RawHead<'_> {
@@ -107,8 +120,8 @@ impl Fields for RawHead<'_> {
     }
 }
 
-/// Parses a request head, recording its fields in `fields` (cleared
-/// first). A plain `GET` of `stream_path` over HTTP/1.1, without a body or
+/// Parses a request head, recording a publish's fields in `fields`
+/// (cleared first). A plain `GET` of `stream_path` over HTTP/1.1, without a body or
 /// an upgrade, is a subscription served here; a `POST` of it with one
 /// `Content-Length` (no `Transfer-Encoding`, `Expect` or upgrade) is a
 /// publish served here.
@@ -136,9 +149,15 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str, fields: &mut Vec<FieldAt>) ->
     if target.split('?').next() != Some(stream_path) {
         return Parsed::ForHyper;
     }
-    // A query must be one `http` takes (a publish answered without the
-    // router builds no `Uri`); the path is `stream_path`, which it takes.
-    if target.len() > stream_path.len()
+    // A subscription's request is built here from httparse's fields; a
+    // publish's fields are recorded where they are in `buf`, for whoever
+    // answers it.
+    let publish = method == Method::POST;
+    // A publish's query must be one `http` takes (a publish answered
+    // without the router builds no `Uri`); the path is `stream_path`,
+    // which it takes.
+    if publish
+        && target.len() > stream_path.len()
         && Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())).is_err()
     {
         return Parsed::ForHyper;
@@ -166,19 +185,19 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str, fields: &mut Vec<FieldAt>) ->
         if is(&header::CONNECTION) && has_token(field.value, "close") {
             keep_alive = false;
         }
-        fields.push(FieldAt {
-            name: span(name),
-            value: span(field.value),
-        });
+        if publish {
+            fields.push(FieldAt {
+                name: span(name),
+                value: span(field.value),
+            });
+        }
     }
-    let target = span(target.as_bytes());
-    let target = target.0 as usize..target.1 as usize;
-    if method == Method::GET {
+    if !publish {
         if !no_body {
             return Parsed::ForHyper;
         }
-        let raw = RawHead { buf, fields };
-        let Some(request) = raw.request(Method::GET, target) else {
+        let fields = head.headers.iter().map(|f| (f.name.as_bytes(), f.value));
+        let Some(request) = request(Method::GET, target.as_bytes(), fields) else {
             return Parsed::ForHyper;
         };
         return Parsed::Subscription {
@@ -189,9 +208,10 @@ pub(crate) fn parse(buf: &[u8], stream_path: &str, fields: &mut Vec<FieldAt>) ->
     }
     // A publish needs exactly one valid length: without one, or with
     // several, hyper reads (or refuses) the body its own way.
+    let (start, end) = span(target.as_bytes());
     match body_len.filter(|_| lengths == 1) {
         Some(body_len) => Parsed::Publish(PublishHead {
-            target,
+            target: start as usize..end as usize,
             keep_alive,
             head_len,
             body_len,

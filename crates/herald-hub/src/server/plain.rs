@@ -314,7 +314,10 @@ async fn answer_publish<S: Io>(
                     Some(_) => Err(io::Error::other("a refusal is not whole")),
                 }
             };
-            within_stall_limit(shared, whole).await
+            // Boxed: a refusal's answer is the largest state here, and
+            // would size every connection's request loop otherwise (all
+            // are allocated at that size while they read their head).
+            Box::pin(within_stall_limit(shared, whole)).await
         }
     }
 }
