@@ -117,9 +117,10 @@ pub(crate) async fn verify_publisher(shared: &Shared, token: &str) -> Result<Arc
             Ok(grants)
         }
         // Access tokens, and the refusals: as without the cache. Boxed:
-        // this path's future (a key set fetch, maybe) is larger than the
-        // rest of a publish's, and would size every connection's request
-        // loop (`server::plain`) otherwise.
+        // this path's future (an access token's verification may refresh
+        // the key set) is larger than the rest of a publish's, and would
+        // size every connection's request loop (`server::plain`)
+        // otherwise.
         None => Box::pin(verify(shared, token, Role::Publisher))
             .await
             .map(Arc::new),
