@@ -21,6 +21,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+mod counting;
+
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
@@ -28,12 +30,8 @@ const KEY: &[u8] = b"allocation-benchmark-key-long-enough-for-hs256";
 const TOPIC: &str = "https://example.com/books/1";
 
 fn main() {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
-    let (warm_up, measured) = if benchmarking { (200, 2_000) } else { (2, 5) };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let (warm_up, measured) = counting::warm_up_and_measured();
+    let runtime = counting::runtime();
     println!("allocations per publish (blocks / bytes), over {measured} publishes");
     for subscribers in [0, 10] {
         let socket = runtime.block_on(per_publish(Path::Socket, subscribers, warm_up, measured));

@@ -22,6 +22,8 @@ use herald_hub::{Hub, HubConfig, HUB_PATH};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
+mod counting;
+
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
@@ -30,12 +32,8 @@ const REQUEST: &str = "?topic=https%3A%2F%2Fexample.com%2Fbooks%2F1 HTTP/1.1\r\n
     user-agent: herald-bench\r\n\r\n";
 
 fn main() {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
-    let (warm_up, measured) = if benchmarking { (200, 2_000) } else { (2, 5) };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let (warm_up, measured) = counting::warm_up_and_measured();
+    let runtime = counting::runtime();
     let figures = runtime.block_on(per_subscriber(warm_up, measured));
     println!("heap per subscriber, over {measured} subscriptions (both ends of the socket)");
     println!(
