@@ -52,6 +52,14 @@ pub(crate) struct PublishHead {
     pub(crate) body_len: u64,
 }
 
+impl PublishHead {
+    /// Where the body is in the buffer: right after the head. (`body_len`
+    /// is within the hub's body limit once the lean path serves it.)
+    pub(crate) fn body(&self) -> Range<usize> {
+        self.head_len..self.head_len + self.body_len as usize
+    }
+}
+
 /// Where one header field's name and value are in a head's buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct FieldAt {

@@ -219,7 +219,7 @@ async fn requests<S: Io>(
                 rest,
             }) => (request, keep_alive, rest),
             Ok(Head::Publish { mut buf, head }) => {
-                let end = head.head_len + head.body_len as usize;
+                let end = head.body().end;
                 match publish::read_body(&mut tcp, &mut buf, end).await {
                     Err(e) => return Step::Done(Err(e.into())),
                     Ok(false) => return Step::Done(Ok(())),
@@ -297,7 +297,7 @@ async fn answer_publish<S: Io>(
 ) -> Result<(), ConnectionError> {
     // httparse's target is a `str` already.
     let target = std::str::from_utf8(&raw.buf[head.target.clone()]).unwrap_or("");
-    let body = &raw.buf[head.head_len..head.head_len + head.body_len as usize];
+    let body = &raw.buf[head.body()];
     match endpoint.publish(query(target), raw, body).await {
         Ok(id) => {
             answer.clear();
@@ -328,7 +328,7 @@ fn publish_request(
     head: &PublishHead,
 ) -> Option<Box<axum::http::Request<Body>>> {
     let mut request = raw.request(Method::POST, head.target.clone())?;
-    let body = &raw.buf[head.head_len..head.head_len + head.body_len as usize];
+    let body = &raw.buf[head.body()];
     *request.body_mut() = Body::from(Bytes::copy_from_slice(body));
     Some(Box::new(request))
 }
